@@ -1,0 +1,16 @@
+# bench_powerprop: `snakemake -c all` regenerates every table and figure of the active experiments.
+# Another config: `snakemake -c all --configfile configs/<name>.yaml`. Cluster: see README.
+
+
+configfile: "configs/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/oneshot.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,59 @@
+"""Checksummed, atomically written training checkpoints with fall-back to the previous good one.
+
+Each checkpoint is ``step_XXXXXXXX.pt`` plus a ``.sha256`` sidecar written after it;
+a checkpoint whose sidecar is missing or does not match is skipped, never loaded.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import torch
+
+from bench_powerprop.io import file_sha256, write_bytes_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_path(directory: Path, step: int) -> Path:
+    return Path(directory) / f"step_{step:08d}.pt"
+
+
+def save_checkpoint(directory: Path, step: int, state: dict, keep: int = 2) -> Path:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    path = checkpoint_path(directory, step)
+    write_bytes_atomic(path, buffer.getvalue())
+    write_text_atomic(_sidecar(path), file_sha256(path) + "\n")
+    _remove_all_but_newest(Path(directory), keep)
+    return path
+
+
+def load_latest_checkpoint(directory: Path) -> dict | None:
+    """The newest checkpoint whose checksum verifies, or None when there is none."""
+    for path in reversed(_checkpoints(Path(directory))):
+        if _verified(path):
+            return torch.load(path, map_location="cpu", weights_only=False)
+        log.warning("checkpoint %s failed its checksum; falling back to an older one", path)
+    return None
+
+
+def _verified(path: Path) -> bool:
+    sidecar = _sidecar(path)
+    return sidecar.is_file() and sidecar.read_text().strip() == file_sha256(path)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _checkpoints(directory: Path) -> list[Path]:
+    return sorted(directory.glob("step_*.pt")) if directory.is_dir() else []
+
+
+def _remove_all_but_newest(directory: Path, keep: int) -> None:
+    for path in _checkpoints(directory)[:-keep]:
+        path.unlink(missing_ok=True)
+        _sidecar(path).unlink(missing_ok=True)

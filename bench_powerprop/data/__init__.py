@@ -1,0 +1,1 @@
+"""Datasets: small in-memory arrays (digits, MNIST IDX) and FFCV .beton pipelines (vision)."""

@@ -1,0 +1,130 @@
+"""In-memory classification data: scikit-learn's bundled digits, or MNIST from local IDX files.
+
+Both give flattened float features in [0, 1] and a fixed stratified train/val/test split.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass
+class ArraySplits:
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def num_features(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def num_classes(self) -> int:
+        return int(torch.cat([self.y_train, self.y_val, self.y_test]).max()) + 1
+
+    def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
+
+
+def load_arrays(data_cfg: dict) -> ArraySplits:
+    loaders = {"digits": load_digits, "mnist": load_mnist}
+    return loaders[data_cfg["name"]](data_cfg)
+
+
+def load_digits(data_cfg: dict) -> ArraySplits:
+    from sklearn.datasets import load_digits as sklearn_digits
+    from sklearn.model_selection import train_test_split
+
+    features, labels = sklearn_digits(return_X_y=True)
+    features = features / 16.0
+    seed = data_cfg.get("split_seed", 0)
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        features, labels, test_size=data_cfg.get("test_fraction", 0.2), stratify=labels, random_state=seed
+    )
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=data_cfg.get("val_fraction", 0.1) / (1 - data_cfg.get("test_fraction", 0.2)),
+        stratify=y_rest, random_state=seed,
+    )
+    return _to_tensors(x_train, y_train, x_val, y_val, x_test, y_test)
+
+
+def load_mnist(data_cfg: dict) -> ArraySplits:
+    from sklearn.model_selection import train_test_split
+
+    root = Path(data_cfg["root"])
+    arrays = {key: read_idx(find_idx_file(root, stem)) for key, stem in MNIST_FILES.items()}
+    x_all = arrays["train_images"].reshape(len(arrays["train_images"]), -1) / 255.0
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_all, arrays["train_labels"], test_size=data_cfg.get("val_size", 5000),
+        stratify=arrays["train_labels"], random_state=data_cfg.get("split_seed", 0),
+    )
+    x_test = arrays["test_images"].reshape(len(arrays["test_images"]), -1) / 255.0
+    return _to_tensors(x_train, y_train, x_val, y_val, x_test, arrays["test_labels"])
+
+
+def find_idx_file(root: Path, stem: str) -> Path:
+    """The IDX file ``stem`` in ``root``, plain or gzipped (also accepts the ``.`` → ``-`` variant)."""
+    candidates = [stem, stem.replace("-idx", ".idx"), stem + ".gz", stem.replace("-idx", ".idx") + ".gz"]
+    for name in candidates:
+        if (root / name).is_file():
+            return root / name
+    raise FileNotFoundError(f"MNIST file {stem} (or .gz) not found in {root}")
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Parse an IDX file (the MNIST format): magic, dimension sizes, then big-endian data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    dtype_code, ndim = raw[2], raw[3]
+    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=dtypes[dtype_code], offset=4 + 4 * ndim).reshape(shape)
+
+
+def _to_tensors(*arrays) -> ArraySplits:
+    tensors = []
+    for i, array in enumerate(arrays):
+        dtype = torch.float32 if i % 2 == 0 else torch.int64
+        tensors.append(torch.as_tensor(np.asarray(array), dtype=dtype))
+    return ArraySplits(*tensors)
+
+
+class ShuffledBatches:
+    """Endless minibatches: a fresh seeded permutation every epoch; resumable exactly."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int):
+        self.features, self.labels, self.batch_size = features, labels, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+        self.order = torch.randperm(len(labels), generator=self.generator)
+        self.cursor = 0
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.cursor + self.batch_size > len(self.order):
+            self.order = torch.randperm(len(self.labels), generator=self.generator)
+            self.cursor = 0
+        index = self.order[self.cursor: self.cursor + self.batch_size]
+        self.cursor += self.batch_size
+        return self.features[index], self.labels[index]
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "order": self.order.clone(), "cursor": self.cursor}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.order, self.cursor = state["order"].clone(), state["cursor"]

@@ -1,0 +1,77 @@
+"""A *task* is what the trainer needs from a dataset: batches to train on and accuracy to report.
+
+``build_task(data_cfg)`` picks the implementation by ``data_cfg['name']``; vision
+datasets read through FFCV register themselves here too.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import torch
+from torch import nn
+
+TASK_BUILDERS: dict[str, Callable[[dict], "Task"]] = {}
+
+
+class BatchSource(Protocol):
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def state_dict(self) -> dict: ...
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class Task(Protocol):
+    input_shape: tuple[int, ...]
+    num_classes: int
+
+    def train_batches(self, batch_size: int, seed: int) -> BatchSource: ...
+    def accuracy(self, model: nn.Module, split: str) -> float: ...
+
+
+def register_task(*names: str):
+    def decorator(builder):
+        for name in names:
+            TASK_BUILDERS[name] = builder
+        return builder
+
+    return decorator
+
+
+def build_task(data_cfg: dict) -> "Task":
+    if data_cfg["name"] not in TASK_BUILDERS:
+        raise KeyError(f"unknown dataset {data_cfg['name']!r}; known: {sorted(TASK_BUILDERS)}")
+    return TASK_BUILDERS[data_cfg["name"]](data_cfg)
+
+
+@torch.no_grad()
+def batched_accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor, batch_size: int = 2048) -> float:
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(labels), batch_size):
+        logits = model(features[start: start + batch_size])
+        correct += int((logits.argmax(dim=1) == labels[start: start + batch_size]).sum())
+    model.train(was_training)
+    return correct / len(labels)
+
+
+class ArrayTask:
+    """Digits or MNIST held in memory as tensors."""
+
+    def __init__(self, data_cfg: dict):
+        from bench_powerprop.data.arrays import load_arrays
+
+        self.splits = load_arrays(data_cfg)
+        self.input_shape = (self.splits.num_features,)
+        self.num_classes = self.splits.num_classes
+
+    def train_batches(self, batch_size: int, seed: int):
+        from bench_powerprop.data.arrays import ShuffledBatches
+
+        return ShuffledBatches(self.splits.x_train, self.splits.y_train, batch_size, seed)
+
+    def accuracy(self, model: nn.Module, split: str) -> float:
+        return batched_accuracy(model, *self.splits.split(split))
+
+
+register_task("digits", "mnist")(ArrayTask)

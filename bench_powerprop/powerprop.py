@@ -1,0 +1,170 @@
+"""Powerpropagation (Schwarz et al., NeurIPS 2021) as an in-place model conversion.
+
+A converted layer stores φ in its ``weight`` parameter and computes with the
+effective weight θ = φ·|φ|^(α−1). Masks (for sparse training) are buffers on the
+layer: ``weight_mask`` multiplies θ in the forward pass and ``weight_grad_mask``
+(when set, e.g. Top-KAST's backward set) replaces it in the backward pass.
+Biases and normalisation parameters are never powered.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MASK_BUFFERS = ("weight_mask", "weight_grad_mask")
+
+
+class _EffectiveWeight(torch.autograd.Function):
+    """θ = φ·|φ|^(α−1)·m with gradient α|φ|^(α−1)·m_b·∂L/∂θ.
+
+    Written by hand (rather than left to autograd) so the gradient is finite at
+    φ = 0 for 1 < α < 2, where autograd's product rule would form 0·∞.
+    """
+
+    @staticmethod
+    def forward(ctx, phi, alpha, forward_mask, backward_mask, grad_sink):
+        theta = phi if alpha == 1 else phi * _abs_pow(phi, alpha - 1)
+        if forward_mask is not None:
+            theta = theta * forward_mask
+        elif theta is phi:
+            theta = phi.clone()
+        ctx.alpha = alpha
+        ctx.grad_sink = grad_sink
+        ctx.save_for_backward(phi, forward_mask if backward_mask is None else backward_mask)
+        return theta
+
+    @staticmethod
+    def backward(ctx, grad_theta):
+        phi, mask = ctx.saved_tensors
+        if ctx.grad_sink is not None:
+            ctx.grad_sink.dense_grad = grad_theta.detach().clone()
+        grad_phi = grad_theta
+        if ctx.alpha != 1:
+            grad_phi = grad_phi * (ctx.alpha * _abs_pow(phi, ctx.alpha - 1))
+        if mask is not None:
+            grad_phi = grad_phi * mask
+        return grad_phi, None, None, None, None
+
+
+def _abs_pow(x: torch.Tensor, exponent: float) -> torch.Tensor:
+    magnitude = x.abs()
+    return magnitude if exponent == 1 else magnitude.pow(exponent)
+
+
+class PowerpropMixin:
+    """Shared behaviour of the powerprop layer classes; ``weight`` holds φ."""
+
+    alpha: float = 1.0
+    capture_dense_grad: bool = False
+
+    def effective_weight(self) -> torch.Tensor:
+        mask, grad_mask = self.weight_mask, self.weight_grad_mask
+        if self.alpha == 1 and mask is None and not self.capture_dense_grad:
+            return self.weight
+        sink = self if self.capture_dense_grad else None
+        return _EffectiveWeight.apply(self.weight, self.alpha, mask, grad_mask, sink)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in MASK_BUFFERS:
+            key = prefix + name
+            if key in state_dict:
+                self._buffers[name] = state_dict[key].detach().clone().to(self.weight.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, alpha={self.alpha:g}"
+
+
+class PowerpropLinear(PowerpropMixin, nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+class PowerpropConv2d(PowerpropMixin, nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+_POWERPROP_CLASS = {nn.Linear: PowerpropLinear, nn.Conv2d: PowerpropConv2d}
+_POWERPROP_CLASS.update({cls: cls for cls in (PowerpropLinear, PowerpropConv2d)})
+
+
+def _convertible(module: nn.Module) -> bool:
+    return type(module) in _POWERPROP_CLASS
+
+
+def _check_supported(name: str, module: nn.Module) -> None:
+    if isinstance(module, (nn.Linear, nn.Conv2d)) and not _convertible(module):
+        raise TypeError(
+            f"powerpropify: layer {name!r} is a {type(module).__name__}, a subclass of "
+            f"nn.Linear/nn.Conv2d with its own forward; only plain nn.Linear and nn.Conv2d are supported"
+        )
+
+
+def phi_from_theta(theta: torch.Tensor, alpha: float) -> torch.Tensor:
+    """φ = sign(θ)·|θ|^(1/α): the stored value whose effective weight is θ."""
+    if alpha == 1:
+        return theta.clone()
+    return torch.sign(theta) * theta.abs().pow(1.0 / alpha)
+
+
+def theta_from_phi(phi: torch.Tensor, alpha: float) -> torch.Tensor:
+    return phi.clone() if alpha == 1 else phi * _abs_pow(phi, alpha - 1)
+
+
+def convert_layer(module: nn.Module, alpha: float) -> nn.Module:
+    """Turn one plain Linear/Conv2d into its powerprop class, keeping θ unchanged."""
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    theta = effective_weight_of(module).detach()
+    if not isinstance(module, PowerpropMixin):
+        module.__class__ = _POWERPROP_CLASS[type(module)]
+        for name in MASK_BUFFERS:
+            module.register_buffer(name, None)
+    module.alpha = float(alpha)
+    with torch.no_grad():
+        module.weight.copy_(phi_from_theta(theta, alpha))
+    return module
+
+
+def powerpropify(model: nn.Module, alpha: float) -> nn.Module:
+    """Convert every nn.Linear/nn.Conv2d weight of ``model`` in place; returns the model.
+
+    θ is preserved: φ = sign(θ₀)|θ₀|^(1/α). With α = 1 the outputs are bit-identical.
+    """
+    for name, module in model.named_modules():
+        _check_supported(name, module)
+        if _convertible(module):
+            convert_layer(module, alpha)
+    return model
+
+
+def effective_weight_of(module: nn.Module) -> torch.Tensor:
+    if isinstance(module, PowerpropMixin):
+        with torch.no_grad():
+            theta = theta_from_phi(module.weight, module.alpha)
+            return theta if module.weight_mask is None else theta * module.weight_mask
+    return module.weight
+
+
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """Ordered ``{'<module>.weight': module}`` for every Linear/Conv2d layer (the prunable ones)."""
+    return {
+        f"{name}.weight" if name else "weight": module
+        for name, module in model.named_modules()
+        if isinstance(module, (nn.Linear, nn.Conv2d))
+    }
+
+
+def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{param_name: θ}`` (detached, masks applied) for every Linear/Conv2d weight."""
+    return {name: effective_weight_of(module).detach() for name, module in weight_layers(model).items()}
+
+
+def model_alpha(model: nn.Module) -> float:
+    alphas = {m.alpha for m in model.modules() if isinstance(m, PowerpropMixin)}
+    if len(alphas) > 1:
+        raise ValueError(f"model mixes powerprop exponents {sorted(alphas)}")
+    return alphas.pop() if alphas else 1.0

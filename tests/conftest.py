@@ -1,0 +1,35 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+SNAKEMAKE = [PYTHON, "-m", "snakemake"]
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_torch():
+    torch.manual_seed(0)
+    yield
+
+
+def run_snakemake(*args, cwd=REPO, timeout=600, check=True, env=None):
+    """Run the real Snakemake CLI on this repository's Snakefile."""
+    command = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(cwd), *args]
+    environment = {**os.environ, **(env or {})}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=environment)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A scratch working directory for Snakemake with the repo's configs and profile reachable."""
+    for name in ("configs", "profiles"):
+        (tmp_path / name).symlink_to(REPO / name)
+    return tmp_path

@@ -1,0 +1,114 @@
+"""Powerprop reparameterisation: gradients, init, identity at α = 1, which parameters are powered."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from bench_powerprop.powerprop import (
+    PowerpropConv2d,
+    PowerpropLinear,
+    _EffectiveWeight,
+    effective_weights,
+    phi_from_theta,
+    powerpropify,
+)
+
+ALPHAS = [1.0, 1.5, 2.0, 3.0, 4.0, 5.0]
+
+
+def small_net():
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_gradient_matches_analytic_formula(alpha):
+    """dL/dφ = α|φ|^(α−1) · dL/dθ, with dL/dθ from a plain (unconverted) copy of the layer."""
+    torch.manual_seed(1)
+    layer = nn.Linear(5, 3)
+    reference = copy.deepcopy(layer)
+    powerpropify(layer, alpha)
+    x = torch.randn(8, 5)
+    layer(x).pow(2).sum().backward()
+    reference(x).pow(2).sum().backward()
+    phi = layer.weight.detach()
+    expected = alpha * phi.abs().pow(alpha - 1) * reference.weight.grad
+    torch.testing.assert_close(layer.weight.grad, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(layer.bias.grad, reference.bias.grad)
+
+
+@pytest.mark.parametrize("alpha", [2.0, 3.0, 4.5])
+def test_gradient_equals_autograd_of_the_definition(alpha):
+    phi = torch.randn(6, 4, dtype=torch.float64, requires_grad=True)
+    auto = phi * phi.abs().pow(alpha - 1)
+    upstream = torch.randn_like(auto)
+    (auto_grad,) = torch.autograd.grad(auto, phi, upstream)
+    mine = _EffectiveWeight.apply(phi, alpha, None, None, None)
+    (my_grad,) = torch.autograd.grad(mine, phi, upstream)
+    torch.testing.assert_close(my_grad, auto_grad)
+    assert torch.autograd.gradcheck(lambda p: _EffectiveWeight.apply(p, alpha, None, None, None), (phi,))
+
+
+def test_gradient_finite_at_zero_for_fractional_alpha():
+    phi = torch.tensor([0.0, 0.5, -0.5], requires_grad=True)
+    _EffectiveWeight.apply(phi, 1.5, None, None, None).sum().backward()
+    assert torch.isfinite(phi.grad).all()
+    assert phi.grad[0] == 0
+
+
+@pytest.mark.parametrize("alpha", ALPHAS)
+def test_effective_init_equals_original(alpha):
+    net = small_net()
+    before = {name: theta.clone() for name, theta in effective_weights(net).items()}
+    powerpropify(net, alpha)
+    after = effective_weights(net)
+    assert before.keys() == after.keys()
+    for name in before:
+        torch.testing.assert_close(after[name], before[name], rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(net[4].weight.detach(), phi_from_theta(before["4.weight"], alpha))
+
+
+def test_alpha_one_is_bit_identical():
+    net = small_net().eval()
+    x = torch.randn(3, 1, 8, 8)
+    expected = net(x)
+    powerpropify(net, 1.0)
+    assert torch.equal(net(x), expected)
+    assert isinstance(net[0], PowerpropConv2d) and isinstance(net[4], PowerpropLinear)
+
+
+def test_only_linear_and_conv_weights_are_powered():
+    net = small_net()
+    bias_before = net[4].bias.detach().clone()
+    bn_before = copy.deepcopy(net[1].state_dict())
+    powerpropify(net, 3.0)
+    assert torch.equal(net[4].bias, bias_before)
+    for key, value in net[1].state_dict().items():
+        assert torch.equal(value, bn_before[key])
+    assert not hasattr(net[1], "alpha")
+    assert sum(isinstance(m, (PowerpropConv2d, PowerpropLinear)) for m in net.modules()) == 2
+
+
+def test_rich_get_richer():
+    """With α > 1 the same upstream gradient moves large weights more than small ones."""
+    layer = powerpropify(nn.Linear(2, 1, bias=False), 2.0)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[0.1, 1.0]]))
+    layer(torch.ones(1, 2)).sum().backward()
+    assert layer.weight.grad[0, 1] > 5 * layer.weight.grad[0, 0]
+
+
+def test_state_dict_round_trip_keeps_masks():
+    net = powerpropify(small_net(), 2.0)
+    net[4].weight_mask = (torch.rand_like(net[4].weight) > 0.5).float()
+    fresh = powerpropify(small_net(), 2.0)
+    fresh.load_state_dict(net.state_dict())
+    assert torch.equal(fresh[4].weight_mask, net[4].weight_mask)
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.equal(fresh.eval()(x), net.eval()(x))
+
+
+def test_rejects_nonpositive_alpha():
+    with pytest.raises(ValueError, match="alpha"):
+        powerpropify(nn.Linear(2, 2), 0.0)

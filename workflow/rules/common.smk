@@ -1,0 +1,127 @@
+# Config validation, the grid, and every path/parameter helper the rules use.
+import json
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from bench_powerprop.config import cell_spec, format_number, grid_cells, validate_or_exit
+from bench_powerprop.io import spec_hash
+
+
+validate_or_exit(config)
+
+RESULTS = config.get("results_dir", "results")
+CHECKPOINTS = config.get("checkpoint_dir", "checkpoints")
+PYTHON = sys.executable
+CELLS = grid_cells(config)
+CELL_PATH = "{experiment}/runs/method~{method}/alpha~{alpha}/sparsity~{sparsity}/seed~{seed}"
+
+
+wildcard_constraints:
+    experiment="[A-Za-z0-9_]+",
+    method="[a-z0-9_]+",
+    alpha="[0-9.e+-]+",
+    sparsity="[0-9.e+-]+",
+    seed="[0-9]+",
+
+
+def experiment_config(name):
+    return config["experiments"][name]
+
+
+def experiments_of_kind(kind):
+    return [name for name in config["active_experiments"] if experiment_config(name)["kind"] == kind]
+
+
+def cells_of(experiment):
+    return [cell for cell in CELLS if cell.experiment == experiment]
+
+
+def cell_of(wildcards):
+    for cell in CELLS:
+        if cell.wildcards == {key: wildcards[key] for key in cell.wildcards}:
+            return cell
+    raise ValueError(f"no grid cell matches {dict(wildcards)}")
+
+
+# -- paths -------------------------------------------------------------------------------
+def run_file(name):
+    """Pattern of a file in a cell's run directory (wildcards left in)."""
+    return f"{RESULTS}/{CELL_PATH}/{name}"
+
+
+def cell_log(step):
+    return f"{RESULTS}/{{experiment}}/logs/{step}/{CELL_PATH.split('/', 2)[2]}.log"
+
+
+def experiment_file(name):
+    return f"{RESULTS}/{{experiment}}/{name}"
+
+
+def experiment_log(step):
+    return f"{RESULTS}/{{experiment}}/logs/{step}.log"
+
+
+def run_dir_of(cell):
+    return f"{RESULTS}/" + CELL_PATH.format(**cell.wildcards)
+
+
+def cell_files(experiment, name):
+    return [f"{run_dir_of(cell)}/{name}" for cell in cells_of(experiment)]
+
+
+# -- params ------------------------------------------------------------------------------
+def train_spec_json(wildcards):
+    return json.dumps(cell_spec(config, cell_of(wildcards)), sort_keys=True)
+
+
+def run_dir(wildcards):
+    return run_dir_of(cell_of(wildcards))
+
+
+def checkpoint_dir(wildcards):
+    return f"{CHECKPOINTS}/" + CELL_PATH.format(**cell_of(wildcards).wildcards)
+
+
+def expected_hashes_json(wildcards):
+    cells = cells_of(wildcards.experiment)
+    return json.dumps({run_dir_of(cell): spec_hash(cell_spec(config, cell)) for cell in cells})
+
+
+def experiment_info_json(wildcards):
+    experiment = experiment_config(wildcards.experiment)
+    train = experiment["train"]
+    info = {
+        "name": wildcards.experiment,
+        "description": experiment.get("description", ""),
+        "data": experiment["data"]["name"],
+        "budget": f"{train['steps']} steps of batch {train['batch_size']}",
+    }
+    return json.dumps(info)
+
+
+def prune_json(wildcards):
+    return json.dumps(experiment_config(wildcards.experiment)["prune"])
+
+
+# -- resources (partition/account belong in profiles/slurm) ------------------------------
+def experiment_resource(name, default):
+    def lookup(wildcards):
+        return experiment_config(wildcards.experiment).get("resources", {}).get(name, default)
+
+    lookup.__name__ = f"experiment_{name}"
+    return lookup
+
+
+train_gpus = experiment_resource("gpu", 0)
+train_runtime = experiment_resource("runtime", 60)
+train_mem_mb = experiment_resource("mem_mb", 4000)
+train_threads = experiment_resource("threads", 1)
+
+
+# -- targets -----------------------------------------------------------------------------
+def all_targets():
+    targets = []
+    for experiment in experiments_of_kind("oneshot"):
+        targets += oneshot_targets(experiment)
+    return targets
