@@ -87,21 +87,18 @@ def run_aggregate_oneshot(args) -> int:
 
 
 def run_figures_oneshot(args) -> int:
-    import numpy as np
     import pandas as pd
-    import torch
 
-    from bench_powerprop.figures import accuracy_vs_weights_remaining, weight_histograms
+    from bench_powerprop.figures import accuracy_vs_weights_remaining, relative_magnitudes, weight_histograms
     from bench_powerprop.powerprop import effective_weights
     from bench_powerprop.train import load_trained_model
 
     accuracy_vs_weights_remaining(pd.read_csv(args.runs), args.accuracy_figure, args.title)
-    thetas = {}
+    magnitudes = {}
     for path in args.models:
         model, spec = load_trained_model(path)
-        thetas[spec["alpha"]] = torch.cat([theta.flatten() for theta in effective_weights(model).values()]).numpy()
-    weight_histograms({alpha: np.asarray(values) for alpha, values in thetas.items()}, args.histogram_figure,
-                      f"{args.title}: effective weights after training")
+        magnitudes[spec["alpha"]] = relative_magnitudes([theta.numpy() for theta in effective_weights(model).values()])
+    weight_histograms(magnitudes, args.histogram_figure, f"{args.title}: effective weights after training")
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,14 @@ def validate_or_exit(config: dict, schema_path=SCHEMA_PATH) -> None:
     except ConfigError as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def export_job_environment(repo_dir: str) -> None:
+    """Jobs run ``python -m bench_powerprop``: make ``python`` the interpreter running Snakemake
+    (also when its venv is not activated) and the package importable without installing it.
+    Under ``--sdm conda`` the rule's env is activated afterwards, so its python wins."""
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_dir), os.environ.get("PYTHONPATH")]))
 
 
 def grid_cells(config: dict) -> list[Cell]:

@@ -58,22 +58,24 @@ def _plot_alpha(axis, group: pd.DataFrame, colour, alpha: float) -> None:
         label = None
 
 
-def weight_histograms(thetas_by_alpha: dict[float, np.ndarray], path: Path, title: str) -> None:
-    """Histogram of all effective weights per α: Powerprop piles mass near zero."""
+def relative_magnitudes(thetas: list[np.ndarray]) -> np.ndarray:
+    """|θ| / max|θ| of its layer, all layers together (what layerwise magnitude pruning ranks)."""
+    return np.concatenate([np.abs(theta).ravel() / np.abs(theta).max() for theta in thetas])
+
+
+def weight_histograms(magnitudes_by_alpha: dict[float, np.ndarray], path: Path, title: str) -> None:
+    """Histogram of log10 relative |θ| per α: Powerprop moves mass towards zero (left)."""
     plt = _pyplot()
-    alphas = sorted(thetas_by_alpha)
-    figure, axes = plt.subplots(1, len(alphas), figsize=(3 * len(alphas), 3), sharey=True, squeeze=False)
+    alphas = sorted(magnitudes_by_alpha)
+    figure, axes = plt.subplots(1, len(alphas), figsize=(3 * len(alphas), 3.2), sharex=True, sharey=True, squeeze=False)
     for axis, alpha in zip(axes[0], alphas):
-        values = thetas_by_alpha[alpha]
-        limit = np.percentile(np.abs(values), 99.5) or 1.0
-        axis.hist(values, bins=101, range=(-limit, limit), color="tab:blue")
-        near_zero = np.mean(np.abs(values) < 0.01 * np.abs(values).max())
-        axis.set_title(f"α={alpha:g}\n{100 * near_zero:.0f}% within 1% of max|θ|", fontsize=9)
-        axis.set_xlabel("effective weight θ")
-        axis.set_yscale("log")
-    axes[0][0].set_ylabel("count")
+        magnitudes = magnitudes_by_alpha[alpha]
+        axis.hist(np.log10(magnitudes[magnitudes > 0]), bins=80, range=(-6, 0), color="tab:blue")
+        small = np.mean(magnitudes < 0.01)
+        axis.set_title(f"α={alpha:g}: {100 * small:.0f}% below 1% of layer max", fontsize=9)
+        axis.set_xlabel("log10 (|θ| / max |θ| in layer)")
+    axes[0][0].set_ylabel("number of weights")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     save_figure_atomic(figure, path, dpi=150)
     plt.close(figure)
-

@@ -4,15 +4,17 @@ import sys
 
 sys.path.insert(0, workflow.basedir)
 
-from bench_powerprop.config import cell_spec, format_number, grid_cells, validate_or_exit
+from bench_powerprop.config import cell_spec, export_job_environment, grid_cells, validate_or_exit
 from bench_powerprop.io import spec_hash
 
+
+export_job_environment(workflow.basedir)
 
 validate_or_exit(config)
 
 RESULTS = config.get("results_dir", "results")
 CHECKPOINTS = config.get("checkpoint_dir", "checkpoints")
-PYTHON = sys.executable
+CONDA_ENV = "../../environment.yml"
 CELLS = grid_cells(config)
 CELL_PATH = "{experiment}/runs/method~{method}/alpha~{alpha}/sparsity~{sparsity}/seed~{seed}"
 
@@ -63,7 +65,7 @@ def experiment_log(step):
 
 
 def run_dir_of(cell):
-    return f"{RESULTS}/" + CELL_PATH.format(**cell.wildcards)
+    return f"{RESULTS}/{CELL_PATH.format(**cell.wildcards)}"
 
 
 def cell_files(experiment, name):
@@ -80,7 +82,7 @@ def run_dir(wildcards):
 
 
 def checkpoint_dir(wildcards):
-    return f"{CHECKPOINTS}/" + CELL_PATH.format(**cell_of(wildcards).wildcards)
+    return f"{CHECKPOINTS}/{CELL_PATH.format(**cell_of(wildcards).wildcards)}"
 
 
 def expected_hashes_json(wildcards):
@@ -117,6 +119,34 @@ train_gpus = experiment_resource("gpu", 0)
 train_runtime = experiment_resource("runtime", 60)
 train_mem_mb = experiment_resource("mem_mb", 4000)
 train_threads = experiment_resource("threads", 1)
+
+
+# -- one-shot pruning experiments --------------------------------------------------------
+def oneshot_targets(experiment):
+    names = [
+        "tables/oneshot_runs.csv",
+        "tables/oneshot_summary.csv",
+        "tables/oneshot_summary.md",
+        "figures/oneshot_accuracy_vs_weights_remaining.png",
+        "figures/weight_histograms.png",
+    ]
+    return [f"{RESULTS}/{experiment}/{name}" for name in names]
+
+
+def oneshot_prune_files(wildcards):
+    return cell_files(wildcards.experiment, "oneshot_prune.csv")
+
+
+def histogram_models(wildcards):
+    """model.pt of the lowest seed of every α (one histogram panel per α)."""
+    first_seed = {}
+    for cell in cells_of(wildcards.experiment):
+        first_seed.setdefault(cell.alpha, cell)
+    return [f"{run_dir_of(cell)}/model.pt" for cell in first_seed.values()]
+
+
+def experiment_title(wildcards):
+    return f"{wildcards.experiment} ({experiment_config(wildcards.experiment)['data']['name']})"
 
 
 # -- targets -----------------------------------------------------------------------------

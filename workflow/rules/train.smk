@@ -7,18 +7,19 @@ rule train:
         model=run_file("model.pt"),
         log_csv=run_file("train_log.csv"),
         run_info=run_file("run.json"),
+    conda:
+        CONDA_ENV
     log:
         cell_log("train"),
     params:
         spec=train_spec_json,
         run_dir=run_dir,
         checkpoint_dir=checkpoint_dir,
-        python=PYTHON,
     threads: train_threads
     resources:
         gpu=train_gpus,
         runtime=train_runtime,
         mem_mb=train_mem_mb,
     shell:
-        "{params.python} -m bench_powerprop train --spec {params.spec:q}"
+        "python -m bench_powerprop train --spec {params.spec:q}"
         " --run-dir {params.run_dir} --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"

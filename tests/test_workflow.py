@@ -1,0 +1,64 @@
+"""The Snakemake DAG itself: dry run, lint, and a tiny real end-to-end run."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, run_snakemake
+
+TINY = str(REPO / "tests" / "configs" / "tiny.yaml")
+ONESHOT_OUTPUTS = [
+    "tables/oneshot_runs.csv",
+    "tables/oneshot_summary.csv",
+    "tables/oneshot_summary.md",
+    "figures/oneshot_accuracy_vs_weights_remaining.png",
+    "figures/weight_histograms.png",
+]
+
+
+def test_dry_run_lists_the_default_grid(workdir):
+    result = run_snakemake("-n", "--quiet", "rules", cwd=workdir)
+    counts = dict(line.split()[:2] for line in result.stdout.splitlines() if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2)
+    assert counts["train"] == "15" and counts["prune_eval"] == "15"
+
+
+def test_lint_is_clean(workdir):
+    result = run_snakemake("--lint", cwd=workdir, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_tiny_end_to_end_run(workdir):
+    run_snakemake("-c2", "--configfile", TINY, cwd=workdir)
+    experiment = workdir / "results" / "oneshot_digits"
+    for name in ONESHOT_OUTPUTS:
+        assert (experiment / name).stat().st_size > 0, name
+    runs = pd.read_csv(experiment / "tables" / "oneshot_runs.csv")
+    assert len(runs) == 2 * 2 * 3  # α × seeds × keep levels
+    assert set(runs.columns) >= {"experiment", "method", "alpha", "sparsity", "seed", "test_accuracy", "diverged"}
+    run_dir = experiment / "runs" / "method~dense" / "alpha~2" / "sparsity~0" / "seed~1"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["spec"]["alpha"] == 2.0 and info["spec"]["seed"] == 1
+    assert (workdir / "checkpoints" / "oneshot_digits" / "runs").exists()
+
+    again = run_snakemake("-n", "-c2", "--configfile", TINY, cwd=workdir)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["spec_hash"] = "0" * 16
+    metrics_path.write_text(json.dumps(metrics))
+    refused = subprocess.run(
+        [sys.executable, "-m", "bench_powerprop", "aggregate-oneshot",
+         "--expected", json.dumps({str(run_dir): json.loads((run_dir / "run.json").read_text())["spec_hash"]}),
+         "--experiment-info", "{}", "--runs-out", str(workdir / "r.csv"), "--summary-out", str(workdir / "s.csv"),
+         "--markdown-out", str(workdir / "m.md")],
+        capture_output=True, text=True,
+    )
+    assert refused.returncode != 0 and "StaleResultError" in refused.stderr
+    assert not (workdir / "r.csv").exists()
