@@ -2,12 +2,13 @@
 # Another config: `snakemake -c all --configfile configs/<name>.yaml`. Cluster: see README.
 
 
-configfile: "configs/default.yaml"
+configfile: f"{workflow.basedir}/configs/default.yaml"
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/oneshot.smk"
+include: "workflow/rules/sparse.smk"
 
 
 rule all:

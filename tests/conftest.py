@@ -7,6 +7,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # `tests.slurm` is importable as a package
 PYTHON = sys.executable
 SNAKEMAKE = [PYTHON, "-m", "snakemake"]
 

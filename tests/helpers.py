@@ -36,7 +36,7 @@ def wait_for_checkpoint(checkpoint_dir: Path, process, timeout=120.0, min_count=
         if len(list(Path(checkpoint_dir).glob("step_*.pt.sha256"))) >= min_count:
             return
         if process.poll() is not None:
-            raise AssertionError(f"training exited ({process.returncode}) before a checkpoint: {process.stdout.read()}")
+            raise AssertionError(f"training exited ({process.returncode}) before a checkpoint: {process.stdout.read() if process.stdout else ''}")
         time.sleep(0.005)
     raise AssertionError("no checkpoint appeared in time")
 

@@ -154,4 +154,54 @@ def all_targets():
     targets = []
     for experiment in experiments_of_kind("oneshot"):
         targets += oneshot_targets(experiment)
+    for experiment in experiments_of_kind("sparse_training"):
+        targets += sparse_targets(experiment)
     return targets
+
+
+# -- sparse training experiments (kind: sparse_training; rules in sparse.smk) -------------
+import os
+
+SPARSE_TABLES = {
+    "runs": "tables/sparse_runs.csv",
+    "summary": "tables/sparse_summary.csv",
+    "paper_csv": "tables/sparse_paper_table.csv",
+    "paper_md": "tables/sparse_paper_table.md",
+}
+SPARSE_FIGURE = "figures/sparse_accuracy_vs_sparsity.png"
+
+
+def sparse_targets(experiment):
+    return [f"{RESULTS}/{experiment}/{name}" for name in [*SPARSE_TABLES.values(), SPARSE_FIGURE]]
+
+
+def sparse_table(key):
+    """Output pattern of one sparse table (``{experiment}`` left in)."""
+    return experiment_file(SPARSE_TABLES[key])
+
+
+def sparse_figure():
+    return experiment_file(SPARSE_FIGURE)
+
+
+def sparse_metrics_files(wildcards):
+    return cell_files(wildcards.experiment, "metrics.json")
+
+
+def published_results_path():
+    """The published-numbers CSV; a relative path is read from the repository (like the configfile)."""
+    path = config.get("published_results", "")
+    return os.path.join(workflow.basedir, path) if path else ""
+
+
+def published_results_input(wildcards):
+    """Input list, so editing the CSV re-runs the aggregation; empty when none is configured."""
+    return [path for path in [published_results_path()] if path]
+
+
+def sparse_experiment_info_json(wildcards):
+    """experiment_info_json plus the model and train configs (table header and published-row join)."""
+    experiment = experiment_config(wildcards.experiment)
+    info = json.loads(experiment_info_json(wildcards))
+    info.update(model=experiment["model"], train=experiment["train"])
+    return json.dumps(info, sort_keys=True)

@@ -1,6 +1,12 @@
 # One-shot pruning after training: prune every trained cell at all keep levels, then tables and figures.
 
 
+# Cheap steps run on the submitting host, not as cluster jobs.
+localrules:
+    aggregate_oneshot,
+    figures_oneshot,
+
+
 rule prune_eval:
     input:
         model=run_file("model.pt"),
