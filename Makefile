@@ -31,6 +31,7 @@ run: setup
 	@ls results/*/tables/*.md results/*/figures/*.png
 
 test: setup
+	@if [ "$$(id -u)" = 0 ]; then bash scripts/install_slurm.sh; else echo "not root: the live-SLURM test will be skipped"; fi
 	$(PY) -m pytest
 
 test-fast: setup
