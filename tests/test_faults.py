@@ -78,39 +78,50 @@ def test_kill_9_training_job_then_rerun(reference, tmp_path):
     assert same_metrics(workdir / target, reference / CELL / "metrics.json") == {}
 
 
-def test_sigterm_checkpoints_exits_nonzero_and_resumes(tmp_path):
-    spec = digits_spec(steps=1500, checkpoint_every=400)
+def train_reference(spec, tmp_path) -> Path:
     reference = tmp_path / "reference"
     subprocess.run(train_command(spec, reference, tmp_path / "reference_ckpt"), check=True, capture_output=True)
+    return reference / "metrics.json"
 
+
+def rerun_training(spec, tmp_path) -> str:
+    """Run the same cell again on the same checkpoint directory; returns its log."""
+    rerun = subprocess.run(train_command(spec, tmp_path / "run", tmp_path / "ckpt"), capture_output=True, text=True, check=True)
+    return rerun.stderr
+
+
+def checkpoint_steps(directory: Path) -> list[int]:
+    return sorted(int(path.name[len("step_"):-len(".pt")]) for path in directory.glob("step_*.pt"))
+
+
+def test_sigterm_checkpoints_exits_nonzero_and_resumes(tmp_path):
+    spec = digits_spec(steps=1500, checkpoint_every=400)
+    reference = train_reference(spec, tmp_path)
     process = start_training(spec, tmp_path / "run", tmp_path / "ckpt")
     wait_for_checkpoint(tmp_path / "ckpt", process, min_count=1)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 128 + signal.SIGTERM
-    newest = max(int(p.name[5:13]) for p in (tmp_path / "ckpt").glob("step_*.pt"))
-    assert newest % 400 != 0 or newest > 400, "no checkpoint was written at the signal"
+    assert "received signal SIGTERM" in process.stdout.read()
+    newest = checkpoint_steps(tmp_path / "ckpt")[-1]
 
-    rerun = subprocess.run(train_command(spec, tmp_path / "run", tmp_path / "ckpt"), capture_output=True, text=True, check=True)
-    assert f"resumed from checkpoint at step {newest}" in rerun.stderr
-    assert same_metrics(tmp_path / "run" / "metrics.json", reference / "metrics.json") == {}
+    assert f"resumed from checkpoint at step {newest}" in rerun_training(spec, tmp_path)
+    assert same_metrics(tmp_path / "run" / "metrics.json", reference) == {}
 
 
 def test_truncated_newest_checkpoint_falls_back(tmp_path):
     spec = digits_spec(steps=1500, checkpoint_every=100)
-    reference = tmp_path / "reference"
-    subprocess.run(train_command(spec, reference, tmp_path / "reference_ckpt"), check=True, capture_output=True)
-
+    reference = train_reference(spec, tmp_path)
     process = start_training(spec, tmp_path / "run", tmp_path / "ckpt")
     wait_for_checkpoint(tmp_path / "ckpt", process, min_count=2)
     kill_hard(process)
-    checkpoints = sorted((tmp_path / "ckpt").glob("step_*.pt"))
-    newest = checkpoints[-1]
-    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    *_, previous, newest = checkpoint_steps(tmp_path / "ckpt")
+    newest_file = tmp_path / "ckpt" / f"step_{newest:08d}.pt"
+    newest_file.write_bytes(newest_file.read_bytes()[: newest_file.stat().st_size // 2])
 
-    rerun = subprocess.run(train_command(spec, tmp_path / "run", tmp_path / "ckpt"), capture_output=True, text=True, check=True)
-    assert "failed its checksum" in rerun.stderr
-    assert f"resumed from checkpoint at step {int(checkpoints[-2].name[5:13])}" in rerun.stderr
-    assert same_metrics(tmp_path / "run" / "metrics.json", reference / "metrics.json") == {}
+    log = rerun_training(spec, tmp_path)
+    assert "failed its checksum" in log
+    assert f"resumed from checkpoint at step {previous}" in log
+    assert same_metrics(tmp_path / "run" / "metrics.json", reference) == {}
 
 
 def _digest(path: Path) -> tuple[float, str]:
