@@ -14,11 +14,13 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 .PHONY: setup run test test-fast lint clean
 .DEFAULT_GOAL := run
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile scripts/install_ffcv.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@echo "==> installing into $(VENV) (first time: torch is large, ~1-2 min)"
 	@$(PIP) --upgrade pip
 	@$(PIP) $(TORCH_PINS)
+	@# FFCV compiles against system OpenCV/libjpeg-turbo (Debian packages, installed when root)
+	@bash scripts/install_ffcv.sh $(PY)
 	@$(PIP) -e '.[test]'
 	@touch $@
 
