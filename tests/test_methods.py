@@ -1,0 +1,108 @@
+"""Every registered method (``METHODS``) on digits through the Trainer, for α ∈ {1, 2}.
+
+Sparse methods (``Method.sparse``) must end with exactly their planned per-layer counts
+(``method.target_counts``) summing to round((1 − s)·N), keep masked weights at exactly zero
+after every step (θ always; φ too unless the method keeps φ dense, as Top-KAST does), and
+resume bitwise from a Trainer checkpoint. A new method is tested here without edits; give it
+short-run options in ``FAST_OPTIONS`` if its defaults act on a scale of hundreds of steps.
+"""
+
+import math
+
+import pytest
+import torch
+
+from bench_powerprop.methods import METHODS
+from bench_powerprop.powerprop import effective_weight_of, weight_layers
+from bench_powerprop.pruning import kept_count
+from bench_powerprop.train import Trainer
+from helpers import digits_spec
+
+STEPS, RESUME_AT, SPARSITY = 40, 17, 0.9
+# Mask changes on both sides of RESUME_AT: gmp prunes at 4, 9, 14, 19, 24; rigl/set update at 5, 10, ..., 25.
+FAST_OPTIONS = {
+    "gmp": {"begin_step": 0.1, "end_step": 0.6, "frequency": 5},
+    "rigl": {"update_every": 5},
+    "set": {"update_every": 5},
+}
+SGD_MOMENTUM_WD = {"momentum": 0.9, "weight_decay": 1e-3}
+ADAM = {"optimizer": "adam", "lr": 1e-3}
+
+
+def spec_for(method, alpha, steps=STEPS, **train):
+    sparsity = SPARSITY if METHODS[method].sparse else 0.0
+    spec = digits_spec(method=method, alpha=alpha, sparsity=sparsity, steps=steps, **train)
+    spec["method_options"] = FAST_OPTIONS.get(method, {})
+    return spec
+
+
+def assert_masks_hold(trainer, where=""):
+    keeps_dense_phi = getattr(trainer.method, "dense_phi", False)
+    for name, layer in weight_layers(trainer.model).items():
+        mask = getattr(layer, "weight_mask", None)
+        if mask is None:
+            continue
+        assert (effective_weight_of(layer)[mask == 0] == 0).all(), f"{name}: masked θ not zero {where}"
+        if not keeps_dense_phi:
+            assert (layer.weight.detach()[mask == 0] == 0).all(), f"{name}: masked φ not zero {where}"
+        grad_mask = getattr(layer, "weight_grad_mask", None)
+        if grad_mask is not None:
+            assert (grad_mask >= mask).all(), f"{name}: backward set does not contain the forward set {where}"
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_method_trains_hits_target_and_resumes_exactly(method, alpha, tmp_path):
+    spec = spec_for(method, alpha, **SGD_MOMENTUM_WD)
+    trainer = Trainer(spec, tmp_path / "full", progress=False)
+    while trainer.step < STEPS:
+        loss = trainer.train_step()
+        assert math.isfinite(loss), f"non-finite loss at step {trainer.step}"
+        assert_masks_hold(trainer, f"after step {trainer.step}")
+    metrics = trainer.final_metrics(0.0)
+    assert 0 < metrics["training_flops_fraction"] <= 1
+
+    layers = weight_layers(trainer.model)
+    if METHODS[method].sparse:
+        counts = trainer.method.target_counts
+        total = sum(layer.weight.numel() for layer in layers.values())
+        assert sum(counts.values()) == kept_count(total, 1 - SPARSITY)  # exact global count
+        for name, layer in layers.items():
+            assert int(layer.weight_mask.sum()) == counts[name], name  # exact planned per-layer count
+            assert int((effective_weight_of(layer) != 0).sum()) <= counts[name], name
+            assert metrics["layer_density"][name] == counts[name] / layer.weight.numel()
+        assert metrics["sparsity"] >= SPARSITY - 1e-12
+        assert metrics["training_flops_fraction"] < 1
+    else:
+        assert all(getattr(layer, "weight_mask", None) is None for layer in layers.values())
+        assert metrics["training_flops_fraction"] == 1.0
+
+    partial = Trainer(spec, tmp_path / "resume", progress=False)
+    while partial.step < RESUME_AT:
+        partial.train_step()
+    partial.checkpoint()
+    resumed = Trainer(spec, tmp_path / "resume", progress=False)
+    assert resumed.resumed_from == RESUME_AT
+    resumed_metrics = resumed.run()
+    expected, actual = trainer.model.state_dict(), resumed.model.state_dict()
+    assert expected.keys() == actual.keys()
+    for key, value in expected.items():
+        assert torch.equal(value, actual[key]), key
+    assert resumed.method.report(resumed.model) == trainer.method.report(trainer.model)
+    assert resumed_metrics["test_accuracy"] == metrics["test_accuracy"]
+
+
+@pytest.mark.parametrize("method", sorted(name for name, cls in METHODS.items() if cls.sparse))
+def test_masks_hold_under_adam(method, tmp_path):
+    trainer = Trainer(spec_for(method, 2.0, steps=30, **ADAM), tmp_path, progress=False)
+    while trainer.step < 30:
+        assert math.isfinite(trainer.train_step())
+        assert_masks_hold(trainer, f"after Adam step {trainer.step}")
+    for name, layer in weight_layers(trainer.model).items():
+        assert int(layer.weight_mask.sum()) == trainer.method.target_counts[name]
+
+
+@pytest.mark.parametrize("method", sorted(name for name, cls in METHODS.items() if cls.sparse))
+def test_unknown_option_is_rejected(method):
+    with pytest.raises(ValueError, match="unknown option"):
+        METHODS[method]({"no_such_option": 1}, 0.9, 100, 0)
