@@ -86,7 +86,7 @@ def test_divergence_is_flagged(tmp_path):
 def test_digits_split_is_fixed_and_stratified():
     first, second = load_digits({"name": "digits"}), load_digits({"name": "digits"})
     assert torch.equal(first.x_test, second.x_test)
-    assert (len(first.y_train), len(first.y_val), len(first.y_test)) == (1257, 180, 360)
+    assert (len(first.y_train), len(first.y_val), len(first.y_test)) == (1258, round(0.1 * 1797), round(0.2 * 1797))
     assert sum(map(len, (first.y_train, first.y_val, first.y_test))) == 1797
     counts = torch.bincount(first.y_test)
     assert counts.max() - counts.min() <= 2  # digits classes hold 174-183 images each
@@ -111,3 +111,13 @@ def test_mnist_from_local_idx_files(tmp_path):
     assert splits.x_train.shape == (100, 784) and splits.x_val.shape == (20, 784) and splits.x_test.shape == (30, 784)
     assert splits.num_classes == 10
     assert math.isclose(float(splits.x_train.max()), 1.0, abs_tol=0.01)
+
+
+def test_stratified_split_partitions_every_index_once():
+    from bench_powerprop.data.arrays import stratified_split
+
+    labels = np.repeat(np.arange(3), [50, 30, 20])
+    train, val, test = stratified_split(labels, [0.1, 0.2], seed=3)
+    assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(100))
+    assert (len(val), len(test)) == (10, 20)
+    assert np.bincount(labels[test]).tolist() == [10, 6, 4]

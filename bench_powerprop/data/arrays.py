@@ -6,6 +6,7 @@ Both give flattened float features in [0, 1] and a fixed stratified train/val/te
 from __future__ import annotations
 
 import gzip
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,34 +48,58 @@ def load_arrays(data_cfg: dict) -> ArraySplits:
 
 
 def load_digits(data_cfg: dict) -> ArraySplits:
-    from sklearn.datasets import load_digits as sklearn_digits
-    from sklearn.model_selection import train_test_split
+    """scikit-learn's bundled 8x8 digits (1,797 images), read from the CSV inside its wheel.
 
-    features, labels = sklearn_digits(return_X_y=True)
-    features = features / 16.0
-    seed = data_cfg.get("split_seed", 0)
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        features, labels, test_size=data_cfg.get("test_fraction", 0.2), stratify=labels, random_state=seed
-    )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=data_cfg.get("val_fraction", 0.1) / (1 - data_cfg.get("test_fraction", 0.2)),
-        stratify=y_rest, random_state=seed,
-    )
-    return _to_tensors(x_train, y_train, x_val, y_val, x_test, y_test)
+    Read directly (not via ``sklearn.datasets``) because importing scikit-learn costs every
+    training job ~1.5 s of start-up, more than a whole digits training run on some cells.
+    """
+    table = np.loadtxt(sklearn_data_file("digits.csv.gz"), delimiter=",")
+    features, labels = table[:, :-1] / 16.0, table[:, -1].astype(np.int64)
+    test_fraction, val_fraction = data_cfg.get("test_fraction", 0.2), data_cfg.get("val_fraction", 0.1)
+    train, val, test = stratified_split(labels, [val_fraction, test_fraction], seed=data_cfg.get("split_seed", 0))
+    return _to_tensors(features[train], labels[train], features[val], labels[val], features[test], labels[test])
+
+
+def sklearn_data_file(name: str) -> Path:
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("scikit-learn is not installed: it ships the digits dataset")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+
+
+def largest_remainder_counts(weights: np.ndarray, total: int) -> np.ndarray:
+    """Integer counts proportional to ``weights`` that sum exactly to ``total``."""
+    exact = weights / weights.sum() * total
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(-(exact - counts), kind="stable")[: total - counts.sum()]] += 1
+    return counts
+
+
+def stratified_split(labels: np.ndarray, fractions: list[float], seed: int) -> list[np.ndarray]:
+    """Seeded stratified split: index arrays [rest, part_1, ...] with part_i ≈ fractions[i] of
+    the data (exactly round(f·N) overall) and every class in the same proportion in each part."""
+    rng = np.random.default_rng(seed)
+    classes, class_sizes = np.unique(labels, return_counts=True)
+    per_class = [largest_remainder_counts(class_sizes.astype(float), round(f * len(labels))) for f in fractions]
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for c, label in enumerate(classes):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        bounds = np.cumsum([0] + [counts[c] for counts in per_class])
+        for i in range(len(fractions)):
+            parts[i + 1].append(members[bounds[i]: bounds[i + 1]])
+        parts[0].append(members[bounds[-1]:])
+    return [np.sort(np.concatenate(part)) for part in parts]
 
 
 def load_mnist(data_cfg: dict) -> ArraySplits:
-    from sklearn.model_selection import train_test_split
-
     root = Path(data_cfg["root"])
     arrays = {key: read_idx(find_idx_file(root, stem)) for key, stem in MNIST_FILES.items()}
     x_all = arrays["train_images"].reshape(len(arrays["train_images"]), -1) / 255.0
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_all, arrays["train_labels"], test_size=data_cfg.get("val_size", 5000),
-        stratify=arrays["train_labels"], random_state=data_cfg.get("split_seed", 0),
-    )
+    y_all = arrays["train_labels"].astype(np.int64)
+    val_fraction = data_cfg.get("val_size", 5000) / len(y_all)
+    train, val = stratified_split(y_all, [val_fraction], seed=data_cfg.get("split_seed", 0))
     x_test = arrays["test_images"].reshape(len(arrays["test_images"]), -1) / 255.0
-    return _to_tensors(x_train, y_train, x_val, y_val, x_test, arrays["test_labels"])
+    return _to_tensors(x_all[train], y_all[train], x_all[val], y_all[val], x_test, arrays["test_labels"])
 
 
 def find_idx_file(root: Path, stem: str) -> Path:
