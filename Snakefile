@@ -9,6 +9,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/oneshot.smk"
 include: "workflow/rules/sparse.smk"
+include: "workflow/rules/ffcv.smk"
 
 
 rule all:

@@ -61,8 +61,11 @@ class PowerpropMixin:
 
     def effective_weight(self) -> torch.Tensor:
         mask, grad_mask = self.weight_mask, self.weight_grad_mask
-        if self.alpha == 1 and mask is None and not self.capture_dense_grad:
-            return self.weight
+        if grad_mask is None and not self.capture_dense_grad and (self.alpha == 1 or self.alpha >= 2):
+            # Built-in autograd ops are cheaper than a Python Function and exact here: for α ≥ 2
+            # the product rule gives α|φ|^(α−1) with no 0·∞ at φ = 0.
+            theta = self.weight if self.alpha == 1 else self.weight * _abs_pow(self.weight, self.alpha - 1)
+            return theta if mask is None else theta * mask
         sink = self if self.capture_dense_grad else None
         return _EffectiveWeight.apply(self.weight, self.alpha, mask, grad_mask, sink)
 

@@ -83,9 +83,10 @@ def apply_masks(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
 
 @torch.no_grad()
 def enforce_masks(model: nn.Module) -> None:
-    """Zero φ wherever the forward mask is 0 (after each optimizer step)."""
-    for layer in masked_layers(model).values():
-        layer.weight.mul_(layer.weight_mask)
+    """Zero φ wherever the forward mask is 0 (after each optimizer step; kept lean: hot path)."""
+    for module in model.modules():
+        if isinstance(module, PowerpropMixin) and module.weight_mask is not None:
+            module.weight.mul_(module.weight_mask)
 
 
 def masked_layers(model: nn.Module) -> dict[str, PowerpropMixin]:

@@ -74,7 +74,7 @@ def cell_files(experiment, name):
 
 # -- params ------------------------------------------------------------------------------
 def train_spec_json(wildcards):
-    return json.dumps(cell_spec(config, cell_of(wildcards)), sort_keys=True)
+    return json.dumps(training_spec(cell_of(wildcards)), sort_keys=True)
 
 
 def run_dir(wildcards):
@@ -87,7 +87,7 @@ def checkpoint_dir(wildcards):
 
 def expected_hashes_json(wildcards):
     cells = cells_of(wildcards.experiment)
-    return json.dumps({run_dir_of(cell): spec_hash(cell_spec(config, cell)) for cell in cells})
+    return json.dumps({run_dir_of(cell): spec_hash(training_spec(cell)) for cell in cells})
 
 
 def experiment_info_json(wildcards):
@@ -200,8 +200,94 @@ def published_results_input(wildcards):
 
 
 def sparse_experiment_info_json(wildcards):
-    """experiment_info_json plus the model and train configs (table header and published-row join)."""
+    """experiment_info_json plus the model, train and method options (table header, published-row join)."""
     experiment = experiment_config(wildcards.experiment)
     info = json.loads(experiment_info_json(wildcards))
-    info.update(model=experiment["model"], train=experiment["train"])
+    info.update(model=experiment["model"], train=experiment["train"], methods=experiment.get("methods", {}))
     return json.dumps(info, sort_keys=True)
+
+
+# -- vision data (FFCV .beton files, rules in ffcv.smk) and multi-GPU launch ----------------
+# Each vision experiment gets its own .beton files under {results}/datasets/{experiment}/, written
+# from the user's local data (never downloaded). Their paths join the cell's data config, so they
+# are part of the hashed training spec, and the write settings (data.beton) are too.
+BETON_SPLITS = {
+    "cifar10": {"train_beton": "train", "test_beton": "test"},
+    "imagenet": {"train_beton": "train", "val_beton": "val"},
+}
+IMAGENET_BETON_DEFAULTS = {  # ffcv_io's write-imagenet defaults; configs/imagenet_resnet50.yaml cites FFCV's
+    "max_resolution": 256,
+    "jpeg_quality": 90,
+    "compress_probability": 0.5,
+    "write_mode": "proportion",
+    "chunksize": 100,
+}
+
+
+def beton_file(dataset, split):
+    """Output pattern of one .beton file (``{experiment}`` left in)."""
+    return f"{RESULTS}/datasets/{{experiment}}/{dataset}/{split}.beton"
+
+
+def beton_paths(experiment):
+    """``{data-config key: path}`` of an experiment's .beton files; {} for in-memory data (digits, MNIST)."""
+    dataset = experiment_config(experiment)["data"]["name"]
+    splits = BETON_SPLITS.get(dataset, {})
+    return {key: beton_file(dataset, split).format(experiment=experiment) for key, split in splits.items()}
+
+
+def training_spec(cell):
+    """The spec a training job gets (``cell_spec`` plus the workflow's .beton paths in ``data``)."""
+    spec = cell_spec(config, cell)
+    betons = beton_paths(cell.experiment)
+    if betons:
+        spec["data"] = {**spec["data"], **betons}
+    return spec
+
+
+def train_dataset_inputs(wildcards):
+    """The .beton files a training cell reads ([] for digits/MNIST, which are read in memory)."""
+    return list(beton_paths(wildcards.experiment).values())
+
+
+def train_launcher(wildcards):
+    """``python``, or torchrun with one process per GPU when the experiment asks for more than one."""
+    gpus = train_gpus(wildcards)
+    if gpus > 1:
+        return f"python -m torch.distributed.run --standalone --nproc_per_node={gpus}"
+    return "python"
+
+
+def cifar10_root(wildcards):
+    return experiment_config(wildcards.experiment)["data"]["root"]
+
+
+def cifar10_batch_files(wildcards):
+    """The six CIFAR-10 python pickles (inputs, so replacing them rewrites the .beton files)."""
+    from bench_powerprop.data.ffcv_io import CIFAR10_SPLIT_FILES, resolve_cifar10_dir
+
+    root = resolve_cifar10_dir(cifar10_root(wildcards))
+    return [str(root / name) for names in CIFAR10_SPLIT_FILES.values() for name in names]
+
+
+def imagenet_dir(split):
+    def lookup(wildcards):
+        return experiment_config(wildcards.experiment)["data"][f"{split}_dir"]
+
+    lookup.__name__ = f"imagenet_{split}_dir"
+    return lookup
+
+
+imagenet_train_dir = imagenet_dir("train")
+imagenet_val_dir = imagenet_dir("val")
+
+
+def imagenet_beton_options(wildcards):
+    """``write-imagenet`` options from the experiment's ``data.beton`` (FFCV's write settings)."""
+    options = {**IMAGENET_BETON_DEFAULTS, **experiment_config(wildcards.experiment)["data"].get("beton", {})}
+    return " ".join(f"--{name.replace('_', '-')} {value}" for name, value in sorted(options.items()))
+
+
+beton_threads = experiment_resource("beton_threads", 8)
+beton_runtime = experiment_resource("beton_runtime", 240)
+beton_mem_mb = experiment_resource("beton_mem_mb", 16000)

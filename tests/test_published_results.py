@@ -1,0 +1,78 @@
+"""configs/published_results.csv: every number is sourced, missing numbers are explicit, keys are unique."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from bench_powerprop.sparse_report import PUBLISHED_COLUMNS, PUBLISHED_KEY, load_published
+from conftest import REPO
+
+PUBLISHED = REPO / "configs" / "published_results.csv"
+MISSING_MARK = "not transcribed"
+
+
+@pytest.fixture(scope="module")
+def raw():
+    """The CSV as text cells (empty string = empty cell), so nothing is silently coerced."""
+    return pd.read_csv(PUBLISHED, dtype=str, keep_default_na=False)
+
+
+def is_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def test_columns_are_exactly_the_documented_ones(raw):
+    assert list(raw.columns) == PUBLISHED_COLUMNS
+
+
+def test_every_row_names_its_source(raw):
+    assert (raw["source"].str.strip().str.len() > 20).all(), raw.loc[raw["source"].str.len() <= 20]
+    assert (raw["paper"].str.strip() != "").all()
+
+
+def test_values_are_numbers_or_explicitly_missing(raw):
+    for row in raw.itertuples():
+        if row.value.strip() == "":
+            assert MISSING_MARK in row.source.lower(), f"row {row.Index}: empty value without '{MISSING_MARK}' in source"
+        else:
+            assert is_number(row.value), f"row {row.Index}: value {row.value!r} is not a number"
+            assert 0 < float(row.value) <= 100, f"row {row.Index}: accuracy {row.value} is not a percentage"
+            assert row.metric == "top1_accuracy_percent"
+
+
+def test_alpha_is_a_number_unless_the_whole_row_is_missing(raw):
+    for row in raw.itertuples():
+        if row.alpha.strip() == "":
+            assert row.value.strip() == "", f"row {row.Index}: a transcribed value needs its alpha"
+        else:
+            assert is_number(row.alpha) and float(row.alpha) > 0, f"row {row.Index}: alpha {row.alpha!r}"
+
+
+def test_sparsities_are_fractions_below_one(raw):
+    sparsities = raw["sparsity"].astype(float)
+    assert ((sparsities >= 0) & (sparsities < 1)).all()
+    assert (raw.loc[raw["method"] == "dense", "sparsity"].astype(float) == 0).all()
+
+
+def test_no_duplicate_keys(raw):
+    duplicated = raw[raw.duplicated(PUBLISHED_KEY, keep=False)]
+    assert duplicated.empty, duplicated[PUBLISHED_KEY]
+
+
+def test_the_report_loader_reads_it_with_missing_values_as_nan():
+    published = load_published(PUBLISHED)
+    assert len(published) == len(pd.read_csv(PUBLISHED))
+    assert published["value"].isna().any() and published["value"].notna().any()
+    assert published["sparsity"].dtype.kind == "f"
+
+
+def test_the_cited_numbers_we_rely_on_are_present():
+    published = load_published(PUBLISHED).set_index(["paper", "method", "sparsity"])["value"]
+    assert published[("Evci et al. 2020 (RigL)", "dense", 0.0)] == 76.8
+    assert published[("Evci et al. 2020 (RigL)", "rigl", 0.8)] == 75.12
+    assert published[("Evci et al. 2020 (RigL)", "rigl_uniform", 0.9)] == 72.02
+    assert published[("Gale et al. 2019 (State of Sparsity)", "gmp", 0.95)] == 70.59
