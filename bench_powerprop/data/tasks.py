@@ -75,3 +75,6 @@ class ArrayTask:
 
 
 register_task("digits", "mnist")(ArrayTask)
+
+# The FFCV-backed vision tasks (cifar10, imagenet) register themselves on import; ffcv is imported lazily there.
+from bench_powerprop.data import vision as _vision  # noqa: E402,F401

@@ -2,6 +2,8 @@
 
 
 rule train:
+    input:
+        datasets=train_dataset_inputs,
     output:
         metrics=run_file("metrics.json"),
         model=run_file("model.pt"),
@@ -12,6 +14,7 @@ rule train:
     log:
         cell_log("train"),
     params:
+        launcher=train_launcher,
         spec=train_spec_json,
         run_dir=run_dir,
         checkpoint_dir=checkpoint_dir,
@@ -21,5 +24,5 @@ rule train:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
     shell:
-        "python -m bench_powerprop train --spec {params.spec:q}"
+        "{params.launcher} -m bench_powerprop train --spec {params.spec:q}"
         " --run-dir {params.run_dir} --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"

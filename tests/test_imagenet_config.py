@@ -1,0 +1,111 @@
+"""The paper-protocol configs (configs/imagenet_resnet50.yaml, configs/cifar10_resnet.yaml) plan the
+right jobs: a Snakemake dry run with the data paths pointed at scratch directories lists every
+cell with its GPU resources and launcher, and the .beton rules feed the training cells."""
+
+import itertools
+import json
+import re
+
+import pytest
+import yaml
+
+from conftest import REPO, run_snakemake
+
+IMAGENET = REPO / "configs" / "imagenet_resnet50.yaml"
+CIFAR = REPO / "configs" / "cifar10_resnet.yaml"
+SPARSE_METHODS = ["gmp", "rigl", "topkast", "static", "set"]
+PAPER_SPARSITIES = ["0.8", "0.9", "0.95"]
+
+
+def job_blocks(stdout: str) -> list[str]:
+    """The per-job paragraphs of a ``snakemake -n -p`` listing."""
+    return [block for block in re.split(r"\n(?=\[[A-Z][a-z]{2} )", stdout) if "\nrule " in "\n" + block]
+
+
+def blocks_of(stdout: str, rule: str) -> list[str]:
+    return [block for block in job_blocks(stdout) if re.search(rf"^rule {rule}:", block, re.M)]
+
+
+def wildcards_of(block: str) -> dict[str, str]:
+    line = re.search(r"^\s*wildcards: (.*)$", block, re.M).group(1)
+    return dict(item.split("=", 1) for item in line.split(", "))
+
+
+def override(path, experiment, data):
+    path.write_text(yaml.safe_dump({"experiments": {experiment: {"data": data}}}))
+    return str(path)
+
+
+@pytest.fixture
+def imagenet_dirs(tmp_path):
+    dirs = {name: tmp_path / "imagenet" / name for name in ("train", "val")}
+    for directory in dirs.values():
+        (directory / "n01440764").mkdir(parents=True)
+    return dirs
+
+
+def test_imagenet_dry_run_lists_every_cell_on_8_gpus_with_the_beton_rule(workdir, imagenet_dirs, tmp_path):
+    paths = override(tmp_path / "paths.yaml", "imagenet_resnet50",
+                     {"train_dir": str(imagenet_dirs["train"]), "val_dir": str(imagenet_dirs["val"])})
+    result = run_snakemake("-n", "-p", "--configfile", str(IMAGENET), paths, cwd=workdir)
+    out = result.stdout
+
+    beton_jobs = blocks_of(out, "write_imagenet_beton")
+    assert len(beton_jobs) == 1
+    beton = beton_jobs[0]
+    for option in ("--max-resolution 500", "--compress-probability 0.5", "--jpeg-quality 90", "--write-mode proportion"):
+        assert option in beton, option  # FFCV's published ResNet-50 write settings reach the writer
+    assert f"--src {imagenet_dirs['train']} --out results/datasets/imagenet_resnet50/imagenet/train.beton" in beton
+    assert f"--src {imagenet_dirs['val']} --out results/datasets/imagenet_resnet50/imagenet/val.beton" in beton
+
+    train_jobs = blocks_of(out, "train")
+    cells = {(w["method"], w["alpha"], w["sparsity"], w["seed"]) for w in map(wildcards_of, train_jobs)}
+    expected = {("dense", alpha, "0", "0") for alpha in ("1", "2")}
+    expected |= {(m, a, s, "0") for m, a, s in itertools.product(SPARSE_METHODS, ("1", "2"), PAPER_SPARSITIES)}
+    assert cells == expected and len(train_jobs) == 32
+    for block in train_jobs:
+        assert re.search(r"resources: .*\bgpu=8\b.*\bruntime=720\b.*\bmem_mb=480000\b", block), block[:2000]
+        assert "python -m torch.distributed.run --standalone --nproc_per_node=8 -m bench_powerprop train" in block
+        assert "input: results/datasets/imagenet_resnet50/imagenet/train.beton, results/datasets/imagenet_resnet50/imagenet/val.beton" in block
+        spec = json.loads(re.search(r"--spec '(\{.*?\})' --run-dir", block).group(1))
+        assert spec["data"]["train_beton"] == "results/datasets/imagenet_resnet50/imagenet/train.beton"
+        assert spec["data"]["val_beton"] == "results/datasets/imagenet_resnet50/imagenet/val.beton"
+        assert spec["train"]["batch_size"] == 4096 and spec["train"]["label_smoothing"] == 0.1
+        assert spec["model"] == {"name": "timm", "arch": "resnet50"}
+    assert blocks_of(out, "aggregate_sparse") and blocks_of(out, "figures_sparse")
+
+
+def test_imagenet_placeholder_paths_are_rejected_naming_the_field(workdir):
+    result = run_snakemake("-n", "--configfile", str(IMAGENET), cwd=workdir, check=False)
+    assert result.returncode != 0
+    assert "experiments.imagenet_resnet50.data.train_dir: path '/path/to/imagenet/train' does not exist" in result.stderr
+
+
+def test_cifar10_dry_run_single_gpu_cells_read_the_cifar_betons(workdir, tmp_path):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (root / name).write_bytes(b"")  # a dry run only checks that the inputs exist
+    paths = override(tmp_path / "paths.yaml", "cifar10_resnet18", {"root": str(root)})
+    out = run_snakemake("-n", "-p", "--configfile", str(CIFAR), paths, cwd=workdir).stdout
+
+    beton = blocks_of(out, "write_cifar10_beton")
+    assert len(beton) == 1 and f"{root}/data_batch_5" in beton[0] and f"{root}/test_batch" in beton[0]
+    train_jobs = blocks_of(out, "train")
+    assert len(train_jobs) == 2 * 3 + len(SPARSE_METHODS) * 2 * 3 * 3  # dense α×seeds + methods×α×sparsity×seeds
+    for block in train_jobs:
+        assert re.search(r"resources: .*\bgpu=1\b", block)
+        assert "Shell command: python -m bench_powerprop train" in block  # one GPU: no torchrun
+        assert "results/datasets/cifar10_resnet18/cifar10/test.beton" in block
+
+
+def test_paper_configs_validate(tmp_path, imagenet_dirs):
+    import subprocess
+    import sys
+
+    paths = override(tmp_path / "paths.yaml", "imagenet_resnet50",
+                     {"train_dir": str(imagenet_dirs["train"]), "val_dir": str(imagenet_dirs["val"])})
+    result = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs" / "default.yaml"),
+                             str(IMAGENET), paths], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "config ok: 32 training cells in imagenet_resnet50" in result.stdout
