@@ -350,6 +350,16 @@ class MaskedMethod(Method):
     def resolved_options(self) -> dict:
         return {key: value for key, value in self.config.items()}
 
+    # -- option checks (one-line errors naming the method and the option) -------------------
+    def require_choice(self, key: str, choices) -> None:
+        if self.config[key] not in choices:
+            raise ValueError(f"{self.name}: {key} must be one of {choices}, got {self.config[key]!r}")
+
+    def require_positive_int(self, key: str) -> None:
+        value = self.config[key]
+        if not (isinstance(value, int) and value > 0):
+            raise ValueError(f"{self.name}: {key} must be a positive integer, got {value!r}")
+
     def state_dict(self) -> dict:
         return {"flops": self.flops.state_dict(), "generator": self.generator.get_state()}
 
@@ -385,12 +395,9 @@ class DynamicSparseMethod(MaskedMethod):
     def __init__(self, options, sparsity, total_steps, seed):
         super().__init__(options, sparsity, total_steps, seed)
         cfg = self.config
-        if cfg["distribution"] not in DISTRIBUTIONS:
-            raise ValueError(f"{self.name}: distribution must be one of {DISTRIBUTIONS}, got {cfg['distribution']!r}")
-        if cfg["drop_fraction_schedule"] not in DROP_FRACTION_SCHEDULES:
-            raise ValueError(f"{self.name}: drop_fraction_schedule must be one of {DROP_FRACTION_SCHEDULES}")
-        if not (isinstance(cfg["update_every"], int) and cfg["update_every"] > 0):
-            raise ValueError(f"{self.name}: update_every must be a positive integer, got {cfg['update_every']!r}")
+        self.require_choice("distribution", DISTRIBUTIONS)
+        self.require_choice("drop_fraction_schedule", DROP_FRACTION_SCHEDULES)
+        self.require_positive_int("update_every")
         if not 0 <= cfg["drop_fraction"] <= 1:
             raise ValueError(f"{self.name}: drop_fraction must be in [0, 1]")
         if cfg["grow_init"] is not None and cfg["grow_init"] not in GROW_INITS:

@@ -42,10 +42,8 @@ class GMP(MaskedMethod):
     def __init__(self, options, sparsity, total_steps, seed):
         super().__init__(options, sparsity, total_steps, seed)
         cfg = self.config
-        if cfg["scope"] not in SCOPES:
-            raise ValueError(f"gmp: scope must be one of {SCOPES}, got {cfg['scope']!r}")
-        if not (isinstance(cfg["frequency"], int) and cfg["frequency"] > 0):
-            raise ValueError(f"gmp: frequency must be a positive integer, got {cfg['frequency']!r}")
+        self.require_choice("scope", SCOPES)
+        self.require_positive_int("frequency")
         if not 0 <= cfg["initial_sparsity"] <= self.sparsity:
             raise ValueError(f"gmp: initial_sparsity must be in [0, sparsity], got {cfg['initial_sparsity']}")
         self.begin = resolve_step(cfg["begin_step"], self.total_steps, "begin_step")

@@ -21,8 +21,7 @@ class Static(MaskedMethod):
 
     def __init__(self, options, sparsity, total_steps, seed):
         super().__init__(options, sparsity, total_steps, seed)
-        if self.config["distribution"] not in DISTRIBUTIONS:
-            raise ValueError(f"static: distribution must be one of {DISTRIBUTIONS}, got {self.config['distribution']!r}")
+        self.require_choice("distribution", DISTRIBUTIONS)
 
     def setup(self, model, optimizer):
         super().setup(model, optimizer)

@@ -46,10 +46,8 @@ class TopKAST(MaskedMethod):
     def __init__(self, options, sparsity, total_steps, seed):
         super().__init__(options, sparsity, total_steps, seed)
         cfg = self.config
-        if cfg["penalty_on"] not in PENALTY_TARGETS:
-            raise ValueError(f"topkast: penalty_on must be one of {PENALTY_TARGETS}, got {cfg['penalty_on']!r}")
-        if not (isinstance(cfg["update_every"], int) and cfg["update_every"] > 0):
-            raise ValueError(f"topkast: update_every must be a positive integer, got {cfg['update_every']!r}")
+        self.require_choice("penalty_on", PENALTY_TARGETS)
+        self.require_positive_int("update_every")
         if cfg["backward_sparsity"] is None:
             self.backward_density = round(min(1.0, 2 * self.density), 12)
         else:
