@@ -97,12 +97,6 @@ def masked_layers(model: nn.Module) -> dict[str, PowerpropMixin]:
     }
 
 
-def clear_masks(model: nn.Module) -> None:
-    for layer in masked_layers(model).values():
-        layer.weight_mask = None
-        layer.weight_grad_mask = None
-
-
 def layer_sparsities(model: nn.Module) -> dict[str, float]:
     """Fraction of exactly-zero effective weights per layer."""
     return {name: float((theta == 0).float().mean()) for name, theta in effective_weights(model).items()}
