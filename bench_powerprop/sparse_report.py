@@ -131,6 +131,10 @@ def matching_published(published: pd.DataFrame, dataset: str, model: str, method
 
 
 # -- the paper-shaped table --------------------------------------------------------------
+# Training FLOPs relative to dense training (RigL paper accounting), mean over seeds.
+FLOPS_HEADER = "train FLOPs (× dense)"
+
+
 def row_label(method: str, alpha: float) -> str:
     return method if alpha == 1 else f"{method} + Powerprop (α={alpha:g})"
 
@@ -187,12 +191,14 @@ def paper_table(summary: pd.DataFrame, published: pd.DataFrame, dataset: str, mo
             label = sparsity_label(sparsity)
             cell = summary[(summary["method"] == method) & (summary["alpha"] == alpha) & (summary["sparsity"] == sparsity)]
             if cell.empty:
-                row.update({f"{label} ours": NO_RUN, f"{label} {published_header}": NO_RUN, f"{label} ours − published": NO_RUN})
+                row.update({f"{label} ours": NO_RUN, f"{label} {FLOPS_HEADER}": NO_RUN,
+                            f"{label} {published_header}": NO_RUN, f"{label} ours − published": NO_RUN})
                 continue
             stats = cell.iloc[0]
             name = published_method(method, method_options.get(method, {}))
             matches = matching_published(published, dataset, model, name, alpha, sparsity)
             row[f"{label} ours"] = ours_text(stats["mean"], stats["std"], stats["n_converged"], stats["n_seeds"])
+            row[f"{label} {FLOPS_HEADER}"] = f"{stats['mean_training_flops_fraction']:.3f}"
             row[f"{label} {published_header}"] = published_text(matches, alpha)
             row[f"{label} ours − published"] = difference_text(stats["mean"], matches)
         table.append(row)
@@ -266,7 +272,9 @@ def paper_markdown(table: pd.DataFrame, reference: pd.DataFrame, info: dict) -> 
         "(same budget for every method; sparsity = fraction of Linear/Conv weights that are zero at the end). "
         f"{options_text(info)}\n\n"
         f"Cells: test accuracy in % — mean ± std over converged seeds (n = converged seeds); diverged seeds are "
-        f"counted, never averaged. \"published ({dataset}, {model})\" columns hold only numbers published for this "
+        f"counted, never averaged. \"{FLOPS_HEADER}\": training FLOPs relative to dense training of the same model "
+        "(forward/backward under the masks, plus RigL's dense-gradient steps; RigL paper accounting). "
+        f"\"published ({dataset}, {model})\" columns hold only numbers published for this "
         f"same dataset and model (from `published_results.csv`); \"{NOT_TRANSCRIBED}\" means there is no such row. "
         "Differences are ours − published in percentage points.\n\n"
     )
