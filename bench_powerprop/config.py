@@ -6,9 +6,9 @@ no torch here. Errors are reported as one line naming the offending field.
 
 from __future__ import annotations
 
-import ast
 import itertools
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,28 +69,24 @@ def _leaf_error(error):
     return jsonschema.exceptions.best_match(error.context) if error.context else error
 
 
+# A class decorated with @register_method, its body (indented lines), and the ``name = "..."`` in it.
+REGISTERED_CLASS = re.compile(r"^@register_method[ \t]*\nclass \w+[^\n]*:\n(?P<body>(?:[ \t]+[^\n]*\n|[ \t]*\n)*)", re.M)
+NAME_ATTRIBUTE = re.compile(r"^[ \t]+name\s*(?::[^=\n]*)?=\s*[\"'](\w+)[\"']", re.M)
+
+
 def registered_method_names() -> set[str]:
-    """Names declared by ``@register_method`` classes, read from source (no torch import)."""
+    """Names declared by ``@register_method`` classes, read from source without importing torch.
+
+    A regular expression rather than ``ast``: CPython 3.11's ``ast.parse`` can raise
+    "AST constructor recursion depth mismatch" inside a process where numba has run.
+    """
     names = set()
     for path in METHODS_DIR.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef) and any(_is_register_decorator(d) for d in node.decorator_list):
-                names.update(_class_name_attribute(node))
+        for match in REGISTERED_CLASS.finditer(path.read_text(encoding="utf-8")):
+            name = NAME_ATTRIBUTE.search(match.group("body"))
+            if name:
+                names.add(name.group(1))
     return names
-
-
-def _is_register_decorator(node) -> bool:
-    return isinstance(node, ast.Name) and node.id == "register_method"
-
-
-def _class_name_attribute(node: ast.ClassDef) -> list[str]:
-    return [
-        statement.value.value
-        for statement in node.body
-        if isinstance(statement, ast.Assign)
-        and any(isinstance(target, ast.Name) and target.id == "name" for target in statement.targets)
-        and isinstance(statement.value, ast.Constant)
-    ]
 
 
 DATA_PATH_FIELDS = {"mnist": ["root"], "cifar10": ["root"], "imagenet": ["train_dir", "val_dir"]}

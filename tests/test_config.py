@@ -50,3 +50,11 @@ def test_validate_command(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr.strip().count("\n") == 0 and "alpha[0]" in bad.stderr
+
+
+def test_source_scan_finds_exactly_the_registered_methods():
+    """Config validation reads method names from source (no torch import); it must match the registry."""
+    from bench_powerprop.config import registered_method_names
+    from bench_powerprop.methods import METHODS
+
+    assert registered_method_names() == set(METHODS)
