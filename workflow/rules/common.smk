@@ -1,5 +1,6 @@
 # Config validation, the grid, and every path/parameter helper the rules use.
 import json
+import os
 import sys
 
 sys.path.insert(0, workflow.basedir)
@@ -160,8 +161,6 @@ def all_targets():
 
 
 # -- sparse training experiments (kind: sparse_training; rules in sparse.smk) -------------
-import os
-
 SPARSE_TABLES = {
     "runs": "tables/sparse_runs.csv",
     "summary": "tables/sparse_summary.csv",
