@@ -5,7 +5,12 @@
 configfile: f"{workflow.basedir}/configs/default.yaml"
 
 
-include: "workflow/rules/common.smk"
+# Helpers (config validation, the plan of every cell, paths), then one rule file per pipeline shape.
+include: "workflow/rules/common/paths.smk"
+include: "workflow/rules/common/train.smk"
+include: "workflow/rules/common/oneshot.smk"
+include: "workflow/rules/common/ffcv.smk"
+include: "workflow/rules/manifest.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/oneshot.smk"
 include: "workflow/rules/sparse.smk"
@@ -13,6 +18,6 @@ include: "workflow/rules/ffcv.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -1,7 +1,7 @@
 """Training-step time of Powerprop and masks, against dense and against torch.nn.utils equivalents.
 
 One process, one fixed batch per workload. A *step* is zero_grad + forward + cross-entropy +
-backward + SGD step (+ ``enforce_masks`` for the harness's masked variants, as the trainer does).
+backward + SGD step (+ ``masks.enforce`` for the harness's masked variants, as the trainer does).
 Variants are timed in interleaved rounds (every round times every variant once, in rotating
 order) so that drifting machine load hits all of them alike; the reported time is the median
 over rounds of the mean step time within a round (``time.perf_counter``, CUDA synchronised).
@@ -20,10 +20,10 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -33,10 +33,11 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils import parametrize, prune  # noqa: E402
 
+from bench_powerprop import masks as mask_ops  # noqa: E402
 from bench_powerprop.io import write_text_atomic  # noqa: E402
-from bench_powerprop.models import build_mlp  # noqa: E402
+from bench_powerprop.models import build_model  # noqa: E402
 from bench_powerprop.powerprop import phi_from_theta, powerpropify, weight_layers  # noqa: E402
-from bench_powerprop.pruning import apply_masks, enforce_masks, magnitude_masks  # noqa: E402
+from bench_powerprop.scoring import score  # noqa: E402
 
 ALPHA = 2.0
 KEEP = 0.1  # 90% of every layer's weights masked (output layer: 80%, the harness's default factor 2)
@@ -69,11 +70,14 @@ def ours_powerprop(model, masks):
 
 
 def ours_masks(model, masks):
-    return apply_masks(model, masks), enforce_masks
+    mask_ops.install(model, mask_ops.Mask(masks))
+    return model, mask_ops.enforce
 
 
 def ours_powerprop_masks(model, masks):
-    return apply_masks(powerpropify(model, ALPHA), masks), enforce_masks
+    model = powerpropify(model, ALPHA)
+    mask_ops.install(model, mask_ops.Mask(masks))
+    return model, mask_ops.enforce
 
 
 def torch_prune_masks(model, masks):
@@ -106,9 +110,9 @@ class Variant:
 VARIANTS = [
     Variant("dense", ours_dense),
     Variant("powerprop α=2", ours_powerprop),
-    Variant("masks 90% (apply_masks)", ours_masks),
+    Variant("masks 90% (masks.install)", ours_masks),
     Variant("powerprop α=2 + masks 90%", ours_powerprop_masks),
-    Variant("torch prune.custom_from_mask 90%", torch_prune_masks, "masks 90% (apply_masks)"),
+    Variant("torch prune.custom_from_mask 90%", torch_prune_masks, "masks 90% (masks.install)"),
     Variant("torch parametrize powerprop α=2", torch_parametrize_powerprop, "powerprop α=2"),
     Variant("torch parametrize powerprop α=2 + mask", torch_parametrize_powerprop_masks, "powerprop α=2 + masks 90%"),
 ]
@@ -129,7 +133,7 @@ class Workload:
 
 
 def digits_mlp() -> nn.Module:
-    return build_mlp({"name": "mlp", "hidden": [300, 100]}, (64,), 10)
+    return build_model({"name": "mlp", "hidden": [300, 100]}, (64,), 10)
 
 
 def timm_resnet(arch: str) -> Callable[[], nn.Module]:
@@ -186,7 +190,7 @@ def prepare_variants(workload: Workload) -> list[Prepared]:
     """Every variant starts from a copy of the same initialised dense model and the same masks."""
     torch.manual_seed(0)
     base = workload.make_model()
-    masks = magnitude_masks(base, KEEP)
+    masks = {name: kept.float() for name, kept in mask_ops.prune(score("magnitude", base), KEEP, "layerwise", 2.0).items()}
     prepared = []
     for variant in VARIANTS:
         model, after_step = variant.build(copy.deepcopy(base), {name: mask.clone() for name, mask in masks.items()})
@@ -243,7 +247,8 @@ def workload_report(workload: Workload, prepared: list[Prepared]) -> tuple[str, 
     checks = []
     for variant_name, limit in workload.targets:
         ratio = median_ms(by_name[variant_name]) / dense
-        checks.append(f"{verdict(ratio <= limit)}  {workload.device} {workload.name}: {variant_name} = {ratio:.3f}x dense (target <= {limit:.2f}x)")
+        checks.append(f"{verdict(ratio <= limit)}  {workload.device} {workload.name}: {variant_name} = {ratio:.3f}x dense"
+                      f" (target <= {limit:.2f}x)")
     for item in prepared:
         if item.variant.torch_equivalent_of:
             ours = by_name[item.variant.torch_equivalent_of]
@@ -274,7 +279,7 @@ def machine_description(label: str) -> str:
     lines = [
         f"label: {label}",
         f"host: {platform.node()}",
-        f"date (UTC): {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"date (UTC): {datetime.now(UTC).isoformat(timespec='seconds')}",
         f"cpu: {cpu_model()}, {os.cpu_count()} logical cores visible, torch threads {torch.get_num_threads()}",
         f"platform: {platform.platform()}, python {platform.python_version()}",
         f"torch: {torch.__version__}",
@@ -299,7 +304,7 @@ def run(label: str, quick: bool, threads: int) -> str:
         "# Training-step time: dense vs Powerprop vs masks, harness vs torch.nn.utils\n\n"
         + machine_description(label)
         + f"\nload average (1/5/15 min) before: {load_before}, after: {load_average()}"
-        + f"\n\nstep = zero_grad + forward + cross-entropy + backward + SGD step (+ enforce_masks for apply_masks variants); "
+        + f"\n\nstep = zero_grad + forward + cross-entropy + backward + SGD step (+ masks.enforce for the masks variants); "
         f"alpha={ALPHA:g}, masks keep {KEEP:g} per layer (output layer 2x), median over rounds; "
         "±noise = half the inter-quartile range of the round times.\n"
         "'not slower' checks are strict (<= 1.00x); a ratio within the ±noise of both variants is a tie, "

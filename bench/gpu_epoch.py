@@ -33,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,10 +130,11 @@ def time_one_epoch(spec: dict, warmup: int) -> dict:
     """Train ``spec['train']['steps']`` steps; per-step wall times (each step ends with a device sync)."""
     import torch
 
-    from bench_powerprop.train import Trainer
+    from bench_powerprop.training.strategy import strategy_for
+    from bench_powerprop.training.trainer import Trainer
 
-    with tempfile.TemporaryDirectory() as checkpoints:
-        trainer = Trainer(spec, Path(checkpoints), progress=False)
+    with tempfile.TemporaryDirectory() as checkpoints, strategy_for(spec["train"]["device"]) as strategy:
+        trainer = Trainer(spec, Path(checkpoints), strategy, progress=False)
         times = []
         epoch_started = time.perf_counter()
         for _ in range(spec["train"]["steps"]):
@@ -143,7 +144,7 @@ def time_one_epoch(spec: dict, warmup: int) -> dict:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - started)
         epoch_seconds = time.perf_counter() - epoch_started
-        report = trainer.method.report(trainer.model)
+        report = trainer.method.report(trainer.ctx)
     timed = times[warmup:] or times
     batch = spec["train"]["batch_size"]
     return {"steps": len(times), "epoch_s": epoch_seconds, "images_per_s": batch * len(timed) / sum(timed),
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
         f"# One training epoch through FFCV: {args.arch}, {args.images} synthetic JPEGs ({args.classes} classes),"
         f" batch {args.batch_size}, {args.image_size} px, amp {args.amp}, channels-last",
         f"# device: {gpu}; torch {torch.__version__}; host {platform.node()};"
-        f" {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f" {datetime.now(UTC).isoformat(timespec='seconds')}",
         f"# rates exclude the first {args.warmup} steps; data generation + .beton took {prepare_s:.0f} s"
         + ("" if device == "cuda" else "; CPU SMOKE RUN: numbers are meaningless"),
     ]

@@ -1,6 +1,6 @@
-"""Command line of the harness: ``python -m bench_powerprop <command> --help``.
+"""The one command line of the harness: ``python -m bench_powerprop <command> --help``.
 
-The Snakemake rules call these commands; they are usable by hand to rerun one step.
+The Snakemake rules call these commands; each is usable by hand to rerun one step.
 """
 
 from __future__ import annotations
@@ -14,101 +14,114 @@ from pathlib import Path
 DESCRIPTION = """\
 bench_powerprop: reproduce Powerpropagation (Schwarz et al., NeurIPS 2021) and sparse-training baselines.
 
-Normally you do not call these commands yourself: run `snakemake -c all` (or `make run`),
-which calls them for every cell of the grid in configs/default.yaml.
+Normally you do not call these commands yourself: `make run` (or `snakemake -c all`) calls them
+for every cell of the active experiments in configs/default.yaml. Each command's --help has an example.
 """
 
+EXAMPLE_SPEC = (
+    '{"experiment": "x", "method": "rigl", "variant": "default", "alpha": 2.0, "sparsity": 0.9, "seed": 0, '
+    '"data": {"name": "digits"}, "model": {"name": "mlp", "hidden": [300, 100]}, '
+    '"train": {"steps": 1000, "batch_size": 60, "lr": 0.1, "momentum": 0.9}, "method_options": {}}'
+)
 
-def _json_arg(text: str):
-    return json.loads(text)
+
+def json_object(text: str) -> dict:
+    """An argument holding a JSON object (argparse shows the error with the argument's name)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({error.msg} at character {error.pos})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _command(commands, name: str, help_text: str, example: str):
+    return commands.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench_powerprop", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    train = commands.add_parser("train", help="train one grid cell (resumes from its checkpoints)")
-    train.add_argument("--spec", type=_json_arg, required=True, help="the cell's full spec as JSON")
-    train.add_argument("--run-dir", type=Path, required=True, help="where run.json, train_log.csv, model.pt, metrics.json go")
-    train.add_argument("--checkpoint-dir", type=Path, required=True, help="checkpoints (outside Snakemake outputs)")
+    train = _command(commands, "train", "train one grid cell (resumes from its checkpoints)",
+                     f"python -m bench_powerprop train --spec '{EXAMPLE_SPEC}' --run-dir /tmp/run --checkpoint-dir /tmp/ckpt")
+    train.add_argument("--spec", type=json_object, required=True,
+                       help="the cell's full training spec as a JSON object (the workflow writes it: experiment, method, "
+                            "variant, alpha, sparsity, seed, data, model, train, method_options; optional snapshot_steps, lineage)")
+    train.add_argument("--run-dir", type=Path, required=True, help="where run.json, train_log.csv, model.pt, snapshots/, metrics.json go")
+    train.add_argument("--checkpoint-dir", type=Path, required=True,
+                       help="checkpoints and snapshots in progress (outside Snakemake's outputs, so a killed job resumes)")
     train.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
-    prune = commands.add_parser("prune-eval", help="one-shot magnitude pruning sweep of a trained cell")
-    prune.add_argument("--run-dir", type=Path, required=True)
-    prune.add_argument("--prune", type=_json_arg, required=True, help="the experiment's prune config as JSON")
-    prune.add_argument("--out", type=Path, required=True)
+    prune = _command(commands, "prune-eval", "one-shot pruning sweep of a trained cell (no retraining)",
+                     "python -m bench_powerprop prune-eval --run-dir results/x/runs/<cell> "
+                     "--prune '{\"keep_levels\": [0.05, 0.1, 1.0], \"scope\": \"layerwise\"}' --out /tmp/sweep.csv")
+    prune.add_argument("--run-dir", type=Path, required=True, help="a trained cell's run directory (holds model.pt)")
+    prune.add_argument("--prune", type=json_object, required=True,
+                       help="the experiment's prune config as JSON: keep_levels (list or {geomspace: [start, stop, num]}), "
+                            "scope (layerwise|global), scorer (default magnitude), last_layer_keep_factor")
+    prune.add_argument("--out", type=Path, required=True, help="CSV with one row per keep level")
 
-    aggregate = commands.add_parser("aggregate-oneshot", help="tidy + summary tables of a one-shot experiment")
-    aggregate.add_argument("--expected", type=_json_arg, required=True, help="JSON {run_dir: spec_hash} of every cell")
-    aggregate.add_argument("--experiment-info", type=_json_arg, required=True)
-    aggregate.add_argument("--runs-out", type=Path, required=True, help="tidy table, one row per cell and level")
-    aggregate.add_argument("--summary-out", type=Path, required=True, help="mean ± std over seeds, diverged counts")
-    aggregate.add_argument("--markdown-out", type=Path, required=True, help="the summary as a readable table")
+    report = _command(commands, "report", "tables or figures of one experiment from its manifest",
+                      "python -m bench_powerprop report tables --manifest results/x/manifest.json --out-dir results/x")
+    report.add_argument("what", choices=["tables", "figures"], help="tables (tidy rows, summary, Markdown) or figures")
+    report.add_argument("--manifest", type=Path, required=True, help="the experiment's manifest.json (written by the workflow)")
+    report.add_argument("--out-dir", type=Path, required=True, help="the experiment's results directory")
+    report.add_argument("--published", default="", help="configs/published_results.csv (tables only; empty: none)")
 
-    figures = commands.add_parser("figures-oneshot", help="accuracy-vs-weights figure and θ histograms")
-    figures.add_argument("--runs", type=Path, required=True, help="the tidy runs.csv")
-    figures.add_argument("--models", type=Path, nargs="+", required=True, help="model.pt of one seed per α")
-    figures.add_argument("--title", required=True)
-    figures.add_argument("--accuracy-figure", type=Path, required=True)
-    figures.add_argument("--histogram-figure", type=Path, required=True)
+    validate = _command(commands, "validate", "validate config files (merged in order) and count the training cells",
+                        "python -m bench_powerprop validate configs/default.yaml configs/my_overrides.yaml")
+    validate.add_argument("configfiles", type=Path, nargs="+", help="YAML configs; later files override earlier ones")
 
-    validate = commands.add_parser("validate", help="validate config files (merged in order) and list the grid")
-    validate.add_argument("configfiles", type=Path, nargs="+")
+    listing = _command(commands, "list", "registered methods, scorers, datasets or models with their options",
+                       "python -m bench_powerprop list methods")
+    listing.add_argument("registry", choices=["methods", "scorers", "datasets", "models"], help="which registry")
+
+    beton = _command(commands, "beton", "write FFCV .beton files (CIFAR-10 pickles or an ImageFolder tree)",
+                     "python -m bench_powerprop beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton")
+    beton.add_argument("arguments", nargs=argparse.REMAINDER, help="write-cifar10 ... | write-imagenet ... (see `beton -- --help`)")
     return parser
 
 
 def run_train(args) -> int:
-    from bench_powerprop.train import train_cell
+    from bench_powerprop.training.trainer import train_cell
 
     metrics = train_cell(args.spec, args.run_dir, args.checkpoint_dir, progress=not args.no_progress)
-    status = f"DIVERGED ({metrics['diverged_reason']})" if metrics["diverged"] else "ok"
-    print(f"test accuracy {metrics['test_accuracy']:.4f}, sparsity {metrics['sparsity']:.4f}: {status}")
+    status = "DIVERGED (" + metrics["diverged_reason"] + ")" if metrics["diverged"] else ("at chance" if metrics["collapsed"] else "ok")
+    print(f"test accuracy {metrics['test_accuracy']:.4f}, sparsity {metrics['actual_sparsity']:.4f}: {status}")
     return 0
 
 
 def run_prune_eval(args) -> int:
-    from bench_powerprop.io import read_json, write_csv_atomic
-    from bench_powerprop.oneshot import prune_sweep
+    from bench_powerprop.evaluation import oneshot_sweep
+    from bench_powerprop.io import write_csv_atomic
 
-    rows = prune_sweep(args.run_dir / "model.pt", read_json(args.run_dir / "metrics.json"), args.prune)
+    rows = oneshot_sweep(args.run_dir / "model.pt", args.prune)
     write_csv_atomic(args.out, rows)
     print(rows[["keep", "test_accuracy"]].to_string(index=False))
     return 0
 
 
-def run_aggregate_oneshot(args) -> int:
-    from bench_powerprop.report import oneshot_runs_table, write_oneshot_tables
+def run_report(args) -> int:
+    from bench_powerprop.io import read_json
+    from bench_powerprop.reporting import reports
 
-    runs = oneshot_runs_table(args.expected)
-    paths = {"runs": args.runs_out, "summary": args.summary_out, "markdown": args.markdown_out}
-    print(write_oneshot_tables(runs, paths, args.experiment_info))
-    return 0
-
-
-def run_figures_oneshot(args) -> int:
-    import pandas as pd
-
-    from bench_powerprop.figures import accuracy_vs_weights_remaining, relative_magnitudes, weight_histograms
-    from bench_powerprop.powerprop import effective_weights
-    from bench_powerprop.train import load_trained_model
-
-    accuracy_vs_weights_remaining(pd.read_csv(args.runs), args.accuracy_figure, args.title)
-    magnitudes = {}
-    for path in args.models:
-        model, spec = load_trained_model(path)
-        magnitudes[spec["alpha"]] = relative_magnitudes([theta.numpy() for theta in effective_weights(model).values()])
-    weight_histograms(magnitudes, args.histogram_figure, f"{args.title}: effective weights after training")
+    manifest = read_json(args.manifest)
+    if args.what == "tables":
+        print(reports.write_tables(manifest, args.out_dir, args.published))
+    else:
+        reports.write_figures(manifest, args.out_dir)
     return 0
 
 
 def run_validate(args) -> int:
-    from bench_powerprop.config import ConfigError, grid_cells, load_yaml, validate_config
+    from bench_powerprop.config import ConfigError, grid_cells, load_configs, validate_config
 
-    config: dict = {}
-    for path in args.configfiles:
-        _deep_update(config, load_yaml(path))
     try:
+        config = load_configs(args.configfiles)
         validate_config(config)
     except ConfigError as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
@@ -118,22 +131,43 @@ def run_validate(args) -> int:
     return 0
 
 
-def _deep_update(base: dict, update: dict) -> dict:
-    """Merge like Snakemake merges --configfile onto the Snakefile's configfile."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _deep_update(base[key], value)
-        else:
-            base[key] = value
-    return base
+def run_list(args) -> int:
+    registry = registry_named(args.registry)
+    for name in registry.names():
+        entry = registry.get(name)
+        summary = (sys.modules[entry.__module__].__doc__ or entry.__doc__ or name).strip().splitlines()[0]
+        print(f"{name}: {summary}")
+        for option, default, doc in entry.Options.describe():
+            print(f"    {option} (default {json.dumps(default)}): {doc}")
+    return 0
+
+
+def registry_named(name: str):
+    if name == "methods":
+        from bench_powerprop.methods import METHODS as registry
+    elif name == "scorers":
+        from bench_powerprop.scoring import SCORERS as registry
+    elif name == "datasets":
+        from bench_powerprop.data.datasets import DATASETS as registry
+    else:
+        from bench_powerprop.models import MODELS as registry
+    return registry
+
+
+def run_beton(args) -> int:
+    from bench_powerprop.data.ffcv_io import main as ffcv_main
+
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    return ffcv_main(arguments)
 
 
 COMMANDS = {
     "train": run_train,
     "prune-eval": run_prune_eval,
-    "aggregate-oneshot": run_aggregate_oneshot,
-    "figures-oneshot": run_figures_oneshot,
+    "report": run_report,
     "validate": run_validate,
+    "list": run_list,
+    "beton": run_beton,
 }
 
 

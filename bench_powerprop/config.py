@@ -1,53 +1,77 @@
-"""Config validation (JSON schema + checks a schema cannot express) and grid expansion.
+"""Config validation and grid expansion, before any job starts.
 
-Used by ``workflow/rules/common.smk`` at parse time, so it must stay cheap to import:
-no torch here. Errors are reported as one line naming the offending field.
+``validate_config(config)`` checks, in order: every number is finite; the JSON schema
+(``workflow/schemas/config.schema.yaml``: the shape, closed ``train``/``prune``/grid blocks);
+then what a schema cannot say — each experiment's kind, dataset, model and method options
+against the typed options declared next to their registration (closed: an unknown key is an
+error), variants, lineage references, and data paths. The first problem is raised as a
+``ConfigError`` whose text is one line naming the field.
+
+Used by ``workflow/rules/common.smk`` at parse time, so it must stay cheap to import: no torch.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
-import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from bench_powerprop.cells import DEFAULT_VARIANT, EXPERIMENT_PATTERN, Cell, coerce_axis, make_cell
+from bench_powerprop.options import CellFacts, OptionError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-METHODS_DIR = Path(__file__).resolve().parent / "methods"
+FINAL = "final"
 
 
 class ConfigError(ValueError):
     """A config problem; ``str(error)`` is the one line shown to the user."""
 
 
-@dataclass(frozen=True, order=True)
-class Cell:
-    experiment: str
-    method: str
-    alpha: float
-    sparsity: float
-    seed: int
-
-    @property
-    def wildcards(self) -> dict[str, str]:
-        return {"experiment": self.experiment, "method": self.method, "alpha": format_number(self.alpha),
-                "sparsity": format_number(self.sparsity), "seed": str(self.seed)}
-
-
-def format_number(value: float) -> str:
-    """Canonical text of a grid value in paths: 2.0 → '2', 0.90 → '0.9'."""
-    return f"{float(value):g}"
-
-
+# -- reading ---------------------------------------------------------------------------------
 def load_yaml(path) -> dict:
-    with open(path) as handle:
-        return yaml.safe_load(handle) or {}
+    """A YAML config file; a missing file or a syntax error is a ConfigError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        with open(path) as handle:
+            loaded = yaml.safe_load(handle)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: a config is a mapping of keys to values, not a {type(loaded).__name__}")
+    return loaded
 
 
+def merge_configs(base: dict, update: dict) -> dict:
+    """Merge like Snakemake merges ``--configfile`` onto the Snakefile's configfile (in place)."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_configs(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_configs(paths) -> dict:
+    config: dict = {}
+    for path in paths:
+        merge_configs(config, load_yaml(path))
+    return config
+
+
+# -- checks ----------------------------------------------------------------------------------
 def field_path(parts) -> str:
     text = ""
     for part in parts:
@@ -55,71 +79,41 @@ def field_path(parts) -> str:
     return text or "<top level>"
 
 
+def non_finite_numbers(value, path=()) -> list[str]:
+    """Paths of NaN/inf values (YAML ``.nan``/``.inf``), which JSON schema's bounds let through."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [f"{field_path(path)}: {value!r} is not a finite number"]
+    if isinstance(value, dict):
+        return [problem for key, item in value.items() for problem in non_finite_numbers(item, (*path, key))]
+    if isinstance(value, list):
+        return [problem for i, item in enumerate(value) for problem in non_finite_numbers(item, (*path, i))]
+    return []
+
+
 def schema_errors(config: dict, schema: dict) -> list[str]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda error: (list(error.absolute_path), error.message))
-    return [f"{field_path(error.absolute_path)}: {_leaf_error(error).message}" for error in errors]
+    return [_schema_message(error) for error in errors]
 
 
-def _leaf_error(error):
+def _schema_message(error) -> str:
+    """The most specific reason: for ``anyOf``/``oneOf`` the alternative that got furthest."""
     import jsonschema
 
-    return jsonschema.exceptions.best_match(error.context) if error.context else error
-
-
-# A class decorated with @register_method, its body (indented lines), and the ``name = "..."`` in it.
-REGISTERED_CLASS = re.compile(r"^@register_method[ \t]*\nclass \w+[^\n]*:\n(?P<body>(?:[ \t]+[^\n]*\n|[ \t]*\n)*)", re.M)
-NAME_ATTRIBUTE = re.compile(r"^[ \t]+name\s*(?::[^=\n]*)?=\s*[\"'](\w+)[\"']", re.M)
-
-
-def registered_method_names() -> set[str]:
-    """Names declared by ``@register_method`` classes, read from source without importing torch.
-
-    A regular expression rather than ``ast``: CPython 3.11's ``ast.parse`` can raise
-    "AST constructor recursion depth mismatch" inside a process where numba has run.
-    """
-    names = set()
-    for path in METHODS_DIR.glob("*.py"):
-        for match in REGISTERED_CLASS.finditer(path.read_text(encoding="utf-8")):
-            name = NAME_ATTRIBUTE.search(match.group("body"))
-            if name:
-                names.add(name.group(1))
-    return names
-
-
-DATA_PATH_FIELDS = {"mnist": ["root"], "cifar10": ["root"], "imagenet": ["train_dir", "val_dir"]}
-
-
-def semantic_errors(config: dict) -> list[str]:
-    errors = []
-    experiments = config["experiments"]
-    for name in config["active_experiments"]:
-        if name not in experiments:
-            errors.append(f"active_experiments: {name!r} is not defined under experiments (defined: {sorted(experiments)})")
-    known_methods = registered_method_names()
-    for name, experiment in experiments.items():
-        for i, block in enumerate(experiment["grid"]):
-            for method in block["method"]:
-                if method not in known_methods:
-                    errors.append(f"experiments.{name}.grid[{i}].method: unknown method {method!r} (registered: {sorted(known_methods)})")
-        if name in config["active_experiments"]:
-            errors.extend(_missing_data_paths(name, experiment["data"]))
-    return errors
-
-
-def _missing_data_paths(experiment: str, data: dict) -> list[str]:
-    errors = []
-    for field in DATA_PATH_FIELDS.get(data["name"], []):
-        if not Path(data[field]).exists():
-            errors.append(f"experiments.{experiment}.data.{field}: path {data[field]!r} does not exist")
-    return errors
+    leaf = jsonschema.exceptions.best_match(error.context) if error.context else error
+    if error.context and error.validator in ("anyOf", "oneOf"):
+        deepest = max(error.context, key=lambda sub: (len(sub.absolute_path), sub.validator != "type"))
+        leaf = deepest if deepest.validator != "type" else leaf
+    return f"{field_path(leaf.absolute_path)}: {leaf.message}"
 
 
 def validate_config(config: dict, schema_path=SCHEMA_PATH) -> None:
-    """Raise ConfigError with the first problem (schema first, then semantic checks)."""
-    problems = schema_errors(config, load_yaml(schema_path))
+    """Raise ConfigError with the first problem: finiteness, then the schema, then semantic checks."""
+    problems = non_finite_numbers(config)
+    if not problems:
+        problems = schema_errors(config, load_yaml(schema_path))
     if not problems:
         problems = semantic_errors(config)
     if problems:
@@ -136,35 +130,217 @@ def validate_or_exit(config: dict, schema_path=SCHEMA_PATH) -> None:
         sys.exit(1)
 
 
+def semantic_errors(config: dict) -> list[str]:
+    import re
+
+    errors = []
+    experiments = config["experiments"]
+    for name in config["active_experiments"]:
+        if name not in experiments:
+            errors.append(f"active_experiments: {name!r} is not defined under experiments (defined: {sorted(experiments)})")
+    for name, experiment in experiments.items():
+        if not re.fullmatch(EXPERIMENT_PATTERN, name):
+            errors.append(f"experiments.{name}: experiment names use letters, digits and _ only")
+            continue
+        try:
+            check_experiment(name, experiment, active=name in config["active_experiments"])
+        except (ConfigError, OptionError) as error:
+            errors.append(str(error))
+    return errors
+
+
+def check_experiment(name: str, experiment: dict, active: bool) -> None:
+    from bench_powerprop.data.datasets import resolve_data_config
+    from bench_powerprop.models import resolve_model_config
+    from bench_powerprop.pipelines import PIPELINES
+
+    where = f"experiments.{name}"
+    pipeline = PIPELINES.get(experiment["kind"])
+    if pipeline is None:
+        raise ConfigError(f"{where}.kind: unknown pipeline shape {experiment['kind']!r} (known: {', '.join(sorted(PIPELINES))})")
+    for section in pipeline.requires:
+        if section not in experiment:
+            raise ConfigError(f"{where}.{section}: required by kind {experiment['kind']!r}")
+    data = resolve_data_config(experiment["data"], f"{where}.data")
+    resolve_model_config(experiment["model"], f"{where}.model")
+    check_prune(experiment.get("prune"), f"{where}.prune")
+    grid = ExperimentGrid(name, experiment)
+    grid.check_options()
+    grid.check_lineage()
+    if active:
+        check_data_paths(data, f"{where}.data")
+
+
+def check_prune(prune: dict | None, where: str) -> None:
+    if prune is None:
+        return
+    from bench_powerprop.scoring import SCORERS
+
+    scorer = prune.get("scorer", "magnitude")
+    if scorer not in SCORERS:
+        raise ConfigError(f"{where}.scorer: unknown scorer {scorer!r} (registered: {', '.join(SCORERS.names())})")
+    if SCORERS.get(scorer).needs_data:
+        raise ConfigError(f"{where}.scorer: {scorer!r} needs data; one-shot pruning after training ranks by a data-free scorer")
+    levels = keep_levels(prune["keep_levels"])
+    if len(set(levels)) != len(levels):
+        raise ConfigError(f"{where}.keep_levels: the levels {levels} repeat a value")
+
+
+def keep_levels(levels) -> list[float]:
+    """Fractions of weights kept: an explicit list, or ``{"geomspace": [start, stop, num]}`` (numpy's geomspace)."""
+    if isinstance(levels, dict):
+        import numpy as np
+
+        start, stop, num = levels["geomspace"]
+        return [float(value) for value in np.geomspace(start, stop, int(num))]
+    return [float(level) for level in levels]
+
+
+DATA_PATH_FIELDS = ("root", "train_dir", "val_dir")
+
+
+def check_data_paths(data: dict, where: str) -> None:
+    for key in DATA_PATH_FIELDS:
+        if data.get(key) is not None and not Path(data[key]).exists():
+            raise ConfigError(f"{where}.{key}: path {data[key]!r} does not exist")
+    if data["name"] == "mnist":
+        from bench_powerprop.data.idx import check_mnist_root
+
+        problem = check_mnist_root(Path(data["root"]))
+        if problem:
+            raise ConfigError(f"{where}.root: {problem}")
+
+
+# -- the grid ----------------------------------------------------------------------------------
+@dataclass
+class BlockCells:
+    """The cells of one grid block and what the block declares for them."""
+
+    index: int
+    cells: list[Cell]
+    snapshot_steps: tuple[int, ...] = ()
+    init_from: dict | None = None
+    mask_from: dict | None = None
+    where: str = ""
+
+
+@dataclass
+class ExperimentGrid:
+    """Every cell of one experiment, with its block's declarations; lineage resolved to parent cells."""
+
+    name: str
+    experiment: dict
+    blocks: list[BlockCells] = field(default_factory=list)
+    block_of: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for index, block in enumerate(self.experiment["grid"]):
+            where = f"experiments.{self.name}.grid[{index}]"
+            variants = block.get("variant", [DEFAULT_VARIANT])
+            cells = [make_cell(self.name, method=method, variant=variant, alpha=alpha, sparsity=sparsity, seed=seed)
+                     for method, variant, alpha, sparsity, seed in itertools.product(
+                         block["method"], variants, block["alpha"], block["sparsity"], block["seed"])]
+            declared = BlockCells(index, cells, tuple(block.get("snapshot_steps", ())), block.get("init_from"),
+                                  block.get("mask_from"), where)
+            self.blocks.append(declared)
+            for cell in cells:
+                if cell in self.block_of:
+                    raise ConfigError(f"{where}: cell {cell.path} is already in grid[{self.block_of[cell].index}]")
+                self.block_of[cell] = declared
+        paths = {}
+        for cell in self.block_of:
+            if paths.setdefault(cell.path, cell) != cell:
+                raise ConfigError(f"experiments.{self.name}.grid: two cells share the run directory {cell.path}")
+
+    @property
+    def cells(self) -> list[Cell]:
+        return sorted(self.block_of, key=Cell.sort_key)
+
+    def method_options_raw(self, method: str, variant: str) -> dict:
+        base = dict(self.experiment.get("methods", {}).get(method, {}))
+        if variant != DEFAULT_VARIANT:
+            base.update(self.experiment.get("variants", {}).get(method, {}).get(variant, {}))
+        return base
+
+    def options_where(self, method: str, variant: str) -> str:
+        if variant == DEFAULT_VARIANT:
+            return f"experiments.{self.name}.methods.{method}"
+        return f"experiments.{self.name}.variants.{method}.{variant}"
+
+    def check_options(self) -> None:
+        from bench_powerprop.methods import METHODS
+
+        steps = self.experiment["train"]["steps"]
+        checked = set()
+        for block in self.blocks:
+            for cell in block.cells:
+                if cell.method not in METHODS:
+                    raise ConfigError(f"{block.where}.method: unknown method {cell.method!r} (registered: {', '.join(METHODS.names())})")
+                variants = self.experiment.get("variants", {}).get(cell.method, {})
+                if cell.variant != DEFAULT_VARIANT and cell.variant not in variants:
+                    raise ConfigError(f"{block.where}.variant: method {cell.method!r} has no variant {cell.variant!r} "
+                                      f"(defined under experiments.{self.name}.variants.{cell.method}: {sorted(variants) or 'none'})")
+                key = (cell.method, cell.variant, cell.sparsity, cell.alpha)
+                if key not in checked:
+                    checked.add(key)
+                    METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
+                                                       self.options_where(cell.method, cell.variant),
+                                                       CellFacts(cell.sparsity, steps, cell.alpha))
+        for method in self.experiment.get("methods", {}):
+            if method not in METHODS:
+                raise ConfigError(f"experiments.{self.name}.methods.{method}: unknown method (registered: {', '.join(METHODS.names())})")
+        for method in self.experiment.get("variants", {}):
+            if method not in METHODS:
+                raise ConfigError(f"experiments.{self.name}.variants.{method}: unknown method (registered: {', '.join(METHODS.names())})")
+
+    def parent(self, cell: Cell, relation: str) -> tuple[Cell, int | str] | None:
+        """The cell and step ``cell`` inherits from through ``relation`` (init_from / mask_from), or None."""
+        declared = getattr(self.block_of[cell], relation)
+        if declared is None:
+            return None
+        return cell.replace(**{key: coerce_axis(key, value) for key, value in declared["cell"].items()}), declared["step"]
+
+    def check_lineage(self) -> None:
+        from bench_powerprop.methods import METHODS
+
+        for cell, block in self.block_of.items():
+            for relation in ("init_from", "mask_from"):
+                found = self.parent(cell, relation)
+                if found is None:
+                    continue
+                parent, step = found
+                where = f"{block.where}.{relation}"
+                if parent not in self.block_of:
+                    raise ConfigError(f"{where}: cell {cell.path} would inherit from {parent.path}, which is not in the grid")
+                if parent == cell:
+                    raise ConfigError(f"{where}: a cell cannot inherit from itself")
+                if step != FINAL and step not in self.block_of[parent].snapshot_steps:
+                    raise ConfigError(f"{where}.step: {step} is not in the snapshot_steps of {parent.path} "
+                                      f"({list(self.block_of[parent].snapshot_steps)}); add it there or use final")
+                if relation == "mask_from" and not METHODS.get(cell.method).accepts_mask_from:
+                    raise ConfigError(f"{where}: method {cell.method!r} does not use an inherited mask")
+        for cell in self.block_of:
+            self._check_acyclic(cell)
+
+    def _check_acyclic(self, cell: Cell, descendants: tuple = ()) -> None:
+        if cell in descendants:
+            raise ConfigError(f"{self.block_of[descendants[0]].where}: the lineage of {descendants[0].path} loops back to {cell.path}")
+        for found in (self.parent(cell, "init_from"), self.parent(cell, "mask_from")):
+            if found and found[0] in self.block_of:
+                self._check_acyclic(found[0], (*descendants, cell))
+
+
+def grid_cells(config: dict) -> list[Cell]:
+    """Every training cell of the active experiments, sorted."""
+    cells = []
+    for name in config["active_experiments"]:
+        cells += ExperimentGrid(name, config["experiments"][name]).cells
+    return cells
+
+
 def export_job_environment(repo_dir: str) -> None:
     """Jobs run ``python -m bench_powerprop``: make ``python`` the interpreter running Snakemake
     (also when its venv is not activated) and the package importable without installing it.
     Under ``--sdm conda`` the rule's env is activated afterwards, so its python wins."""
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo_dir), os.environ.get("PYTHONPATH")]))
-
-
-def grid_cells(config: dict) -> list[Cell]:
-    """Every training cell of the active experiments, without duplicates, sorted."""
-    cells = set()
-    for name in config["active_experiments"]:
-        for block in config["experiments"][name]["grid"]:
-            for method, alpha, sparsity, seed in itertools.product(block["method"], block["alpha"], block["sparsity"], block["seed"]):
-                cells.add(Cell(name, method, float(alpha), float(sparsity), int(seed)))
-    return sorted(cells)
-
-
-def cell_spec(config: dict, cell: Cell) -> dict:
-    """The full, hashable description of one training cell."""
-    experiment = config["experiments"][cell.experiment]
-    return {
-        "experiment": cell.experiment,
-        "method": cell.method,
-        "alpha": cell.alpha,
-        "sparsity": cell.sparsity,
-        "seed": cell.seed,
-        "data": experiment["data"],
-        "model": experiment["model"],
-        "train": experiment["train"],
-        "method_options": experiment.get("methods", {}).get(cell.method, {}),
-    }

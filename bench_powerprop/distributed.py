@@ -1,26 +1,11 @@
-"""Multi-process training (PyTorch DDP) under ``torchrun``, and the training device.
+"""Process-level primitives of multi-process training under ``torchrun`` (PyTorch DDP), and the device.
 
 The ``train`` rule starts ``python -m torch.distributed.run --standalone --nproc_per_node=N
 -m bench_powerprop train ...`` when the experiment's ``resources.gpu`` is N > 1. Each process
-then finds RANK, WORLD_SIZE and LOCAL_RANK in its environment and:
-
-* joins the process group (nccl on CUDA, gloo on CPU) and uses the device ``cuda:LOCAL_RANK``;
-* trains on an equal share of every global batch (``train.batch_size`` is the global batch,
-  as in the papers): FFCV loaders shard the data themselves, in-memory tasks are sliced here;
-* runs forward/backward through ``DistributedDataParallel``, which averages the gradients.
-  Methods and checkpoints see the unwrapped module, so names and state dicts are those of a
-  1-process run and a checkpoint resumes with any number of processes;
-* keeps masks identical on every rank: dense gradients captured for RigL's grow step are
-  averaged over ranks before the method uses them (the grow criterion is then the
-  global-batch gradient, as in a 1-process run), and after every step in which a method
-  hook replaced or changed a ``weight_mask``/``weight_grad_mask`` all masks are broadcast
-  from rank 0 (a guarantee against ties broken differently on different ranks);
-* agrees with the other ranks on everything that ends the loop: the logged loss is the
-  global-batch mean (so divergence is detected on every rank at once) and a preemption
-  signal seen by any rank stops all of them at the same step;
-* lets only rank 0 write outputs and checkpoints; buffers (BatchNorm statistics, masks)
-  are broadcast from rank 0 before each evaluation and checkpoint, so every rank holds
-  the state that is saved, and all ranks resume from the same checkpoint.
+finds RANK, WORLD_SIZE and LOCAL_RANK in its environment, joins the process group (nccl on
+CUDA, gloo on CPU) and uses the device ``cuda:LOCAL_RANK``. What training does with that —
+sharded batches, averaged gradients, identical masks on every rank — is
+``bench_powerprop.training.strategy``'s ``DDPStrategy``.
 
 torch is imported at module level (this module is only used by training), torch.distributed
 only inside the functions that need it.
@@ -33,9 +18,6 @@ import os
 from dataclasses import dataclass
 
 import torch
-from torch import nn
-
-from bench_powerprop.powerprop import MASK_BUFFERS, weight_layers
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 DEVICE_CHOICES = ("cpu", "cuda", "auto")
@@ -69,7 +51,7 @@ def current_context() -> DistributedContext:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
-        return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+        return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
     return DistributedContext()
 
 
@@ -108,21 +90,6 @@ def process_group(device_name: str):
         dist.destroy_process_group()
 
 
-def wrap_model(model: nn.Module, ctx: DistributedContext, device: torch.device) -> nn.Module:
-    """The module to run forward/backward through: DDP when distributed, else ``model`` itself.
-
-    ``broadcast_buffers=False``: DDP would broadcast the buffers it listed at construction on
-    every forward, but methods replace mask tensors during training; buffers are instead
-    synchronised explicitly (``broadcast_buffers``, ``synchronise_step``).
-    """
-    if not ctx.is_distributed:
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    device_ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
-
-
 # -- batches ----------------------------------------------------------------------------
 class ShardedBatches:
     """This rank's equal slice of every global batch of ``source`` (seeded alike on every rank).
@@ -147,76 +114,6 @@ class ShardedBatches:
         self.source.load_state_dict(state)
 
 
-def train_batches(task, batch_size: int, seed: int, ctx: DistributedContext):
-    """The batch source of this process for a global ``batch_size``.
-
-    Tasks with ``shards_across_ranks = True`` (the FFCV tasks) get the per-rank batch size and
-    shard the data themselves; other tasks draw the global batch and this rank keeps its slice.
-    """
-    if not ctx.is_distributed:
-        return task.train_batches(batch_size, seed)
-    if batch_size % ctx.world_size:
-        raise ValueError(f"train.batch_size: {batch_size} is not divisible by the {ctx.world_size} processes")
-    if getattr(task, "shards_across_ranks", False):
-        return task.train_batches(batch_size // ctx.world_size, seed)
-    return ShardedBatches(task.train_batches(batch_size, seed), ctx)
-
-
-# -- keeping the ranks identical ----------------------------------------------------------
-def mask_tensors(model: nn.Module) -> list[torch.Tensor | None]:
-    """Every mask buffer slot of the model's Linear/Conv layers, in a fixed order (None where unset)."""
-    return [getattr(layer, name, None) for layer in weight_layers(model).values() for name in MASK_BUFFERS]
-
-
-class MaskWatch:
-    """Remembers which mask tensors (and their in-place versions) a model holds, to detect changes."""
-
-    def __init__(self, model: nn.Module):
-        self.before = [(mask, _version(mask)) for mask in mask_tensors(model)]
-
-    def changed(self, model: nn.Module) -> bool:
-        after = mask_tensors(model)
-        return any(mask is not old or _version(mask) != version for (old, version), mask in zip(self.before, after))
-
-
-def _version(tensor: torch.Tensor | None) -> int | None:
-    return None if tensor is None else tensor._version
-
-
-def broadcast_masks(model: nn.Module, ctx: DistributedContext) -> None:
-    """Copy rank 0's masks to every rank (the set of masked layers is the same on all ranks)."""
-    if not ctx.is_distributed:
-        return
-    import torch.distributed as dist
-
-    for mask in mask_tensors(model):
-        if mask is not None:
-            dist.broadcast(mask, src=0)
-
-
-def broadcast_buffers(model: nn.Module, ctx: DistributedContext) -> None:
-    """Copy all of rank 0's buffers (BatchNorm statistics, masks) to every rank."""
-    if not ctx.is_distributed:
-        return
-    import torch.distributed as dist
-
-    for buffer in model.buffers():
-        dist.broadcast(buffer, src=0)
-
-
-def average_captured_dense_grads(model: nn.Module, ctx: DistributedContext) -> None:
-    """Average the dense ∂L/∂θ captured for RigL (``capture_dense_grad``) over ranks, in place."""
-    if not ctx.is_distributed:
-        return
-    import torch.distributed as dist
-
-    for layer in weight_layers(model).values():
-        grad = getattr(layer, "dense_grad", None)
-        if grad is not None:
-            dist.all_reduce(grad)
-            grad.div_(ctx.world_size)
-
-
 def sum_over_ranks(values: list[float], ctx: DistributedContext, device: torch.device) -> list[float]:
     """Element-wise sum of ``values`` over all ranks (the values themselves when not distributed)."""
     if not ctx.is_distributed:
@@ -228,23 +125,6 @@ def sum_over_ranks(values: list[float], ctx: DistributedContext, device: torch.d
     return tensor.tolist()
 
 
-def any_rank(flag: bool, ctx: DistributedContext, device: torch.device) -> bool:
-    """True on every rank when ``flag`` is true on at least one."""
-    return sum_over_ranks([float(flag)], ctx, device)[0] > 0
-
-
-def synchronise_step(model: nn.Module, watch: MaskWatch | None, loss: float, batch_accuracy: float,
-                     ctx: DistributedContext, device: torch.device) -> tuple[float, float]:
-    """After a step: global-batch mean loss and accuracy; broadcast masks if any rank changed them."""
-    if not ctx.is_distributed:
-        return loss, batch_accuracy
-    changed = watch is not None and watch.changed(model)
-    loss_sum, accuracy_sum, changed_ranks = sum_over_ranks([loss, batch_accuracy, float(changed)], ctx, device)
-    if changed_ranks > 0:
-        broadcast_masks(model, ctx)
-    return loss_sum / ctx.world_size, accuracy_sum / ctx.world_size
-
-
 def local_world_size() -> int:
     """Processes on this node (torchrun's LOCAL_WORLD_SIZE; 1 when not distributed)."""
-    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))

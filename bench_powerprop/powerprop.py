@@ -166,6 +166,21 @@ def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: effective_weight_of(module).detach() for name, module in weight_layers(model).items()}
 
 
+def capture_dense_gradients(model: nn.Module, enabled: bool = True) -> None:
+    """Record the dense ∂L/∂θ of every layer in the next backward pass (RigL's grow criterion)."""
+    for layer in weight_layers(model).values():
+        if isinstance(layer, PowerpropMixin):
+            layer.capture_dense_grad = enabled
+            if not enabled:
+                layer.dense_grad = None
+
+
+def captured_dense_gradients(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{name: dense ∂L/∂θ}`` recorded by the last backward pass with capture on."""
+    layers = weight_layers(model).items()
+    return {name: layer.dense_grad for name, layer in layers if getattr(layer, "dense_grad", None) is not None}
+
+
 def model_alpha(model: nn.Module) -> float:
     alphas = {m.alpha for m in model.modules() if isinstance(m, PowerpropMixin)}
     if len(alphas) > 1:

@@ -9,16 +9,29 @@ import sys
 import time
 from pathlib import Path
 
-from bench_powerprop.config import Cell, cell_spec, load_yaml
+from bench_powerprop.cells import make_cell
+from bench_powerprop.config import load_yaml
+from bench_powerprop.plan import Plan
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def digits_spec(method="dense", alpha=2.0, sparsity=0.0, seed=0, steps=60, **train_overrides):
+def digits_config(method="dense", alpha=2.0, sparsity=0.0, seed=0, steps=60, options=None, **train_overrides) -> dict:
+    """configs/default.yaml reduced to one digits cell of ``oneshot_digits`` with the given settings."""
     config = load_yaml(REPO / "configs" / "default.yaml")
-    spec = copy.deepcopy(cell_spec(config, Cell("oneshot_digits", method, alpha, sparsity, seed)))
-    spec["train"].update({"steps": steps, "log_every": 10, "eval_every": 20, "checkpoint_every": 20, **train_overrides})
-    return spec
+    config["active_experiments"] = ["oneshot_digits"]
+    experiment = config["experiments"]["oneshot_digits"]
+    experiment["grid"] = [{"method": [method], "alpha": [alpha], "sparsity": [sparsity], "seed": [seed]}]
+    experiment["methods"] = {method: dict(options or {})}
+    experiment["train"].update({"steps": steps, "log_every": 10, "eval_every": 20, "checkpoint_every": 20, **train_overrides})
+    return config
+
+
+def digits_spec(method="dense", alpha=2.0, sparsity=0.0, seed=0, steps=60, options=None, **train_overrides) -> dict:
+    """The training spec the workflow would give that cell (every default filled in)."""
+    config = digits_config(method, alpha, sparsity, seed, steps, options, **train_overrides)
+    cell = make_cell("oneshot_digits", method=method, alpha=alpha, sparsity=sparsity, seed=seed)
+    return copy.deepcopy(Plan(config).spec(cell))
 
 
 def train_command(spec, run_dir, checkpoint_dir):
@@ -36,7 +49,8 @@ def wait_for_checkpoint(checkpoint_dir: Path, process, timeout=120.0, min_count=
         if len(list(Path(checkpoint_dir).glob("step_*.pt.sha256"))) >= min_count:
             return
         if process.poll() is not None:
-            raise AssertionError(f"training exited ({process.returncode}) before a checkpoint: {process.stdout.read() if process.stdout else ''}")
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"training exited ({process.returncode}) before a checkpoint: {output}")
         time.sleep(0.005)
     raise AssertionError("no checkpoint appeared in time")
 

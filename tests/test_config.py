@@ -21,6 +21,37 @@ BAD_CONFIGS = {
                        "experiments.oneshot_digits.grid[0].method"),
     "unknown_experiment": ("active_experiments: [nope]\n", "active_experiments"),
     "misspelled_train_key": ("experiments:\n  oneshot_digits:\n    train: {steps: -5}\n", "experiments.oneshot_digits.train.steps"),
+    "unknown_method_option": ("experiments:\n  sparse_digits:\n    methods: {gmp: {no_such_option: 1}}\n",
+                              "experiments.sparse_digits.methods.gmp.no_such_option: unknown option"),
+    "method_option_out_of_range": ("experiments:\n  sparse_digits:\n    methods: {gmp: {frequency: 0}}\n",
+                                   "experiments.sparse_digits.methods.gmp.frequency: must be an integer >= 1, got 0"),
+    "method_option_wrong_choice": ("experiments:\n  sparse_digits:\n    methods: {rigl: {distribution: random}}\n",
+                                   "experiments.sparse_digits.methods.rigl.distribution: must be one of"),
+    "option_against_the_cell": ("experiments:\n  sparse_digits:\n    methods: {topkast: {backward_sparsity: 0.99}}\n",
+                                "experiments.sparse_digits.methods.topkast.backward_sparsity: 0.99 exceeds the forward sparsity"),
+    "variant_option": ("experiments:\n  sparse_digits:\n    variants: {rigl: {slow: {update_every: -1}}}\n"
+                       "    grid:\n      - {method: [rigl], variant: [slow], alpha: [1], sparsity: [0.9], seed: [0]}\n",
+                       "experiments.sparse_digits.variants.rigl.slow.update_every"),
+    "undefined_variant": ("experiments:\n  sparse_digits:\n    grid:\n      - {method: [rigl], variant: [uniform], alpha: [1], "
+                          "sparsity: [0.9], seed: [0]}\n", "experiments.sparse_digits.grid[0].variant: method 'rigl' has no variant"),
+    "unknown_model_option": ("experiments:\n  oneshot_digits:\n    model: {name: mlp, hiden: [10]}\n",
+                             "experiments.oneshot_digits.model.hiden: unknown option"),
+    "unknown_data_option": ("experiments:\n  oneshot_digits:\n    data: {name: digits, val_fractoin: 0.2}\n",
+                            "experiments.oneshot_digits.data.val_fractoin: unknown option"),
+    "unknown_train_key": ("experiments:\n  oneshot_digits:\n    train: {stpes: 10}\n", "experiments.oneshot_digits.train"),
+    "lineage_to_a_missing_cell": ("experiments:\n  sparse_digits:\n    grid:\n      - {method: [static], alpha: [1], "
+                                  "sparsity: [0.9], seed: [0], init_from: {cell: {method: dense, sparsity: 0}, step: 0}}\n",
+                                  "experiments.sparse_digits.grid[0].init_from: cell "
+                                  "method~static/variant~default/alpha~1/sparsity~0.9/seed~0 "
+                                  "would inherit from method~dense/variant~default/alpha~1/sparsity~0/seed~0, which is not in the grid"),
+    "lineage_step_not_snapshotted": ("experiments:\n  sparse_digits:\n    grid:\n      - {method: [dense], alpha: [1], sparsity: [0], "
+                                     "seed: [0]}\n      - {method: [static], alpha: [1], sparsity: [0.9], seed: [0], "
+                                     "init_from: {cell: {method: dense, sparsity: 0}, step: 5}}\n",
+                                     "experiments.sparse_digits.grid[1].init_from.step: 5 is not in the snapshot_steps"),
+    "mask_from_unsupported": ("experiments:\n  sparse_digits:\n    grid:\n      - {method: [gmp], alpha: [1], sparsity: [0.9], "
+                              "seed: [0]}\n      - {method: [rigl], alpha: [1], sparsity: [0.9], seed: [0], "
+                              "mask_from: {cell: {method: gmp}, step: final}}\n",
+                              "experiments.sparse_digits.grid[1].mask_from: method 'rigl' does not use an inherited mask"),
 }
 
 
@@ -46,15 +77,23 @@ def test_validate_command(tmp_path):
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "99 training cells" in ok.stdout
     (tmp_path / "bad.yaml").write_text(BAD_CONFIGS["alpha_zero"][0])
-    bad = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs/default.yaml"), str(tmp_path / "bad.yaml")],
+    bad = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs/default.yaml"),
+                          str(tmp_path / "bad.yaml")],
                          capture_output=True, text=True)
     assert bad.returncode == 1
     assert bad.stderr.strip().count("\n") == 0 and "alpha[0]" in bad.stderr
 
 
-def test_source_scan_finds_exactly_the_registered_methods():
-    """Config validation reads method names from source (no torch import); it must match the registry."""
-    from bench_powerprop.config import registered_method_names
-    from bench_powerprop.methods import METHODS
+def test_validation_and_planning_import_no_torch():
+    """Snakemake parses the workflow before any job: validation and the plan must stay cheap."""
+    import subprocess
+    import sys
 
-    assert registered_method_names() == set(METHODS)
+    from conftest import REPO
+
+    code = ("import sys; from bench_powerprop.config import load_configs, validate_config; from bench_powerprop.plan import Plan; "
+            "c = load_configs(['configs/default.yaml']); validate_config(c); p = Plan(c); [p.spec(x) for x in p.cells]; "
+            "print(sorted(m for m in ('torch', 'pandas', 'matplotlib', 'timm', 'ffcv') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

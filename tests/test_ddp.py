@@ -15,9 +15,11 @@ import textwrap
 import pytest
 import torch
 
-from bench_powerprop.distributed import DistributedContext, ShardedBatches, launched_by_torchrun, train_batches
 from bench_powerprop.data.arrays import ShuffledBatches
-from bench_powerprop.train import Trainer
+from bench_powerprop.distributed import DistributedContext, ShardedBatches, launched_by_torchrun
+from bench_powerprop.training.strategy import DDPStrategy, LocalStrategy
+from bench_powerprop.training.trainer import Trainer
+
 from conftest import REPO
 from helpers import digits_spec, train_command
 
@@ -31,23 +33,22 @@ WORKER = textwrap.dedent("""
     import json, sys
     from pathlib import Path
     import torch
-    from bench_powerprop import distributed
-    from bench_powerprop.train import Trainer
+    from bench_powerprop.training.strategy import strategy_for
+    from bench_powerprop.training.trainer import Trainer
 
     spec, out = json.loads(sys.argv[1]), Path(sys.argv[2])
-    with distributed.process_group("cpu") as ctx:
-        trainer = Trainer(spec, out / "ckpt", progress=False)
+    with strategy_for("cpu") as strategy:
+        trainer = Trainer(spec, out / "ckpt", strategy, progress=False)
         trainer.run()
-        torch.save({"state": trainer.model.state_dict(), "world_size": ctx.world_size,
-                    "mask_updates": getattr(trainer.method, "mask_updates", None)}, out / f"rank{ctx.rank}.pt")
+        rank = strategy.context.rank
+        torch.save({"state": trainer.model.state_dict(), "world_size": strategy.world_size,
+                    "mask_updates": getattr(trainer.method, "mask_updates", None)}, out / f"rank{rank}.pt")
 """)
 
 
 def ddp_spec(method, steps=30):
-    spec = digits_spec(method=method, alpha=2.0, sparsity=0.9, steps=steps, momentum=0.9,
-                       log_every=5, eval_every=10, checkpoint_every=10)
-    spec["method_options"] = METHOD_OPTIONS[method]
-    return spec
+    return digits_spec(method=method, alpha=2.0, sparsity=0.9, steps=steps, options=METHOD_OPTIONS[method],
+                       momentum=0.9, log_every=5, eval_every=10, checkpoint_every=10)
 
 
 def environment():
@@ -74,7 +75,7 @@ def test_ranks_hold_identical_masks_and_weights(method, tmp_path):
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     if method == "rigl":
-        assert ranks[0]["mask_updates"] == ranks[1]["mask_updates"] == 4
+        assert ranks[0]["mask_updates"] == ranks[1]["mask_updates"] == 6  # steps 0, 5, ..., 25 (end inclusive)
     assert masks_of(ranks[0]["state"]), "a sparse method must leave masks on the model"
     for key, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][key]), f"rank 0 and rank 1 differ in {key}"
@@ -100,9 +101,9 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     metrics_one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     metrics_two = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics_two["final_loss"] == pytest.approx(metrics_one["final_loss"], rel=1e-4)
-    assert metrics_two["sparsity"] == metrics_one["sparsity"]
+    assert metrics_two["actual_sparsity"] == metrics_one["actual_sparsity"]
     assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["metrics.json", "model.pt", "run.json", "train_log.csv"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["metrics.json", "model.pt", "run.json", "snapshots", "train_log.csv"]
 
     # the 2-process checkpoint (rank 0's) resumes in a single process: same names, same state
     resumed = Trainer(spec, tmp_path / "two_ckpt", progress=False)
@@ -127,9 +128,10 @@ def test_global_batch_must_split_evenly_and_torchrun_detection():
         def train_batches(self, batch_size, seed):
             return batch_size
 
-    with pytest.raises(ValueError, match="train.batch_size: 7 is not divisible by the 2 processes"):
-        train_batches(Task(), 7, 0, DistributedContext(0, 2))
-    assert train_batches(Task(), 7, 0, DistributedContext()) == 7
+    cpu = torch.device("cpu")
+    with pytest.raises(ValueError, match=r"train\.batch_size: 7 is not divisible by the 2 processes"):
+        DDPStrategy(cpu, DistributedContext(0, 2)).train_batches(Task(), 7, 0)
+    assert LocalStrategy(cpu).train_batches(Task(), 7, 0) == 7
     assert launched_by_torchrun({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
     assert not launched_by_torchrun({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"})
     assert not launched_by_torchrun({})

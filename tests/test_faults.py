@@ -7,7 +7,6 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from helpers import digits_spec, kill_hard, start_training, train_command, wait_
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
 
 FAULTS = str(REPO / "tests" / "configs" / "faults.yaml")
-CELL = "oneshot_digits/runs/method~dense/alpha~2/sparsity~0/seed~1"
-COMPARED = ["val_accuracy", "test_accuracy", "final_loss", "steps", "diverged", "spec_hash", "sparsity"]
+CELL = "oneshot_digits/runs/method~dense/variant~default/alpha~2/sparsity~0/seed~1"
+COMPARED = ["val_accuracy", "test_accuracy", "final_loss", "steps", "diverged", "spec_hash", "actual_sparsity", "zero_fraction"]
 
 
 def snakemake_command(workdir, *targets):
@@ -73,7 +72,7 @@ def test_kill_9_training_job_then_rerun(reference, tmp_path):
 
     rerun = subprocess.run(snakemake_command(workdir, target), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    log = (workdir / f"results/oneshot_digits/logs/train/method~dense/alpha~2/sparsity~0/seed~1.log").read_text()
+    log = (workdir / "results/oneshot_digits/logs/train/method~dense/variant~default/alpha~2/sparsity~0/seed~1.log").read_text()
     assert "resumed from checkpoint" in log
     assert same_metrics(workdir / target, reference / CELL / "metrics.json") == {}
 
@@ -130,10 +129,11 @@ def _digest(path: Path) -> tuple[float, str]:
 
 def finished_train_outputs(log_text: str, workdir: Path) -> set[Path]:
     """metrics.json of the train jobs Snakemake has reported finished in its log."""
-    outputs = dict(
-        (jobid, metrics)
-        for metrics, jobid in re.findall(r"rule train:\n\s+output: (\S+/metrics\.json),[^\n]*\n(?:\s+\w+: [^\n]*\n)*?\s+jobid: (\d+)", log_text)
-    )
+    outputs = {
+        jobid: metrics
+        for metrics, jobid in re.findall(
+            r"rule train:\n\s+output: (\S+/metrics\.json),[^\n]*\n(?:\s+\w+: [^\n]*\n)*?\s+jobid: (\d+)", log_text)
+    }
     done = re.findall(r"Finished jobid: (\d+) \(Rule: train\)", log_text)
     return {workdir / outputs[jobid] for jobid in done}
 

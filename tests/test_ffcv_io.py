@@ -190,15 +190,15 @@ def test_cli_help_and_write_cifar10(cifar, tmp_path):
     cifar_dir, _ = cifar
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "bench_powerprop.data.ffcv_io"]
-    help_text = subprocess.run(command + ["--help"], capture_output=True, text=True, env=env, check=True).stdout
+    help_text = subprocess.run([*command, "--help"], capture_output=True, text=True, env=env, check=True).stdout
     assert "write-cifar10" in help_text and "write-imagenet" in help_text
     out = tmp_path / "cli" / "test.beton"
-    result = subprocess.run(command + ["write-cifar10", "--src", str(cifar_dir), "--split", "test", "--out", str(out),
-                                       "--num-workers", "1"], check=False, capture_output=True, text=True, env=env)
+    arguments = ["write-cifar10", "--src", str(cifar_dir), "--split", "test", "--out", str(out), "--num-workers", "1"]
+    result = subprocess.run([*command, *arguments], check=False, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     assert ffcv_io.beton_num_samples(out) == CIFAR_TEST_SIZE
-    bad = subprocess.run(command + ["write-cifar10", "--src", str(tmp_path / "missing"), "--split", "test",
-                                    "--out", str(out)], check=False, capture_output=True, text=True, env=env)
+    arguments = ["write-cifar10", "--src", str(tmp_path / "missing"), "--split", "test", "--out", str(out)]
+    bad = subprocess.run([*command, *arguments], check=False, capture_output=True, text=True, env=env)
     assert bad.returncode != 0 and "error" in bad.stderr
 
 

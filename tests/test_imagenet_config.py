@@ -31,6 +31,12 @@ def wildcards_of(block: str) -> dict[str, str]:
     return dict(item.split("=", 1) for item in line.split(", "))
 
 
+def cell_axes(cell_path: str) -> tuple[str, ...]:
+    """(method, alpha, sparsity, seed) of a ``{cell}`` wildcard such as ``method~rigl/variant~default/alpha~2/...``."""
+    axes = dict(part.split("~", 1) for part in cell_path.split("/"))
+    return axes["method"], axes["alpha"], axes["sparsity"], axes["seed"]
+
+
 def override(path, experiment, data):
     path.write_text(yaml.safe_dump({"experiments": {experiment: {"data": data}}}))
     return str(path)
@@ -59,19 +65,20 @@ def test_imagenet_dry_run_lists_every_cell_on_8_gpus_with_the_beton_rule(workdir
     assert f"--src {imagenet_dirs['val']} --out results/datasets/imagenet_resnet50/imagenet/val.beton" in beton
 
     train_jobs = blocks_of(out, "train")
-    cells = {(w["method"], w["alpha"], w["sparsity"], w["seed"]) for w in map(wildcards_of, train_jobs)}
+    cells = {cell_axes(w["cell"]) for w in map(wildcards_of, train_jobs)}
     expected = {("dense", alpha, "0", "0") for alpha in ("1", "2")}
     expected |= {(m, a, s, "0") for m, a, s in itertools.product(SPARSE_METHODS, ("1", "2"), PAPER_SPARSITIES)}
     assert cells == expected and len(train_jobs) == 32
     for block in train_jobs:
         assert re.search(r"resources: .*\bgpu=8\b.*\bruntime=720\b.*\bmem_mb=480000\b", block), block[:2000]
         assert "python -m torch.distributed.run --standalone --nproc_per_node=8 -m bench_powerprop train" in block
-        assert "input: results/datasets/imagenet_resnet50/imagenet/train.beton, results/datasets/imagenet_resnet50/imagenet/val.beton" in block
+        betons = "results/datasets/imagenet_resnet50/imagenet"
+        assert f"input: {betons}/train.beton, {betons}/val.beton" in block
         spec = json.loads(re.search(r"--spec '(\{.*?\})' --run-dir", block).group(1))
         assert spec["data"]["train_beton"] == "results/datasets/imagenet_resnet50/imagenet/train.beton"
         assert spec["data"]["val_beton"] == "results/datasets/imagenet_resnet50/imagenet/val.beton"
         assert spec["train"]["batch_size"] == 4096 and spec["train"]["label_smoothing"] == 0.1
-        assert spec["model"] == {"name": "timm", "arch": "resnet50"}
+        assert spec["model"] == {"name": "timm", "arch": "resnet50", "cifar_stem": False}
     assert blocks_of(out, "aggregate_sparse") and blocks_of(out, "figures_sparse")
 
 

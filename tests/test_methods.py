@@ -12,10 +12,12 @@ import math
 import pytest
 import torch
 
+from bench_powerprop.masks import kept_count
 from bench_powerprop.methods import METHODS
+from bench_powerprop.options import OptionError
 from bench_powerprop.powerprop import effective_weight_of, weight_layers
-from bench_powerprop.pruning import kept_count
-from bench_powerprop.train import Trainer
+from bench_powerprop.training.trainer import Trainer
+
 from helpers import digits_spec
 
 STEPS, RESUME_AT, SPARSITY = 40, 17, 0.9
@@ -30,14 +32,12 @@ ADAM = {"optimizer": "adam", "lr": 1e-3}
 
 
 def spec_for(method, alpha, steps=STEPS, **train):
-    sparsity = SPARSITY if METHODS[method].sparse else 0.0
-    spec = digits_spec(method=method, alpha=alpha, sparsity=sparsity, steps=steps, **train)
-    spec["method_options"] = FAST_OPTIONS.get(method, {})
-    return spec
+    sparsity = SPARSITY if METHODS.get(method).sparse else 0.0
+    return digits_spec(method=method, alpha=alpha, sparsity=sparsity, steps=steps, options=FAST_OPTIONS.get(method), **train)
 
 
 def assert_masks_hold(trainer, where=""):
-    keeps_dense_phi = getattr(trainer.method, "dense_phi", False)
+    keeps_dense_phi = trainer.method.keeps_dense_phi
     for name, layer in weight_layers(trainer.model).items():
         mask = getattr(layer, "weight_mask", None)
         if mask is None:
@@ -51,7 +51,7 @@ def assert_masks_hold(trainer, where=""):
 
 
 @pytest.mark.parametrize("alpha", [1.0, 2.0])
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", METHODS.names())
 def test_method_trains_hits_target_and_resumes_exactly(method, alpha, tmp_path):
     spec = spec_for(method, alpha, **SGD_MOMENTUM_WD)
     trainer = Trainer(spec, tmp_path / "full", progress=False)
@@ -63,7 +63,7 @@ def test_method_trains_hits_target_and_resumes_exactly(method, alpha, tmp_path):
     assert 0 < metrics["training_flops_fraction"] <= 1
 
     layers = weight_layers(trainer.model)
-    if METHODS[method].sparse:
+    if METHODS.get(method).sparse:
         counts = trainer.method.target_counts
         total = sum(layer.weight.numel() for layer in layers.values())
         assert sum(counts.values()) == kept_count(total, 1 - SPARSITY)  # exact global count
@@ -71,7 +71,8 @@ def test_method_trains_hits_target_and_resumes_exactly(method, alpha, tmp_path):
             assert int(layer.weight_mask.sum()) == counts[name], name  # exact planned per-layer count
             assert int((effective_weight_of(layer) != 0).sum()) <= counts[name], name
             assert metrics["layer_density"][name] == counts[name] / layer.weight.numel()
-        assert metrics["sparsity"] >= SPARSITY - 1e-12
+        assert metrics["actual_sparsity"] == pytest.approx(1 - sum(counts.values()) / total, abs=1e-12)
+        assert metrics["zero_fraction"] >= metrics["actual_sparsity"]
         assert metrics["training_flops_fraction"] < 1
     else:
         assert all(getattr(layer, "weight_mask", None) is None for layer in layers.values())
@@ -88,11 +89,14 @@ def test_method_trains_hits_target_and_resumes_exactly(method, alpha, tmp_path):
     assert expected.keys() == actual.keys()
     for key, value in expected.items():
         assert torch.equal(value, actual[key]), key
-    assert resumed.method.report(resumed.model) == trainer.method.report(trainer.model)
+    assert resumed.method.report(resumed.ctx) == trainer.method.report(trainer.ctx)
     assert resumed_metrics["test_accuracy"] == metrics["test_accuracy"]
 
 
-@pytest.mark.parametrize("method", sorted(name for name, cls in METHODS.items() if cls.sparse))
+SPARSE_METHODS = [name for name in METHODS.names() if METHODS.get(name).sparse]
+
+
+@pytest.mark.parametrize("method", SPARSE_METHODS)
 def test_masks_hold_under_adam(method, tmp_path):
     trainer = Trainer(spec_for(method, 2.0, steps=30, **ADAM), tmp_path, progress=False)
     while trainer.step < 30:
@@ -102,7 +106,13 @@ def test_masks_hold_under_adam(method, tmp_path):
         assert int(layer.weight_mask.sum()) == trainer.method.target_counts[name]
 
 
-@pytest.mark.parametrize("method", sorted(name for name, cls in METHODS.items() if cls.sparse))
-def test_unknown_option_is_rejected(method):
-    with pytest.raises(ValueError, match="unknown option"):
-        METHODS[method]({"no_such_option": 1}, 0.9, 100, 0)
+@pytest.mark.parametrize("method", METHODS.names())
+def test_unknown_option_is_rejected_naming_it(method):
+    with pytest.raises(OptionError, match=r"^methods\.x\.no_such_option: unknown option"):
+        METHODS.options(method).parse({"no_such_option": 1}, "methods.x")
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_default_options_parse_and_round_trip(method):
+    options = METHODS.options(method).parse({}, "methods.x")
+    assert METHODS.options(method).parse(options.as_dict(), "methods.x") == options

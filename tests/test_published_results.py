@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from bench_powerprop.sparse_report import PUBLISHED_COLUMNS, PUBLISHED_KEY, load_published
+from bench_powerprop.reporting.published import PUBLISHED_COLUMNS, PUBLISHED_KEY, load_published
+
 from conftest import REPO
 
 PUBLISHED = REPO / "configs" / "published_results.csv"
@@ -71,8 +72,23 @@ def test_the_report_loader_reads_it_with_missing_values_as_nan():
 
 
 def test_the_cited_numbers_we_rely_on_are_present():
-    published = load_published(PUBLISHED).set_index(["paper", "method", "sparsity"])["value"]
-    assert published[("Evci et al. 2020 (RigL)", "dense", 0.0)] == 76.8
-    assert published[("Evci et al. 2020 (RigL)", "rigl", 0.8)] == 75.12
-    assert published[("Evci et al. 2020 (RigL)", "rigl_uniform", 0.9)] == 72.02
-    assert published[("Gale et al. 2019 (State of Sparsity)", "gmp", 0.95)] == 70.59
+    published = load_published(PUBLISHED).set_index(["paper", "model", "method", "variant", "sparsity"])["value"]
+    assert published[("Evci et al. 2020 (RigL)", "resnet50", "dense", "default", 0.0)] == 76.8
+    assert published[("Evci et al. 2020 (RigL)", "resnet50", "rigl", "default", 0.8)] == 75.12
+    assert published[("Evci et al. 2020 (RigL)", "resnet50", "rigl", "uniform", 0.9)] == 72.02
+    assert published[("Gale et al. 2019 (State of Sparsity)", "resnet50", "gmp", "default", 0.95)] == 70.59
+    topkast = "Jayakumar et al. 2020 (Top-KAST)"
+    assert published[(topkast, "resnet50", "topkast", "b80", 0.9)] == 73.03
+    assert published[(topkast, "resnet50", "topkast", "b90_every100", 0.95)] == 70.38
+
+
+def test_synflow_curves_average_to_the_published_means():
+    curves = pd.read_csv(REPO / "configs" / "published_curves" / "synflow_cifar10.csv")
+    assert set(curves["method"]) == {"snip", "grasp", "synflow", "random", "magnitude"}
+    assert set(curves["model"]) == {"vgg16_bn", "resnet18"} and set(curves["run"]) == {0, 1, 2}
+    means = curves.groupby(["model", "method", "sparsity"])["top1_accuracy_percent"].mean()
+    published = load_published(PUBLISHED)
+    synflow = published[published["dataset"] == "cifar10"].set_index(["model", "method", "sparsity"])["value"]
+    assert len(synflow) == len(means) == 2 * 5 * 13
+    for key, value in means.items():
+        assert synflow[key] == pytest.approx(value, abs=1e-4), key

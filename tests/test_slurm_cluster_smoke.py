@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 try:
-    from tests.slurm.fixtures import slurm_test_cluster  # noqa: F401
+    from tests.slurm.fixtures import slurm_test_cluster
 except ImportError:  # tests/ is not importable from sys.path: add repo root
     sys.path.insert(0, str(REPO))
     from tests.slurm.fixtures import slurm_test_cluster  # noqa: F401

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
+from tests.slurm.fixtures import slurm_test_cluster  # noqa: F401  (a fixture, used by name)
+
 from conftest import REPO, run_snakemake
-from tests.slurm.fixtures import slurm_test_cluster  # noqa: F401
 
 SLICE = str(REPO / "tests" / "configs" / "tiny_slurm.yaml")
 TABLE = "results/oneshot_digits/tables/oneshot_runs.csv"
@@ -15,7 +16,7 @@ TABLE = "results/oneshot_digits/tables/oneshot_runs.csv"
 
 @pytest.mark.slurm
 @pytest.mark.timeout(300)
-def test_workflow_slice_through_shipped_slurm_profile(slurm_test_cluster, tmp_path):
+def test_workflow_slice_through_shipped_slurm_profile(slurm_test_cluster, tmp_path):  # noqa: F811
     cluster = slurm_test_cluster
     on_slurm, local = tmp_path / "slurm_run", tmp_path / "local_run"
     for directory in (on_slurm, local):

@@ -25,6 +25,7 @@ from torch import nn
 
 from bench_powerprop.models import build_model
 from bench_powerprop.powerprop import PowerpropMixin, powerpropify
+
 from conftest import REPO, run_snakemake
 
 pytestmark = [
@@ -153,7 +154,7 @@ def check_trained_cell(workdir: Path, run_dir: Path, beton_keys: list[str], alph
     spec = json.loads((run_dir / "run.json").read_text())["spec"]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["steps"] == 2 and spec["alpha"] == alpha
-    assert metrics["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    assert metrics["actual_sparsity"] == pytest.approx(0.9, abs=1e-3)
     assert np.isfinite(metrics["final_loss"])
     for key in beton_keys:  # the workflow put its .beton paths into the (hashed) spec
         assert spec["data"][key].startswith("results/datasets/") and (workdir / spec["data"][key]).is_file(), key
@@ -177,7 +178,7 @@ def test_cifar10_betons_and_training_through_the_workflow(workdir, vision_data):
     pytest.importorskip("ffcv")
     from bench_powerprop.data.ffcv_io import beton_num_samples
 
-    run_dir = train_through_workflow(workdir, vision_data, "tiny_cifar10", "method~gmp/alpha~2/sparsity~0.9/seed~0")
+    run_dir = train_through_workflow(workdir, vision_data, "tiny_cifar10", "method~gmp/variant~default/alpha~2/sparsity~0.9/seed~0")
     datasets = workdir / "results" / "datasets" / "tiny_cifar10" / "cifar10"
     assert beton_num_samples(datasets / "train.beton") == 5 * CIFAR_TRAIN_PER_BATCH
     assert beton_num_samples(datasets / "test.beton") == CIFAR_TEST
@@ -208,7 +209,7 @@ def test_imagenet_folder_betons_and_training_through_the_workflow(workdir, visio
     pytest.importorskip("ffcv")
     from bench_powerprop.data.ffcv_io import beton_num_samples
 
-    run_dir = train_through_workflow(workdir, vision_data, "tiny_imagenet", "method~rigl/alpha~2/sparsity~0.9/seed~0")
+    run_dir = train_through_workflow(workdir, vision_data, "tiny_imagenet", "method~rigl/variant~default/alpha~2/sparsity~0.9/seed~0")
     datasets = workdir / "results" / "datasets" / "tiny_imagenet" / "imagenet"
     assert beton_num_samples(datasets / "train.beton") == IMAGES_PER_CLASS["train"] * len(CLASSES)
     assert beton_num_samples(datasets / "val.beton") == IMAGES_PER_CLASS["val"] * len(CLASSES)
@@ -235,6 +236,7 @@ def test_two_process_ddp_on_cifar_betons(vision_data, tmp_path):
     evaluation split into disjoint shards whose counts are summed, and only rank 0 writes."""
     pytest.importorskip("ffcv")
     from bench_powerprop.data import ffcv_io
+
     from helpers import train_command
 
     betons = {split: ffcv_io.write_cifar10_beton(vision_data["cifar10"], split, tmp_path / f"{split}.beton", num_workers=2)
@@ -245,7 +247,7 @@ def test_two_process_ddp_on_cifar_betons(vision_data, tmp_path):
             "model": {"name": "timm", "arch": "resnet18", "cifar_stem": True},
             "train": {"steps": 2, "batch_size": 4, "lr": 0.05, "momentum": 0.9, "log_every": 1, "eval_every": 2,
                       "checkpoint_every": 1, "threads": 1},
-            "method_options": {"update_every": 1, "end_step": 2}}
+            "method_options": {"update_every": 1, "begin_step": 1, "end_step": 2}}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                *train_command(spec, tmp_path / "run", tmp_path / "ckpt")[2:]]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -256,7 +258,7 @@ def test_two_process_ddp_on_cifar_betons(vision_data, tmp_path):
     assert metrics["steps"] == 2 and metrics["mask_updates"] == 1
 
     # the sharded evaluation (4 + 4 of the 8 test images, summed over ranks) equals a 1-process one
-    from bench_powerprop.train import load_trained_model
+    from bench_powerprop.training.trainer import load_trained_model
 
     model, _ = load_trained_model(tmp_path / "run" / "model.pt")
     from bench_powerprop.data.tasks import build_task
@@ -269,35 +271,35 @@ def test_missing_beton_paths_fail_with_the_field_named(tmp_path):
 
     task = build_task({"name": "imagenet", "train_dir": "a", "val_dir": "b"})
     assert task.num_classes == 1000 and task.input_shape == (3, 224, 224)
-    with pytest.raises(ValueError, match="data.train_beton: not set"):
+    with pytest.raises(ValueError, match=r"data\.train_beton: not set"):
         task.train_batches(4, 0)
     task = build_task({"name": "cifar10", "root": "r", "test_beton": str(tmp_path / "missing.beton")})
     assert task.input_shape == (3, 32, 32)
-    with pytest.raises(FileNotFoundError, match="data.test_beton"):
+    with pytest.raises(FileNotFoundError, match=r"data\.test_beton"):
         task.accuracy(nn.Linear(1, 1), "test")
 
 
 def test_device_and_amp_options_are_checked():
     from bench_powerprop.distributed import resolve_device
-    from bench_powerprop.train import MixedPrecision
+    from bench_powerprop.training.precision import MixedPrecision
 
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
-    with pytest.raises(ValueError, match="train.device"):
+    with pytest.raises(ValueError, match=r"train\.device"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="train.device: 'cuda' requested"):
+        with pytest.raises(ValueError, match=r"train\.device: 'cuda' requested"):
             resolve_device("cuda")
-        with pytest.raises(ValueError, match="train.amp: fp16 needs a CUDA device"):
+        with pytest.raises(ValueError, match=r"train\.amp: fp16 needs a CUDA device"):
             MixedPrecision("fp16", torch.device("cpu"))
-    with pytest.raises(ValueError, match="train.amp"):
+    with pytest.raises(ValueError, match=r"train\.amp"):
         MixedPrecision("fp8", torch.device("cpu"))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_amp_channels_last_training_step(tmp_path):
     """GPU only: bf16 and fp16 (GradScaler) steps of a powerprop ResNet with RigL."""
-    from bench_powerprop.train import MixedPrecision
+    from bench_powerprop.training.precision import MixedPrecision
 
     device = torch.device("cuda")
     model = powerpropify(build_model({"name": "timm", "arch": "resnet18"}, (3, 64, 64), 10), 2.0)

@@ -21,7 +21,7 @@ ONESHOT_OUTPUTS = [
 
 def test_dry_run_lists_the_default_grid(workdir):
     result = run_snakemake("-n", "--quiet", "rules", cwd=workdir)
-    counts = dict(line.split()[:2] for line in result.stdout.splitlines() if line.strip() and line.split()[-1].isdigit() and len(line.split()) == 2)
+    counts = dict(line.split() for line in result.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
     assert counts["train"] == "99" and counts["prune_eval"] == "15"
 
 
@@ -40,8 +40,9 @@ def test_tiny_end_to_end_run(workdir):
         assert (experiment / name).stat().st_size > 0, name
     runs = pd.read_csv(experiment / "tables" / "oneshot_runs.csv")
     assert len(runs) == 2 * 2 * 3  # α × seeds × keep levels
-    assert set(runs.columns) >= {"experiment", "method", "alpha", "sparsity", "seed", "test_accuracy", "diverged"}
-    run_dir = experiment / "runs" / "method~dense" / "alpha~2" / "sparsity~0" / "seed~1"
+    assert set(runs.columns) >= {"experiment", "method", "variant", "alpha", "sparsity", "seed", "test_accuracy", "status"}
+    assert set(runs["evaluation"]) == {"oneshot"} and set(runs["method"]) == {"dense"}  # the training method, not "oneshot"
+    run_dir = experiment / "runs" / "method~dense" / "variant~default" / "alpha~2" / "sparsity~0" / "seed~1"
     info = json.loads((run_dir / "run.json").read_text())
     assert info["spec"]["alpha"] == 2.0 and info["spec"]["seed"] == 1
     assert (workdir / "checkpoints" / "oneshot_digits" / "runs").exists()
@@ -53,12 +54,11 @@ def test_tiny_end_to_end_run(workdir):
     metrics = json.loads(metrics_path.read_text())
     metrics["spec_hash"] = "0" * 16
     metrics_path.write_text(json.dumps(metrics))
+    manifest = workdir / "results" / "oneshot_digits" / "manifest.json"
     refused = subprocess.run(
-        [sys.executable, "-m", "bench_powerprop", "aggregate-oneshot",
-         "--expected", json.dumps({str(run_dir): json.loads((run_dir / "run.json").read_text())["spec_hash"]}),
-         "--experiment-info", "{}", "--runs-out", str(workdir / "r.csv"), "--summary-out", str(workdir / "s.csv"),
-         "--markdown-out", str(workdir / "m.md")],
-        capture_output=True, text=True,
+        [sys.executable, "-m", "bench_powerprop", "report", "tables", "--manifest", str(manifest), "--out-dir", str(workdir / "out")],
+        capture_output=True, text=True, cwd=workdir,
     )
     assert refused.returncode != 0 and "StaleResultError" in refused.stderr
+    assert not (workdir / "out").exists()
     assert not (workdir / "r.csv").exists()

@@ -5,7 +5,6 @@ Both give flattened float features in [0, 1] and a fixed stratified train/val/te
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,12 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MNIST_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+from bench_powerprop.data.idx import MNIST_FILES, find_idx_file, read_idx
 
 
 @dataclass
@@ -100,26 +94,6 @@ def load_mnist(data_cfg: dict) -> ArraySplits:
     train, val = stratified_split(y_all, [val_fraction], seed=data_cfg.get("split_seed", 0))
     x_test = arrays["test_images"].reshape(len(arrays["test_images"]), -1) / 255.0
     return _to_tensors(x_all[train], y_all[train], x_all[val], y_all[val], x_test, arrays["test_labels"])
-
-
-def find_idx_file(root: Path, stem: str) -> Path:
-    """The IDX file ``stem`` in ``root``, plain or gzipped (also accepts the ``.`` → ``-`` variant)."""
-    candidates = [stem, stem.replace("-idx", ".idx"), stem + ".gz", stem.replace("-idx", ".idx") + ".gz"]
-    for name in candidates:
-        if (root / name).is_file():
-            return root / name
-    raise FileNotFoundError(f"MNIST file {stem} (or .gz) not found in {root}")
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (the MNIST format): magic, dimension sizes, then big-endian data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
-    dtype_code, ndim = raw[2], raw[3]
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(raw, dtype=dtypes[dtype_code], offset=4 + 4 * ndim).reshape(shape)
 
 
 def _to_tensors(*arrays) -> ArraySplits:

@@ -27,6 +27,7 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
 import sys
@@ -135,7 +136,7 @@ class _ErrorReportingDataset:
         try:
             image, label = self.dataset[index]
             return _as_rgb_uint8(image), int(label)
-        except Exception as error:  # noqa: BLE001 - any failure must be reported, not kill the worker
+        except Exception as error:
             self._record_error(index, error)
             return self.PLACEHOLDER
 
@@ -163,10 +164,8 @@ def _temporary_sibling(out_path: Path) -> str:
 
 
 def _remove_if_exists(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def write_beton(
@@ -395,7 +394,7 @@ def image_pipeline(
     ops = image_decoder_ops(train, style, image_size, crop_ratio, mean)
     to_torch = [ToTensor(), ToDevice(device, non_blocking=True), ToTorchImage(channels_last=channels_last)]
     if _resolve_normalize_mode(normalize, device) == "jit":
-        return ops + [NormalizeImage(np.array(mean), np.array(std), np.float32)] + to_torch
+        return [*ops, NormalizeImage(np.array(mean), np.array(std), np.float32), *to_torch]
     return ops + to_torch + [ModuleWrapper(torch_normalize_module(mean, std, device))]
 
 

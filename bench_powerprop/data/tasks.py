@@ -1,17 +1,17 @@
 """A *task* is what the trainer needs from a dataset: batches to train on and accuracy to report.
 
-``build_task(data_cfg)`` picks the implementation by ``data_cfg['name']``; vision
-datasets read through FFCV register themselves here too.
+``build_task(data_cfg)`` picks the dataset registered under ``data_cfg['name']``: one file per
+dataset in ``bench_powerprop/data/datasets/`` declares its options and builds its task.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
 
-TASK_BUILDERS: dict[str, Callable[[dict], "Task"]] = {}
+from bench_powerprop.data.datasets import DATASETS, resolve_data_config
 
 
 class BatchSource(Protocol):
@@ -28,19 +28,9 @@ class Task(Protocol):
     def accuracy(self, model: nn.Module, split: str) -> float: ...
 
 
-def register_task(*names: str):
-    def decorator(builder):
-        for name in names:
-            TASK_BUILDERS[name] = builder
-        return builder
-
-    return decorator
-
-
-def build_task(data_cfg: dict) -> "Task":
-    if data_cfg["name"] not in TASK_BUILDERS:
-        raise KeyError(f"unknown dataset {data_cfg['name']!r}; known: {sorted(TASK_BUILDERS)}")
-    return TASK_BUILDERS[data_cfg["name"]](data_cfg)
+def build_task(data_cfg: dict) -> Task:
+    """The task of a data config (``name`` picks the registered dataset; defaults filled in)."""
+    return DATASETS.get(data_cfg["name"])(resolve_data_config(data_cfg))
 
 
 @torch.no_grad()
@@ -74,7 +64,3 @@ class ArrayTask:
         return batched_accuracy(model, *self.splits.split(split))
 
 
-register_task("digits", "mnist")(ArrayTask)
-
-# The FFCV-backed vision tasks (cifar10, imagenet) register themselves on import; ffcv is imported lazily there.
-from bench_powerprop.data import vision as _vision  # noqa: E402,F401

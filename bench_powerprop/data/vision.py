@@ -51,8 +51,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench_powerprop.data.tasks import register_task
-
 
 @dataclass(frozen=True)
 class VisionDataset:
@@ -62,7 +60,7 @@ class VisionDataset:
     split_betons: dict[str, str] = field(default_factory=dict)  # split -> data-config key of its .beton
 
 
-DATASETS = {
+VISION_DATASETS = {
     "cifar10": VisionDataset("cifar", 10, 32, {"train": "train_beton", "val": "test_beton", "test": "test_beton"}),
     "imagenet": VisionDataset("imagenet", 1000, 224, {"train": "train_beton", "val": "val_beton", "test": "val_beton"}),
 }
@@ -71,7 +69,7 @@ DEFAULT_EVAL_BATCH_SIZE = 256
 
 def beton_keys(dataset_name: str) -> list[str]:
     """The data-config keys of a dataset's .beton files, e.g. ['train_beton', 'test_beton']."""
-    return sorted(set(DATASETS[dataset_name].split_betons.values()))
+    return sorted(set(VISION_DATASETS[dataset_name].split_betons.values()))
 
 
 class FfcvBatches:
@@ -119,7 +117,6 @@ def model_fingerprint(model: nn.Module) -> tuple:
     return tuple((id(t), t._version) for t in (*model.parameters(), *model.buffers()))
 
 
-@register_task("cifar10", "imagenet")
 class FfcvVisionTask:
     """CIFAR-10 / ImageNet from the workflow's .beton files, read with FFCV."""
 
@@ -127,12 +124,13 @@ class FfcvVisionTask:
 
     def __init__(self, data_cfg: dict):
         self.cfg = data_cfg
-        self.dataset = DATASETS[data_cfg["name"]]
-        self.num_classes = int(data_cfg.get("num_classes", self.dataset.num_classes))
-        self.image_size = self.dataset.image_size if self.dataset.style == "cifar" else int(data_cfg.get("image_size", self.dataset.image_size))
-        self.val_image_size = int(data_cfg.get("val_image_size", self.image_size))
+        self.dataset = VISION_DATASETS[data_cfg["name"]]
+        self.num_classes = int(data_cfg.get("num_classes") or self.dataset.num_classes)
+        cifar = self.dataset.style == "cifar"
+        self.image_size = self.dataset.image_size if cifar else int(data_cfg.get("image_size") or self.dataset.image_size)
+        self.val_image_size = int(data_cfg.get("val_image_size") or self.image_size)
         self.input_shape = (3, self.image_size, self.image_size)
-        self.eval_batch_size = int(data_cfg.get("eval_batch_size", DEFAULT_EVAL_BATCH_SIZE))
+        self.eval_batch_size = int(data_cfg.get("eval_batch_size") or DEFAULT_EVAL_BATCH_SIZE)
         self.device, self.channels_last = torch.device("cpu"), False
         self._eval_loaders: dict[str, object] = {}
         self._last_accuracy: tuple | None = None
@@ -164,7 +162,7 @@ class FfcvVisionTask:
         return make_loader(
             path, batch_size, train=train, device=self.device, style=self.dataset.style,
             num_workers=self.num_workers(), os_cache=self.cfg.get("os_cache"),
-            crop_ratio=self.cfg.get("crop_ratio", 224 / 256), channels_last=self.channels_last, **options,
+            crop_ratio=self.cfg.get("crop_ratio") or 224 / 256, channels_last=self.channels_last, **options,
         )
 
     def train_batches(self, batch_size: int, seed: int) -> FfcvBatches:

@@ -1,29 +1,13 @@
-"""Method registry: every module in this package registers its methods by name on import.
+"""Method registry: every module in this package registers its method by name on first use.
 
-Adding a baseline is one file here with a ``@register_method`` class, plus grid rows
-in a config. ``METHODS`` maps the name to the class.
+Adding a method is one file here with an options dataclass and a ``@METHODS.register`` class
+(see ``base.py`` for the hooks), plus grid rows in a config.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from bench_powerprop.methods.base import METHODS, Method, Phase
 
-from bench_powerprop.methods.base import METHODS, Method, register_method
+get_method = METHODS.get
 
-
-def _discover() -> None:
-    for module in pkgutil.iter_modules(__path__):
-        if module.name != "base":
-            importlib.import_module(f"{__name__}.{module.name}")
-
-
-def get_method(name: str) -> type[Method]:
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; registered: {sorted(METHODS)}")
-    return METHODS[name]
-
-
-_discover()
-
-__all__ = ["METHODS", "Method", "get_method", "register_method"]
+__all__ = ["METHODS", "Method", "Phase", "get_method"]

@@ -1,8 +1,13 @@
-"""``dense``: plain training with no masks (Powerprop or not, by α)."""
+"""``dense``: plain training with no masks (Powerprop or not, by α).
 
-from bench_powerprop.methods.base import Method, register_method
+Reference: the dense baselines of every paper here (Schwarz et al. 2021 §4; the official
+Powerprop notebook, google-deepmind/deepmind-research ``powerpropagation/powerpropagation.ipynb``).
+No deviations: the trainer's optimizer step is the whole method.
+"""
+
+from bench_powerprop.methods.base import METHODS, Method
 
 
-@register_method
+@METHODS.register("dense")
 class Dense(Method):
-    name = "dense"
+    pass

@@ -1,91 +1,104 @@
-"""``gmp``: gradual magnitude pruning (Zhu & Gupta, "To prune, or not to prune", 2017).
+"""``gmp``: gradual magnitude pruning (Zhu & Gupta, "To prune, or not to prune", 2017, §3 eq. 1).
 
-Sparsity follows the cubic schedule (Zhu & Gupta eq. 1)
+Reference code: the State of Sparsity baseline, google-research/google-research
+``state_of_sparsity/sparse_rn50/imagenet_train_eval.py`` with TensorFlow's ``model_pruning``
+(``pruning.py``: ``_setup_sparsity`` / ``conditional_mask_update_op``).
+
+Sparsity follows the cubic schedule
 
     s_t = s_f + (s_i − s_f)·(1 − (t − t₀)/(t_end − t₀))³,   t₀ ≤ t ≤ t_end,
 
 and the masks are recomputed every Δt = ``frequency`` steps from t₀ on, plus at t_end itself,
-keeping the largest |θ| (effective weights) with the exact counts of
-``pruning.magnitude_masks``. Pruned weights stay pruned (their θ is 0 and counts only
-shrink). With t_end − t₀ = n·Δt this is exactly the paper's schedule; otherwise the last
-pruning step is t_end, so the final sparsity s_f is always reached. Masks are applied in
+keeping the largest |θ| (the ``magnitude`` scorer on effective weights) with exact counts
+(``bench_powerprop.masks.prune``). Pruned weights stay pruned. Masks are applied in
 ``before_forward`` of a pruning step, so that step already trains the pruned network.
 
-Defaults: s_i = 0 and Δt = 100 (Zhu & Gupta §3 report Δt between 100 and 1000 steps makes
-no difference to final quality); t₀ = 25% and t_end = 75% of training are this harness's
-choice (the paper leaves them to the user; the last quarter lets the network recover);
-layerwise scope with every layer, the output layer included, at the target sparsity
-(``last_layer_keep_factor`` 1 — Zhu & Gupta prune all layers alike). ``begin_step``/``end_step``
-accept fractions of training (floats in [0, 1]) or absolute steps (ints).
+Deviations: t₀ = 25% and t_end = 75% of training are this harness's choice (the paper leaves
+them to the user; the last quarter lets the network recover); with t_end − t₀ not a multiple of
+Δt the last pruning step is t_end, so s_f is always reached. Layerwise scope with every layer,
+the output layer included, at the target sparsity (Zhu & Gupta prune all layers alike).
 """
 
-from bench_powerprop.methods._masking import MaskedMethod, resolve_step
-from bench_powerprop.methods.base import register_method
-from bench_powerprop.powerprop import weight_layers
-from bench_powerprop.pruning import apply_masks, enforce_masks, kept_count, layer_keep_fractions, magnitude_masks, masked_layers
+from dataclasses import dataclass
 
-SCOPES = ("layerwise", "global")
+from bench_powerprop.lazy import LazyModule
+from bench_powerprop.methods._sparse import MaskedMethod
+from bench_powerprop.methods.base import METHODS
+from bench_powerprop.options import (
+    OptionError,
+    Options,
+    integer,
+    number,
+    one_of,
+    option,
+    resolve_step,
+    step_or_fraction,
+)
+
+masks = LazyModule("bench_powerprop.masks")
+scoring = LazyModule("bench_powerprop.scoring")
 
 
-@register_method
+@dataclass(frozen=True)
+class GMPOptions(Options):
+    begin_step: int | float = option(0.25, "t₀: first pruning step (fraction of training or step)",
+                                     check=step_or_fraction())
+    end_step: int | float = option(0.75, "t_end: last pruning step, where s_f is reached", check=step_or_fraction())
+    frequency: int = option(100, "Δt: steps between pruning steps (Zhu & Gupta: 100-1000 make no difference)",
+                            check=integer(minimum=1))
+    initial_sparsity: float = option(0.0, "s_i: sparsity at t₀", check=number(minimum=0, maximum=1, exclusive_maximum=True))
+    scope: str = option("layerwise", "rank weights per layer or over all hidden layers together",
+                        check=one_of("layerwise", "global"))
+    last_layer_keep_factor: float = option(1.0, "the output layer keeps this many times the kept fraction",
+                                           check=number(minimum=1))
+
+    def check(self, where, cell):
+        if self.initial_sparsity > cell.sparsity:
+            raise OptionError(f"{where}.initial_sparsity: {self.initial_sparsity:g} exceeds the cell's sparsity {cell.sparsity:g}")
+        if resolve_step(self.end_step, cell.steps) < resolve_step(self.begin_step, cell.steps):
+            raise OptionError(f"{where}.end_step: {self.end_step!r} is before begin_step {self.begin_step!r}")
+
+
+@METHODS.register("gmp", options=GMPOptions)
 class GMP(MaskedMethod):
-    name = "gmp"
-    DEFAULTS = {
-        "begin_step": 0.25,
-        "end_step": 0.75,
-        "frequency": 100,
-        "initial_sparsity": 0.0,
-        "scope": "layerwise",
-        "last_layer_keep_factor": 1.0,
-    }
-
-    def __init__(self, options, sparsity, total_steps, seed):
-        super().__init__(options, sparsity, total_steps, seed)
-        cfg = self.config
-        self.require_choice("scope", SCOPES)
-        self.require_positive_int("frequency")
-        if not 0 <= cfg["initial_sparsity"] <= self.sparsity:
-            raise ValueError(f"gmp: initial_sparsity must be in [0, sparsity], got {cfg['initial_sparsity']}")
-        self.begin = resolve_step(cfg["begin_step"], self.total_steps, "begin_step")
-        self.end = min(resolve_step(cfg["end_step"], self.total_steps, "end_step"), max(0, self.total_steps - 1))
-        if self.end < self.begin:
-            raise ValueError(f"gmp: end_step ({self.end}) is before begin_step ({self.begin})")
+    def __init__(self, options, cell, seed):
+        super().__init__(options, cell, seed)
+        self.begin = resolve_step(options.begin_step, self.total_steps)
+        self.end = min(resolve_step(options.end_step, self.total_steps), max(0, self.total_steps - 1))
 
     def is_pruning_step(self, step: int) -> bool:
-        return step == self.end or (self.begin <= step < self.end and (step - self.begin) % self.config["frequency"] == 0)
+        return step == self.end or (self.begin <= step < self.end and (step - self.begin) % self.options.frequency == 0)
 
     def pruning_steps(self) -> list[int]:
         return [step for step in range(self.begin, self.end + 1) if self.is_pruning_step(step)]
 
     def sparsity_at(self, step: int) -> float:
         """The scheduled sparsity at a pruning step (s_i before t₀, s_f from t_end on)."""
-        initial, final = self.config["initial_sparsity"], self.sparsity
+        initial, final = self.options.initial_sparsity, self.sparsity
         if step < self.begin:
             return initial
         if step >= self.end:
             return final
         return final + (initial - final) * (1 - (step - self.begin) / (self.end - self.begin)) ** 3
 
-    def setup(self, model, optimizer):
-        super().setup(model, optimizer)
-        if self.config["scope"] == "layerwise":
-            names = list(weight_layers(model))
-            fractions = layer_keep_fractions(names, self.density, self.config["last_layer_keep_factor"])
-            self.target_counts = {name: kept_count(self.numels[name], fractions[name]) for name in names}
+    def setup(self, ctx):
+        super().setup(ctx)
+        names = list(self.numels)
+        fractions = masks.layer_keep_fractions(names, self.density, self.options.last_layer_keep_factor)
+        self.target_counts = {name: masks.kept_count(self.numels[name], fractions[name]) for name in names}
 
-    def before_forward(self, model, step):
-        if not self.is_pruning_step(step):
+    def before_forward(self, ctx):
+        if not self.is_pruning_step(ctx.step):
             return
-        sparsity = self.sparsity_at(step)
-        if sparsity == 0 and not masked_layers(model):
+        sparsity = self.sparsity_at(ctx.step)
+        if sparsity == 0 and masks.forward_mask(ctx.model) is None:
             return
-        masks = magnitude_masks(model, 1.0 - sparsity, self.config["scope"], self.config["last_layer_keep_factor"])
-        apply_masks(model, masks)
-        self.masks_changed()
+        scores = scoring.score("magnitude", ctx.model)
+        self.install(ctx, masks.prune(scores, 1.0 - sparsity, self.options.scope, self.options.last_layer_keep_factor))
 
-    def after_step(self, model, optimizer, step):
-        self.count_step(model)
-        enforce_masks(model)
+    def after_step(self, ctx):
+        self.count_step(ctx)
+        masks.enforce(ctx.model)
 
-    def resolved_options(self):
-        return {**self.config, "begin_step": self.begin, "end_step": self.end}
+    def report(self, ctx):
+        return {**super().report(ctx), "pruning_steps": [self.begin, self.end]}

@@ -1,29 +1,40 @@
-"""``rigl``: Rigging the Lottery (Evci et al., ICML 2020).
+"""``rigl``: Rigging the Lottery (Evci et al., ICML 2020, §3 and §4.1).
 
-Random sparse initial mask with ERK (default) or uniform layer densities; every ΔT = 100
-steps, until 75% of training, each layer drops the fraction d_t = 0.3·(1 + cos(πt/T_end))/2
-of its active weights with the smallest |θ| and grows as many inactive weights with the
-largest |∂L/∂θ| of the dense gradient of that step (``capture_dense_grad``). Defaults are
-the paper's (§3, §4.1); see ``DynamicSparseMethod`` for the mechanics.
+Reference code: google-research/rigl ``rigl/sparse_optimizers_base.py``
+(``SparseRigLOptimizerBase``) and ``rigl/sparse_utils.py`` (layer distributions), commit d39fc7d.
 
-Grown weights get fresh optimizer state. Their value is ``grow_init``: the paper grows at
-zero, which under Powerprop (α > 1) is a critical point — ∂L/∂φ = α|φ|^(α−1)·∂L/∂θ = 0 —
-so the default there is the weight's initial value (``initial``); see ``_masking``.
+Random sparse initial mask with ERK (default) or uniform layer densities; every ΔT = 100 steps
+from step 0 until 75% of training (inclusive), each layer drops the fraction
+d_t = 0.3·(1 + cos(πt/T_end))/2 of its active weights with the smallest |θ| and grows as many
+inactive weights with the largest |∂L/∂θ| of the dense gradient of that step. As in the
+reference (``apply_gradients``: ``cond(mask_update, mask_update_op, apply_gradient_op)``), an
+update iteration *replaces* the optimizer step (``update_mode: replace_step``); ``after_step``
+instead steps first and then updates. Grown weights get fresh optimizer state.
+
+Deviations: grown weights' value is ``grow_init``: the paper grows at zero, which under
+Powerprop (α > 1) is a critical point — ∂L/∂φ = α|φ|^(α−1)·∂L/∂θ = 0 — so the default there is
+the weight's initial value (``initial``). Ties in the drop score are broken by ``torch.topk``
+instead of the reference's 1e-5 noise. The reference's ``initial_acc_scale`` (momentum of grown
+weights) is fixed at its default 0.
 """
 
-import torch
+from dataclasses import dataclass
 
-from bench_powerprop.methods._masking import DynamicSparseMethod
-from bench_powerprop.methods.base import register_method
+from bench_powerprop.methods._sparse import DynamicSparseMethod, DynamicSparseOptions
+from bench_powerprop.methods.base import METHODS
 
 
-@register_method
+@dataclass(frozen=True)
+class RigLOptions(DynamicSparseOptions):
+    pass
+
+
+@METHODS.register("rigl", options=RigLOptions)
 class RigL(DynamicSparseMethod):
-    name = "rigl"
     uses_dense_grad = True
 
-    def grow_scores(self, name, layer) -> torch.Tensor:
-        dense_grad = getattr(layer, "dense_grad", None)
-        if dense_grad is None:
+    def grow_scores(self, ctx, name, layer):
+        gradients = ctx.dense_gradients()
+        if name not in gradients:
             raise RuntimeError(f"rigl: no dense gradient was captured for {name!r} on a mask-update step")
-        return dense_grad.abs()
+        return gradients[name].abs()

@@ -1,25 +1,40 @@
 """``set``: Sparse Evolutionary Training (Mocanu et al., Nature Communications 2018).
 
-Like RigL but grows at random: each update drops the fraction d_t of active weights with
-the smallest |θ| and activates as many uniformly random inactive ones (drawn from the
-method's own seeded generator, whose state is checkpointed). Schedule and layer
-distribution follow RigL's SET baseline (Evci et al. 2020 §4.1: ΔT = 100, drop fraction 0.3
-with cosine decay, updates until 75% of training, ERK); SET itself used ζ = 0.3 per epoch
-with an Erdős–Rényi distribution, selectable here via options. Grown-weight value:
-``grow_init`` (zeros for α = 1 as published, the initial value for α > 1).
+Reference code: google-research/rigl ``rigl/sparse_optimizers_base.py``
+(``SparseSETOptimizerBase``), the SET baseline of Evci et al. 2020 §4.1, commit d39fc7d.
+
+Like RigL but grows at random: each update drops the fraction d_t of active weights with the
+smallest |θ| and activates as many uniformly random inactive ones (drawn from the method's own
+seeded generator, whose state is checkpointed). Schedule and layer distribution follow RigL's SET
+baseline (ΔT = 100, drop fraction 0.3 with cosine decay, updates from step 0 to 75% of training,
+ERK). The reference's SET takes the optimizer step *and then* updates the mask in the same
+iteration (``SparseSETOptimizerBase.apply_gradients``), so ``update_mode`` defaults to
+``after_step`` here (RigL's replaces the step).
+
+Deviations: SET itself (Mocanu et al.) used ζ = 0.3 per epoch with an Erdős–Rényi distribution;
+set ``update_every`` and ``distribution`` for that. Grown-weight value: ``grow_init`` (zeros for
+α = 1 as published, the initial value for α > 1, see ``rigl``). Random grow scores come from a
+seeded torch generator, not the reference's stateless TF ops.
 """
 
-import torch
+from dataclasses import dataclass
 
-from bench_powerprop.methods._masking import DynamicSparseMethod
-from bench_powerprop.methods.base import register_method
+from bench_powerprop.lazy import LazyModule
+from bench_powerprop.methods._sparse import DynamicSparseMethod, DynamicSparseOptions
+from bench_powerprop.methods.base import METHODS
+from bench_powerprop.options import one_of, option
+
+torch = LazyModule("torch")
 
 
-@register_method
+@dataclass(frozen=True)
+class SETOptions(DynamicSparseOptions):
+    update_mode: str = option("after_step", "after_step: optimizer step, then mask update (SET reference); "
+                              "replace_step: an update iteration takes no optimizer step",
+                              check=one_of("replace_step", "after_step"))
+
+
+@METHODS.register("set", options=SETOptions)
 class SET(DynamicSparseMethod):
-    name = "set"
-    uses_dense_grad = False
-
-    def grow_scores(self, name, layer) -> torch.Tensor:
-        scores = torch.rand(layer.weight.shape, generator=self.generator)
-        return scores.to(layer.weight.device)
+    def grow_scores(self, ctx, name, layer):
+        return torch.rand(layer.weight.shape, generator=self.generator).to(layer.weight.device)

@@ -1,37 +1,43 @@
-"""``static``: a fixed random sparse mask drawn at initialisation (the Static baseline of Evci et al. 2020).
+"""``static``: a fixed random sparse mask drawn at initialisation (the Static baseline of Evci et al. 2020, §4.1).
 
-Layer densities are ERK (default) or uniform, with exact per-layer counts summing to the
-global target (``_masking.plan_counts``); masked φ is re-zeroed after every step.
+Reference code: google-research/rigl ``rigl/sparse_utils.py`` (``get_mask_random`` with the
+``erdos_renyi_kernel`` / ``random`` distributions), commit d39fc7d.
+
+Layer densities are ERK (default) or uniform (first layer dense, as RigL's uniform), with exact
+per-layer counts meeting the target on the budgeted layers (``bench_powerprop.budgets``); masked
+φ is re-zeroed after every step. With ``mask_from`` in the config (lineage) the inherited mask is
+used instead of a random one. No deviations beyond exact counts (the reference draws each layer's
+mask by shuffling a vector with round(density·n) ones, which is the same distribution).
 """
 
-from bench_powerprop.methods._masking import DISTRIBUTIONS, MaskedMethod, layer_shapes, plan_counts, random_mask
-from bench_powerprop.methods.base import register_method
-from bench_powerprop.powerprop import weight_layers
-from bench_powerprop.pruning import apply_masks, enforce_masks
+from dataclasses import dataclass
+
+from bench_powerprop.lazy import LazyModule
+from bench_powerprop.methods._sparse import LayerDistributionOptions, MaskedMethod, plan_layer_counts
+from bench_powerprop.methods.base import METHODS
+
+masks = LazyModule("bench_powerprop.masks")
 
 
-@register_method
+@dataclass(frozen=True)
+class StaticOptions(LayerDistributionOptions):
+    pass
+
+
+@METHODS.register("static", options=StaticOptions)
 class Static(MaskedMethod):
-    name = "static"
-    DEFAULTS = {
-        "distribution": "erk",       # Evci et al. 2020 compare Static with the same distributions as RigL
-        "erk_power_scale": 1.0,
-        "first_layer_dense": False,
-    }
+    accepts_mask_from = True
 
-    def __init__(self, options, sparsity, total_steps, seed):
-        super().__init__(options, sparsity, total_steps, seed)
-        self.require_choice("distribution", DISTRIBUTIONS)
+    def setup(self, ctx):
+        super().setup(ctx)
+        inherited = ctx.lineage.mask
+        self.target_counts = inherited.layer_counts() if inherited else plan_layer_counts(ctx.model, self.density, self.options)
 
-    def setup(self, model, optimizer):
-        super().setup(model, optimizer)
-        shapes = layer_shapes(model)
-        dense_layers = [next(iter(shapes))] if self.config["first_layer_dense"] else []
-        self.target_counts = plan_counts(shapes, self.density, self.config["distribution"], dense_layers, self.config["erk_power_scale"])
-        like = next(iter(weight_layers(model).values())).weight
-        apply_masks(model, {name: random_mask(shape, self.target_counts[name], self.generator, like) for name, shape in shapes.items()})
-        self.masks_changed()
+    def prepare(self, ctx):
+        inherited = ctx.lineage.mask
+        mask = inherited or masks.random_mask(masks.layer_shapes(ctx.model), self.target_counts, self.generator)
+        self.install(ctx, mask)
 
-    def after_step(self, model, optimizer, step):
-        self.count_step(model)
-        enforce_masks(model)
+    def after_step(self, ctx):
+        self.count_step(ctx)
+        masks.enforce(ctx.model)

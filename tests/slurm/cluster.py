@@ -48,9 +48,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 SLURM_CONF = Path("/etc/slurm/slurm.conf")
 SLURM_CONF_BACKUP = Path("/etc/slurm/slurm.conf.bench_powerprop-backup")
@@ -431,12 +431,11 @@ def _cluster(workdir: Path, start_timeout: float) -> Iterator[SlurmCluster]:
         STATE_FILE.write_text(json.dumps(state))
 
     def start(name: str, argv: list[str]) -> None:
-        out = open(log_dir / f"{name}.stdout", "wb")
-        procs[name] = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, start_new_session=True, cwd=run_dir,
-        )
-        out.close()
+        with open(log_dir / f"{name}.stdout", "wb") as out:
+            procs[name] = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True, cwd=run_dir,
+            )
         save_state()
 
     def diagnostics(msg: str) -> str:

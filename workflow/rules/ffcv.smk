@@ -1,6 +1,6 @@
 # FFCV .beton files of the vision experiments (data.name cifar10 / imagenet), written once per
 # experiment from the user's local copy (nothing is ever downloaded); the `train` rule of every
-# cell of that experiment takes them as input (train_dataset_inputs).
+# cell of that experiment takes them as input (train_dataset_inputs in train.smk).
 
 
 rule write_cifar10_beton:
@@ -9,20 +9,20 @@ rule write_cifar10_beton:
     output:
         train=beton_file("cifar10", "train"),
         test=beton_file("cifar10", "test"),
-    conda:
-        CONDA_ENV
     log:
         experiment_log("write_cifar10_beton"),
-    params:
-        src=cifar10_root,
+    conda:
+        CONDA_ENV
     threads: beton_threads
     resources:
         runtime=beton_runtime,
         mem_mb=beton_mem_mb,
+    params:
+        src=cifar10_root,
     shell:
-        "(python -m bench_powerprop.data.ffcv_io write-cifar10 --src {params.src:q} --split train"
+        "(python -m bench_powerprop beton write-cifar10 --src {params.src:q} --split train"
         " --out {output.train:q} --num-workers {threads}"
-        " && python -m bench_powerprop.data.ffcv_io write-cifar10 --src {params.src:q} --split test"
+        " && python -m bench_powerprop beton write-cifar10 --src {params.src:q} --split test"
         " --out {output.test:q} --num-workers {threads}) > {log} 2>&1"
 
 
@@ -33,18 +33,18 @@ rule write_imagenet_beton:
     output:
         train=beton_file("imagenet", "train"),
         val=beton_file("imagenet", "val"),
-    conda:
-        CONDA_ENV
     log:
         experiment_log("write_imagenet_beton"),
-    params:
-        options=imagenet_beton_options,
+    conda:
+        CONDA_ENV
     threads: beton_threads
     resources:
         runtime=beton_runtime,
         mem_mb=beton_mem_mb,
+    params:
+        options=imagenet_beton_options,
     shell:
-        "(python -m bench_powerprop.data.ffcv_io write-imagenet --src {input.train:q} --out {output.train:q}"
+        "(python -m bench_powerprop beton write-imagenet --src {input.train:q} --out {output.train:q}"
         " {params.options} --num-workers {threads}"
-        " && python -m bench_powerprop.data.ffcv_io write-imagenet --src {input.val:q} --out {output.val:q}"
+        " && python -m bench_powerprop beton write-imagenet --src {input.val:q} --out {output.val:q}"
         " {params.options} --num-workers {threads}) > {log} 2>&1"

@@ -1,7 +1,7 @@
-# One-shot pruning after training: prune every trained cell at all keep levels, then tables and figures.
+# One-shot pruning after training (kind: oneshot): prune every trained cell at all keep levels,
+# then the tidy table, summaries and figures (bench_powerprop.reporting, spec "oneshot").
 
 
-# Cheap steps run on the submitting host, not as cluster jobs.
 localrules:
     aggregate_oneshot,
     figures_oneshot,
@@ -13,16 +13,16 @@ rule prune_eval:
         metrics=run_file("metrics.json"),
     output:
         run_file("oneshot_prune.csv"),
-    conda:
-        CONDA_ENV
     log:
         cell_log("prune_eval"),
-    params:
-        run_dir=run_dir,
-        prune=prune_json,
+    conda:
+        CONDA_ENV
     resources:
         runtime=10,
         mem_mb=2000,
+    params:
+        run_dir=run_dir,
+        prune=prune_json,
     shell:
         "python -m bench_powerprop prune-eval --run-dir {params.run_dir}"
         " --prune {params.prune:q} --out {output} > {log} 2>&1"
@@ -30,44 +30,38 @@ rule prune_eval:
 
 rule aggregate_oneshot:
     input:
-        oneshot_prune_files,
+        manifest=experiment_file("manifest.json"),
+        metrics=cell_files_of("metrics.json"),
+        sweeps=cell_files_of("oneshot_prune.csv"),
     output:
         runs=experiment_file("tables/oneshot_runs.csv"),
         summary=experiment_file("tables/oneshot_summary.csv"),
         markdown=experiment_file("tables/oneshot_summary.md"),
-    conda:
-        CONDA_ENV
     log:
         experiment_log("aggregate_oneshot"),
+    conda:
+        CONDA_ENV
     params:
-        expected=expected_hashes_json,
-        info=experiment_info_json,
-    resources:
-        runtime=10,
-        mem_mb=2000,
+        out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop aggregate-oneshot --expected {params.expected:q}"
-        " --experiment-info {params.info:q} --runs-out {output.runs} --summary-out {output.summary}"
-        " --markdown-out {output.markdown} > {log} 2>&1"
+        "python -m bench_powerprop report tables --manifest {input.manifest}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule figures_oneshot:
     input:
+        manifest=experiment_file("manifest.json"),
         runs=experiment_file("tables/oneshot_runs.csv"),
         models=histogram_models,
     output:
         accuracy=experiment_file("figures/oneshot_accuracy_vs_weights_remaining.png"),
         histograms=experiment_file("figures/weight_histograms.png"),
-    conda:
-        CONDA_ENV
     log:
         experiment_log("figures_oneshot"),
+    conda:
+        CONDA_ENV
     params:
-        title=experiment_title,
-    resources:
-        runtime=10,
-        mem_mb=2000,
+        out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop figures-oneshot --runs {input.runs} --models {input.models}"
-        " --title {params.title:q} --accuracy-figure {output.accuracy}"
-        " --histogram-figure {output.histograms} > {log} 2>&1"
+        "python -m bench_powerprop report figures --manifest {input.manifest}"
+        " --out-dir {params.out_dir} > {log} 2>&1"

@@ -1,9 +1,8 @@
 # Sparse training (kind: sparse_training): every cell is trained by the `train` rule (the method
-# reaches its sparsity during training); then one tidy table, a summary, the paper-shaped table
-# with published numbers joined in, and the accuracy-vs-sparsity figure.
+# reaches its sparsity during training); then the tidy table, a summary, the paper-shaped tables
+# with published numbers beside ours, and the accuracy-vs-sparsity figure.
 
 
-# Cheap steps run on the submitting host, not as cluster jobs.
 localrules:
     aggregate_sparse,
     figures_sparse,
@@ -11,44 +10,37 @@ localrules:
 
 rule aggregate_sparse:
     input:
-        metrics=sparse_metrics_files,
+        manifest=experiment_file("manifest.json"),
+        metrics=cell_files_of("metrics.json"),
         published=published_results_input,
     output:
-        runs=sparse_table("runs"),
-        summary=sparse_table("summary"),
-        paper_csv=sparse_table("paper_csv"),
-        paper_md=sparse_table("paper_md"),
-    conda:
-        CONDA_ENV
+        runs=experiment_file("tables/sparse_runs.csv"),
+        summary=experiment_file("tables/sparse_summary.csv"),
+        paper_csv=experiment_file("tables/sparse_paper_table.csv"),
+        paper_md=experiment_file("tables/sparse_paper_table.md"),
     log:
         experiment_log("aggregate_sparse"),
+    conda:
+        CONDA_ENV
     params:
-        expected=expected_hashes_json,
-        info=sparse_experiment_info_json,
-    resources:
-        runtime=10,
-        mem_mb=2000,
+        out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop.sparse_report aggregate --expected {params.expected:q}"
-        " --experiment-info {params.info:q} --published {input.published:q}"
-        " --runs-out {output.runs} --summary-out {output.summary}"
-        " --paper-csv-out {output.paper_csv} --paper-md-out {output.paper_md} > {log} 2>&1"
+        "python -m bench_powerprop report tables --manifest {input.manifest} --published {input.published:q}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule figures_sparse:
     input:
-        runs=sparse_table("runs"),
+        manifest=experiment_file("manifest.json"),
+        runs=experiment_file("tables/sparse_runs.csv"),
     output:
-        sparse_figure(),
-    conda:
-        CONDA_ENV
+        experiment_file("figures/sparse_accuracy_vs_sparsity.png"),
     log:
         experiment_log("figures_sparse"),
+    conda:
+        CONDA_ENV
     params:
-        title=experiment_title,
-    resources:
-        runtime=10,
-        mem_mb=2000,
+        out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop.sparse_report figure --runs {input.runs}"
-        " --title {params.title:q} --out {output} > {log} 2>&1"
+        "python -m bench_powerprop report figures --manifest {input.manifest}"
+        " --out-dir {params.out_dir} > {log} 2>&1"

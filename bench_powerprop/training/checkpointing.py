@@ -32,11 +32,19 @@ def save_checkpoint(directory: Path, step: int, state: dict, keep: int = 2) -> P
 
 
 def load_latest_checkpoint(directory: Path) -> dict | None:
-    """The newest checkpoint whose checksum verifies, or None when there is none."""
+    """The newest checkpoint that verifies and loads, or None when there is none.
+
+    A checkpoint whose checksum fails, or that matches its checksum but does not unpickle (written
+    by another version, say), is skipped with a warning naming the file; the previous one is tried.
+    """
     for path in reversed(_checkpoints(Path(directory))):
-        if _verified(path):
+        if not _verified(path):
+            log.warning("checkpoint %s failed its checksum; falling back to an older one", path)
+            continue
+        try:
             return torch.load(path, map_location="cpu", weights_only=False)
-        log.warning("checkpoint %s failed its checksum; falling back to an older one", path)
+        except Exception as error:
+            log.warning("checkpoint %s does not load (%s: %s); falling back to an older one", path, type(error).__name__, error)
     return None
 
 

@@ -1,0 +1,32 @@
+"""Dataset registry: one file per dataset declares its options and builds its task (torch-free at import).
+
+``resolve_data_config(data)`` checks a config's ``data:`` section against the dataset's options
+(closed: an unknown key is an error naming it) and fills in the defaults; the result is what a
+training spec records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from bench_powerprop.options import OptionError, Options
+from bench_powerprop.registry import Registry
+
+DATASETS = Registry("dataset", "bench_powerprop.data.datasets")
+
+
+@dataclass(frozen=True)
+class DatasetOptions(Options):
+    """Base of dataset options; ``name`` selects the dataset and is not an option."""
+
+    RESERVED: ClassVar[tuple[str, ...]] = ("name",)
+
+
+def resolve_data_config(data_cfg: dict, where: str = "data") -> dict:
+    """``data_cfg`` with every option of its dataset filled in (checked; one-line errors)."""
+    name = data_cfg.get("name")
+    if name not in DATASETS:
+        raise OptionError(f"{where}.name: unknown dataset {name!r} (registered: {', '.join(DATASETS.names())})")
+    options = DATASETS.options(name).parse(data_cfg, where)
+    return {"name": name, **options.as_dict()}

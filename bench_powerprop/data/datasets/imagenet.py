@@ -1,0 +1,56 @@
+"""``imagenet``: ImageNet (or any ImageFolder tree) read through FFCV ``.beton`` files the workflow writes.
+
+See ``bench_powerprop.data.vision`` for splits, pipelines and resuming; ``beton`` holds FFCV's
+write settings (``RGBImageField``), used by the beton rule and part of the hashed spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench_powerprop.data.datasets import DATASETS, DatasetOptions
+from bench_powerprop.options import Options, boolean, integer, number, one_of, option, text
+
+
+@dataclass(frozen=True)
+class BetonOptions(Options):
+    max_resolution: int = option(256, "longest side in the .beton; 0 keeps the original size", check=integer(minimum=0))
+    jpeg_quality: int = option(90, "JPEG quality of re-encoded images", check=integer(minimum=1, maximum=100))
+    compress_probability: float = option(0.5, "fraction of images stored as JPEG", check=number(minimum=0, maximum=1))
+    write_mode: str = option("proportion", "FFCV's write mode", check=one_of("raw", "jpg", "smart", "proportion"))
+    chunksize: int = option(100, "images per writer chunk", check=integer(minimum=1))
+
+
+def beton_settings():
+    def check(value, where):
+        return BetonOptions.parse(value, where).as_dict()
+
+    return check
+
+
+@dataclass(frozen=True)
+class ImagenetOptions(DatasetOptions):
+    train_dir: str = option(None, "ImageFolder tree of training images (one folder per class)", check=text())
+    val_dir: str = option(None, "ImageFolder tree of validation images", check=text())
+    image_size: int = option(224, "train resolution (RandomResizedCrop)", check=integer(minimum=8))
+    val_image_size: int | None = option(None, "validation resolution (centre crop); default: image_size",
+                                        check=integer(minimum=8, nullable=True))
+    crop_ratio: float = option(0.875, "validation centre-crop ratio (224/256)",
+                               check=number(minimum=0, maximum=1, exclusive_minimum=True))
+    num_classes: int = option(1000, "classes of the output layer", check=integer(minimum=2))
+    eval_batch_size: int = option(256, "batch size of evaluation", check=integer(minimum=1))
+    num_workers: int | None = option(None, "FFCV loader threads per process (default: cores / processes)",
+                                     check=integer(minimum=1, nullable=True))
+    os_cache: bool | None = option(None, "read the .beton through the OS page cache (default: when it fits in "
+                                   "half the RAM)", check=boolean())
+    beton: dict | None = option(None, "FFCV write settings: max_resolution, jpeg_quality, compress_probability, "
+                                "write_mode, chunksize", check=beton_settings())
+    train_beton: str | None = option(None, "set by the workflow: the training .beton", check=text(nullable=True))
+    val_beton: str | None = option(None, "set by the workflow: the validation .beton", check=text(nullable=True))
+
+
+@DATASETS.register("imagenet", options=ImagenetOptions)
+def build_imagenet(data: dict):
+    from bench_powerprop.data.vision import FfcvVisionTask
+
+    return FfcvVisionTask(data)

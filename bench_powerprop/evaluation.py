@@ -1,0 +1,51 @@
+"""Evaluations of a trained cell beyond its training metrics: the one-shot pruning sweep.
+
+``oneshot_sweep`` prunes the trained model once at every keep level (no retraining), as the
+official Powerprop notebook does (google-deepmind/deepmind-research
+``powerpropagation/powerpropagation.ipynb``): rank the effective weights θ by the configured
+scorer (``magnitude`` by default), keep exactly round(keep·n) per layer (``layerwise``) or over the
+hidden layers together (``global``), the output layer keeping min(1, factor·keep), and measure.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pandas as pd
+
+from bench_powerprop import masks
+from bench_powerprop.config import keep_levels
+from bench_powerprop.data.tasks import build_task
+from bench_powerprop.scoring import score
+from bench_powerprop.training.trainer import load_trained_model, masked_fraction
+
+SWEEP_COLUMNS = ["keep", "target_sparsity", "actual_sparsity", "zero_fraction", "val_accuracy", "test_accuracy", "spec_hash"]
+
+
+def oneshot_sweep(model_path: Path, prune_cfg: dict) -> pd.DataFrame:
+    """Accuracy of the trained model pruned to every keep level (one row per level)."""
+    model, spec = load_trained_model(model_path)
+    task = build_task(spec["data"])
+    scores = score(prune_cfg.get("scorer", "magnitude"), model)
+    rows = []
+    for keep in keep_levels(prune_cfg["keep_levels"]):
+        pruned = copy.deepcopy(model)
+        mask = masks.prune(scores, keep, prune_cfg.get("scope", "layerwise"), prune_cfg.get("last_layer_keep_factor", 2.0))
+        masks.install(pruned, mask)
+        rows.append({
+            "keep": keep,
+            "target_sparsity": 1.0 - keep,
+            "actual_sparsity": masked_fraction(pruned, mask),
+            "zero_fraction": masks.zero_fraction(pruned),
+            "val_accuracy": task.accuracy(pruned, "val"),
+            "test_accuracy": task.accuracy(pruned, "test"),
+            "spec_hash": _spec_hash(spec),
+        })
+    return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
+def _spec_hash(spec: dict) -> str:
+    from bench_powerprop.io import spec_hash
+
+    return spec_hash(spec)

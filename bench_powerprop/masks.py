@@ -1,0 +1,260 @@
+"""The ``Mask`` type, exact top-k selection, and the one place masks meet a model.
+
+A ``Mask`` says which weights of which Linear/Conv layers are kept: layer name
+(``"fc1.weight"``) → bool tensor of the weight's shape. Masks are built from scores
+(``bench_powerprop.scoring``) with exact counts, combined with set operations, saved and loaded.
+
+A model holds up to two masks (see ``bench_powerprop.powerprop``): the *forward* mask multiplies
+θ in the forward pass (and zeroes φ after every step); the *backward* mask, when set, decides
+which weights receive gradient (Top-KAST's set B; PackNet's frozen weights). ``install``,
+``forward_mask``, ``backward_mask``, ``enforce`` and ``clear`` are the only functions that touch
+the layers' mask buffers.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench_powerprop.powerprop import MASK_BUFFERS, PowerpropMixin, convert_layer, weight_layers
+
+FORWARD, BACKWARD = "forward", "backward"
+_BUFFER = {FORWARD: "weight_mask", BACKWARD: "weight_grad_mask"}
+
+
+class Mask(Mapping):
+    """Kept weights per layer: ``name → bool tensor``. Immutable; set operations return new masks."""
+
+    def __init__(self, layers: Mapping[str, torch.Tensor]):
+        self._layers = {name: tensor.detach().bool() for name, tensor in layers.items()}
+
+    # -- mapping ----------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._layers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __repr__(self) -> str:
+        return f"Mask({len(self)} layers, density {self.density():.4f})"
+
+    # -- counts -----------------------------------------------------------------------------
+    def layer_counts(self) -> dict[str, int]:
+        return {name: int(kept.sum()) for name, kept in self._layers.items()}
+
+    def count(self) -> int:
+        return sum(self.layer_counts().values())
+
+    def numel(self) -> int:
+        return sum(kept.numel() for kept in self._layers.values())
+
+    def density(self) -> float:
+        return self.count() / self.numel() if self._layers else 1.0
+
+    def sparsity(self) -> float:
+        return 1.0 - self.density()
+
+    def layer_density(self) -> dict[str, float]:
+        return {name: int(kept.sum()) / kept.numel() for name, kept in self._layers.items()}
+
+    # -- set operations (over the layers both masks name) ------------------------------------
+    def _combine(self, other: Mask, operation) -> Mask:
+        if set(self) != set(other):
+            raise ValueError(f"masks name different layers: {sorted(set(self) ^ set(other))}")
+        return Mask({name: operation(kept, other[name].to(kept.device)) for name, kept in self._layers.items()})
+
+    def __or__(self, other: Mask) -> Mask:
+        return self._combine(other, torch.logical_or)
+
+    def __and__(self, other: Mask) -> Mask:
+        return self._combine(other, torch.logical_and)
+
+    def __sub__(self, other: Mask) -> Mask:
+        return self._combine(other, lambda a, b: a & ~b)
+
+    def __invert__(self) -> Mask:
+        return Mask({name: ~kept for name, kept in self._layers.items()})
+
+    def issubset(self, other: Mask) -> bool:
+        return (self - other).count() == 0
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Mask) or set(self) != set(other):
+            return NotImplemented if not isinstance(other, Mask) else False
+        return all(torch.equal(kept, other[name].to(kept.device)) for name, kept in self._layers.items())
+
+    __hash__ = None
+
+    # -- conversion and storage ------------------------------------------------------------
+    def to(self, device) -> Mask:
+        return Mask({name: kept.to(device) for name, kept in self._layers.items()})
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: kept.cpu().clone() for name, kept in self._layers.items()}
+
+    @classmethod
+    def from_state_dict(cls, state: Mapping[str, torch.Tensor]) -> Mask:
+        return cls(state)
+
+    def save(self, path) -> None:
+        from bench_powerprop.io import write_bytes_atomic
+
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        write_bytes_atomic(Path(path), buffer.getvalue())
+
+    @classmethod
+    def load(cls, path) -> Mask:
+        return cls(torch.load(path, map_location="cpu", weights_only=True))
+
+    @classmethod
+    def full(cls, model: nn.Module) -> Mask:
+        """Every weight kept (dense)."""
+        return cls({name: torch.ones_like(layer.weight, dtype=torch.bool) for name, layer in weight_layers(model).items()})
+
+
+# -- exact selection ------------------------------------------------------------------------
+def kept_count(numel: int, keep: float) -> int:
+    """Number of weights kept for a fraction ``keep`` in (0, 1]; at least one."""
+    if not 0 < keep <= 1:
+        raise ValueError(f"keep must be in (0, 1], got {keep}")
+    return max(1, min(numel, round(keep * numel)))
+
+
+def topk(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Bool tensor (shape of ``scores``) with exactly ``k`` ones at the largest scores (ties by ``topk``)."""
+    flat = scores.reshape(-1)
+    kept = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+    if k > 0:
+        kept[torch.topk(flat.float(), k, sorted=False).indices] = True
+    return kept.view(scores.shape)
+
+
+def keep_top(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Mask:
+    """Per layer, exactly ``counts[name]`` weights with the largest score."""
+    return Mask({name: topk(scores[name], counts[name]) for name in counts})
+
+
+def keep_top_jointly(scores: Mapping[str, torch.Tensor], count: int) -> Mask:
+    """Exactly ``count`` weights with the largest score over all the given layers together."""
+    names = list(scores)
+    joint = topk(torch.cat([scores[name].reshape(-1).float() for name in names]), count)
+    chunks = torch.split(joint, [scores[name].numel() for name in names])
+    return Mask({name: chunk.view(scores[name].shape) for name, chunk in zip(names, chunks)})
+
+
+def layer_keep_fractions(names: list[str], keep: float, last_layer_keep_factor: float) -> dict[str, float]:
+    """Per-layer kept fraction: ``keep`` everywhere, min(1, factor·keep) for the output layer."""
+    fractions = dict.fromkeys(names, keep)
+    fractions[names[-1]] = min(1.0, last_layer_keep_factor * keep)
+    return fractions
+
+
+def prune(scores: Mapping[str, torch.Tensor], keep: float, scope: str = "layerwise",
+          last_layer_keep_factor: float = 1.0) -> Mask:
+    """Keep the highest-scoring fraction ``keep`` of the weights, with exact counts.
+
+    ``layerwise``: each layer keeps round(keep·n_l). ``global``: all layers but the output layer
+    compete for round(keep·N_hidden) weights. In both, the output layer keeps
+    round(min(1, last_layer_keep_factor·keep)·n_out) of its own weights.
+    """
+    names = list(scores)
+    fractions = layer_keep_fractions(names, keep, last_layer_keep_factor)
+    if scope == "layerwise":
+        return keep_top(scores, {name: kept_count(scores[name].numel(), fractions[name]) for name in names})
+    if scope != "global":
+        raise ValueError(f"unknown pruning scope {scope!r} (expected 'layerwise' or 'global')")
+    output, hidden = names[-1], names[:-1]
+    masks = dict(keep_top({output: scores[output]}, {output: kept_count(scores[output].numel(), fractions[output])}))
+    if hidden:
+        hidden_scores = {name: scores[name] for name in hidden}
+        masks.update(keep_top_jointly(hidden_scores, kept_count(sum(s.numel() for s in hidden_scores.values()), keep)))
+    return Mask({name: masks[name] for name in names})
+
+
+def random_mask(shapes: Mapping[str, tuple[int, ...]], counts: Mapping[str, int], generator: torch.Generator) -> Mask:
+    """Exactly ``counts[name]`` kept weights per layer at uniformly random positions."""
+    layers = {}
+    for name, shape in shapes.items():
+        numel = math.prod(shape)
+        kept = torch.zeros(numel, dtype=torch.bool)
+        kept[torch.randperm(numel, generator=generator)[: counts[name]]] = True
+        layers[name] = kept.view(shape)
+    return Mask(layers)
+
+
+# -- masks on a model -----------------------------------------------------------------------
+def install(model: nn.Module, mask: Mask, which: str = FORWARD, zero_masked: bool = True) -> None:
+    """Put ``mask`` on the named layers (plain layers become α = 1 powerprop layers).
+
+    Installing a forward mask zeroes the masked φ, so a masked weight is exactly zero, unless
+    ``zero_masked`` is False (Top-KAST keeps φ dense and masks only the forward pass).
+    """
+    layers = weight_layers(model)
+    for name, kept in mask.items():
+        layer = layers[name]
+        if not isinstance(layer, PowerpropMixin):
+            convert_layer(layer, 1.0)
+        setattr(layer, _BUFFER[which], kept.to(device=layer.weight.device, dtype=layer.weight.dtype))
+    if which == FORWARD and zero_masked:
+        enforce(model)
+
+
+def _installed(model: nn.Module, which: str) -> Mask | None:
+    layers = {name: getattr(layer, _BUFFER[which], None) for name, layer in weight_layers(model).items()}
+    present = {name: buffer for name, buffer in layers.items() if buffer is not None}
+    return Mask({name: buffer > 0 for name, buffer in present.items()}) if present else None
+
+
+def forward_mask(model: nn.Module) -> Mask | None:
+    """The installed forward mask (layers without one are absent), or None on a dense model."""
+    return _installed(model, FORWARD)
+
+
+def backward_mask(model: nn.Module) -> Mask | None:
+    return _installed(model, BACKWARD)
+
+
+def clear(model: nn.Module, which: str = FORWARD) -> None:
+    for layer in weight_layers(model).values():
+        if isinstance(layer, PowerpropMixin):
+            setattr(layer, _BUFFER[which], None)
+
+
+@torch.no_grad()
+def enforce(model: nn.Module) -> None:
+    """Zero φ wherever the forward mask is 0 (after each optimizer step; hot path, kept lean)."""
+    for module in model.modules():
+        if isinstance(module, PowerpropMixin) and module.weight_mask is not None:
+            module.weight.mul_(module.weight_mask)
+
+
+def buffers(model: nn.Module) -> list[torch.Tensor | None]:
+    """Every mask buffer slot of the model's layers, in a fixed order (None where unset)."""
+    return [getattr(layer, name, None) for layer in weight_layers(model).values() for name in MASK_BUFFERS]
+
+
+def layer_shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {name: tuple(layer.weight.shape) for name, layer in weight_layers(model).items()}
+
+
+def zero_fraction(model: nn.Module) -> float:
+    """Fraction of effective weights that are exactly zero (≥ the mask's sparsity)."""
+    from bench_powerprop.powerprop import effective_weights
+
+    thetas = list(effective_weights(model).values())
+    return sum(int((theta == 0).sum()) for theta in thetas) / sum(theta.numel() for theta in thetas)
+
+
+def layer_zero_fractions(model: nn.Module) -> dict[str, float]:
+    from bench_powerprop.powerprop import effective_weights
+
+    return {name: float((theta == 0).float().mean()) for name, theta in effective_weights(model).items()}

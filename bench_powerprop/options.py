@@ -1,0 +1,203 @@
+"""Typed, torch-free option declarations for everything a config can name.
+
+Each registered method, scorer, dataset and model declares its options as a frozen dataclass
+next to its registration::
+
+    @dataclass(frozen=True)
+    class GMPOptions(Options):
+        frequency: int = option(100, "Δt: steps between two pruning steps", check=integer(minimum=1))
+        scope: str = option("layerwise", "rank weights per layer or over all layers", check=one_of("layerwise", "global"))
+
+``GMPOptions.parse(raw, where="experiments.x.methods.gmp")`` returns the typed options (defaults
+filled in) or raises :class:`OptionError` whose text is one line naming the field, e.g.
+``experiments.x.methods.gmp.frequency: must be an integer >= 1, got 0``. Cross-field rules that
+need the cell (its sparsity, its number of steps) go in ``Options.check(where, cell)``.
+
+Nothing here imports torch: ``config.validate`` runs inside Snakemake's parse before any job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+class OptionError(ValueError):
+    """A bad option; ``str(error)`` is one line: ``<field path>: <what is wrong>``."""
+
+
+Check = Callable[[Any, str], Any]
+
+
+def option(default: Any, doc: str, check: Check | None = None) -> Any:
+    """A dataclass field with its documentation and a check run by ``Options.parse``."""
+    return field(default=default, metadata={"doc": doc, "check": check})
+
+
+def fail(where: str, message: str, value: Any) -> OptionError:
+    return OptionError(f"{where}: {message}, got {value!r}")
+
+
+# -- checks --------------------------------------------------------------------------------
+def _is_bool(value) -> bool:
+    return isinstance(value, bool)
+
+
+def integer(minimum: int | None = None, maximum: int | None = None, nullable: bool = False) -> Check:
+    def check(value, where):
+        if value is None and nullable:
+            return None
+        if _is_bool(value) or (not isinstance(value, int) and not (isinstance(value, float) and value.is_integer())):
+            raise fail(where, f"must be an integer{_bounds_text(minimum, maximum)}", value)
+        value = int(value)
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise fail(where, f"must be an integer{_bounds_text(minimum, maximum)}", value)
+        return value
+
+    return check
+
+
+def number(minimum: float | None = None, maximum: float | None = None, exclusive_minimum: bool = False,
+           exclusive_maximum: bool = False, nullable: bool = False) -> Check:
+    low = None if minimum is None else (">" if exclusive_minimum else ">=") + f" {minimum:g}"
+    high = None if maximum is None else ("<" if exclusive_maximum else "<=") + f" {maximum:g}"
+    text = "must be a finite number" + "".join(f" {part}" for part in (low, high) if part)
+
+    def check(value, where):
+        if value is None and nullable:
+            return None
+        if _is_bool(value) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise fail(where, text, value)
+        too_low = minimum is not None and (value <= minimum if exclusive_minimum else value < minimum)
+        too_high = maximum is not None and (value >= maximum if exclusive_maximum else value > maximum)
+        if too_low or too_high:
+            raise fail(where, text, value)
+        return float(value)
+
+    return check
+
+
+def boolean() -> Check:
+    def check(value, where):
+        if not _is_bool(value):
+            raise fail(where, "must be true or false", value)
+        return value
+
+    return check
+
+
+def one_of(*choices, nullable: bool = False) -> Check:
+    def check(value, where):
+        if value is None and nullable:
+            return None
+        if value not in choices:
+            raise fail(where, f"must be one of {list(choices)}", value)
+        return value
+
+    return check
+
+
+def text(pattern: str | None = None, nullable: bool = False) -> Check:
+    import re
+
+    def check(value, where):
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str) or not value or (pattern and not re.fullmatch(pattern, value)):
+            raise fail(where, "must be a non-empty string" + (f" matching {pattern}" if pattern else ""), value)
+        return value
+
+    return check
+
+
+def step_or_fraction() -> Check:
+    """A step of training: a fraction of the run (a float in [0, 1]) or an absolute step (an int >= 0)."""
+
+    def check(value, where):
+        if isinstance(value, float) and 0.0 <= value <= 1.0:
+            return value
+        if isinstance(value, int) and not _is_bool(value) and value >= 0:
+            return value
+        raise fail(where, "must be a fraction of training (a float in [0, 1]) or a step (an integer >= 0)", value)
+
+    return check
+
+
+def list_of(item: Check, min_items: int = 0) -> Check:
+    def check(value, where):
+        if not isinstance(value, (list, tuple)) or len(value) < min_items:
+            raise fail(where, f"must be a list of at least {min_items} item(s)", value)
+        return tuple(item(element, f"{where}[{i}]") for i, element in enumerate(value))
+
+    return check
+
+
+def _bounds_text(minimum, maximum) -> str:
+    parts = [f">= {minimum}" if minimum is not None else "", f"<= {maximum}" if maximum is not None else ""]
+    return "".join(f" {part}" for part in parts if part)
+
+
+def resolve_step(value: int | float, total_steps: int) -> int:
+    """A ``step_or_fraction`` value as a step: ``0.75`` → round(0.75·total); ``750`` → 750."""
+    return round(value * total_steps) if isinstance(value, float) else int(value)
+
+
+# -- the base class ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CellFacts:
+    """What option checks may know about the cell they configure (no torch, no data)."""
+
+    sparsity: float = 0.0
+    steps: int = 1
+    alpha: float = 1.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """Base of every options dataclass: parse from a config mapping, check, describe."""
+
+    #: Which top-level key of a config section names the entry (e.g. a dataset's ``name``);
+    #: such keys are not options and are skipped by ``parse``.
+    RESERVED: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def parse(cls, raw: Mapping | None, where: str, cell: CellFacts | None = None):
+        raw = dict(raw or {})
+        if not isinstance(raw, dict):
+            raise fail(where, "must be a mapping of option names to values", raw)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(raw) - set(names) - set(cls.RESERVED))
+        if unknown:
+            raise OptionError(f"{where}.{unknown[0]}: unknown option (known: {', '.join(names) or 'none'})")
+        values = {}
+        for f in dataclasses.fields(cls):
+            value = raw.get(f.name, f.default)
+            check = f.metadata.get("check")
+            unset = value is None and f.default is None  # an optional option left at "decide for me"
+            values[f.name] = check(value, f"{where}.{f.name}") if check and not unset else value
+        options = cls(**values)
+        options.check(where, cell or CellFacts())
+        return options
+
+    def check(self, where: str, cell: CellFacts) -> None:
+        """Cross-field rules; raise ``OptionError`` naming the field. Overridden where needed."""
+
+    def as_dict(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, Any, str]]:
+        """``(name, default, doc)`` of every option, for ``--help`` texts and the README."""
+        return [(f.name, f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)]
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+@dataclass(frozen=True)
+class NoOptions(Options):
+    """For entries that take no options."""

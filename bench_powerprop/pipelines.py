@@ -1,0 +1,60 @@
+"""Pipeline shapes: what an experiment's ``kind`` adds after training its cells.
+
+Each shape is one entry here (its outputs, the per-cell files its rules write, the config
+sections it needs) plus one rule file ``workflow/rules/<kind>.smk`` and one report spec in
+``bench_powerprop/reporting/reports.py``. Torch-free: the workflow reads it at parse time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    kind: str
+    description: str
+    #: config sections an experiment of this kind must have
+    requires: tuple[str, ...] = ()
+    #: files this kind's rules write into every cell's run directory (besides training's)
+    cell_files: tuple[str, ...] = ()
+    #: tables written by the kind's aggregation rule: {role: path relative to results/<experiment>/}
+    tables: dict[str, str] = field(default_factory=dict)
+    #: figures written by the kind's figure rule: {role: path relative to results/<experiment>/}
+    figures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return (*self.tables.values(), *self.figures.values())
+
+
+def first_seed_cells(cells: list[dict]) -> list[dict]:
+    """The lowest-seed cell of every trained configuration (method, variant, sparsity, α): one histogram each."""
+    first: dict[tuple, dict] = {}
+    for cell in sorted(cells, key=lambda cell: cell["seed"]):
+        first.setdefault((cell["method"], cell["variant"], cell["sparsity"], cell["alpha"]), cell)
+    return list(first.values())
+
+
+PIPELINES = {
+    pipeline.kind: pipeline
+    for pipeline in (
+        Pipeline(
+            "oneshot",
+            "train every cell, then prune each trained model once at every keep level (no retraining)",
+            requires=("prune",),
+            cell_files=("oneshot_prune.csv",),
+            tables={"runs": "tables/oneshot_runs.csv", "summary": "tables/oneshot_summary.csv",
+                    "markdown": "tables/oneshot_summary.md"},
+            figures={"accuracy": "figures/oneshot_accuracy_vs_weights_remaining.png",
+                     "histograms": "figures/weight_histograms.png"},
+        ),
+        Pipeline(
+            "sparse_training",
+            "train every cell with its sparse method (the sparsity is reached during training)",
+            tables={"runs": "tables/sparse_runs.csv", "summary": "tables/sparse_summary.csv",
+                    "paper_csv": "tables/sparse_paper_table.csv", "markdown": "tables/sparse_paper_table.md"},
+            figures={"accuracy": "figures/sparse_accuracy_vs_sparsity.png"},
+        ),
+    )
+}

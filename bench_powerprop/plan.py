@@ -1,0 +1,156 @@
+"""Everything the workflow derives from a validated config, indexed so each job's lookups are O(1).
+
+``Plan(config)`` expands every active experiment's grid once. The rules ask it for a cell by its
+wildcards (``{experiment}``, ``{cell}`` = the cell's run-directory path), a cell's training
+spec, its lineage inputs, an experiment's manifest, and the final targets. Torch-free.
+
+A training spec is the full, hashed description of one cell: its axes, the data, model and
+method options with every default filled in, the training settings, the workflow's ``.beton``
+paths, its snapshot steps and its lineage (the parent files and the parents' spec hashes, so a
+changed parent retrains its children).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from bench_powerprop.cells import Cell
+from bench_powerprop.config import FINAL, ExperimentGrid
+from bench_powerprop.io import spec_hash, write_json_atomic, write_text_atomic
+from bench_powerprop.pipelines import PIPELINES
+
+#: .beton files of the vision datasets: {dataset: {data-config key: split file stem}}
+BETON_SPLITS = {
+    "cifar10": {"train_beton": "train", "test_beton": "test"},
+    "imagenet": {"train_beton": "train", "val_beton": "val"},
+}
+
+
+class Plan:
+    def __init__(self, config: dict):
+        self.config = config
+        self.results = config.get("results_dir", "results")
+        self.checkpoints = config.get("checkpoint_dir", "checkpoints")
+        self.grids = {name: ExperimentGrid(name, config["experiments"][name]) for name in config["active_experiments"]}
+        self._by_path = {(cell.experiment, cell.path): cell for grid in self.grids.values() for cell in grid.block_of}
+        self._specs: dict[Cell, dict] = {}
+
+    # -- cells ---------------------------------------------------------------------------
+    @cached_property
+    def cells(self) -> list[Cell]:
+        return [cell for grid in self.grids.values() for cell in grid.cells]
+
+    def cell(self, experiment: str, path: str) -> Cell:
+        try:
+            return self._by_path[(experiment, path)]
+        except KeyError:
+            raise ValueError(f"no grid cell {path!r} in experiment {experiment!r}") from None
+
+    def cells_of(self, experiment: str) -> list[Cell]:
+        return self.grids[experiment].cells
+
+    def experiment(self, name: str) -> dict:
+        return self.config["experiments"][name]
+
+    def experiments_of_kind(self, kind: str) -> list[str]:
+        return [name for name in self.grids if self.experiment(name)["kind"] == kind]
+
+    # -- paths -----------------------------------------------------------------------------
+    def run_dir(self, cell: Cell) -> str:
+        return f"{self.results}/{cell.experiment}/runs/{cell.path}"
+
+    def checkpoint_dir(self, cell: Cell) -> str:
+        return f"{self.checkpoints}/{cell.experiment}/runs/{cell.path}"
+
+    def beton_file(self, experiment: str, dataset: str, split: str) -> str:
+        return f"{self.results}/datasets/{experiment}/{dataset}/{split}.beton"
+
+    def beton_paths(self, experiment: str) -> dict[str, str]:
+        """``{data-config key: path}`` of an experiment's .beton files; {} for in-memory data."""
+        dataset = self.experiment(experiment)["data"]["name"]
+        return {key: self.beton_file(experiment, dataset, split) for key, split in BETON_SPLITS.get(dataset, {}).items()}
+
+    # -- specs and lineage -------------------------------------------------------------------
+    def spec(self, cell: Cell) -> dict:
+        if cell not in self._specs:
+            self._specs[cell] = self._build_spec(cell)
+        return self._specs[cell]
+
+    def spec_hash(self, cell: Cell) -> str:
+        return spec_hash(self.spec(cell))
+
+    def _build_spec(self, cell: Cell) -> dict:
+        from bench_powerprop.data.datasets import resolve_data_config
+        from bench_powerprop.methods import METHODS
+        from bench_powerprop.models import resolve_model_config
+        from bench_powerprop.options import CellFacts
+
+        grid, experiment = self.grids[cell.experiment], self.experiment(cell.experiment)
+        options = METHODS.options(cell.method).parse(grid.method_options_raw(cell.method, cell.variant),
+                                                     grid.options_where(cell.method, cell.variant),
+                                                     CellFacts(cell.sparsity, experiment["train"]["steps"], cell.alpha))
+        spec = {
+            **cell.as_dict(),
+            "data": {**resolve_data_config(experiment["data"]), **self.beton_paths(cell.experiment)},
+            "model": resolve_model_config(experiment["model"]),
+            "train": experiment["train"],
+            "method_options": options.as_dict(),
+        }
+        block = grid.block_of[cell]
+        if block.snapshot_steps:
+            spec["snapshot_steps"] = sorted(block.snapshot_steps)
+        lineage = {relation: self._inherited(parent, step) for relation, (parent, step) in self.parents(cell).items()}
+        if lineage:
+            spec["lineage"] = lineage
+        return spec
+
+    def parents(self, cell: Cell) -> dict[str, tuple[Cell, int | str]]:
+        grid = self.grids[cell.experiment]
+        found = {relation: grid.parent(cell, relation) for relation in ("init_from", "mask_from")}
+        return {relation: value for relation, value in found.items() if value is not None}
+
+    def _inherited(self, parent: Cell, step: int | str) -> dict:
+        return {"path": self.inherited_file(parent, step), "step": step, "parent_spec_hash": self.spec_hash(parent)}
+
+    def inherited_file(self, parent: Cell, step: int | str) -> str:
+        if step == FINAL:
+            return f"{self.run_dir(parent)}/model.pt"
+        return f"{self.run_dir(parent)}/snapshots/step_{int(step):08d}.pt"
+
+    def lineage_inputs(self, cell: Cell) -> list[str]:
+        """The parents' outputs a cell's training reads: ``model.pt`` or the ``snapshots`` folder."""
+        inputs = []
+        for parent, step in self.parents(cell).values():
+            inputs.append(f"{self.run_dir(parent)}/model.pt" if step == FINAL else f"{self.run_dir(parent)}/snapshots")
+        return sorted(set(inputs))
+
+    # -- experiments -------------------------------------------------------------------------
+    def manifest(self, experiment: str) -> dict:
+        """What an experiment's report reads: its settings and every cell's run directory and spec hash."""
+        config = self.experiment(experiment)
+        return {
+            "experiment": experiment,
+            "kind": config["kind"],
+            "description": " ".join(config.get("description", "").split()),
+            "data": config["data"]["name"],
+            "model": self.spec(self.cells_of(experiment)[0])["model"],
+            "train": config["train"],
+            "methods": config.get("methods", {}),
+            "variants": config.get("variants", {}),
+            "prune": config.get("prune"),
+            "cells": [{**cell.as_dict(), "run_dir": self.run_dir(cell), "spec_hash": self.spec_hash(cell)}
+                      for cell in self.cells_of(experiment)],
+        }
+
+    def experiment_file(self, experiment: str, name: str) -> str:
+        return f"{self.results}/{experiment}/{name}"
+
+    def targets(self) -> list[str]:
+        return [self.experiment_file(name, output) for name in self.grids
+                for output in PIPELINES[self.experiment(name)["kind"]].outputs]
+
+
+def write_manifest(path: str, log_path: str, manifest: dict) -> None:
+    """The manifest rule's action (run inside Snakemake: the manifest never crosses a command line)."""
+    write_json_atomic(path, manifest)
+    write_text_atomic(log_path, f"manifest of {manifest['experiment']}: {len(manifest['cells'])} cells\n")

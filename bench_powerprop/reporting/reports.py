@@ -1,0 +1,97 @@
+"""Report specs: what each pipeline kind writes from its tidy rows (file names in ``bench_powerprop.pipelines``).
+
+A report is the rows it collects (which evaluations), a table writer and a figure writer; a new
+pipeline shape adds one ``Report`` here, built from the shared rows, summaries, tables and figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bench_powerprop.io import write_csv_atomic, write_text_atomic
+from bench_powerprop.pipelines import PIPELINES, first_seed_cells
+from bench_powerprop.reporting import figures, tables
+from bench_powerprop.reporting import published as pub
+from bench_powerprop.reporting.rows import ONESHOT, ROW_COLUMNS, TRAINED, collect_rows
+from bench_powerprop.reporting.summaries import summarise
+
+
+@dataclass(frozen=True)
+class Report:
+    evaluations: tuple[str, ...]
+    #: (rows, summary, manifest, published, {role: path}) -> Markdown shown in the log
+    write_tables: Callable[..., str]
+    #: (rows, manifest, {role: path}) -> None
+    write_figures: Callable[..., None]
+
+
+def paths(out_dir: Path, files: dict[str, str]) -> dict[str, Path]:
+    return {role: Path(out_dir) / name for role, name in files.items()}
+
+
+def title(manifest: dict) -> str:
+    return f"{manifest['experiment']} ({manifest['data']})"
+
+
+# -- one-shot ----------------------------------------------------------------------------------
+def oneshot_tables(rows, summary, manifest, published, out) -> str:
+    markdown = tables.oneshot_markdown(summary, manifest)
+    write_csv_atomic(out["runs"], rows)
+    write_csv_atomic(out["summary"], summary)
+    write_text_atomic(out["markdown"], markdown)
+    return markdown
+
+
+def oneshot_figures(rows, manifest, out) -> None:
+    from bench_powerprop.powerprop import effective_weights
+    from bench_powerprop.training.trainer import load_trained_model
+
+    figures.accuracy_vs_weights_remaining(rows, out["accuracy"], title(manifest))
+    label = tables.line_key_label(rows)
+    magnitudes = {}
+    for cell in first_seed_cells(manifest["cells"]):
+        model, _ = load_trained_model(Path(cell["run_dir"]) / "model.pt")
+        thetas = [theta.numpy() for theta in effective_weights(model).values()]
+        magnitudes[label(cell["method"], cell["variant"], cell["sparsity"], cell["alpha"])] = figures.relative_magnitudes(thetas)
+    figures.weight_histograms(magnitudes, out["histograms"], f"{title(manifest)}: effective weights after training")
+
+
+# -- sparse training ---------------------------------------------------------------------------
+def sparse_tables(rows, summary, manifest, published, out) -> str:
+    dataset, model = manifest["data"], pub.model_key(manifest["model"])
+    table = tables.paper_table(summary, published, dataset, model)
+    reference = tables.reference_table(published, sorted(rows["method"].unique()), dataset, model)
+    markdown = tables.sparse_markdown(table, reference, manifest)
+    write_csv_atomic(out["runs"], rows)
+    write_csv_atomic(out["summary"], summary)
+    write_csv_atomic(out["paper_csv"], table)
+    write_text_atomic(out["markdown"], markdown)
+    return markdown
+
+
+def sparse_figures(rows, manifest, out) -> None:
+    figures.sparse_accuracy_vs_sparsity(rows, out["accuracy"], title(manifest))
+
+
+REPORTS = {
+    "oneshot": Report((ONESHOT,), oneshot_tables, oneshot_figures),
+    "sparse_training": Report((TRAINED,), sparse_tables, sparse_figures),
+}
+
+
+def write_tables(manifest: dict, out_dir: Path, published_path: str | None = None) -> str:
+    kind = manifest["kind"]
+    rows = collect_rows(manifest, REPORTS[kind].evaluations)
+    summary = summarise(rows)
+    return REPORTS[kind].write_tables(rows, summary, manifest, pub.load_published(published_path),
+                                      paths(out_dir, PIPELINES[kind].tables))
+
+
+def write_figures(manifest: dict, out_dir: Path) -> None:
+    kind = manifest["kind"]
+    rows = pd.read_csv(Path(out_dir) / PIPELINES[kind].tables["runs"], usecols=ROW_COLUMNS)
+    REPORTS[kind].write_figures(rows, manifest, paths(out_dir, PIPELINES[kind].figures))

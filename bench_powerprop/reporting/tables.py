@@ -1,0 +1,184 @@
+"""Tables built from summaries: the one-shot table and the paper-shaped sparse-training tables.
+
+Headers say what was measured from the experiment's spec (dataset, model, budget, pruning),
+never from free text; cells use ``labels.accuracy_text``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from bench_powerprop.reporting import published as pub
+from bench_powerprop.reporting.labels import (
+    STATUS_LEGEND,
+    accuracy_text,
+    alpha_label,
+    budget_text,
+    method_label,
+    sparsity_label,
+    weights_remaining_label,
+)
+from bench_powerprop.reporting.summaries import stat_columns
+
+NO_RUN = "—"
+FLOPS_NOTE = ("Training FLOPs relative to dense training of the same model: forward and backward under the masks, "
+              "plus RigL's dense-gradient steps (RigL paper, Appendix H), mean over seeds.")
+
+
+def setting_text(manifest: dict) -> str:
+    return (f"Dataset {manifest['data']}, model {pub.model_key(manifest['model'])}, training "
+            f"{budget_text(manifest['train'])}.")
+
+
+# -- one-shot ----------------------------------------------------------------------------------
+def line_key_label(summary: pd.DataFrame):
+    """How a trained configuration is named in a table column or a figure legend.
+
+    α alone when the experiment trains one (method, variant, sparsity); otherwise all of them,
+    so configurations that differ are never pooled under one label.
+    """
+    several = len(summary[["method", "variant", "sparsity"]].drop_duplicates()) > 1
+
+    def label(method, variant, sparsity, alpha) -> str:
+        if not several:
+            return alpha_label(alpha)
+        trained_at = "" if sparsity == 0 else f" at {sparsity_label(sparsity)}"
+        return f"{method_label(method, variant)}{trained_at}, {alpha_label(alpha)}"
+
+    return label
+
+
+def oneshot_markdown(summary: pd.DataFrame, manifest: dict) -> str:
+    """Test accuracy (%) by weights remaining (rows) and trained configuration (columns)."""
+    label = line_key_label(summary)
+    table = summary.assign(
+        text=[accuracy_text(*stat_columns(row)) for _, row in summary.iterrows()],
+        column=[label(m, v, s, a) for m, v, s, a in summary[["method", "variant", "sparsity", "alpha"]].itertuples(index=False)],
+        weights_kept=summary["target_sparsity"].map(weights_remaining_label),
+    )
+    order = list(dict.fromkeys(table.sort_values(["method", "variant", "sparsity", "alpha"])["column"]))
+    pivot = table.pivot_table(index=["target_sparsity", "weights_kept"], columns="column", values="text", aggfunc="first")
+    pivot = pivot.sort_index(ascending=False).droplevel("target_sparsity")[order]
+    prune = manifest["prune"]
+    header = (
+        f"# {manifest['experiment']}: one-shot pruning after training\n\n"
+        f"{setting_text(manifest)} Pruning: {prune.get('scope', 'layerwise')} {prune.get('scorer', 'magnitude')} "
+        f"ranking of the effective weights θ, no retraining; the output layer keeps "
+        f"min(1, {prune.get('last_layer_keep_factor', 2.0):g}×) the kept fraction.\n\n"
+        f"Test accuracy in % (mean ± std over seeds). {STATUS_LEGEND}\n\n"
+    )
+    return header + pivot.rename_axis("weights kept").to_markdown() + "\n"
+
+
+# -- sparse training ---------------------------------------------------------------------------
+def row_label(method: str, variant: str, alpha: float) -> str:
+    return f"{method_label(method, variant)}, {alpha_label(alpha)}"
+
+
+def ordered_rows(summary: pd.DataFrame) -> list[tuple[str, str, float]]:
+    """(method, variant, α): dense first, then methods in grid order, variants and α ascending."""
+    keys = summary[["method", "variant", "alpha"]].drop_duplicates()
+    methods = sorted(dict.fromkeys(keys["method"]), key=lambda name: name != "dense")
+    return [tuple(key) for method in methods
+            for key in keys[keys["method"] == method].sort_values(["variant", "alpha"]).itertuples(index=False)]
+
+
+def published_text(rows: pd.DataFrame, our_alpha: float) -> str:
+    values = rows.dropna(subset=["value"])
+    if values.empty:
+        return pub.NOT_TRANSCRIBED
+    return "; ".join(f"{row.value:.2f} ({row.paper}" + (f", α={row.alpha:g})" if row.alpha != our_alpha else ")")
+                     for row in values.itertuples())
+
+
+def difference_text(our_mean: float, rows: pd.DataFrame) -> str:
+    values = rows.dropna(subset=["value"])
+    if values.empty or pd.isna(our_mean):
+        return NO_RUN
+    return "; ".join(f"{100 * our_mean - row.value:+.2f} pp" for row in values.itertuples())
+
+
+def paper_table(summary: pd.DataFrame, published: pd.DataFrame, dataset: str, model: str) -> pd.DataFrame:
+    """Long form: one row per (method, variant, α, sparsity) with ours, FLOPs, published, difference."""
+    records = []
+    for method, variant, alpha in ordered_rows(summary):
+        for sparsity in sorted(summary["sparsity"].unique()):
+            cell = summary[(summary["method"] == method) & (summary["variant"] == variant) & (summary["alpha"] == alpha)
+                           & (summary["sparsity"] == sparsity)]
+            if cell.empty:
+                continue
+            stats = cell.iloc[0]
+            matches = pub.matching(published, dataset, model, method, variant, alpha, sparsity)
+            records.append({
+                "row": row_label(method, variant, alpha), "method": method, "variant": variant, "alpha": alpha,
+                "sparsity": sparsity, "ours": accuracy_text(*stat_columns(stats)), "n_seeds": int(stats["n_seeds"]),
+                "training_flops_fraction": stats["mean_training_flops_fraction"],
+                "published": published_text(matches, alpha), "ours_minus_published": difference_text(stats["mean"], matches),
+            })
+    return pd.DataFrame(records)
+
+
+def wide(table: pd.DataFrame, column: str, fmt=str) -> pd.DataFrame:
+    """Rows ``row`` (in table order) × columns sparsity."""
+    rows = list(dict.fromkeys(table["row"]))
+    pivot = table.assign(value=table[column].map(fmt), label=table["sparsity"].map(sparsity_label)).pivot(
+        index="row", columns="label", values="value")
+    columns = [sparsity_label(s) for s in sorted(table["sparsity"].unique())]
+    return pivot.reindex(index=rows, columns=columns).fillna(NO_RUN).rename_axis("method", axis=0).rename_axis(None, axis=1)
+
+
+def reference_table(published: pd.DataFrame, methods: list[str], dataset: str, model: str) -> pd.DataFrame:
+    """Published numbers for our methods on *other* datasets/models: context only, not comparable."""
+    other = pub.other_settings(published, methods, dataset, model)
+    if other.empty:
+        return pd.DataFrame()
+    other = other.assign(
+        setting=other["dataset"] + " / " + other["model"],
+        row=[f"{method_label(m, v)}, " + (alpha_label(a) if not pd.isna(a) else "Powerprop (α not transcribed)")
+             for m, v, a in zip(other["method"], other["variant"], other["alpha"])],
+        column=other["sparsity"].map(sparsity_label),
+        text=[pub.NOT_TRANSCRIBED if pd.isna(value) else f"{value:.2f}" for value in other["value"]],
+    )
+    pivot = other.pivot_table(index=["setting", "paper", "row"], columns="column", values="text",
+                              aggfunc=" / ".join, fill_value=NO_RUN)
+    order = sorted(pivot.columns, key=lambda label: float(label.split("%")[0]))
+    return pivot[order].reset_index().rename(columns={"setting": "dataset / model", "row": "method"})
+
+
+def options_text(manifest: dict) -> str:
+    configured = {**{m: o for m, o in manifest["methods"].items() if o}}
+    parts = [f"{method}: {json.dumps(options, sort_keys=True)}" for method, options in sorted(configured.items())]
+    parts += [f"{method} [{variant}]: {json.dumps(options, sort_keys=True)}"
+              for method, variants in sorted(manifest["variants"].items()) for variant, options in sorted(variants.items())]
+    return ("Method options set in the config: " + "; ".join(parts) + ". " if parts else "") + (
+        "Everything else is each method's default (`python -m bench_powerprop list methods`).")
+
+
+def sparse_markdown(table: pd.DataFrame, reference: pd.DataFrame, manifest: dict) -> str:
+    dataset, model = manifest["data"], pub.model_key(manifest["model"])
+    parts = [
+        f"# {manifest['experiment']}: sparse training, ours vs published\n",
+        f"{setting_text(manifest)} Every method gets the same step budget. {options_text(manifest)}\n",
+        f"## Test accuracy (%) by target sparsity\n\nMean ± std over seeds. {STATUS_LEGEND}\n",
+        wide(table, "ours").to_markdown() + "\n",
+    ]
+    compared = table[table["published"] != pub.NOT_TRANSCRIBED]
+    if compared.empty:
+        parts.append(f"No published number exists for {dataset} / {model}, so nothing is compared with ours here.\n")
+    else:
+        parts += [f"## Published numbers for the same dataset and model ({dataset} / {model})\n",
+                  wide(compared, "published").to_markdown() + "\n",
+                  "Ours − published, in percentage points:\n", wide(compared, "ours_minus_published").to_markdown() + "\n"]
+    parts += [f"## Training FLOPs (× dense)\n\n{FLOPS_NOTE}\n",
+              wide(table, "training_flops_fraction", lambda value: f"{value:.3f}").to_markdown() + "\n"]
+    if not reference.empty:
+        parts += [
+            "## Published reference numbers for other datasets/models — NOT comparable\n",
+            f"Top-1 accuracies (%) from the cited papers in the settings named in the first column. Our numbers above "
+            f"are for {dataset} / {model}: no difference is computed. Exact sources (table or file, commit) are in "
+            "`configs/published_results.csv`.\n",
+            reference.to_markdown(index=False) + "\n",
+        ]
+    return "\n".join(parts)

@@ -1,0 +1,412 @@
+"""Training one cell: seeded, resumable from checksummed checkpoints, preemption-safe.
+
+``train_cell(spec, run_dir, checkpoint_dir)`` writes ``run.json``, ``train_log.csv``, ``model.pt``,
+``snapshots/`` and (last) ``metrics.json`` into ``run_dir``. Checkpoints go to ``checkpoint_dir``,
+which is *not* a Snakemake output, so a failed or killed job keeps them and the rerun resumes
+where it stopped — bitwise, for in-memory data on CPU.
+
+A run is a list of phases (``Method.phases``; one unless the method declares more); the loop,
+per step: learning rate → ``before_forward`` → forward/loss (+ ``loss_penalty``) → backward →
+``after_backward`` → optimizer step (unless the method skips it) → ``after_step`` → log,
+snapshot, checkpoint. A non-finite loss is numerical divergence and ends the run; a run whose
+test accuracy ends at chance is *collapsed*, a real result (reported, never dropped).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from bench_powerprop import masks
+from bench_powerprop.data.tasks import build_task
+from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_csv_atomic, write_json_atomic
+from bench_powerprop.methods import METHODS
+from bench_powerprop.models import build_model
+from bench_powerprop.options import CellFacts
+from bench_powerprop.powerprop import powerpropify, weight_layers
+from bench_powerprop.training.checkpointing import load_latest_checkpoint, save_checkpoint
+from bench_powerprop.training.context import TrainingContext
+from bench_powerprop.training.lineage import Lineage, SnapshotStore
+from bench_powerprop.training.precision import MixedPrecision
+from bench_powerprop.training.progress import TrainLog, progress_bar
+from bench_powerprop.training.strategy import LocalStrategy, strategy_for
+
+log = logging.getLogger(__name__)
+
+PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+class Preempted(SystemExit):
+    """Raised after a checkpoint was written in response to a signal."""
+
+
+# -- building a cell ------------------------------------------------------------------------
+def cell_facts(spec: dict) -> CellFacts:
+    return CellFacts(sparsity=spec["sparsity"], steps=spec["train"]["steps"], alpha=spec["alpha"])
+
+
+def build_method(spec: dict):
+    method_class = METHODS.get(spec["method"])
+    options = method_class.Options.parse(spec.get("method_options"), "method_options", cell_facts(spec))
+    return method_class(options, cell_facts(spec), spec["seed"])
+
+
+def build_cell(spec: dict):
+    """Model (powerpropified), tasks (one per phase task index) and method, seeded so the init is reproducible."""
+    torch.manual_seed(spec["seed"])
+    task = build_task(spec["data"])
+    model = build_model(spec["model"], task.input_shape, task.num_classes)
+    powerpropify(model, spec["alpha"])
+    tasks = list(getattr(task, "tasks", [task]))
+    return model, tasks, build_method(spec)
+
+
+def make_optimizer(model: nn.Module, train_cfg: dict, method=None) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, train_cfg.get("weight_decay", 0.0), train_cfg.get("weight_decay_exclude_bias_norm", True),
+                              exclude_weights=bool(method and method.penalty_replaces_weight_decay))
+    name = train_cfg.get("optimizer", "sgd")
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=train_cfg["lr"], momentum=train_cfg.get("momentum", 0.0),
+                               nesterov=train_cfg.get("nesterov", False))
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=train_cfg["lr"])
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float, exclude_bias_norm: bool, exclude_weights: bool = False) -> list[dict]:
+    """Weight decay on Linear/Conv weights only (biases and norm parameters are 1-D).
+
+    ``exclude_weights``: the method's own penalty replaces weight decay on the Linear/Conv
+    weights (Top-KAST), so they get none; biases and norm parameters keep ``weight_decay``
+    unless ``exclude_bias_norm``.
+    """
+    layer_weights = {id(layer.weight) for layer in weight_layers(model).values()} if exclude_weights else set()
+    decayed, plain = [], []
+    for parameter in model.parameters():
+        skip = id(parameter) in layer_weights or (exclude_bias_norm and parameter.ndim <= 1)
+        (plain if skip else decayed).append(parameter)
+    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
+
+
+def learning_rate_factor(step: int, total: int, train_cfg: dict) -> float:
+    """Multiplier of the base lr at ``step`` of ``total`` (per phase): warm-up, then constant, cosine or step decay."""
+    warmup = train_cfg.get("warmup_steps", 0)
+    if step < warmup:
+        return (step + 1) / warmup
+    schedule = train_cfg.get("lr_schedule", "constant")
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    if schedule == "step":
+        passed = sum(step >= boundary for boundary in train_cfg.get("lr_decay_steps", []))
+        return train_cfg.get("lr_decay_factor", 0.1) ** passed
+    return 1.0
+
+
+def batch_seed(seed: int, task_index: int) -> int:
+    """Seed of the training batches of a phase's task (the cell's seed for the first task)."""
+    return int(seed) if task_index == 0 else (int(seed) * 104_729 + task_index) % (2**63 - 1)
+
+
+class PreemptionFlag:
+    """Remembers the first preemption signal; the loop checkpoints and exits at the next step."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in PREEMPTION_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._record)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _record(self, signum, frame):
+        log.warning("received signal %s: will checkpoint and exit", signal.Signals(signum).name)
+        self.signum = signum
+
+
+# -- the trainer ------------------------------------------------------------------------------
+class Trainer:
+    def __init__(self, spec: dict, checkpoint_dir: Path, strategy=None, progress: bool = True):
+        self.spec, self.train_cfg = spec, spec["train"]
+        self.hash = spec_hash(spec)
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.progress = progress
+        torch.set_num_threads(self.train_cfg.get("threads", 1))
+        self.strategy = strategy or LocalStrategy(torch.device("cpu"))
+        model, tasks, self.method = build_cell(spec)
+        lineage = Lineage.from_spec(spec)
+        lineage.apply_init(model, spec["alpha"])
+        self._place_on_device(model, tasks)
+        optimizer = make_optimizer(model, self.train_cfg, self.method)
+        snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.get("snapshot_steps", []), self.hash, spec["alpha"])
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.train_cfg.get("label_smoothing", 0.0))
+        self.ctx = TrainingContext(model, optimizer, spec, tasks, loss_fn, snapshots, lineage, self.strategy, self.method.phases())
+        self.precision = MixedPrecision(self.train_cfg.get("amp", "none"), self.strategy.device)
+        self.log = TrainLog(self.train_cfg.get("log_every", 100), self.train_cfg.get("eval_every", 500))
+        self.total_steps = sum(phase.steps for phase in self.ctx.phases)
+        self.batches: dict[int, object] = {}
+        self.diverged_reason: str | None = None
+        self.phase_started = self.finished = False
+        self.method.setup(self.ctx)
+        self.resumed_from = self._resume()
+        if self.resumed_from is None:
+            self.method.prepare(self.ctx)
+            self._take_snapshot()
+        self.forward_model = self.strategy.wrap(model)
+
+    @property
+    def model(self) -> nn.Module:
+        return self.ctx.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self.ctx.optimizer
+
+    @property
+    def step(self) -> int:
+        return self.ctx.step
+
+    def _place_on_device(self, model: nn.Module, tasks: list) -> None:
+        """Model on the strategy's device (channels-last with ``train.channels_last``); task batches there too."""
+        device, channels_last = self.strategy.device, self.train_cfg.get("channels_last", False)
+        if device.type != "cpu" and not all(hasattr(task, "set_device") for task in tasks):
+            raise ValueError(f"train.device: data {self.spec['data']['name']!r} is held in CPU memory; use device: cpu")
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if device.type != "cpu" or channels_last:
+            model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        for task in tasks:
+            if hasattr(task, "set_device"):
+                task.set_device(device, channels_last)
+
+    def batches_of(self, task_index: int):
+        if task_index not in self.batches:
+            task = self.ctx.tasks[task_index]
+            seed = batch_seed(self.spec["seed"], task_index)
+            self.batches[task_index] = self.strategy.train_batches(task, self.train_cfg["batch_size"], seed)
+        return self.batches[task_index]
+
+    # -- checkpointing -------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        ctx = self.ctx
+        return {
+            "spec_hash": self.hash,
+            "step": ctx.step, "phase_index": ctx.phase_index, "phase_step": ctx.phase_step,
+            "phase_started": self.phase_started, "finished": self.finished,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "method": self.method.state_dict(),
+            "batches": {index: source.state_dict() for index, source in self.batches.items()},
+            "scoring": ctx.scoring_state(),
+            "torch_rng": torch.get_rng_state(),
+            "log_rows": self.log.rows,
+            "diverged_reason": self.diverged_reason,
+            **self.precision.state_dict(),
+        }
+
+    def _resume(self) -> int | None:
+        state = load_latest_checkpoint(self.checkpoint_dir)
+        if state is None:
+            return None
+        if state["spec_hash"] != self.hash:
+            log.warning("ignoring checkpoint in %s: written for spec %s, this run is %s",
+                        self.checkpoint_dir, state["spec_hash"], self.hash)
+            return None
+        ctx = self.ctx
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict(state["method"])
+        for index, source_state in state["batches"].items():
+            self.batches_of(index).load_state_dict(source_state)
+        ctx.load_scoring_state(state["scoring"])
+        torch.set_rng_state(state["torch_rng"])
+        self.precision.load_state_dict(state)
+        ctx.step, ctx.phase_index, ctx.phase_step = state["step"], state["phase_index"], state["phase_step"]
+        self.phase_started, self.finished = state["phase_started"], state["finished"]
+        self.log.rows, self.diverged_reason = state["log_rows"], state["diverged_reason"]
+        missing = self.ctx.snapshots.missing(ctx.step)
+        if missing:
+            raise RuntimeError(f"snapshots at steps {missing} are missing from {self.checkpoint_dir / 'snapshots'}; "
+                               f"delete {self.checkpoint_dir} to retrain this cell from the start")
+        log.info("resumed from checkpoint at step %d", ctx.step)
+        return ctx.step
+
+    def checkpoint(self) -> None:
+        """Rank 0 writes; under DDP every rank first takes rank 0's buffers, so all hold what is saved."""
+        self.strategy.sync_buffers(self.model)
+        if self.strategy.is_main:
+            save_checkpoint(self.checkpoint_dir, self.ctx.step, self.state_dict())
+
+    def _take_snapshot(self) -> None:
+        if self.strategy.is_main:
+            self.ctx.snapshots.take_if_due(self.model, self.ctx.step)
+
+    # -- the loop ------------------------------------------------------------------------
+    def train_step(self) -> float:
+        ctx, phase = self.ctx, self.ctx.phase
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.train_cfg["lr"] * learning_rate_factor(ctx.phase_step, phase.steps, self.train_cfg)
+        token = self.strategy.begin_step(self.model)
+        self.method.before_forward(ctx)
+        features, labels = self.batches_of(phase.task).next_batch()
+        with self.precision.autocast():
+            logits = self.forward_model(features)
+            loss = ctx.loss_fn(logits, labels)
+        penalty = self.method.loss_penalty(ctx)
+        objective = loss if penalty is None else loss + penalty
+        self.optimizer.zero_grad(set_to_none=True)
+        self.precision.backward(objective)
+        self.precision.unscale(self.optimizer)
+        self.strategy.after_backward(self.model)
+        self.method.after_backward(ctx)
+        if self.method.takes_optimizer_step(ctx):
+            self.precision.step(self.optimizer)
+        else:
+            self.precision.skip_step()
+        self.method.after_step(ctx)
+        ctx.end_step()
+        batch_accuracy = float((logits.detach().argmax(1) == labels).float().mean())
+        loss_value, self._batch_accuracy = self.strategy.end_step(self.model, token, float(loss.detach()), batch_accuracy)
+        return loss_value
+
+    def accuracy(self, split: str, task_index: int | None = None) -> float:
+        """Accuracy on ``split`` of a task (default: the current phase's) under the training precision."""
+        self.strategy.sync_buffers(self.model)
+        if task_index is None:
+            task_index = self.ctx.phases[min(self.ctx.phase_index, len(self.ctx.phases) - 1)].task
+        task = self.ctx.tasks[task_index]
+        with self.precision.autocast():
+            return task.accuracy(self.model, split)
+
+    def run(self) -> dict:
+        ctx = self.ctx
+        spec = self.spec
+        label = f"{spec['experiment']} {spec['method']} α={spec['alpha']:g} s={spec['sparsity']:g} seed={spec['seed']}"
+        bar = progress_bar(self.total_steps, ctx.step, label, enabled=self.progress and self.strategy.is_main)
+        started = time.perf_counter()
+        with PreemptionFlag() as preemption:
+            while ctx.phase_index < len(ctx.phases) and self.diverged_reason is None:
+                self._run_phase(bar, preemption)
+        bar.close()
+        if self.diverged_reason is None and not self.finished:
+            self.method.on_train_end(ctx)
+            self.finished = True
+            self.checkpoint()
+        return self.final_metrics(time.perf_counter() - started)
+
+    def _run_phase(self, bar, preemption: PreemptionFlag) -> None:
+        ctx = self.ctx
+        if not self.phase_started:
+            self.method.on_phase_start(ctx)
+            self.phase_started = True
+        while ctx.phase_step < ctx.phase.steps and self.diverged_reason is None:
+            if self.strategy.any(preemption.signum is not None):
+                self.checkpoint()
+                bar.close()
+                raise Preempted(128 + (preemption.signum or signal.SIGTERM))
+            loss = self.train_step()
+            bar.update(1)
+            self._after_step(loss, bar)
+        if self.diverged_reason is not None:
+            return
+        self.method.on_phase_end(ctx)
+        ctx.phase_index, ctx.phase_step, self.phase_started = ctx.phase_index + 1, 0, False
+        if ctx.phase_index < len(ctx.phases):
+            self.checkpoint()
+
+    def _after_step(self, loss: float, bar) -> None:
+        ctx = self.ctx
+        if not math.isfinite(loss):
+            self.diverged_reason = f"non-finite training loss at step {ctx.step}"
+            log.warning(self.diverged_reason)
+        self._take_snapshot()
+        if self.log.due(ctx.step) or self.diverged_reason:
+            val = self.accuracy("val") if self.log.eval_due(ctx.step) else math.nan
+            self.log.add(ctx.step, ctx.phase.name, loss, self._batch_accuracy, self.optimizer.param_groups[0]["lr"], val)
+            if not math.isnan(val):
+                log.info("step %d: loss %.4f, val accuracy %.4f", ctx.step, loss, val)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+        if ctx.step % self.train_cfg.get("checkpoint_every", 1000) == 0 and ctx.step < self.total_steps:
+            self.checkpoint()
+
+    def final_metrics(self, seconds: float) -> dict:
+        val, test = self.accuracy("val"), self.accuracy("test")
+        task = self.ctx.tasks[self.ctx.phases[-1].task]
+        chance_threshold = self.train_cfg.get("chance_accuracy_factor", 1.5) / task.num_classes
+        mask = masks.forward_mask(self.model)
+        return {
+            "spec_hash": self.hash,
+            "steps": self.ctx.step,
+            "val_accuracy": val,
+            "test_accuracy": test,
+            "diverged": self.diverged_reason is not None,
+            "diverged_reason": self.diverged_reason,
+            "collapsed": self.diverged_reason is None and test <= chance_threshold,
+            "chance_threshold": chance_threshold,
+            "final_loss": self.log.last_loss(),
+            "actual_sparsity": masked_fraction(self.model, mask),
+            "zero_fraction": masks.zero_fraction(self.model),
+            "layer_zero_fraction": masks.layer_zero_fractions(self.model),
+            "resumed_from_step": self.resumed_from,
+            "train_seconds_this_process": seconds,
+            **self.method.report(self.ctx),
+        }
+
+
+def masked_fraction(model: nn.Module, mask: masks.Mask | None) -> float:
+    """Fraction of all Linear/Conv weights the forward mask removes (unmasked layers count as dense)."""
+    numels = {name: layer.weight.numel() for name, layer in weight_layers(model).items()}
+    removed = 0 if mask is None else sum(numels[name] - count for name, count in mask.layer_counts().items())
+    return removed / sum(numels.values())
+
+
+# -- one cell, end to end ---------------------------------------------------------------------
+def model_payload(trainer: Trainer) -> dict:
+    return {"spec": trainer.spec, "spec_hash": trainer.hash, "state_dict": trainer.model.state_dict()}
+
+
+def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool = True) -> dict:
+    """Train one cell and write its outputs atomically; metrics.json is written last.
+
+    Started by torchrun, every process trains (DDP, see ``training.strategy``) and only rank 0 writes.
+    """
+    run_dir = Path(run_dir)
+    with strategy_for(spec["train"].get("device", "cpu")) as strategy:
+        if strategy.is_main:
+            info = {"spec": spec, "spec_hash": spec_hash(spec), **provenance(), "checkpoint_dir": str(checkpoint_dir),
+                    "world_size": strategy.world_size}
+            write_json_atomic(run_dir / "run.json", info)
+        trainer = Trainer(spec, checkpoint_dir, strategy, progress=progress)
+        metrics = trainer.run()
+        if strategy.is_main:
+            write_csv_atomic(run_dir / "train_log.csv", trainer.log.frame())
+            buffer = io.BytesIO()
+            torch.save(model_payload(trainer), buffer)
+            write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
+            trainer.ctx.snapshots.publish(run_dir)
+            write_json_atomic(run_dir / "metrics.json", metrics)
+        return metrics
+
+
+def load_trained_model(path: Path) -> tuple[nn.Module, dict]:
+    """Rebuild a trained cell's model (architecture from its spec) and load its weights."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    spec = payload["spec"]
+    task = build_task(spec["data"])
+    model = build_model(spec["model"], task.input_shape, task.num_classes)
+    powerpropify(model, spec["alpha"])
+    model.load_state_dict(payload["state_dict"])
+    return model, spec

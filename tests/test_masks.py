@@ -1,0 +1,125 @@
+"""The Mask type, exact selection from scores, and masks held on a model through optimizer steps."""
+
+import pytest
+import torch
+from torch import nn
+
+from bench_powerprop import masks
+from bench_powerprop.masks import Mask, kept_count
+from bench_powerprop.powerprop import effective_weights, powerpropify
+from bench_powerprop.scoring import SCORERS, score
+
+
+def mlp(alpha=2.0):
+    torch.manual_seed(0)
+    return powerpropify(nn.Sequential(nn.Linear(64, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10)), alpha)
+
+
+def magnitude_prune(net, keep, scope="layerwise", last_layer_keep_factor=2.0) -> Mask:
+    return masks.prune(score("magnitude", net), keep, scope, last_layer_keep_factor)
+
+
+# -- the type ------------------------------------------------------------------------------------
+def test_mask_counts_densities_and_set_operations():
+    a = Mask({"x": torch.tensor([1, 1, 0, 0], dtype=torch.bool), "y": torch.tensor([[1, 0], [0, 0]])})
+    b = Mask({"x": torch.tensor([0, 1, 1, 0]), "y": torch.tensor([[1, 1], [0, 0]])})  # ints: stored as bool
+    assert a.layer_counts() == {"x": 2, "y": 1} and a.count() == 3 and a.numel() == 8
+    assert a.density() == pytest.approx(3 / 8) and a.sparsity() == pytest.approx(5 / 8)
+    assert a.layer_density() == {"x": 0.5, "y": 0.25}
+    assert (a | b).layer_counts() == {"x": 3, "y": 2}
+    assert (a & b).layer_counts() == {"x": 1, "y": 1}
+    assert (a - b)["x"].tolist() == [True, False, False, False] and (a - b)["y"].sum() == 0
+    assert (a & b).issubset(a) and (a & b).issubset(b) and not a.issubset(b)
+    assert (~a).count() == 5 and a == Mask(a) and a != b
+    with pytest.raises(ValueError, match="different layers"):
+        a | Mask({"x": torch.ones(4)})
+
+
+def test_mask_save_and_load_round_trip(tmp_path):
+    mask = magnitude_prune(mlp(), 0.1)
+    mask.save(tmp_path / "mask.pt")
+    loaded = Mask.load(tmp_path / "mask.pt")
+    assert loaded == mask and loaded.layer_counts() == mask.layer_counts()
+    assert all(tensor.dtype == torch.bool for tensor in loaded.values())
+
+
+# -- selection -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("keep", [0.01, 0.0127, 0.05, 0.33, 1.0])
+def test_layerwise_counts_are_exact(keep):
+    mask = magnitude_prune(mlp(), keep)
+    for name, kept in mask.items():
+        fraction = min(1.0, 2 * keep) if name == "4.weight" else keep
+        assert int(kept.sum()) == max(1, round(fraction * kept.numel()))
+
+
+def test_masks_keep_largest_effective_weights():
+    net = mlp(alpha=3.0)
+    thetas = effective_weights(net)
+    for name, kept in magnitude_prune(net, 0.1).items():
+        assert thetas[name].abs()[kept].min() >= thetas[name].abs()[~kept].max()
+
+
+def test_global_scope_count_and_output_layer():
+    mask = magnitude_prune(mlp(), 0.05, scope="global")
+    hidden = mask["0.weight"].numel() + mask["2.weight"].numel()
+    assert int(mask["0.weight"].sum() + mask["2.weight"].sum()) == round(0.05 * hidden)
+    assert int(mask["4.weight"].sum()) == round(0.1 * 1000)
+
+
+def test_ties_still_give_exact_counts():
+    net = powerpropify(nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 2)), 1.0)
+    with torch.no_grad():
+        net[0].weight.fill_(0.5)
+    assert int(magnitude_prune(net, 0.37)["0.weight"].sum()) == 37
+
+
+def test_kept_count_rejects_bad_keep():
+    for keep in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError):
+            kept_count(100, keep)
+
+
+@pytest.mark.parametrize("name", SCORERS.names())
+def test_every_data_free_scorer_scores_every_weight(name):
+    if SCORERS.get(name).needs_data:
+        pytest.skip("data-dependent scorers are tested with their formulas")
+    net = mlp()
+    scores = score(name, net)
+    assert {key: value.shape for key, value in scores.items()} == {key: theta.shape for key, theta in effective_weights(net).items()}
+    assert all(torch.isfinite(value).all() for value in scores.values())
+
+
+# -- on a model ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("optimizer_name", ["sgd_momentum_wd", "adam"])
+def test_masks_hold_through_optimizer_steps(optimizer_name):
+    net = mlp()
+    # momentum state built up densely first, then masks appear (as under gradual pruning)
+    optimizer = (torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
+                 if optimizer_name == "sgd_momentum_wd" else torch.optim.Adam(net.parameters(), lr=1e-2))
+    x, y = torch.randn(32, 64), torch.randint(0, 10, (32,))
+    for step in range(5):
+        if step == 2:
+            mask = magnitude_prune(net, 0.1)
+            masks.install(net, mask)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+        masks.enforce(net)
+    assert masks.forward_mask(net) == mask
+    for name, theta in effective_weights(net).items():
+        assert (theta[~mask[name]] == 0).all()
+        assert int((theta != 0).sum()) == int(mask[name].sum())
+
+
+def test_install_on_a_plain_model_converts_with_alpha_one_and_clear_removes():
+    net = nn.Sequential(nn.Linear(4, 4))
+    before = net[0].weight.detach().clone()
+    kept = torch.ones(4, 4, dtype=torch.bool)
+    kept[0] = False
+    masks.install(net, Mask({"0.weight": kept}))
+    assert net[0].alpha == 1.0
+    assert torch.equal(net[0].weight.detach(), before * kept)
+    masks.install(net, Mask({"0.weight": torch.ones(4, 4)}), masks.BACKWARD)
+    assert masks.backward_mask(net).count() == 16 and masks.forward_mask(net).count() == 12
+    masks.clear(net, masks.BACKWARD)
+    assert masks.backward_mask(net) is None

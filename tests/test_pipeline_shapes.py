@@ -1,0 +1,73 @@
+"""The core carries more than one pipeline shape: variants side by side, and cells that start from
+another cell's snapshot weights and final mask, with the parents' files as real Snakemake inputs."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import REPO, run_snakemake
+
+TINY_SHAPES = str(REPO / "tests" / "configs" / "tiny_shapes.yaml")
+RUNS = "results/sparse_digits/runs"
+DENSE = f"{RUNS}/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
+GMP = f"{RUNS}/method~gmp/variant~default/alpha~2/sparsity~0.9/seed~0"
+FROM_STEP_10 = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.8/seed~0"
+TICKET = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.9/seed~0"
+
+
+def state(path):
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    return payload["state_dict"]
+
+
+def weights_and_biases(state_dict):
+    return {key: value for key, value in state_dict.items() if key.endswith((".weight", ".bias"))}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_variants_and_lineage_through_the_workflow(workdir):
+    planned = run_snakemake("-n", "-p", "--configfile", TINY_SHAPES, cwd=workdir).stdout
+    child_job = next(block for block in planned.split("\n\n") if f"output: {TICKET}/metrics.json" in block)
+    assert f"{DENSE}/snapshots" in child_job and f"{GMP}/model.pt" in child_job  # the parents' files are inputs
+
+    run_snakemake("-c2", "--configfile", TINY_SHAPES, cwd=workdir)
+
+    # two variants of one method: distinct run directories, specs, rows and table lines
+    specs = {variant: json.loads((workdir / RUNS / f"method~rigl/variant~{variant}/alpha~2/sparsity~0.9/seed~0/run.json")
+                                 .read_text())["spec"] for variant in ("default", "uniform")}
+    assert specs["default"]["method_options"]["distribution"] == "erk"
+    assert specs["uniform"]["method_options"]["distribution"] == "uniform"
+    runs = pd.read_csv(workdir / "results/sparse_digits/tables/sparse_runs.csv")
+    assert sorted(runs.loc[runs["method"] == "rigl", "variant"]) == ["default", "uniform"]
+    table = pd.read_csv(workdir / "results/sparse_digits/tables/sparse_paper_table.csv")
+    assert {"rigl, α=2 (Powerprop)", "rigl [uniform], α=2 (Powerprop)"} <= set(table["row"])
+    assert "rigl [uniform]" in (workdir / "results/sparse_digits/tables/sparse_paper_table.md").read_text()
+
+    # init_from: exactly the parent's weights at step 10 (under the child's own mask)
+    parent = weights_and_biases(state(workdir / DENSE / "snapshots/step_00000010.pt"))
+    child = state(workdir / FROM_STEP_10 / "snapshots/step_00000000.pt")
+    for key, value in parent.items():
+        if key.endswith(".weight"):
+            kept = child[key.replace(".weight", ".weight_mask")] > 0
+            assert torch.equal(child[key][kept], value[kept]) and (child[key][~kept] == 0).all(), key
+        else:
+            assert torch.equal(child[key], value), key
+    assert json.loads((workdir / FROM_STEP_10 / "run.json").read_text())["spec"]["lineage"]["init_from"]["step"] == 10
+
+    # mask_from: GMP's final mask, on the dense cell's initial weights
+    gmp_final = state(workdir / GMP / "model.pt")
+    ticket = state(workdir / TICKET / "snapshots/step_00000000.pt")
+    initial = state(workdir / DENSE / "snapshots/step_00000000.pt")
+    for key in (k for k in gmp_final if k.endswith(".weight_mask")):
+        assert torch.equal(ticket[key], gmp_final[key]), key
+        weight = key.replace("_mask", "")
+        kept = ticket[key] > 0
+        assert torch.equal(ticket[weight][kept], initial[weight][kept]), weight
+    ticket_final = state(workdir / TICKET / "model.pt")
+    assert all(torch.equal(ticket_final[key], gmp_final[key]) for key in gmp_final if key.endswith(".weight_mask"))
+
+    again = run_snakemake("-n", "--configfile", TINY_SHAPES, cwd=workdir)
+    assert "Nothing to be done" in again.stdout + again.stderr

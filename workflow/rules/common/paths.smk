@@ -1,0 +1,96 @@
+# Config validation, the plan of every cell, and the path helpers every rule file uses.
+# Everything derived from the config lives in Python (bench_powerprop.plan.Plan): these
+# helpers only translate wildcards into Plan lookups, each O(1) per job.
+import json
+import os
+import sys
+
+sys.path.insert(0, workflow.basedir)
+
+from bench_powerprop.cells import CELL_PATH_PATTERN, EXPERIMENT_PATTERN
+from bench_powerprop.config import export_job_environment, validate_or_exit
+from bench_powerprop.plan import Plan, write_manifest
+
+export_job_environment(workflow.basedir)
+
+validate_or_exit(config)
+
+PLAN = Plan(config)
+RESULTS = PLAN.results
+CONDA_ENV = "../../environment.yml"
+
+
+wildcard_constraints:
+    experiment=EXPERIMENT_PATTERN,
+    cell=CELL_PATH_PATTERN,
+
+
+# -- paths (wildcards left in) ---------------------------------------------------------------
+def run_file(name):
+    """A file in a cell's run directory."""
+    return f"{RESULTS}/{{experiment}}/runs/{{cell}}/{name}"
+
+
+def cell_log(step):
+    return f"{RESULTS}/{{experiment}}/logs/{step}/{{cell}}.log"
+
+
+def experiment_file(name):
+    return f"{RESULTS}/{{experiment}}/{name}"
+
+
+def experiment_log(step):
+    return f"{RESULTS}/{{experiment}}/logs/{step}.log"
+
+
+# -- lookups by wildcards ----------------------------------------------------------------------
+def cell_of(wildcards):
+    return PLAN.cell(wildcards.experiment, wildcards.cell)
+
+
+def run_dir(wildcards):
+    return PLAN.run_dir(cell_of(wildcards))
+
+
+def experiment_dir(wildcards):
+    return f"{RESULTS}/{wildcards.experiment}"
+
+
+def cell_files_of(name):
+    """Input function: ``name`` in the run directory of every cell of the experiment."""
+
+    def files(wildcards):
+        return [
+            f"{PLAN.run_dir(cell)}/{name}"
+            for cell in PLAN.cells_of(wildcards.experiment)
+        ]
+
+    files.__name__ = f"every_cell_{name.replace('.', '_')}"
+    return files
+
+
+def manifest_of(wildcards):
+    return PLAN.manifest(wildcards.experiment)
+
+
+def published_results_input(wildcards):
+    """The published-numbers CSV (a relative path is read from the repository); [] when none is configured."""
+    path = config.get("published_results", "")
+    return [os.path.join(workflow.basedir, path)] if path else []
+
+
+def experiment_resource(name, default):
+    def lookup(wildcards):
+        return (
+            PLAN.experiment(wildcards.experiment)
+            .get("resources", {})
+            .get(name, default)
+        )
+
+    lookup.__name__ = f"experiment_{name}"
+    return lookup
+
+
+# -- targets ---------------------------------------------------------------------------------
+def all_targets():
+    return PLAN.targets()
