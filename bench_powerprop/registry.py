@@ -16,7 +16,7 @@ import importlib
 import pkgutil
 from typing import Any
 
-from bench_powerprop.options import NoOptions, Options
+from bench_powerprop.options import NoOptions, OptionError, Options
 
 
 class Registry:
@@ -55,6 +55,14 @@ class Registry:
 
     def options(self, name: str) -> type[Options]:
         return self.get(name).Options
+
+    def resolve(self, section: dict, where: str) -> dict:
+        """A config section that names an entry (``{name: ..., option: value}``) with every option checked
+        and every default filled in; an unknown name or option raises ``OptionError`` naming the field."""
+        name = section.get("name")
+        if name not in self:
+            raise OptionError(f"{where}.name: unknown {self.kind} {name!r} (registered: {', '.join(self.names())})")
+        return {"name": name, **self.options(name).parse(section, where).as_dict()}
 
     def names(self) -> list[str]:
         self.discover()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from bench_powerprop.options import OptionError, Options
+from bench_powerprop.options import Options
 from bench_powerprop.registry import Registry
 
 MODELS = Registry("model", "bench_powerprop.models")
@@ -26,10 +26,7 @@ class ModelOptions(Options):
 
 def resolve_model_config(model_cfg: dict, where: str = "model") -> dict:
     """``model_cfg`` with every option of its model filled in (checked; one-line errors)."""
-    name = model_cfg.get("name")
-    if name not in MODELS:
-        raise OptionError(f"{where}.name: unknown model {name!r} (registered: {', '.join(MODELS.names())})")
-    return {"name": name, **MODELS.options(name).parse(model_cfg, where).as_dict()}
+    return MODELS.resolve(model_cfg, where)
 
 
 def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int):

@@ -33,6 +33,12 @@ def paths(out_dir: Path, files: dict[str, str]) -> dict[str, Path]:
     return {role: Path(out_dir) / name for role, name in files.items()}
 
 
+def write_all(out: dict[str, Path], outputs: dict) -> None:
+    """Write each output to its role's path: a DataFrame as CSV, text as is."""
+    for role, content in outputs.items():
+        (write_csv_atomic if isinstance(content, pd.DataFrame) else write_text_atomic)(out[role], content)
+
+
 def title(manifest: dict) -> str:
     return f"{manifest['experiment']} ({manifest['data']})"
 
@@ -40,9 +46,7 @@ def title(manifest: dict) -> str:
 # -- one-shot ----------------------------------------------------------------------------------
 def oneshot_tables(rows, summary, manifest, published, out) -> str:
     markdown = tables.oneshot_markdown(summary, manifest)
-    write_csv_atomic(out["runs"], rows)
-    write_csv_atomic(out["summary"], summary)
-    write_text_atomic(out["markdown"], markdown)
+    write_all(out, {"runs": rows, "summary": summary, "markdown": markdown})
     return markdown
 
 
@@ -66,10 +70,7 @@ def sparse_tables(rows, summary, manifest, published, out) -> str:
     table = tables.paper_table(summary, published, dataset, model)
     reference = tables.reference_table(published, sorted(rows["method"].unique()), dataset, model)
     markdown = tables.sparse_markdown(table, reference, manifest)
-    write_csv_atomic(out["runs"], rows)
-    write_csv_atomic(out["summary"], summary)
-    write_csv_atomic(out["paper_csv"], table)
-    write_text_atomic(out["markdown"], markdown)
+    write_all(out, {"runs": rows, "summary": summary, "paper_csv": table, "markdown": markdown})
     return markdown
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from bench_powerprop.options import OptionError, Options
+from bench_powerprop.options import Options
 from bench_powerprop.registry import Registry
 
 DATASETS = Registry("dataset", "bench_powerprop.data.datasets")
@@ -25,8 +25,4 @@ class DatasetOptions(Options):
 
 def resolve_data_config(data_cfg: dict, where: str = "data") -> dict:
     """``data_cfg`` with every option of its dataset filled in (checked; one-line errors)."""
-    name = data_cfg.get("name")
-    if name not in DATASETS:
-        raise OptionError(f"{where}.name: unknown dataset {name!r} (registered: {', '.join(DATASETS.names())})")
-    options = DATASETS.options(name).parse(data_cfg, where)
-    return {"name": name, **options.as_dict()}
+    return DATASETS.resolve(data_cfg, where)
