@@ -87,9 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args) -> int:
-    from bench_powerprop.training.trainer import train_cell
+    from bench_powerprop.options import OptionError
+    from bench_powerprop.training.checkpointing import CheckpointDirectoryError
+    from bench_powerprop.training.trainer import SpecError, train_cell
 
-    metrics = train_cell(args.spec, args.run_dir, args.checkpoint_dir, progress=not args.no_progress)
+    try:
+        metrics = train_cell(args.spec, args.run_dir, args.checkpoint_dir, progress=not args.no_progress)
+    except (SpecError, OptionError, CheckpointDirectoryError) as error:
+        print(f"bench_powerprop: {error}", file=sys.stderr)
+        return 2
     status = "DIVERGED (" + metrics["diverged_reason"] + ")" if metrics["diverged"] else ("at chance" if metrics["collapsed"] else "ok")
     print(f"test accuracy {metrics['test_accuracy']:.4f}, sparsity {metrics['actual_sparsity']:.4f}: {status}")
     return 0

@@ -162,6 +162,7 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
         if section not in experiment:
             raise ConfigError(f"{where}.{section}: required by kind {experiment['kind']!r}")
     data = resolve_data_config(experiment["data"], f"{where}.data")
+    check_batch_size(experiment, where)
     resolve_model_config(experiment["model"], f"{where}.model")
     check_prune(experiment.get("prune"), f"{where}.prune")
     grid = ExperimentGrid(name, experiment)
@@ -169,6 +170,16 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
     grid.check_lineage()
     if active:
         check_data_paths(data, f"{where}.data")
+
+
+def check_batch_size(experiment: dict, where: str) -> None:
+    from bench_powerprop.data.datasets import DATASETS
+
+    data = experiment["data"]
+    examples = DATASETS.options(data["name"]).parse(data, f"{where}.data").training_examples()
+    batch_size = experiment["train"]["batch_size"]
+    if examples is not None and batch_size > examples:
+        raise ConfigError(f"{where}.train.batch_size: {batch_size} exceeds the {examples} training examples of {data['name']}")
 
 
 def check_prune(prune: dict | None, where: str) -> None:

@@ -145,6 +145,37 @@ class Plan:
     def experiment_file(self, experiment: str, name: str) -> str:
         return f"{self.results}/{experiment}/{name}"
 
+    def check_integrity(self, repair: bool) -> dict[Cell, str]:
+        """Finished cells whose files were damaged afterwards (``bench_powerprop.integrity``).
+
+        With ``repair`` their outputs are removed, and so are their experiments' tables and figures
+        (Snakemake, like for temporary files, would not rerun a job whose only missing files are
+        upstream of up-to-date outputs); the run then retrains those cells, resuming from their
+        checkpoints, and rebuilds what depends on them. Either way each damaged cell is reported on
+        stderr. Returns ``{cell: what is wrong}`` of the cells left damaged (when not repairing).
+        """
+        import sys
+
+        from bench_powerprop.integrity import damage, remove_outputs
+
+        damaged = {}
+        for cell in self.cells:
+            cell_files = PIPELINES[self.experiment(cell.experiment)["kind"]].cell_files
+            reason = damage(self.run_dir(cell), cell_files)
+            if reason is None:
+                continue
+            action = "retraining it" if repair else "a real run retrains it"
+            print(f"bench_powerprop: {self.run_dir(cell)}: {reason}; {action}", file=sys.stderr)
+            damaged[cell] = reason
+            if repair:
+                remove_outputs(self.run_dir(cell), cell_files)
+        if repair:
+            for experiment in {cell.experiment for cell in damaged}:
+                outputs = PIPELINES[self.experiment(experiment)["kind"]].outputs
+                remove_outputs(f"{self.results}/{experiment}", outputs, keep_training=True)
+            return {}
+        return damaged
+
     def targets(self) -> list[str]:
         return [self.experiment_file(name, output) for name in self.grids
                 for output in PIPELINES[self.experiment(name)["kind"]].outputs]

@@ -7,7 +7,7 @@ import pytest
 
 from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.reporting import tables
-from bench_powerprop.reporting.figures import line_label, sparse_accuracy_vs_sparsity
+from bench_powerprop.reporting.figures import line_label, save_all, sparse_accuracy_vs_sparsity
 from bench_powerprop.reporting.labels import accuracy_text
 from bench_powerprop.reporting.published import NOT_TRANSCRIBED, PUBLISHED_COLUMNS, load_published
 from bench_powerprop.reporting.rows import ROW_COLUMNS, StaleResultError, collect_rows
@@ -165,7 +165,7 @@ def test_figure_legend_counts_diverged_and_at_chance_seeds(tmp_path):
     assert line_label("α=2 (Powerprop)", gmp2, "sparsity").endswith("(1/2 diverged)")
     rigl = rows[rows["method"] == "rigl"]
     assert line_label("α=1 (no Powerprop)", rigl, "sparsity").endswith("(1/2 at chance)")
-    sparse_accuracy_vs_sparsity(rows, tmp_path / "figure.png", "test")
+    save_all({tmp_path / "figure.png": sparse_accuracy_vs_sparsity(rows, "test")})
     assert (tmp_path / "figure.png").stat().st_size > 0
 
 

@@ -97,10 +97,13 @@ def load_mnist(data_cfg: dict) -> ArraySplits:
 
 
 def _to_tensors(*arrays) -> ArraySplits:
+    for name, labels in zip(("train", "val", "test"), arrays[1::2]):
+        if len(labels) == 0:
+            raise ValueError(f"data: the {name} split is empty (check val_fraction/test_fraction or val_size)")
     tensors = []
     for i, array in enumerate(arrays):
         dtype = torch.float32 if i % 2 == 0 else torch.int64
-        tensors.append(torch.as_tensor(np.asarray(array), dtype=dtype))
+        tensors.append(torch.as_tensor(np.array(array), dtype=dtype))  # a copy: IDX arrays are read-only views
     return ArraySplits(*tensors)
 
 

@@ -29,9 +29,11 @@ def _pyplot():
     return plt
 
 
-def _save(figure, path: Path) -> None:
-    save_figure_atomic(figure, path, dpi=150, bbox_inches="tight")
-    _pyplot().close(figure)
+def save_all(figures: dict[Path, object]) -> None:
+    """Save figures only once all of them were drawn: a failure leaves none half-written."""
+    for path, figure in figures.items():
+        save_figure_atomic(figure, path, dpi=150, bbox_inches="tight")
+        _pyplot().close(figure)
 
 
 def line_label(base: str, group: pd.DataFrame, x: str) -> str:
@@ -63,7 +65,7 @@ def _chance_legend(axis, rows: pd.DataFrame) -> None:
         axis.scatter([], [], marker="x", color="grey", s=14, label="× a seed at chance accuracy")
 
 
-def accuracy_vs_weights_remaining(rows: pd.DataFrame, path: Path, title: str) -> None:
+def accuracy_vs_weights_remaining(rows: pd.DataFrame, title: str):
     """One-shot pruning: test accuracy against the weights kept (log scale), one line per trained configuration."""
     plt = _pyplot()
     rows = rows.assign(weights_kept=1.0 - rows["target_sparsity"])
@@ -80,7 +82,7 @@ def accuracy_vs_weights_remaining(rows: pd.DataFrame, path: Path, title: str) ->
     axis.set_title(title)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
-    _save(figure, path)
+    return figure
 
 
 def relative_magnitudes(thetas: list[np.ndarray]) -> np.ndarray:
@@ -88,7 +90,7 @@ def relative_magnitudes(thetas: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.abs(theta).ravel() / np.abs(theta).max() for theta in thetas])
 
 
-def weight_histograms(magnitudes: dict[str, np.ndarray], path: Path, title: str) -> None:
+def weight_histograms(magnitudes: dict[str, np.ndarray], title: str):
     """Histogram of log10 relative |θ| per trained configuration: Powerprop moves mass towards zero (left)."""
     plt = _pyplot()
     labels = list(magnitudes)
@@ -105,10 +107,10 @@ def weight_histograms(magnitudes: dict[str, np.ndarray], path: Path, title: str)
     axes[0][0].set_ylabel("number of weights")
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    _save(figure, path)
+    return figure
 
 
-def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, path: Path, title: str) -> None:
+def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, title: str):
     """Sparse training: one panel per method (and variant), a line per α, dense runs as dashed lines."""
     plt = _pyplot()
     dense = rows[rows["method"] == "dense"]
@@ -136,4 +138,4 @@ def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, path: Path, title: str) -> N
     axes[0][0].set_ylabel("test accuracy")
     figure.suptitle(f"{title}: line = mean over seeds, band = min–max, dashed = dense", fontsize=10)
     figure.tight_layout()
-    _save(figure, path)
+    return figure

@@ -54,14 +54,16 @@ def oneshot_figures(rows, manifest, out) -> None:
     from bench_powerprop.powerprop import effective_weights
     from bench_powerprop.training.trainer import load_trained_model
 
-    figures.accuracy_vs_weights_remaining(rows, out["accuracy"], title(manifest))
     label = tables.line_key_label(rows)
     magnitudes = {}
     for cell in first_seed_cells(manifest["cells"]):
         model, _ = load_trained_model(Path(cell["run_dir"]) / "model.pt")
         thetas = [theta.numpy() for theta in effective_weights(model).values()]
         magnitudes[label(cell["method"], cell["variant"], cell["sparsity"], cell["alpha"])] = figures.relative_magnitudes(thetas)
-    figures.weight_histograms(magnitudes, out["histograms"], f"{title(manifest)}: effective weights after training")
+    figures.save_all({
+        out["accuracy"]: figures.accuracy_vs_weights_remaining(rows, title(manifest)),
+        out["histograms"]: figures.weight_histograms(magnitudes, f"{title(manifest)}: effective weights after training"),
+    })
 
 
 # -- sparse training ---------------------------------------------------------------------------
@@ -75,7 +77,7 @@ def sparse_tables(rows, summary, manifest, published, out) -> str:
 
 
 def sparse_figures(rows, manifest, out) -> None:
-    figures.sparse_accuracy_vs_sparsity(rows, out["accuracy"], title(manifest))
+    figures.save_all({out["accuracy"]: figures.sparse_accuracy_vs_sparsity(rows, title(manifest))})
 
 
 REPORTS = {

@@ -6,8 +6,10 @@ a checkpoint whose sidecar is missing or does not match is skipped, never loaded
 
 from __future__ import annotations
 
+import fcntl
 import io
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -65,3 +67,57 @@ def _remove_all_but_newest(directory: Path, keep: int) -> None:
     for path in _checkpoints(directory)[:-keep]:
         path.unlink(missing_ok=True)
         _sidecar(path).unlink(missing_ok=True)
+
+
+class CheckpointDirectoryError(RuntimeError):
+    """The checkpoint directory cannot be used; raised before any training step is spent."""
+
+
+def prepare_directory(directory: Path) -> Path:
+    """Create ``directory`` and prove it is writable now, not at the first checkpoint after hours of training."""
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".writable"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CheckpointDirectoryError(f"checkpoint_dir: cannot write checkpoints to {directory} ({error.strerror or error})") from None
+    return directory
+
+
+class CellLock:
+    """An exclusive lock on one cell's checkpoint directory, held while it trains.
+
+    A second process for the same cell (e.g. a rerun while a training job orphaned by a killed
+    ``snakemake`` still runs) fails at once with a message naming the holder, instead of two
+    processes writing the same checkpoints and outputs. The lock is released when the process
+    ends, however it ends (``flock`` locks die with their process).
+    """
+
+    def __init__(self, directory: Path):
+        self.path = Path(directory) / "train.lock"
+        self._handle = None
+
+    def __enter__(self):
+        handle = open(self.path, "a+")  # held open for the lock's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise CheckpointDirectoryError(
+                f"another process (pid {holder}) is training this cell (lock {self.path}); "
+                "wait for it to finish or stop it, then rerun") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+        self._handle = None

@@ -14,6 +14,7 @@ test accuracy ends at chance is *collapsed*, a real result (reported, never drop
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import math
@@ -31,7 +32,7 @@ from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
 from bench_powerprop.powerprop import powerpropify, weight_layers
-from bench_powerprop.training.checkpointing import load_latest_checkpoint, save_checkpoint
+from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
 from bench_powerprop.training.precision import MixedPrecision
@@ -374,31 +375,69 @@ def masked_fraction(model: nn.Module, mask: masks.Mask | None) -> float:
 
 
 # -- one cell, end to end ---------------------------------------------------------------------
+SPEC_KEYS = ("experiment", "method", "alpha", "sparsity", "seed", "data", "model", "train")
+TRAIN_KEYS = ("steps", "batch_size", "lr")
+
+
+class SpecError(ValueError):
+    """A training spec that cannot be trained; ``str(error)`` is one line naming the field."""
+
+
+def check_spec(spec: dict) -> None:
+    """Everything a training job needs is in the spec, checked before any work (options included)."""
+    from bench_powerprop.data.datasets import resolve_data_config
+    from bench_powerprop.models import resolve_model_config
+
+    missing = [key for key in SPEC_KEYS if key not in spec] + [f"train.{key}" for key in TRAIN_KEYS
+                                                               if key not in spec.get("train", {})]
+    if missing:
+        raise SpecError(f"spec: missing {', '.join(missing)} (the workflow writes specs; see `train --help` for an example)")
+    if spec["method"] not in METHODS:
+        raise SpecError(f"spec.method: unknown method {spec['method']!r} (registered: {', '.join(METHODS.names())})")
+    resolve_data_config(spec["data"], "spec.data")
+    resolve_model_config(spec["model"], "spec.model")
+    METHODS.options(spec["method"]).parse(spec.get("method_options"), "spec.method_options", cell_facts(spec))
+
+
 def model_payload(trainer: Trainer) -> dict:
     return {"spec": trainer.spec, "spec_hash": trainer.hash, "state_dict": trainer.model.state_dict()}
 
 
-def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool = True) -> dict:
-    """Train one cell and write its outputs atomically; metrics.json is written last.
+def output_sizes(run_dir: Path) -> dict[str, int]:
+    """Size of every file training wrote (metrics.json aside), to notice later damage (``bench_powerprop.integrity``)."""
+    return {str(path.relative_to(run_dir)): path.stat().st_size for path in sorted(run_dir.rglob("*"))
+            if path.is_file() and path.name != "metrics.json" and not path.name.startswith(".")}
 
-    Started by torchrun, every process trains (DDP, see ``training.strategy``) and only rank 0 writes.
+
+def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool = True) -> dict:
+    """Train one cell and write its outputs atomically; metrics.json is written last, and only on success.
+
+    The cell's checkpoint directory is checked writable before any step and locked while the cell
+    trains (a second process for the same cell fails at once). Started by torchrun, every process
+    trains (DDP, see ``training.strategy``) and only rank 0 writes.
     """
-    run_dir = Path(run_dir)
+    check_spec(spec)
+    run_dir, started = Path(run_dir), provenance()
     with strategy_for(spec["train"].get("device", "cpu")) as strategy:
-        if strategy.is_main:
-            info = {"spec": spec, "spec_hash": spec_hash(spec), **provenance(), "checkpoint_dir": str(checkpoint_dir),
-                    "world_size": strategy.world_size}
-            write_json_atomic(run_dir / "run.json", info)
-        trainer = Trainer(spec, checkpoint_dir, strategy, progress=progress)
-        metrics = trainer.run()
-        if strategy.is_main:
-            write_csv_atomic(run_dir / "train_log.csv", trainer.log.frame())
-            buffer = io.BytesIO()
-            torch.save(model_payload(trainer), buffer)
-            write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
-            trainer.ctx.snapshots.publish(run_dir)
-            write_json_atomic(run_dir / "metrics.json", metrics)
+        lock = CellLock(prepare_directory(checkpoint_dir)) if strategy.is_main else contextlib.nullcontext()
+        with lock:
+            trainer = Trainer(spec, checkpoint_dir, strategy, progress=progress)
+            metrics = trainer.run()
+            if strategy.is_main:
+                write_outputs(trainer, run_dir, {**started, "checkpoint_dir": str(checkpoint_dir), "world_size": strategy.world_size})
+                metrics = {**metrics, "outputs": output_sizes(run_dir)}
+                write_json_atomic(run_dir / "metrics.json", metrics)
         return metrics
+
+
+def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> None:
+    """Everything but metrics.json: the log, the model, the snapshots, run.json (spec + provenance)."""
+    write_csv_atomic(run_dir / "train_log.csv", trainer.log.frame())
+    buffer = io.BytesIO()
+    torch.save(model_payload(trainer), buffer)
+    write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
+    trainer.ctx.snapshots.publish(run_dir)
+    write_json_atomic(run_dir / "run.json", {"spec": trainer.spec, "spec_hash": trainer.hash, **provenance_info})
 
 
 def load_trained_model(path: Path) -> tuple[nn.Module, dict]:

@@ -25,6 +25,7 @@ rule train:
         spec=train_spec_json,
         run_dir=run_dir,
         checkpoint_dir=checkpoint_dir,
+        integrity=integrity_of,
     shell:
         "{params.launcher} -m bench_powerprop train --spec {params.spec:q}"
         " --run-dir {params.run_dir} --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"

@@ -22,6 +22,10 @@ class DatasetOptions(Options):
 
     RESERVED: ClassVar[tuple[str, ...]] = ("name",)
 
+    def training_examples(self) -> int | None:
+        """Size of the training split when known without reading the data (None: unknown until loaded)."""
+        return None
+
 
 def resolve_data_config(data_cfg: dict, where: str = "data") -> dict:
     """``data_cfg`` with every option of its dataset filled in (checked; one-line errors)."""

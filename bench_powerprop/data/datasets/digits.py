@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from bench_powerprop.data.datasets import DATASETS, DatasetOptions
 from bench_powerprop.options import OptionError, integer, number, option
 
+DIGITS_IMAGES = 1797
+
 
 @dataclass(frozen=True)
 class DigitsOptions(DatasetOptions):
@@ -19,6 +21,10 @@ class DigitsOptions(DatasetOptions):
                                  check=number(minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True))
     test_fraction: float = option(0.2, "fraction of the images held out for testing",
                                   check=number(minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True))
+
+    def training_examples(self) -> int:
+        held_out = round(self.val_fraction * DIGITS_IMAGES) + round(self.test_fraction * DIGITS_IMAGES)
+        return DIGITS_IMAGES - held_out
 
     def check(self, where, cell):
         if self.val_fraction + self.test_fraction > 0.9:

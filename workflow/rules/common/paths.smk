@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)
 
 from bench_powerprop.cells import CELL_PATH_PATTERN, EXPERIMENT_PATTERN
 from bench_powerprop.config import export_job_environment, validate_or_exit
+from bench_powerprop.integrity import runs_jobs
 from bench_powerprop.plan import Plan, write_manifest
 
 export_job_environment(workflow.basedir)
@@ -16,6 +17,7 @@ export_job_environment(workflow.basedir)
 validate_or_exit(config)
 
 PLAN = Plan(config)
+DAMAGED = PLAN.check_integrity(repair=workflow.is_main_process and runs_jobs(sys.argv))
 RESULTS = PLAN.results
 CONDA_ENV = "../../environment.yml"
 

@@ -6,6 +6,11 @@ def train_spec_json(wildcards):
     return json.dumps(PLAN.spec(cell_of(wildcards)), sort_keys=True)
 
 
+def integrity_of(wildcards):
+    """'' for an intact cell; what is wrong with a damaged one (a dry run then lists it as changed)."""
+    return DAMAGED.get(cell_of(wildcards), "")
+
+
 def checkpoint_dir(wildcards):
     return PLAN.checkpoint_dir(cell_of(wildcards))
 
