@@ -204,6 +204,8 @@ def install(model: nn.Module, mask: Mask, which: str = FORWARD, zero_masked: boo
         if not isinstance(layer, PowerpropMixin):
             convert_layer(layer, 1.0)
         setattr(layer, _BUFFER[which], kept.to(device=layer.weight.device, dtype=layer.weight.dtype))
+        if which == FORWARD:
+            layer.zero_outside_mask = zero_masked
     if which == FORWARD and zero_masked:
         enforce(model)
 
@@ -227,13 +229,19 @@ def clear(model: nn.Module, which: str = FORWARD) -> None:
     for layer in weight_layers(model).values():
         if isinstance(layer, PowerpropMixin):
             setattr(layer, _BUFFER[which], None)
+            if which == FORWARD:
+                layer.zero_outside_mask = False
 
 
 @torch.no_grad()
 def enforce(model: nn.Module) -> None:
-    """Zero φ wherever the forward mask is 0 (after each optimizer step; hot path, kept lean)."""
+    """Zero φ wherever the forward mask is 0, on layers whose masks were installed with ``zero_masked``.
+
+    The trainer calls it after every optimizer step (momentum or Adam state from before a weight
+    was masked would otherwise move it); a hot path, kept lean.
+    """
     for module in model.modules():
-        if isinstance(module, PowerpropMixin) and module.weight_mask is not None:
+        if getattr(module, "zero_outside_mask", False) and module.weight_mask is not None:
             module.weight.mul_(module.weight_mask)
 
 

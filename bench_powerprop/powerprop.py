@@ -58,16 +58,22 @@ class PowerpropMixin:
 
     alpha: float = 1.0
     capture_dense_grad: bool = False
+    #: masked φ are exactly zero before every forward pass (``masks.install``/``masks.enforce`` keep them so)
+    zero_outside_mask: bool = False
 
     def effective_weight(self) -> torch.Tensor:
-        mask, grad_mask = self.weight_mask, self.weight_grad_mask
+        mask, grad_mask, phi = self.weight_mask, self.weight_grad_mask, self.weight
         if grad_mask is None and not self.capture_dense_grad and (self.alpha == 1 or self.alpha >= 2):
             # Built-in autograd ops are cheaper than a Python Function and exact here: for α ≥ 2
             # the product rule gives α|φ|^(α−1) with no 0·∞ at φ = 0.
-            theta = self.weight if self.alpha == 1 else self.weight * _abs_pow(self.weight, self.alpha - 1)
-            return theta if mask is None else theta * mask
+            if self.alpha == 1:
+                return phi if mask is None else phi * mask
+            theta = phi * _abs_pow(phi, self.alpha - 1)
+            # With masked φ at zero, θ and ∂θ/∂φ = α|φ|^(α−1) are already zero there: the mask
+            # multiply (a pass forward and one backward) would change no bit.
+            return theta if mask is None or self.zero_outside_mask else theta * mask
         sink = self if self.capture_dense_grad else None
-        return _EffectiveWeight.apply(self.weight, self.alpha, mask, grad_mask, sink)
+        return _EffectiveWeight.apply(phi, self.alpha, mask, grad_mask, sink)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for name in MASK_BUFFERS:

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from bench_powerprop import masks
 from bench_powerprop.methods import METHODS
 from bench_powerprop.options import CellFacts
 from bench_powerprop.powerprop import model_alpha, powerpropify, weight_layers
@@ -56,6 +57,7 @@ class MethodRun:
         stepped = method.takes_optimizer_step(ctx)
         if stepped:
             self.optimizer.step()
+            masks.enforce(self.model)
         if not stop_before_after_step:
             self.finish_step()
         return stepped

@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from bench_powerprop import masks
 from bench_powerprop.budgets import erk_densities, plan_counts
 from bench_powerprop.masks import kept_count
 from bench_powerprop.methods._sparse import drop_and_grow
@@ -223,6 +224,7 @@ def test_gmp_follows_the_cubic_schedule_with_exact_counts(end, expected_steps):
         optimizer.zero_grad()
         nn.functional.cross_entropy(model(x), y).backward()
         optimizer.step()
+        masks.enforce(model)  # as the trainer does after every optimizer step
         run.finish_step()
     for name, layer in layers.items():
         assert int(layer.weight_mask.sum()) == gmp.target_counts[name] == kept_count(layer.weight.numel(), 0.1)

@@ -112,3 +112,24 @@ def test_state_dict_round_trip_keeps_masks():
 def test_rejects_nonpositive_alpha():
     with pytest.raises(ValueError, match="alpha"):
         powerpropify(nn.Linear(2, 2), 0.0)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 3.0])
+def test_skipping_the_mask_multiply_changes_no_bit(alpha):
+    """With masked φ at zero (masks.install), θ and ∂L/∂φ equal those of the explicit θ·m, bitwise."""
+    from bench_powerprop import masks
+
+    torch.manual_seed(3)
+    fast = powerpropify(nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5)), alpha)
+    kept = masks.prune({name: torch.rand_like(theta) for name, theta in effective_weights(fast).items()}, 0.3)
+    masks.install(fast, kept)
+    slow = copy.deepcopy(fast)
+    for layer in slow.modules():
+        if hasattr(layer, "zero_outside_mask"):
+            layer.zero_outside_mask = False  # force the explicit multiply
+    x, y = torch.randn(8, 20), torch.randint(0, 5, (8,))
+    for net in (fast, slow):
+        nn.functional.cross_entropy(net(x), y).backward()
+    for a, b in zip(fast.parameters(), slow.parameters()):
+        assert torch.equal(a.grad, b.grad)
+    assert all(torch.equal(effective_weights(fast)[n], effective_weights(slow)[n]) for n in kept)

@@ -319,7 +319,6 @@ class DynamicSparseMethod(MaskedMethod):
         self.count_step(ctx, dense_weight_grad=update and self.uses_dense_grad)
         if update:
             self.update_masks(ctx)
-        masks.enforce(ctx.model)
 
     def grow_scores(self, ctx, name: str, layer):
         raise NotImplementedError

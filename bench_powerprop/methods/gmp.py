@@ -98,7 +98,6 @@ class GMP(MaskedMethod):
 
     def after_step(self, ctx):
         self.count_step(ctx)
-        masks.enforce(ctx.model)
 
     def report(self, ctx):
         return {**super().report(ctx), "pruning_steps": [self.begin, self.end]}

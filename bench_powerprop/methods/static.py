@@ -40,4 +40,3 @@ class Static(MaskedMethod):
 
     def after_step(self, ctx):
         self.count_step(ctx)
-        masks.enforce(ctx.model)

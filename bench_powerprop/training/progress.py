@@ -28,10 +28,16 @@ class TrainLog:
     def last_loss(self) -> float:
         return self.rows[-1]["loss"] if self.rows else math.nan
 
-    def frame(self):
-        import pandas as pd
+    def csv_text(self) -> str:
+        """The rows as CSV (the csv module, not pandas: it would add 0.3 s to every job's start-up)."""
+        import csv
+        import io
 
-        return pd.DataFrame(self.rows, columns=LOG_COLUMNS)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        return buffer.getvalue()
 
 
 def progress_bar(total: int, initial: int, label: str, enabled: bool):

@@ -27,11 +27,12 @@ from torch import nn
 
 from bench_powerprop import masks
 from bench_powerprop.data.tasks import build_task
-from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_csv_atomic, write_json_atomic
+from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_json_atomic, write_text_atomic
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
 from bench_powerprop.powerprop import powerpropify, weight_layers
+from bench_powerprop.training import optimizers
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
@@ -74,10 +75,10 @@ def make_optimizer(model: nn.Module, train_cfg: dict, method=None) -> torch.opti
                               exclude_weights=bool(method and method.penalty_replaces_weight_decay))
     name = train_cfg.get("optimizer", "sgd")
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=train_cfg["lr"], momentum=train_cfg.get("momentum", 0.0),
-                               nesterov=train_cfg.get("nesterov", False))
+        return optimizers.SGD(groups, lr=train_cfg["lr"], momentum=train_cfg.get("momentum", 0.0),
+                              nesterov=train_cfg.get("nesterov", False))
     if name == "adam":
-        return torch.optim.Adam(groups, lr=train_cfg["lr"])
+        return optimizers.Adam(groups, lr=train_cfg["lr"])
     raise ValueError(f"unknown optimizer {name!r}")
 
 
@@ -275,6 +276,7 @@ class Trainer:
         self.method.after_backward(ctx)
         if self.method.takes_optimizer_step(ctx):
             self.precision.step(self.optimizer)
+            masks.enforce(self.model)
         else:
             self.precision.skip_step()
         self.method.after_step(ctx)
@@ -432,7 +434,7 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
 
 def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> None:
     """Everything but metrics.json: the log, the model, the snapshots, run.json (spec + provenance)."""
-    write_csv_atomic(run_dir / "train_log.csv", trainer.log.frame())
+    write_text_atomic(run_dir / "train_log.csv", trainer.log.csv_text())
     buffer = io.BytesIO()
     torch.save(model_payload(trainer), buffer)
     write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
