@@ -55,11 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--checkpoint-dir", type=Path, required=True,
                        help="checkpoints and snapshots in progress (outside Snakemake's outputs, so a killed job resumes)")
     train.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    train.add_argument("--processes", type=int, default=1, metavar="N",
+                       help="processes (one per GPU); N > 1 restarts the command under torchrun with N processes (DDP); "
+                            "0 and 1 mean one process")
 
     prune = _command(commands, "prune-eval", "one-shot pruning sweep of a trained cell (no retraining)",
-                     "python -m bench_powerprop prune-eval --run-dir results/x/runs/<cell> "
+                     "python -m bench_powerprop prune-eval --model results/x/runs/<cell>/model.pt "
                      "--prune '{\"keep_levels\": [0.05, 0.1, 1.0], \"scope\": \"layerwise\"}' --out /tmp/sweep.csv")
-    prune.add_argument("--run-dir", type=Path, required=True, help="a trained cell's run directory (holds model.pt)")
+    prune.add_argument("--model", type=Path, required=True, help="a trained cell's model.pt (its spec is inside)")
     prune.add_argument("--prune", type=json_object, required=True,
                        help="the experiment's prune config as JSON: keep_levels (list or {geomspace: [start, stop, num]}), "
                             "scope (layerwise|global), scorer (default magnitude), last_layer_keep_factor")
@@ -86,7 +89,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def torchrun_command(argv: list[str], processes: int) -> list[str]:
+    """The same ``train`` command, without ``--processes``, under ``torch.distributed.run`` with one process per GPU."""
+    arguments, skip_value = [], False
+    for argument in argv:
+        if skip_value or argument.startswith("--processes="):
+            skip_value = False
+            continue
+        skip_value = argument == "--processes"
+        if not skip_value:
+            arguments.append(argument)
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+            "-m", "bench_powerprop", *arguments]
+
+
 def run_train(args) -> int:
+    from bench_powerprop.distributed import launched_by_torchrun
+
+    if args.processes > 1 and not launched_by_torchrun():
+        import os
+
+        command = torchrun_command(sys.argv[1:], args.processes)
+        os.execv(command[0], command)
     from bench_powerprop.options import OptionError
     from bench_powerprop.training.checkpointing import CheckpointDirectoryError
     from bench_powerprop.training.trainer import SpecError, train_cell
@@ -105,7 +129,7 @@ def run_prune_eval(args) -> int:
     from bench_powerprop.evaluation import oneshot_sweep
     from bench_powerprop.io import write_csv_atomic
 
-    rows = oneshot_sweep(args.run_dir / "model.pt", args.prune)
+    rows = oneshot_sweep(args.model, args.prune)
     write_csv_atomic(args.out, rows)
     print(rows[["keep", "test_accuracy"]].to_string(index=False))
     return 0

@@ -118,10 +118,10 @@ class Plan:
         return f"{self.run_dir(parent)}/snapshots/step_{int(step):08d}.pt"
 
     def lineage_inputs(self, cell: Cell) -> list[str]:
-        """The parents' outputs a cell's training reads: ``model.pt`` or the ``snapshots`` folder."""
+        """The parents' outputs a cell's training reads: ``model.pt``, or the snapshot index (the snapshots beside it)."""
         inputs = []
         for parent, step in self.parents(cell).values():
-            inputs.append(f"{self.run_dir(parent)}/model.pt" if step == FINAL else f"{self.run_dir(parent)}/snapshots")
+            inputs.append(f"{self.run_dir(parent)}/model.pt" if step == FINAL else f"{self.run_dir(parent)}/snapshots/index.json")
         return sorted(set(inputs))
 
     # -- experiments -------------------------------------------------------------------------

@@ -87,7 +87,9 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     single = subprocess.run(train_command(spec, tmp_path / "one", tmp_path / "one_ckpt"), capture_output=True,
                             text=True, env=environment())
     assert single.returncode == 0, single.stderr[-3000:]
-    run_torchrun(train_command(spec, tmp_path / "two", tmp_path / "two_ckpt")[2:])  # drop "python -m"
+    two = subprocess.run([*train_command(spec, tmp_path / "two", tmp_path / "two_ckpt"), "--processes", "2"],
+                         capture_output=True, text=True, timeout=240, env=environment())  # the CLI restarts itself under torchrun
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
 
     one = torch.load(tmp_path / "one" / "model.pt", weights_only=False)
     two = torch.load(tmp_path / "two" / "model.pt", weights_only=False)
@@ -135,3 +137,13 @@ def test_global_batch_must_split_evenly_and_torchrun_detection():
     assert launched_by_torchrun({"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0"})
     assert not launched_by_torchrun({"RANK": "0", "WORLD_SIZE": "1", "LOCAL_RANK": "0"})
     assert not launched_by_torchrun({})
+
+
+def test_train_command_restarts_under_torchrun_without_its_processes_option():
+    from bench_powerprop.cli import torchrun_command
+
+    for argv in (["train", "--spec", "{}", "--processes", "4", "--run-dir", "r"],
+                 ["train", "--processes=4", "--spec", "{}", "--run-dir", "r"]):
+        command = torchrun_command(argv, 4)
+        assert command[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m"]
+        assert command[6:] == ["bench_powerprop", "train", "--spec", "{}", "--run-dir", "r"]

@@ -71,10 +71,10 @@ def test_imagenet_dry_run_lists_every_cell_on_8_gpus_with_the_beton_rule(workdir
     assert cells == expected and len(train_jobs) == 32
     for block in train_jobs:
         assert re.search(r"resources: .*\bgpu=8\b.*\bruntime=720\b.*\bmem_mb=480000\b", block), block[:2000]
-        assert "python -m torch.distributed.run --standalone --nproc_per_node=8 -m bench_powerprop train" in block
+        assert "python -m bench_powerprop train --spec" in block and "--processes 8" in block  # restarts under torchrun
         betons = "results/datasets/imagenet_resnet50/imagenet"
         assert f"input: {betons}/train.beton, {betons}/val.beton" in block
-        spec = json.loads(re.search(r"--spec '(\{.*?\})' --run-dir", block).group(1))
+        spec = json.loads(re.search(r"--spec '(\{.*?\})' --processes", block).group(1))
         assert spec["data"]["train_beton"] == "results/datasets/imagenet_resnet50/imagenet/train.beton"
         assert spec["data"]["val_beton"] == "results/datasets/imagenet_resnet50/imagenet/val.beton"
         assert spec["train"]["batch_size"] == 4096 and spec["train"]["label_smoothing"] == 0.1

@@ -21,10 +21,9 @@ rule prune_eval:
         runtime=10,
         mem_mb=2000,
     params:
-        run_dir=run_dir,
         prune=prune_json,
     shell:
-        "python -m bench_powerprop prune-eval --run-dir {params.run_dir}"
+        "python -m bench_powerprop prune-eval --model {input.model}"
         " --prune {params.prune:q} --out {output} > {log} 2>&1"
 
 

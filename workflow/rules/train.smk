@@ -3,14 +3,13 @@
 
 rule train:
     input:
-        datasets=train_dataset_inputs,
-        lineage=lineage_inputs,
+        unpack(train_inputs),
     output:
         metrics=run_file("metrics.json"),
         model=run_file("model.pt"),
         log_csv=run_file("train_log.csv"),
         run_info=run_file("run.json"),
-        snapshots=directory(run_file("snapshots")),
+        snapshots=run_file("snapshots/index.json"),
     log:
         cell_log("train"),
     conda:
@@ -21,11 +20,9 @@ rule train:
         runtime=train_runtime,
         mem_mb=train_mem_mb,
     params:
-        launcher=train_launcher,
         spec=train_spec_json,
-        run_dir=run_dir,
-        checkpoint_dir=checkpoint_dir,
-        integrity=integrity_of,
+        run_dir=run_file(""),
+        checkpoint_dir=checkpoint_file(""),
     shell:
-        "{params.launcher} -m bench_powerprop train --spec {params.spec:q}"
+        "python -m bench_powerprop train --spec {params.spec:q} --processes {resources.gpu}"
         " --run-dir {params.run_dir} --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"

@@ -17,7 +17,7 @@ export_job_environment(workflow.basedir)
 validate_or_exit(config)
 
 PLAN = Plan(config)
-DAMAGED = PLAN.check_integrity(repair=workflow.is_main_process and runs_jobs(sys.argv))
+PLAN.check_integrity(repair=workflow.is_main_process and runs_jobs(sys.argv))
 RESULTS = PLAN.results
 CONDA_ENV = "../../environment.yml"
 
@@ -31,6 +31,11 @@ wildcard_constraints:
 def run_file(name):
     """A file in a cell's run directory."""
     return f"{RESULTS}/{{experiment}}/runs/{{cell}}/{name}"
+
+
+def checkpoint_file(name):
+    """A file in a cell's checkpoint directory (outside Snakemake's outputs, so killed jobs resume)."""
+    return f"{PLAN.checkpoints}/{{experiment}}/runs/{{cell}}/{name}"
 
 
 def cell_log(step):
@@ -48,10 +53,6 @@ def experiment_log(step):
 # -- lookups by wildcards ----------------------------------------------------------------------
 def cell_of(wildcards):
     return PLAN.cell(wildcards.experiment, wildcards.cell)
-
-
-def run_dir(wildcards):
-    return PLAN.run_dir(cell_of(wildcards))
 
 
 def experiment_dir(wildcards):
