@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench_powerprop.data.datasets import DATASETS, DatasetOptions
-from bench_powerprop.options import Options, boolean, integer, number, one_of, option, text
+from bench_powerprop.data.datasets import DATASETS
+from bench_powerprop.data.datasets._ffcv import FfcvLoaderOptions
+from bench_powerprop.options import Options, integer, number, one_of, option, text
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ def beton_settings():
 
 
 @dataclass(frozen=True)
-class ImagenetOptions(DatasetOptions):
+class ImagenetOptions(FfcvLoaderOptions):
     train_dir: str = option(None, "ImageFolder tree of training images (one folder per class)", check=text())
     val_dir: str = option(None, "ImageFolder tree of validation images", check=text())
     image_size: int = option(224, "train resolution (RandomResizedCrop)", check=integer(minimum=8))
@@ -38,11 +39,6 @@ class ImagenetOptions(DatasetOptions):
     crop_ratio: float = option(0.875, "validation centre-crop ratio (224/256)",
                                check=number(minimum=0, maximum=1, exclusive_minimum=True))
     num_classes: int = option(1000, "classes of the output layer", check=integer(minimum=2))
-    eval_batch_size: int = option(256, "batch size of evaluation", check=integer(minimum=1))
-    num_workers: int | None = option(None, "FFCV loader threads per process (default: cores / processes)",
-                                     check=integer(minimum=1, nullable=True))
-    os_cache: bool | None = option(None, "read the .beton through the OS page cache (default: when it fits in "
-                                   "half the RAM)", check=boolean())
     beton: dict | None = option(None, "FFCV write settings: max_resolution, jpeg_quality, compress_probability, "
                                 "write_mode, chunksize", check=beton_settings())
     train_beton: str | None = option(None, "set by the workflow: the training .beton", check=text(nullable=True))
