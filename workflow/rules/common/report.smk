@@ -7,7 +7,7 @@ from bench_powerprop.pipelines import PIPELINES
 # Report categories: one per experiment (its wildcard) and one for the claims and provenance.
 EXPERIMENT_CATEGORY = "{experiment}"
 SUMMARY_CATEGORY = "Reproduction summary"
-# Subcategories: one per kind of figure, and the tables.
+# Subcategories: one per kind of figure (a new kind of figure adds one here), and the tables.
 ACCURACY_FIGURES = "Accuracy vs. sparsity"
 WEIGHT_FIGURES = "Weight distributions"
 TABLES = "Tables"
