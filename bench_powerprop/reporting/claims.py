@@ -163,7 +163,7 @@ def judge(claim: Claim, rows: pd.DataFrame) -> dict:
     treatment = Group.of(select(pool, claim.treatment, claim), claim.metric, claim.unit)
     baseline = Group.of(select(pool, claim.baseline, claim), claim.metric, claim.unit)
     if min(treatment.n, baseline.n) == 0:
-        return {**not_run(claim, "no rows match one of the groups"), "treatment": treatment.text(claim.scale),
+        return {**not_run("no rows match one of the groups"), "treatment": treatment.text(claim.scale),
                 "baseline": baseline.text(claim.scale)}
     sign = 1.0 if claim.higher_is_better else -1.0
     effect = sign * (treatment.mean - baseline.mean)
@@ -175,7 +175,7 @@ def judge(claim: Claim, rows: pd.DataFrame) -> dict:
     }
 
 
-def not_run(claim: Claim, note: str) -> dict:
+def not_run(note: str) -> dict:
     return {"treatment": "—", "baseline": "—", "effect": math.nan, "se": math.nan, "n_treatment": 0, "n_baseline": 0,
             "verdict": NOT_RUN, "note": note}
 
@@ -195,7 +195,7 @@ def evaluate(claims: Iterable[Claim], experiments: Mapping[str, str], read_table
         base = {"claim": claim.text, "source": claim.source, "compared": claim.compared(), "unit": claim.unit_text}
         if not testing:
             records.append({**base, "key": claim.key, "experiment": "—",
-                            **not_run(claim, f"no active experiment of kind {claim.kind!r}")})
+                            **not_run(f"no active experiment of kind {claim.kind!r}")})
         for name in testing:
             records.append({**base, "key": claim.key, "experiment": name, **judge(claim, read_table(name, claim.kind, claim.table))})
     return pd.DataFrame(records, columns=CLAIM_COLUMNS)
