@@ -5,19 +5,26 @@
 configfile: f"{workflow.basedir}/configs/default.yaml"
 
 
+# Front page of `snakemake --report results/report.html` (make run builds it).
+report: "workflow/report/workflow.rst"
+
+
 # Helpers (config validation, the plan of every cell, paths), then one rule file per pipeline shape.
 include: "workflow/rules/common/paths.smk"
 include: "workflow/rules/common/train.smk"
 include: "workflow/rules/common/oneshot.smk"
 include: "workflow/rules/common/ffcv.smk"
+include: "workflow/rules/common/report.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/oneshot.smk"
 include: "workflow/rules/sparse.smk"
 include: "workflow/rules/ffcv.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        report_targets(),

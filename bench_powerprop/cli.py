@@ -75,6 +75,25 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out-dir", type=Path, required=True, help="the experiment's results directory")
     report.add_argument("--published", default="", help="configs/published_results.csv (tables only; empty: none)")
 
+    claims = _command(commands, "claims", "judge every claim of the source documents on the active experiments' tables",
+                      "python -m bench_powerprop claims --manifest results/oneshot_digits/manifest.json "
+                      "--manifest results/sparse_digits/manifest.json --csv results/reproduction/claims.csv "
+                      "--overview results/reproduction/claims_overview.html --markdown results/reproduction/claims.md "
+                      "--page results/reproduction/claims.html")
+    _manifests_argument(claims)
+    claims.add_argument("--overview", type=Path, required=True,
+                        help="HTML fragment: the short table (claim, experiment, effect, verdict) the report's front page shows")
+    _page_arguments(claims, "one row per (claim, experiment): effect, standard error, seeds per group, verdict, source")
+
+    provenance = _command(commands, "provenance", "the code, packages, hosts and config hash behind the results",
+                          "python -m bench_powerprop provenance --manifest results/oneshot_digits/manifest.json "
+                          "--config-hash 0123abcd --git-commit 98bf22c --csv results/reproduction/provenance.csv "
+                          "--markdown results/reproduction/provenance.md --page results/reproduction/provenance.html")
+    _manifests_argument(provenance)
+    provenance.add_argument("--config-hash", required=True, help="hash of the whole config the workflow ran with")
+    provenance.add_argument("--git-commit", required=True, help="the workflow's git commit (\"-dirty\" when it had uncommitted changes)")
+    _page_arguments(provenance, "one row per (scope, item): scope 'report' or an experiment")
+
     validate = _command(commands, "validate", "validate config files (merged in order) and count the training cells",
                         "python -m bench_powerprop validate configs/default.yaml configs/my_overrides.yaml")
     validate.add_argument("configfiles", type=Path, nargs="+", help="YAML configs; later files override earlier ones")
@@ -87,6 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "python -m bench_powerprop beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton")
     beton.add_argument("arguments", nargs=argparse.REMAINDER, help="write-cifar10 ... | write-imagenet ... (see `beton -- --help`)")
     return parser
+
+
+def _manifests_argument(parser) -> None:
+    parser.add_argument("--manifest", type=Path, action="append", default=[],
+                        help="an active experiment's manifest.json (once per experiment; none: every claim is 'not run')")
+
+
+def _page_arguments(parser, csv_help: str) -> None:
+    parser.add_argument("--csv", type=Path, required=True, help=f"the table as CSV: {csv_help}")
+    parser.add_argument("--markdown", type=Path, required=True, help="the same as a Markdown page")
+    parser.add_argument("--page", type=Path, required=True, help="the same as a standalone HTML page (what the Snakemake report shows)")
 
 
 def torchrun_command(argv: list[str], processes: int) -> list[str]:
@@ -147,6 +177,20 @@ def run_report(args) -> int:
     return 0
 
 
+def run_claims(args) -> int:
+    from bench_powerprop.reporting import claims
+
+    print(claims.write_claims(args.manifest, args.csv, args.overview, args.markdown, args.page))
+    return 0
+
+
+def run_provenance(args) -> int:
+    from bench_powerprop.reporting import provenance
+
+    print(provenance.write_provenance(args.manifest, args.config_hash, args.git_commit, args.csv, args.markdown, args.page))
+    return 0
+
+
 def run_validate(args) -> int:
     from bench_powerprop.config import ConfigError, grid_cells, load_configs, validate_config
 
@@ -195,6 +239,8 @@ COMMANDS = {
     "train": run_train,
     "prune-eval": run_prune_eval,
     "report": run_report,
+    "claims": run_claims,
+    "provenance": run_provenance,
     "validate": run_validate,
     "list": run_list,
     "beton": run_beton,

@@ -18,7 +18,8 @@ class Pipeline:
     requires: tuple[str, ...] = ()
     #: files this kind's rules write into every cell's run directory (besides training's)
     cell_files: tuple[str, ...] = ()
-    #: tables written by the kind's aggregation rule: {role: path relative to results/<experiment>/}
+    #: tables written by the kind's aggregation rule: {role: path relative to results/<experiment>/}; the role
+    #: "page" (optional) is the HTML page of the Markdown table the kind's writer returns, shown in the report
     tables: dict[str, str] = field(default_factory=dict)
     #: figures written by the kind's figure rule: {role: path relative to results/<experiment>/}
     figures: dict[str, str] = field(default_factory=dict)
@@ -45,7 +46,7 @@ PIPELINES = {
             requires=("prune",),
             cell_files=("oneshot_prune.csv",),
             tables={"runs": "tables/oneshot_runs.csv", "summary": "tables/oneshot_summary.csv",
-                    "markdown": "tables/oneshot_summary.md"},
+                    "markdown": "tables/oneshot_summary.md", "page": "tables/oneshot_summary.html"},
             figures={"accuracy": "figures/oneshot_accuracy_vs_weights_remaining.png",
                      "histograms": "figures/weight_histograms.png"},
         ),
@@ -53,7 +54,8 @@ PIPELINES = {
             "sparse_training",
             "train every cell with its sparse method (the sparsity is reached during training)",
             tables={"runs": "tables/sparse_runs.csv", "summary": "tables/sparse_summary.csv",
-                    "paper_csv": "tables/sparse_paper_table.csv", "markdown": "tables/sparse_paper_table.md"},
+                    "paper_csv": "tables/sparse_paper_table.csv", "markdown": "tables/sparse_paper_table.md",
+                    "page": "tables/sparse_paper_table.html"},
             figures={"accuracy": "figures/sparse_accuracy_vs_sparsity.png"},
         ),
     )

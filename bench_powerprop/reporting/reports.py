@@ -16,6 +16,7 @@ from bench_powerprop.io import write_csv_atomic, write_text_atomic
 from bench_powerprop.pipelines import PIPELINES, first_seed_cells
 from bench_powerprop.reporting import figures, tables
 from bench_powerprop.reporting import published as pub
+from bench_powerprop.reporting.pages import html_page
 from bench_powerprop.reporting.rows import ONESHOT, ROW_COLUMNS, TRAINED, collect_rows
 from bench_powerprop.reporting.summaries import summarise
 
@@ -90,8 +91,11 @@ def write_tables(manifest: dict, out_dir: Path, published_path: str | None = Non
     kind = manifest["kind"]
     rows = collect_rows(manifest, REPORTS[kind].evaluations)
     summary = summarise(rows)
-    return REPORTS[kind].write_tables(rows, summary, manifest, pub.load_published(published_path),
-                                      paths(out_dir, PIPELINES[kind].tables))
+    out = paths(out_dir, PIPELINES[kind].tables)
+    markdown = REPORTS[kind].write_tables(rows, summary, manifest, pub.load_published(published_path), out)
+    if "page" in out:
+        write_text_atomic(out["page"], html_page(markdown, title(manifest)))
+    return markdown
 
 
 def write_figures(manifest: dict, out_dir: Path) -> None:

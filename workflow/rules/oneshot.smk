@@ -36,6 +36,13 @@ rule aggregate_oneshot:
         runs=experiment_file("tables/oneshot_runs.csv"),
         summary=experiment_file("tables/oneshot_summary.csv"),
         markdown=experiment_file("tables/oneshot_summary.md"),
+        page=report(
+            experiment_file("tables/oneshot_summary.html"),
+            caption="../report/oneshot_summary.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=TABLES,
+            labels={"table": "one-shot pruning: accuracy by weights kept"},
+        ),
     log:
         experiment_log("aggregate_oneshot"),
     conda:
@@ -53,8 +60,20 @@ rule figures_oneshot:
         runs=experiment_file("tables/oneshot_runs.csv"),
         models=histogram_models,
     output:
-        accuracy=experiment_file("figures/oneshot_accuracy_vs_weights_remaining.png"),
-        histograms=experiment_file("figures/weight_histograms.png"),
+        accuracy=report(
+            experiment_file("figures/oneshot_accuracy_vs_weights_remaining.png"),
+            caption="../report/oneshot_accuracy.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=ACCURACY_FIGURES,
+            labels={"figure": "one-shot pruning: accuracy vs. weights remaining"},
+        ),
+        histograms=report(
+            experiment_file("figures/weight_histograms.png"),
+            caption="../report/weight_histograms.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=WEIGHT_FIGURES,
+            labels={"figure": "effective-weight magnitudes after training"},
+        ),
     log:
         experiment_log("figures_oneshot"),
     conda:

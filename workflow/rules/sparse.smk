@@ -18,6 +18,13 @@ rule aggregate_sparse:
         summary=experiment_file("tables/sparse_summary.csv"),
         paper_csv=experiment_file("tables/sparse_paper_table.csv"),
         paper_md=experiment_file("tables/sparse_paper_table.md"),
+        page=report(
+            experiment_file("tables/sparse_paper_table.html"),
+            caption="../report/sparse_paper_table.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=TABLES,
+            labels={"table": "sparse training beside published numbers"},
+        ),
     log:
         experiment_log("aggregate_sparse"),
     conda:
@@ -34,7 +41,13 @@ rule figures_sparse:
         manifest=experiment_file("manifest.json"),
         runs=experiment_file("tables/sparse_runs.csv"),
     output:
-        experiment_file("figures/sparse_accuracy_vs_sparsity.png"),
+        report(
+            experiment_file("figures/sparse_accuracy_vs_sparsity.png"),
+            caption="../report/sparse_accuracy.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=ACCURACY_FIGURES,
+            labels={"figure": "sparse training: accuracy vs. sparsity"},
+        ),
     log:
         experiment_log("figures_sparse"),
     conda:

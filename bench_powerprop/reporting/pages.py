@@ -1,0 +1,57 @@
+"""Markdown tables as self-contained HTML pages, the form Snakemake's report displays.
+
+Snakemake's HTML report shows images, PDFs and HTML pages; a CSV or Markdown file is only offered
+as a download. Every table meant for the report is therefore also written as one HTML page,
+converted from the same Markdown the ``.md`` file holds, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+import markdown
+import pandas as pd
+
+from bench_powerprop.io import write_csv_atomic, write_text_atomic
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2933; margin: 1.25rem; line-height: 1.45; }
+h1 { font-size: 1.25rem; } h2 { font-size: 1.1rem; margin-top: 1.5rem; }
+p, li { max-width: 70rem; font-size: 0.9rem; }
+table { border-collapse: collapse; font-size: 0.82rem; margin: 0.75rem 0; }
+th, td { border: 1px solid #cbd2d9; padding: 0.3rem 0.55rem; vertical-align: top; }
+th { background: #f0f4f8; text-align: left; }
+tr:nth-child(even) td { background: #fafbfc; }
+code { font-size: 0.8rem; }
+"""
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame.to_markdown`` with ``|`` inside cells escaped, so a cell like ``|θ| < ε`` does not split its row."""
+    return frame.map(lambda value: value.replace("|", "\\|") if isinstance(value, str) else value).to_markdown(index=False)
+
+
+def to_html(markdown_text: str) -> str:
+    return markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+
+
+def html_fragment(markdown_text: str, css_class: str) -> str:
+    """``markdown_text`` as HTML inside ``<div class=css_class>``, for inclusion in another page."""
+    return f'<div class="{css_class}">\n{to_html(markdown_text)}\n</div>\n'
+
+
+def html_page(markdown_text: str, title: str) -> str:
+    """A standalone HTML document (inline style, no external resources) rendering ``markdown_text``."""
+    body = to_html(markdown_text)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def write_table_page(table: pd.DataFrame, markdown_text: str, title: str, csv: Path, markdown_path: Path, page: Path) -> None:
+    """A table three ways: CSV (for programs), Markdown and the HTML page of that Markdown (for readers)."""
+    write_csv_atomic(csv, table)
+    write_text_atomic(markdown_path, markdown_text)
+    write_text_atomic(page, html_page(markdown_text, title))

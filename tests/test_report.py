@@ -1,0 +1,186 @@
+"""The reproduction report for real: a tiny run of both default experiments, Snakemake's HTML report of
+it built as `make run` builds it, opened in headless Chromium.
+
+Checked through the browser's DOM: the front page shows the claims table (one row per claim, the
+verdicts of claims.csv); every figure and table page the experiments' pipelines declare, and the
+claims and provenance pages, are reachable through the report's own menu and rendered (images
+decoded at their real size, HTML pages loaded with their tables); every caption renders without a
+reStructuredText error; the runtime statistics are drawn. Chromium comes from Debian
+(scripts/install_chromium.sh, run here when it is missing and we are root).
+"""
+
+import json
+import os
+import re
+import struct
+import subprocess
+
+import pandas as pd
+import pytest
+
+from bench_powerprop.io import read_json
+from bench_powerprop.pipelines import PIPELINES
+from bench_powerprop.reporting.claims import CLAIMS, DOES_NOT_REPRODUCE, INCONCLUSIVE, NOT_RUN, REPRODUCES
+
+from chromium import Browser, find_chromium
+from conftest import REPO, run_snakemake
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+TINY_REPORT = str(REPO / "tests" / "configs" / "tiny_report.yaml")
+STYLESHEET = str(REPO / "workflow" / "report" / "style.css")
+SUMMARY_FILES = {"claims.html", "provenance.html"}
+VERDICTS = {REPRODUCES, DOES_NOT_REPRODUCE, INCONCLUSIVE, NOT_RUN}
+
+CLICK_MENU = """(() => {
+    const link = [...document.querySelectorAll('nav a')].find(a => a.textContent.trim() === %s);
+    if (link) link.click();
+    return Boolean(link);
+})()"""
+MENU_ENTRIES = "[...document.querySelectorAll('nav div.p-3 ul a')].map(a => a.textContent.trim())"
+SHOWN = """(() => {
+    const element = document.querySelector('img[src^="data:image/png"], iframe[src^="data:text/html"]');
+    if (!element) return null;
+    return {tag: element.tagName, head: element.src.slice(0, 300),
+            loaded: element.tagName !== 'IMG' || (element.complete && element.naturalWidth > 0),
+            width: element.naturalWidth || 0, height: element.naturalHeight || 0};
+})()"""
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    executable = find_chromium()
+    if executable is None and os.geteuid() == 0:
+        subprocess.run(["bash", str(REPO / "scripts" / "install_chromium.sh")], check=False)
+        executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed and could not be installed (needs root and apt-get: scripts/install_chromium.sh)")
+    return executable
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A tiny run of both default experiments and its report, built with make run's options."""
+    path = tmp_path_factory.mktemp("report")
+    for name in ("configs", "profiles"):
+        (path / name).symlink_to(REPO / name)
+    run_snakemake("-c2", "--configfile", TINY_REPORT, "--report", "results/report.html", "--report-after-run",
+                  "--report-stylesheet", STYLESHEET, cwd=path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def page(chromium, workdir):
+    with Browser(chromium) as browser:
+        page = browser.open((workdir / "results" / "report.html").as_uri())
+        page.wait_for("document.querySelector('#app table') !== null")
+        yield page
+
+
+@pytest.fixture(scope="module")
+def claims(workdir):
+    return pd.read_csv(workdir / "results" / "reproduction" / "claims.csv", keep_default_na=False)
+
+
+def expected_files(workdir) -> dict[str, set[str]]:
+    """{report category: file names}: every figure and table page each active experiment's pipeline declares."""
+    expected = {"Reproduction summary": set(SUMMARY_FILES)}
+    for manifest_path in (workdir / "results").glob("*/manifest.json"):
+        manifest = read_json(manifest_path)
+        pipeline = PIPELINES[manifest["kind"]]
+        pages = [pipeline.tables["page"]] if "page" in pipeline.tables else []
+        expected[manifest["experiment"]] = {path.rsplit("/", 1)[-1] for path in [*pipeline.figures.values(), *pages]}
+    return expected
+
+
+def png_size(path) -> tuple[int, int]:
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", header[16:24])
+
+
+def go_home(page) -> None:
+    page.evaluate("document.querySelector('nav ol li a').click()")
+    page.wait_for(f"{MENU_ENTRIES}.includes('Statistics')")
+
+
+def click(page, text: str) -> None:
+    assert page.evaluate(CLICK_MENU % json.dumps(text)), f"no menu entry {text!r}"
+
+
+def show_each_result(page) -> list[dict]:
+    """Click the eye button of every result listed in the open subcategory; what the content pane showed each time."""
+    shown, previous = [], None
+    for index in range(page.evaluate("document.querySelectorAll('nav a[iconname=eye]').length")):
+        page.evaluate(f"document.querySelectorAll('nav a[iconname=eye]')[{index}].click()")
+        seen = page.wait_for(f"(() => {{ const s = {SHOWN}; return s && s.head !== {json.dumps(previous)} && s.loaded && s; }})()")
+        shown.append(seen)
+        previous = seen["head"]
+    return shown
+
+
+def filename_of(data_uri_head: str) -> str:
+    return re.search(r";filename=([^;,]+)", data_uri_head).group(1)
+
+
+def test_front_page_shows_every_claim_with_its_verdict(page, claims):
+    rows = page.evaluate("[...document.querySelectorAll('div.claims-overview table tbody tr')]"
+                         ".map(tr => [...tr.querySelectorAll('td')].map(td => td.textContent.trim()))")
+    assert [row[0] for row in rows] == list(claims["claim"])
+    assert [row[-1] for row in rows] == list(claims["verdict"])
+    assert set(claims["verdict"]) <= VERDICTS
+    assert {claim.text for claim in CLAIMS} == set(claims["claim"])
+    not_tested = claims[~claims["key"].isin({claim.key for claim in CLAIMS if claim.kind in {"oneshot", "sparse_training"}})]
+    assert set(not_tested["verdict"]) == {NOT_RUN}
+    assert page.evaluate("document.querySelectorAll('.system-message').length") == 0
+
+
+def test_every_figure_and_table_is_rendered_through_the_menu(page, workdir, claims):
+    rendered: dict[str, set[str]] = {}
+    for category, files in expected_files(workdir).items():
+        go_home(page)
+        click(page, category)
+        page.wait_for(f"document.querySelector('nav ol').textContent.includes({json.dumps(category)})")
+        subcategories = page.evaluate(MENU_ENTRIES)
+        for subcategory in subcategories:
+            click(page, subcategory)
+            page.wait_for("document.querySelectorAll('nav a[iconname=eye]').length > 0")
+            for seen in show_each_result(page):
+                name = filename_of(seen["head"])
+                rendered.setdefault(category, set()).add(name)
+                if seen["tag"] == "IMG":  # decoded at the size of the figure on disk
+                    assert (seen["width"], seen["height"]) == png_size(next(workdir.glob(f"results/*/figures/{name}"))), name
+                else:
+                    check_html_page(page, seen["head"], name, len(claims))
+            click(page, category)
+        assert rendered.get(category) == files, category
+
+
+def check_html_page(page, head: str, name: str, n_claims: int) -> None:
+    frame = page.frame_context(head[:120])
+    page.wait_for("document.readyState === 'complete' && document.querySelector('table') !== null", context=frame)
+    rows = page.evaluate("document.querySelector('table tbody').rows.length", context=frame)
+    assert rows > 0, name
+    if name == "claims.html":
+        assert rows == n_claims
+        text = page.evaluate("document.body.textContent", context=frame)
+        assert "standard error" in text and "Verdict" in text  # the verdict rule is printed on the page
+
+
+def test_every_caption_renders_and_statistics_are_drawn(page):
+    captions = page.evaluate("Object.fromEntries(Object.entries(results).map(([path, r]) => [path, r.caption]))")
+    assert captions and all(caption.strip() for caption in captions.values()), captions
+    assert not [path for path, caption in captions.items() if "system-message" in caption]
+    go_home(page)
+    click(page, "Statistics")
+    page.wait_for("document.querySelector('#runtimes svg, #runtimes canvas') !== null")
+
+
+def test_screenshot_of_the_landing_page(page, tmp_path):
+    go_home(page)
+    click(page, "Workflow")
+    page.wait_for("document.querySelector('div.claims-overview table') !== null")
+    path = tmp_path / "report.png"
+    page.screenshot(path)
+    assert png_size(path) == (1600, 1000)
+    assert path.stat().st_size > 20_000  # a rendered page, not a blank one

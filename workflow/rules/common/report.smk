@@ -1,0 +1,55 @@
+# Helpers of workflow/rules/report.smk and of the report() flags in every pipeline's rule file.
+import shlex
+
+from bench_powerprop.io import git_commit, spec_hash
+from bench_powerprop.pipelines import PIPELINES
+
+# Report categories: one per experiment (its wildcard) and one for the claims and provenance.
+EXPERIMENT_CATEGORY = "{experiment}"
+SUMMARY_CATEGORY = "Reproduction summary"
+# Subcategories: one per kind of figure (a new kind of figure adds one here), and the tables.
+ACCURACY_FIGURES = "Accuracy vs. sparsity"
+WEIGHT_FIGURES = "Weight distributions"
+TABLES = "Tables"
+
+CONFIG_HASH = spec_hash(config)
+GIT_COMMIT = git_commit()
+
+
+def reproduction_file(name):
+    """A file of the reproduction summary (claims, provenance), beside the experiments' folders."""
+    return f"{RESULTS}/reproduction/{name}"
+
+
+def active_manifests(wildcards):
+    return [PLAN.experiment_file(name, "manifest.json") for name in PLAN.grids]
+
+
+def active_tables(wildcards):
+    """Every table of every active experiment (each claim reads the one its kind names)."""
+    return [
+        PLAN.experiment_file(name, table)
+        for name in PLAN.grids
+        for table in PIPELINES[PLAN.experiment(name)["kind"]].tables.values()
+    ]
+
+
+def every_run_info(wildcards):
+    """run.json of every cell of every active experiment (what each training job recorded)."""
+    return [f"{PLAN.run_dir(cell)}/run.json" for cell in PLAN.cells]
+
+
+def manifest_arguments(wildcards, input):
+    return " ".join(f"--manifest {shlex.quote(path)}" for path in input.manifests)
+
+
+def report_targets():
+    return [
+        reproduction_file(name)
+        for name in (
+            "claims.csv",
+            "claims_overview.html",
+            "claims.html",
+            "provenance.html",
+        )
+    ]

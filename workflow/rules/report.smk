@@ -1,0 +1,63 @@
+# The reproduction summary beside the experiments, both pages flagged for Snakemake's report: the
+# claims page (every claim of the source documents judged by one rule on the active experiments'
+# tables, bench_powerprop.reporting.claims) and the provenance table (commit, packages, hosts,
+# config hash). `snakemake --report results/report.html` then builds the report (make run does).
+
+
+localrules:
+    claims,
+    provenance,
+
+
+rule claims:
+    input:
+        manifests=active_manifests,
+        tables=active_tables,
+    output:
+        csv=reproduction_file("claims.csv"),
+        overview=reproduction_file("claims_overview.html"),
+        markdown=reproduction_file("claims.md"),
+        page=report(
+            reproduction_file("claims.html"),
+            caption="../report/claims.rst",
+            category=SUMMARY_CATEGORY,
+            subcategory="Claims",
+            labels={"table": "claims: what reproduced"},
+        ),
+    log:
+        reproduction_file("logs/claims.log"),
+    conda:
+        CONDA_ENV
+    params:
+        manifests=manifest_arguments,
+    shell:
+        "python -m bench_powerprop claims {params.manifests} --csv {output.csv:q}"
+        " --overview {output.overview:q} --markdown {output.markdown:q} --page {output.page:q} > {log} 2>&1"
+
+
+rule provenance:
+    input:
+        manifests=active_manifests,
+        runs=every_run_info,
+    output:
+        csv=reproduction_file("provenance.csv"),
+        markdown=reproduction_file("provenance.md"),
+        page=report(
+            reproduction_file("provenance.html"),
+            caption="../report/provenance.rst",
+            category=SUMMARY_CATEGORY,
+            subcategory="Provenance",
+            labels={"table": "provenance"},
+        ),
+    log:
+        reproduction_file("logs/provenance.log"),
+    conda:
+        CONDA_ENV
+    params:
+        manifests=manifest_arguments,
+        config_hash=CONFIG_HASH,
+        git_commit=GIT_COMMIT,
+    shell:
+        "python -m bench_powerprop provenance {params.manifests} --config-hash {params.config_hash}"
+        " --git-commit {params.git_commit} --csv {output.csv:q} --markdown {output.markdown:q}"
+        " --page {output.page:q} > {log} 2>&1"
