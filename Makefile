@@ -13,6 +13,8 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 REPORT ?= results/report.html
+# Extra config files merged over configs/default.yaml, e.g. `make run CONFIG=configs/mnist.yaml`.
+CONFIG ?=
 
 .PHONY: setup run test test-fast lint clean
 .DEFAULT_GOAL := run
@@ -32,7 +34,9 @@ setup: $(VENV)/.installed
 # After the run, Snakemake writes its own HTML report of it: every figure and table with its caption,
 # the claims page, provenance and runtime statistics (workflow/report/, rules flagged with report()).
 run: setup
-	snakemake -c all --report $(REPORT) --report-after-run --report-stylesheet workflow/report/style.css
+	@# validate first: a YAML error in CONFIG is then named with its file and line (Snakemake's own message is not)
+	$(PY) -m bench_powerprop validate configs/default.yaml $(CONFIG)
+	snakemake -c all $(if $(CONFIG),--configfile $(CONFIG)) --report $(REPORT) --report-after-run --report-stylesheet workflow/report/style.css
 	@echo
 	@echo "Done. Tables: results/*/tables/*.md (and .csv)   Figures: results/*/figures/*.png"
 	@echo "Claims: results/reproduction/claims.md"
