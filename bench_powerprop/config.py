@@ -270,9 +270,8 @@ class ExperimentGrid:
         return f"experiments.{self.name}.variants.{method}.{variant}"
 
     def check_options(self) -> None:
-        from bench_powerprop.methods import METHODS
-
         from bench_powerprop.data.datasets import resolve_data_config, task_count
+        from bench_powerprop.methods import METHODS
 
         steps = self.experiment["train"]["steps"]
         tasks = task_count(resolve_data_config(self.experiment["data"]))

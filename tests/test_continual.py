@@ -5,6 +5,8 @@ biases gives bitwise the outputs (so exactly the accuracy) it had when task j fi
 SGD with momentum and weight decay, which would move frozen weights if they were not protected.
 """
 
+import itertools
+
 import pytest
 import torch
 from torch import nn
@@ -77,8 +79,8 @@ def test_packnet_tasks_claim_disjoint_exact_shares_of_every_layer(alpha, tmp_pat
     trainer = Trainer(spec("packnet", alpha), tmp_path, progress=False)
     trainer.run()
     task_masks = trainer.method.task_masks
-    claimed = [task_masks[0]] + [later - earlier for earlier, later in zip(task_masks, task_masks[1:])]
-    for earlier, later in zip(task_masks, task_masks[1:]):
+    claimed = [task_masks[0]] + [later - earlier for earlier, later in itertools.pairwise(task_masks)]
+    for earlier, later in itertools.pairwise(task_masks):
         assert earlier.issubset(later)  # task t computes with the weights of tasks 1..t
     for i, first in enumerate(claimed):
         for second in claimed[i + 1:]:

@@ -4,8 +4,9 @@ Sparse methods (``Method.sparse``) must end with exactly their planned per-layer
 (``method.target_counts``) summing to round((1 − s)·N), keep masked weights at exactly zero
 after every step (θ always; φ too unless the method keeps φ dense, as Top-KAST does), and
 resume bitwise from a Trainer checkpoint. Runs are stepped phase by phase (``Trainer.advance``),
-so methods with several phases (the continual ones, here on a one-task sequence) are covered too. A new method is tested here without edits; give it
-short-run options in ``FAST_OPTIONS`` if its defaults act on a scale of hundreds of steps.
+so methods with several phases (the continual ones, here on a one-task sequence) are covered too.
+A new method is tested here without edits; give it short-run options in ``FAST_OPTIONS`` if its
+defaults act on a scale of hundreds of steps.
 """
 
 import math
