@@ -134,6 +134,7 @@ class Plan:
             "kind": config["kind"],
             "description": " ".join(config.get("description", "").split()),
             "data": config["data"]["name"],
+            "data_config": self.spec(self.cells_of(experiment)[0])["data"],
             "model": self.spec(self.cells_of(experiment)[0])["model"],
             "train": config["train"],
             "methods": config.get("methods", {}),

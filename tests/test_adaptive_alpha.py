@@ -81,7 +81,7 @@ def test_the_method_measures_every_k_epochs_logs_alpha_and_changes_it(tmp_path):
     assert [a["next_alpha"] for a in trace[:-1]] == [b["alpha"] for b in trace[1:]]
     assert all(layer.alpha == metrics["final_alpha"] for layer in weight_layers(trainer.model).values())
     assert metrics["final_alpha"] != 1.5
-    assert fraction_below(trainer.model, 1e-3) == trace[-1]["sparsity"]
+    assert fraction_below(trainer.model, 1e-2) == trace[-1]["sparsity"]
 
 
 def test_fixed_alpha_baseline_measures_without_changing_alpha(tmp_path):

@@ -40,7 +40,8 @@ class AdaptiveAlphaOptions(Options):
     cr: float = option(1.5, "cr: factor on α − 1 (×cr while sparsity grows in the initial phase, ÷cr when it falls)",
                        check=number(minimum=1, exclusive_minimum=True))
     cd: float = option(0.1, "cd: additive step of α while sparsity grows after the initial phase", check=number(minimum=0))
-    epsilon: float = option(1e-3, "ε: a weight counts as sparse when its effective |θ| < ε",
+    epsilon: float = option(1e-2, "ε: a weight counts as sparse when its effective |θ| < ε (absolute; the digits MLP's "
+                            "initial |θ| has ~10% of its weights below 0.01)",
                             check=number(minimum=0, exclusive_minimum=True))
     every_epochs: int = option(3, "K: epochs between two measurements (and α updates)", check=integer(minimum=1))
     steps_per_epoch: int | None = option(None, "steps per epoch; default (null): the task's training images // "
