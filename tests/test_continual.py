@@ -7,6 +7,9 @@ SGD with momentum and weight decay, which would move frozen weights if they were
 
 import itertools
 
+import json
+import subprocess
+
 import pytest
 import torch
 from torch import nn
@@ -21,9 +24,9 @@ from bench_powerprop.powerprop import phi_from_theta, powerpropify, theta_from_p
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage
 from bench_powerprop.training.strategy import LocalStrategy
-from bench_powerprop.training.trainer import Trainer
+from bench_powerprop.training.trainer import Trainer, train_cell
 
-from helpers import continual_spec
+from helpers import continual_spec, kill_hard, start_training, train_command, wait_for_checkpoint
 
 TASKS, STEPS = 4, 30
 STRESS = {"momentum": 0.9, "weight_decay": 1e-3}
@@ -209,3 +212,18 @@ def test_the_final_model_is_the_last_task_with_its_mask(tmp_path):
     last = [row for row in metrics["continual"]["evaluations"] if row["trained_tasks"] == TASKS][-1]
     assert last["evaluated_task"] == TASKS and metrics["test_accuracy"] == last["test_accuracy"]
     assert masks.forward_mask(trainer.model) == trainer.method.task_masks[-1]
+
+
+@pytest.mark.timeout(300)
+def test_a_continual_job_killed_hard_at_a_task_boundary_reruns_to_the_same_result(tmp_path):
+    cell = continual_spec("efficient_packnet", 2.0, tasks=4, steps=400, options={"retrain_steps": 50}, checkpoint_every=10_000)
+    reference = train_cell(cell, tmp_path / "reference", tmp_path / "reference_ckpt", progress=False)
+    process = start_training(cell, tmp_path / "run", tmp_path / "ckpt")
+    wait_for_checkpoint(tmp_path / "ckpt", process, min_count=1)  # only task boundaries are checkpointed here
+    kill_hard(process)
+    assert not (tmp_path / "run" / "metrics.json").exists(), "killed too late: training already finished"
+    rerun = subprocess.run(train_command(cell, tmp_path / "run", tmp_path / "ckpt"), capture_output=True, text=True, check=True)
+    assert "resumed from checkpoint" in rerun.stderr
+    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert resumed["resumed_from_step"] % 450 in (0, 400)  # a phase boundary
+    assert resumed["continual"] == reference["continual"] and resumed["test_accuracy"] == reference["test_accuracy"]

@@ -50,3 +50,13 @@ def test_continual_and_adaptive_alpha_end_to_end(workdir):
 
     again = run_snakemake("-n", "-c2", "--configfile", TINY, cwd=workdir)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_the_fuller_grid_config_validates():
+    from bench_powerprop.config import grid_cells, load_configs, validate_config
+
+    config = load_configs([REPO / "configs" / "default.yaml", REPO / "configs" / "continual_full.yaml"])
+    validate_config(config)
+    cells = grid_cells(config)
+    assert {cell.variant for cell in cells if cell.method == "efficient_packnet"} == {"default", "random", "retrain", "binary"}
+    assert len(cells) == 90 + 40
