@@ -6,7 +6,6 @@ SGD with momentum and weight decay, which would move frozen weights if they were
 """
 
 import itertools
-
 import json
 import subprocess
 

@@ -63,7 +63,8 @@ class ContinualOptions(Options):
     retrain_steps: int | float = option(0.25, "steps of retraining with the task's mask after it is chosen (a fraction of "
                                         "train.steps, or a step count; 0: no retraining)", check=step_or_fraction())
     reinit: str | None = option(None, "value given to the weights no task uses when a task is finished: zeros, initial "
-                                "(their initial θ₀) or random (a draw from their layer's initial distribution)",
+                                "(their initial θ₀) or random (a draw from their layer's initial distribution); default "
+                                "(null): zeros at α = 1 (the reference), initial at α > 1 (φ = 0 is a fixed point)",
                                 check=one_of(*GROW_INITS, nullable=True))
 
 

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
+from bench_powerprop.reporting.continual import CONFIG, of_configuration
 from bench_powerprop.reporting.figures import _pyplot, _save
 from bench_powerprop.reporting.labels import alpha_label
 from bench_powerprop.reporting.rows import checked_metrics
 
 TRACE_COLUMNS = [*CELL_COLUMNS, "step", "epoch", "fraction_below_epsilon", "alpha_now", "next_alpha", "diverged"]
-CONFIG = ["method", "variant", "alpha"]
 
 
 def trace_rows(manifest: dict) -> pd.DataFrame:
@@ -53,7 +53,7 @@ def trace_markdown(trace: pd.DataFrame, epsilon_text: str) -> str:
     first = trace.sort_values("step").groupby([*CONFIG, "seed"]).head(1)
     records = []
     for key, group in last.groupby(CONFIG, sort=True):
-        start = first[(first[CONFIG] == pd.Series(key, index=CONFIG)).all(axis=1)]
+        start = of_configuration(first, key)
         records.append({
             "configuration": configuration_label(*key, key in adaptive),
             "final α (mean, range)": f"{group['next_alpha'].mean():.2f} ({group['next_alpha'].min():.2f}–{group['next_alpha'].max():.2f})",
@@ -75,7 +75,7 @@ def trace_figure(trace: pd.DataFrame, path: Path, title: str, epsilon_text: str)
     colours = dict(zip(keys, plt.get_cmap("tab10")(np.arange(len(keys)) % 10)))
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for key in keys:
-        group = trace[(trace[CONFIG] == pd.Series(key, index=CONFIG)).all(axis=1)]
+        group = of_configuration(trace, key)
         label = configuration_label(*key, key in adaptive)
         if group["diverged"].any():
             label += f" ({group.loc[group['diverged'], 'seed'].nunique()}/{group['seed'].nunique()} diverged)"

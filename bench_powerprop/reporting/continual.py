@@ -60,6 +60,11 @@ def matrix_table(rows: pd.DataFrame) -> pd.DataFrame:
     return summarise(rows, by=MATRIX_BY).join(means, on=MATRIX_BY)
 
 
+def of_configuration(frame: pd.DataFrame, key: tuple) -> pd.DataFrame:
+    """The rows of ``frame`` with (method, variant, α) equal to ``key``."""
+    return frame[(frame[CONFIG] == pd.Series(key, index=CONFIG)).all(axis=1)]
+
+
 def configurations(frame: pd.DataFrame) -> list[tuple]:
     """(method, variant, α) in a stable order: method, variant, then α."""
     return [tuple(key) for key in frame[CONFIG].drop_duplicates().sort_values(CONFIG).itertuples(index=False)]
@@ -132,7 +137,7 @@ def average_accuracy_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
     colours = colours_of(keys)
     figure, axis = plt.subplots(figsize=(7, 4.5))
     for key in keys:
-        group = averages[(averages[CONFIG] == pd.Series(key, index=CONFIG)).all(axis=1)]
+        group = of_configuration(averages, key)
         plot_line(axis, group, "trained_tasks", colours[key], line_label(row_label(*key), group, "trained_tasks"), scale=1.0)
     axis.set_xticks(sorted(averages["trained_tasks"].unique()))
     axis.set_xlabel("tasks learnt")
@@ -143,16 +148,20 @@ def average_accuracy_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
     _save(figure, path)
 
 
-def capacity_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
-    """Per configuration: stacked bars of the weights each task claimed (new), dots for the size of each task's own mask."""
-    plt = _pyplot()
+def panels(rows: pd.DataFrame, width: float, **subplots):
+    """The figure, its axes and, per configuration, (axis, key, its matrix entries); and the number of tasks."""
     matrix = matrix_table(rows)
     keys = configurations(matrix)
-    tasks = int(matrix["trained_tasks"].max())
-    task_colours = plt.get_cmap("viridis")(np.linspace(0, 0.95, tasks))
-    figure, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.8), sharey=True, squeeze=False)
-    for axis, key in zip(axes[0], keys):
-        entries = matrix[(matrix[CONFIG] == pd.Series(key, index=CONFIG)).all(axis=1)]
+    figure, axes = _pyplot().subplots(1, len(keys), figsize=(width * len(keys) + 0.8, 3.8), squeeze=False, **subplots)
+    per_key = [(axis, key, of_configuration(matrix, key)) for axis, key in zip(axes[0], keys)]
+    return figure, axes[0], per_key, int(matrix["trained_tasks"].max())
+
+
+def capacity_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
+    """Per configuration: stacked bars of the weights each task claimed (new), dots for the size of each task's own mask."""
+    figure, axes, per_key, tasks = panels(rows, 3.6, sharey=True)
+    task_colours = _pyplot().get_cmap("viridis")(np.linspace(0, 0.95, tasks))
+    for axis, key, entries in per_key:
         claimed = entries.groupby("evaluated_task")["mean_capacity_new"].first()
         own = entries[entries["trained_tasks"] == entries["evaluated_task"]].set_index("trained_tasks")["mean_capacity"]
         for learnt in range(1, tasks + 1):
@@ -166,8 +175,8 @@ def capacity_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
         axis.set_xlabel("tasks learnt")
         axis.set_ylim(0, 100)
         axis.grid(True, axis="y", alpha=0.3)
-    axes[0][0].set_ylabel("% of all weights (stack: claimed by task 1, 2, ...)")
-    axes[0][0].legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel("% of all weights (stack: claimed by task 1, 2, ...)")
+    axes[0].legend(fontsize=7, loc="upper left")
     figure.suptitle(f"{title}: capacity used per task (mean over seeds)", fontsize=10)
     figure.tight_layout()
     _save(figure, path)
@@ -175,14 +184,9 @@ def capacity_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
 
 def matrix_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
     """Heatmap per configuration: test accuracy of task j (column) after learning t tasks (row), mean over seeds."""
-    plt = _pyplot()
-    matrix = matrix_table(rows)
-    keys = configurations(matrix)
-    tasks = int(matrix["trained_tasks"].max())
-    figure, axes = plt.subplots(1, len(keys), figsize=(3.8 * len(keys) + 0.8, 3.8), squeeze=False)
+    figure, axes, per_key, tasks = panels(rows, 3.8)
     image = None
-    for axis, key in zip(axes[0], keys):
-        entries = matrix[(matrix[CONFIG] == pd.Series(key, index=CONFIG)).all(axis=1)]
+    for axis, key, entries in per_key:
         grid = np.full((tasks, tasks), np.nan)
         for entry in entries.itertuples():
             grid[int(entry.trained_tasks) - 1, int(entry.evaluated_task) - 1] = entry.mean
@@ -196,7 +200,7 @@ def matrix_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
         axis.set_yticks(range(tasks), range(1, tasks + 1), fontsize=7)
         axis.set_xlabel("task evaluated")
         axis.set_title(row_label(*key), fontsize=8)
-    axes[0][0].set_ylabel("tasks learnt")
-    figure.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="test accuracy")
+    axes[0].set_ylabel("tasks learnt")
+    figure.colorbar(image, ax=axes.tolist(), shrink=0.8, label="test accuracy")
     figure.suptitle(f"{title}: accuracy matrix (each task with its own mask; constant down a column = no forgetting)", fontsize=10)
     _save(figure, path)
