@@ -19,6 +19,8 @@ include: "workflow/rules/manifest.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/oneshot.smk"
 include: "workflow/rules/sparse.smk"
+include: "workflow/rules/continual.smk"
+include: "workflow/rules/adaptive_alpha.smk"
 include: "workflow/rules/ffcv.smk"
 include: "workflow/rules/report.smk"
 

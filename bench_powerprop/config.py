@@ -211,6 +211,8 @@ DATA_PATH_FIELDS = ("root", "train_dir", "val_dir")
 
 
 def check_data_paths(data: dict, where: str) -> None:
+    if isinstance(data.get("base"), dict):  # a dataset built over another one (``permuted``)
+        check_data_paths(data["base"], f"{where}.base")
     for key in DATA_PATH_FIELDS:
         if data.get(key) is not None and not Path(data[key]).exists():
             raise ConfigError(f"{where}.{key}: path {data[key]!r} does not exist")
@@ -279,9 +281,11 @@ class ExperimentGrid:
         return f"experiments.{self.name}.variants.{method}.{variant}"
 
     def check_options(self) -> None:
+        from bench_powerprop.data.datasets import resolve_data_config, task_count
         from bench_powerprop.methods import METHODS
 
         steps = self.experiment["train"]["steps"]
+        tasks = task_count(resolve_data_config(self.experiment["data"]))
         checked = set()
         for block in self.blocks:
             for cell in block.cells:
@@ -296,7 +300,7 @@ class ExperimentGrid:
                     checked.add(key)
                     METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
                                                        self.options_where(cell.method, cell.variant),
-                                                       CellFacts(cell.sparsity, steps, cell.alpha))
+                                                       CellFacts(cell.sparsity, steps, cell.alpha, tasks))
         for method in self.experiment.get("methods", {}):
             if method not in METHODS:
                 raise ConfigError(f"experiments.{self.name}.methods.{method}: unknown method (registered: {', '.join(METHODS.names())})")

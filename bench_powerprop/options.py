@@ -153,6 +153,8 @@ class CellFacts:
     sparsity: float = 0.0
     steps: int = 1
     alpha: float = 1.0
+    #: tasks in the cell's data (a task sequence such as ``permuted``; 1 for an ordinary dataset)
+    tasks: int = 1
 
 
 @dataclass(frozen=True)

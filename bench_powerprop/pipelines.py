@@ -58,5 +58,25 @@ PIPELINES = {
                     "page": "tables/sparse_paper_table.html"},
             figures={"accuracy": "figures/sparse_accuracy_vs_sparsity.png"},
         ),
+        Pipeline(
+            "continual",
+            "train every cell on a task sequence, one phase per task (method: packnet, efficient_packnet); after each task, "
+            "evaluate every task seen with its own mask",
+            tables={"runs": "tables/continual_runs.csv", "summary": "tables/continual_summary.csv",
+                    "matrix": "tables/continual_accuracy_matrix.csv", "markdown": "tables/continual_summary.md"},
+            figures={"average": "figures/continual_average_accuracy.png", "capacity": "figures/continual_capacity.png",
+                     "matrix": "figures/continual_accuracy_matrix.png"},
+        ),
+        Pipeline(
+            "adaptive_alpha",
+            "train every cell (method adaptive_alpha: adaptive or fixed α), prune each trained model once at every keep "
+            "level, and trace α and the fraction of |θ| < ε over training",
+            requires=("prune",),
+            cell_files=("oneshot_prune.csv",),
+            tables={"runs": "tables/adaptive_oneshot_runs.csv", "summary": "tables/adaptive_oneshot_summary.csv",
+                    "markdown": "tables/adaptive_alpha_summary.md", "trace": "tables/alpha_trace.csv"},
+            figures={"accuracy": "figures/adaptive_accuracy_vs_weights_remaining.png",
+                     "histograms": "figures/adaptive_weight_histograms.png", "trace": "figures/alpha_trace.png"},
+        ),
     )
 }

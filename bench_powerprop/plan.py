@@ -80,18 +80,19 @@ class Plan:
         return spec_hash(self.spec(cell))
 
     def _build_spec(self, cell: Cell) -> dict:
-        from bench_powerprop.data.datasets import resolve_data_config
+        from bench_powerprop.data.datasets import resolve_data_config, task_count
         from bench_powerprop.methods import METHODS
         from bench_powerprop.models import resolve_model_config
         from bench_powerprop.options import CellFacts
 
         grid, experiment = self.grids[cell.experiment], self.experiment(cell.experiment)
+        data = resolve_data_config(experiment["data"])
         options = METHODS.options(cell.method).parse(grid.method_options_raw(cell.method, cell.variant),
                                                      grid.options_where(cell.method, cell.variant),
-                                                     CellFacts(cell.sparsity, experiment["train"]["steps"], cell.alpha))
+                                                     CellFacts(cell.sparsity, experiment["train"]["steps"], cell.alpha, task_count(data)))
         spec = {
             **cell.as_dict(),
-            "data": {**resolve_data_config(experiment["data"]), **self.beton_paths(cell.experiment)},
+            "data": {**data, **self.beton_paths(cell.experiment)},
             "model": resolve_model_config(experiment["model"]),
             "train": experiment["train"],
             "method_options": options.as_dict(),
@@ -133,6 +134,7 @@ class Plan:
             "kind": config["kind"],
             "description": " ".join(config.get("description", "").split()),
             "data": config["data"]["name"],
+            "data_config": self.spec(self.cells_of(experiment)[0])["data"],
             "model": self.spec(self.cells_of(experiment)[0])["model"],
             "train": config["train"],
             "methods": config.get("methods", {}),

@@ -150,6 +150,35 @@ def powerpropify(model: nn.Module, alpha: float) -> nn.Module:
     return model
 
 
+@torch.no_grad()
+def reparameterise(model: nn.Module, alpha: float) -> None:
+    """Give every powerprop layer exponent ``alpha`` while keeping its θ: φ ← sign(θ)|θ|^(1/α).
+
+    Computed in float64 and rounded once to the weight's dtype, so θ recomputed from the new φ
+    equals the old θ to within float rounding (a few ulp; bitwise equality is impossible in
+    general: for α > 1 neighbouring φ values map to θ values more than one ulp apart).
+    """
+    if alpha <= 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    for layer in model.modules():
+        if isinstance(layer, PowerpropMixin):
+            theta = theta_from_phi(layer.weight.double(), layer.alpha)
+            layer.weight.copy_(phi_from_theta(theta, alpha).to(layer.weight.dtype))
+            layer.alpha = float(alpha)
+
+
+def layer_alphas(model: nn.Module) -> dict[str, float]:
+    """``{layer name: α}`` of the powerprop layers; saved beside φ where α may have changed in training."""
+    return {name: layer.alpha for name, layer in weight_layers(model).items() if isinstance(layer, PowerpropMixin)}
+
+
+def restore_layer_alphas(model: nn.Module, alphas: dict[str, float]) -> None:
+    """Set the layers' α from ``layer_alphas`` (φ untouched: it was saved for these exponents)."""
+    layers = weight_layers(model)
+    for name, alpha in alphas.items():
+        layers[name].alpha = float(alpha)
+
+
 def effective_weight_of(module: nn.Module) -> torch.Tensor:
     if isinstance(module, PowerpropMixin):
         with torch.no_grad():

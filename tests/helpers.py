@@ -58,3 +58,13 @@ def wait_for_checkpoint(checkpoint_dir: Path, process, timeout=120.0, min_count=
 def kill_hard(process):
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
+
+
+def continual_spec(method="packnet", alpha=2.0, seed=0, tasks=3, steps=30, options=None, hidden=(32, 16), **train_overrides) -> dict:
+    """The training spec of one cell learning ``tasks`` permuted-digits tasks (``steps`` per task) on a small MLP."""
+    config = digits_config(method, alpha, 0.0, seed, steps, options, **train_overrides)
+    experiment = config["experiments"]["oneshot_digits"]
+    experiment["data"] = {"name": "permuted", "base": {"name": "digits"}, "tasks": tasks}
+    experiment["model"] = {"name": "mlp", "hidden": list(hidden)}
+    cell = make_cell("oneshot_digits", method=method, alpha=alpha, sparsity=0.0, seed=seed)
+    return copy.deepcopy(Plan(config).spec(cell))

@@ -82,6 +82,13 @@ BAD_CONFIGS = {
     "batch_larger_than_the_training_set": ("experiments:\n  oneshot_digits:\n    train: {batch_size: 100000}\n",
                                            "experiments.oneshot_digits.train.batch_size: 100000 exceeds the 1258 "
                                            "training examples of digits"),
+    "adaptive_alpha_from_one": ("experiments:\n  adaptive_alpha_digits:\n    grid:\n      - {method: [adaptive_alpha], alpha: [1], "
+                                "sparsity: [0], seed: [0]}\n",
+                                "experiments.adaptive_alpha_digits.methods.adaptive_alpha.adapt: adaptive α must start above 1"),
+    "permuted_over_files": ("experiments:\n  continual_digits:\n    data: {name: permuted, base: {name: cifar10, root: /x}}\n",
+                            "experiments.continual_digits.data.base.name: must be an in-memory dataset"),
+    "permuted_missing_mnist": ("experiments:\n  continual_digits:\n    data: {name: permuted, base: {name: mnist, root: /nonexistent}}\n",
+                               "experiments.continual_digits.data.base.root: path '/nonexistent' does not exist"),
     "mask_from_unsupported": ("experiments:\n  sparse_digits:\n    grid:\n      - {method: [gmp], alpha: [1], sparsity: [0.9], "
                               "seed: [0]}\n      - {method: [rigl], alpha: [1], sparsity: [0.9], seed: [0], "
                               "mask_from: {cell: {method: gmp}, step: final}}\n",
@@ -104,7 +111,7 @@ def test_bad_config_fails_before_any_job(case, workdir):
 def test_validate_command(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs/default.yaml")],
                         capture_output=True, text=True)
-    assert ok.returncode == 0 and "99 training cells" in ok.stdout
+    assert ok.returncode == 0 and "123 training cells" in ok.stdout
     (tmp_path / "bad.yaml").write_text(BAD_CONFIGS["alpha_zero"][0])
     bad = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs/default.yaml"),
                           str(tmp_path / "bad.yaml")],

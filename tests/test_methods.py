@@ -3,8 +3,10 @@
 Sparse methods (``Method.sparse``) must end with exactly their planned per-layer counts
 (``method.target_counts``) summing to round((1 − s)·N), keep masked weights at exactly zero
 after every step (θ always; φ too unless the method keeps φ dense, as Top-KAST does), and
-resume bitwise from a Trainer checkpoint. A new method is tested here without edits; give it
-short-run options in ``FAST_OPTIONS`` if its defaults act on a scale of hundreds of steps.
+resume bitwise from a Trainer checkpoint. Runs are stepped phase by phase (``Trainer.advance``),
+so methods with several phases (the continual ones, here on a one-task sequence) are covered too.
+A new method is tested here without edits; give it short-run options in ``FAST_OPTIONS`` if its
+defaults act on a scale of hundreds of steps.
 """
 
 import math
@@ -14,7 +16,7 @@ import torch
 
 from bench_powerprop.masks import kept_count
 from bench_powerprop.methods import METHODS
-from bench_powerprop.options import OptionError
+from bench_powerprop.options import CellFacts, OptionError
 from bench_powerprop.powerprop import effective_weight_of, weight_layers
 from bench_powerprop.training.trainer import Trainer
 
@@ -26,14 +28,18 @@ FAST_OPTIONS = {
     "gmp": {"begin_step": 0.1, "end_step": 0.6, "frequency": 5},
     "rigl": {"update_every": 5},
     "set": {"update_every": 5},
+    "adaptive_alpha": {"every_epochs": 2, "steps_per_epoch": 3, "max_alpha": 3.0},  # α changes at steps 6, 12, ..., 36
 }
+# Adaptive α must start above 1: at α = 1 the method runs as its own fixed-α baseline.
+ALPHA_OPTIONS = {("adaptive_alpha", 1.0): {"adapt": False}}
 SGD_MOMENTUM_WD = {"momentum": 0.9, "weight_decay": 1e-3}
 ADAM = {"optimizer": "adam", "lr": 1e-3}
 
 
 def spec_for(method, alpha, steps=STEPS, **train):
     sparsity = SPARSITY if METHODS.get(method).sparse else 0.0
-    return digits_spec(method=method, alpha=alpha, sparsity=sparsity, steps=steps, options=FAST_OPTIONS.get(method), **train)
+    options = {**FAST_OPTIONS.get(method, {}), **ALPHA_OPTIONS.get((method, alpha), {})}
+    return digits_spec(method=method, alpha=alpha, sparsity=sparsity, steps=steps, options=options, **train)
 
 
 def assert_masks_hold(trainer, where=""):
@@ -46,7 +52,7 @@ def assert_masks_hold(trainer, where=""):
         if not keeps_dense_phi:
             assert (layer.weight.detach()[mask == 0] == 0).all(), f"{name}: masked φ not zero {where}"
         grad_mask = getattr(layer, "weight_grad_mask", None)
-        if grad_mask is not None:
+        if grad_mask is not None and not trainer.method.continual:  # continual methods freeze forward weights
             assert (grad_mask >= mask).all(), f"{name}: backward set does not contain the forward set {where}"
 
 
@@ -55,8 +61,8 @@ def assert_masks_hold(trainer, where=""):
 def test_method_trains_hits_target_and_resumes_exactly(method, alpha, tmp_path):
     spec = spec_for(method, alpha, **SGD_MOMENTUM_WD)
     trainer = Trainer(spec, tmp_path / "full", progress=False)
-    while trainer.step < STEPS:
-        loss = trainer.train_step()
+    while trainer.step < trainer.total_steps:
+        loss = trainer.advance()
         assert math.isfinite(loss), f"non-finite loss at step {trainer.step}"
         assert_masks_hold(trainer, f"after step {trainer.step}")
     metrics = trainer.final_metrics(0.0)
@@ -74,13 +80,17 @@ def test_method_trains_hits_target_and_resumes_exactly(method, alpha, tmp_path):
         assert metrics["actual_sparsity"] == pytest.approx(1 - sum(counts.values()) / total, abs=1e-12)
         assert metrics["zero_fraction"] >= metrics["actual_sparsity"]
         assert metrics["training_flops_fraction"] < 1
+    elif METHODS.get(method).continual:  # one task: its mask and its evaluation (tests/test_continual.py)
+        [evaluation] = metrics["continual"]["evaluations"]
+        assert evaluation["test_accuracy"] == metrics["test_accuracy"]
+        assert evaluation["capacity"] == pytest.approx(1 - metrics["actual_sparsity"], abs=1e-12)
     else:
         assert all(getattr(layer, "weight_mask", None) is None for layer in layers.values())
         assert metrics["training_flops_fraction"] == 1.0
 
     partial = Trainer(spec, tmp_path / "resume", progress=False)
     while partial.step < RESUME_AT:
-        partial.train_step()
+        partial.advance()
     partial.checkpoint()
     resumed = Trainer(spec, tmp_path / "resume", progress=False)
     assert resumed.resumed_from == RESUME_AT
@@ -114,5 +124,6 @@ def test_unknown_option_is_rejected_naming_it(method):
 
 @pytest.mark.parametrize("method", METHODS.names())
 def test_default_options_parse_and_round_trip(method):
-    options = METHODS.options(method).parse({}, "methods.x")
-    assert METHODS.options(method).parse(options.as_dict(), "methods.x") == options
+    cell = CellFacts(alpha=2.0)  # adaptive α must start above 1
+    options = METHODS.options(method).parse({}, "methods.x", cell)
+    assert METHODS.options(method).parse(options.as_dict(), "methods.x", cell) == options

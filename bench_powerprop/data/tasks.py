@@ -54,6 +54,7 @@ class ArrayTask:
         self.splits = load_arrays(data_cfg)
         self.input_shape = (self.splits.num_features,)
         self.num_classes = self.splits.num_classes
+        self.train_size = len(self.splits.y_train)
 
     def train_batches(self, batch_size: int, seed: int):
         from bench_powerprop.data.arrays import ShuffledBatches

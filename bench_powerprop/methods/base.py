@@ -64,6 +64,9 @@ class Method:
     keeps_dense_phi: ClassVar[bool] = False
     #: whether the method's own penalty replaces ``train.weight_decay`` on the masked weights
     penalty_replaces_weight_decay: ClassVar[bool] = False
+    #: whether the method learns a task sequence, one task per phase, with one mask per task (PackNet):
+    #: its backward mask freezes earlier tasks' weights, which the forward pass still uses
+    continual: ClassVar[bool] = False
 
     def __init__(self, options: Options, cell: CellFacts, seed: int):
         self.options = options

@@ -7,17 +7,17 @@ pipeline shape adds one ``Report`` here, built from the shared rows, summaries, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from bench_powerprop.io import write_csv_atomic, write_text_atomic
 from bench_powerprop.pipelines import PIPELINES, first_seed_cells
-from bench_powerprop.reporting import figures, tables
+from bench_powerprop.reporting import adaptive, continual, figures, tables
 from bench_powerprop.reporting import published as pub
 from bench_powerprop.reporting.pages import html_page
-from bench_powerprop.reporting.rows import ONESHOT, ROW_COLUMNS, TRAINED, collect_rows
+from bench_powerprop.reporting.rows import CONTINUAL_COLUMNS, ONESHOT, ROW_COLUMNS, TASK, TRAINED, collect_rows
 from bench_powerprop.reporting.summaries import summarise
 
 
@@ -28,6 +28,8 @@ class Report:
     write_tables: Callable[..., str]
     #: (rows, manifest, {role: path}) -> None
     write_figures: Callable[..., None]
+    #: the columns of its tidy rows (the shared schema, plus documented extra columns)
+    columns: list[str] = field(default_factory=lambda: list(ROW_COLUMNS))
 
 
 def paths(out_dir: Path, files: dict[str, str]) -> dict[str, Path]:
@@ -81,9 +83,38 @@ def sparse_figures(rows, manifest, out) -> None:
     figures.save_all({out["accuracy"]: figures.sparse_accuracy_vs_sparsity(rows, title(manifest))})
 
 
+# -- continual learning ------------------------------------------------------------------------
+def continual_tables(rows, summary, manifest, published, out) -> str:
+    summary = continual.summary_table(rows)
+    text = continual.markdown(rows, summary, manifest)
+    write_all(out, {"runs": rows, "summary": summary, "matrix": continual.matrix_table(rows), "markdown": text})
+    return text
+
+
+def continual_figures(rows, manifest, out) -> None:
+    continual.average_accuracy_figure(rows, out["average"], title(manifest))
+    continual.capacity_figure(rows, out["capacity"], title(manifest))
+    continual.matrix_figure(rows, out["matrix"], title(manifest))
+
+
+# -- adaptive α --------------------------------------------------------------------------------
+def adaptive_tables(rows, summary, manifest, published, out) -> str:
+    trace = adaptive.trace_rows(manifest)
+    text = tables.oneshot_markdown(summary, manifest) + "\n" + adaptive.trace_markdown(trace, adaptive.epsilon_text(manifest))
+    write_all(out, {"runs": rows, "summary": summary, "markdown": text, "trace": trace})
+    return text
+
+
+def adaptive_figures(rows, manifest, out) -> None:
+    oneshot_figures(rows, manifest, out)
+    adaptive.trace_figure(adaptive.trace_rows(manifest), out["trace"], title(manifest), adaptive.epsilon_text(manifest))
+
+
 REPORTS = {
     "oneshot": Report((ONESHOT,), oneshot_tables, oneshot_figures),
     "sparse_training": Report((TRAINED,), sparse_tables, sparse_figures),
+    "continual": Report((TASK,), continual_tables, continual_figures, ROW_COLUMNS + CONTINUAL_COLUMNS),
+    "adaptive_alpha": Report((ONESHOT,), adaptive_tables, adaptive_figures),
 }
 
 
@@ -100,5 +131,5 @@ def write_tables(manifest: dict, out_dir: Path, published_path: str | None = Non
 
 def write_figures(manifest: dict, out_dir: Path) -> None:
     kind = manifest["kind"]
-    rows = pd.read_csv(Path(out_dir) / PIPELINES[kind].tables["runs"], usecols=ROW_COLUMNS)
+    rows = pd.read_csv(Path(out_dir) / PIPELINES[kind].tables["runs"], usecols=REPORTS[kind].columns)
     REPORTS[kind].write_figures(rows, manifest, paths(out_dir, PIPELINES[kind].figures))

@@ -7,10 +7,12 @@ One row is one evaluation of one trained cell. Columns (``ROW_COLUMNS``):
   ``variant`` the named option set (``default`` when none); ``alpha`` the Powerprop exponent
   (1 = no Powerprop); ``sparsity`` the cell's sparsity axis, i.e. the target the training method
   was given (0 for dense training);
-* ``evaluation`` — what was evaluated: ``trained`` (the model as training left it) or
-  ``oneshot`` (the trained model after one-shot pruning, no retraining);
+* ``evaluation`` — what was evaluated: ``trained`` (the model as training left it),
+  ``oneshot`` (the trained model after one-shot pruning, no retraining) or ``task`` (one task of a
+  continual-learning run, with that task's own mask and biases, after some number of tasks);
 * ``target_sparsity`` — the fraction of weights the evaluated model was meant to lack: the cell's
-  ``sparsity`` for ``trained`` rows, 1 − keep level for ``oneshot`` rows;
+  ``sparsity`` for ``trained`` rows, 1 − keep level for ``oneshot`` rows, 1 − ``capacity`` for
+  ``task`` rows (the method chose the task's mask);
 * ``actual_sparsity`` — the fraction of Linear/Conv weights the evaluated model's forward mask
   removes (the mask's density, exact by construction);
 * ``zero_fraction`` — the fraction of effective weights θ that are exactly zero (≥
@@ -21,6 +23,17 @@ One row is one evaluation of one trained cell. Columns (``ROW_COLUMNS``):
   means and counted);
 * ``training_flops_fraction`` — training FLOPs relative to dense training (RigL's accounting);
 * ``steps``, ``spec_hash`` — the steps trained and the hash of the cell's spec.
+
+Rows of the ``continual`` kind (``evaluation == "task"``) carry ``CONTINUAL_COLUMNS`` after these:
+
+* ``trained_tasks`` — how many tasks the run had learnt when the evaluation was made (1..T);
+* ``evaluated_task`` — the task evaluated (1..``trained_tasks``; task 1 is the first learnt);
+* ``capacity`` — the fraction of all Linear/Conv weights in the evaluated task's mask;
+* ``capacity_new`` — the fraction of all weights the evaluated task claimed that no earlier task used;
+* ``capacity_total`` — the fraction of all weights used by the ``trained_tasks`` tasks learnt (their masks' union).
+
+A continual run that diverged has rows with NaN accuracies and status ``diverged`` for every
+(trained, evaluated) pair it did not reach.
 
 ``collect_rows`` reads a manifest (written by the workflow) and refuses any result whose spec
 hash is not the one the current config gives its cell.
@@ -49,7 +62,8 @@ ROW_COLUMNS = [
     "steps",
     "spec_hash",
 ]
-TRAINED, ONESHOT = "trained", "oneshot"
+CONTINUAL_COLUMNS = ["trained_tasks", "evaluated_task", "capacity", "capacity_new", "capacity_total"]
+TRAINED, ONESHOT, TASK = "trained", "oneshot", "task"
 OK, COLLAPSED, DIVERGED = "ok", "collapsed", "diverged"
 
 
@@ -104,8 +118,35 @@ def oneshot_rows(cell: dict, metrics: dict, sweep: pd.DataFrame) -> list[dict]:
     ]
 
 
+def task_rows(cell: dict, metrics: dict) -> list[dict]:
+    """One row per (tasks learnt, task evaluated) of a continual run; pairs a diverged run never reached are NaN, diverged."""
+    base = trained_row(cell, metrics)
+    continual = metrics["continual"]
+    capacity = {record["task"]: record for record in continual["task_capacity"]}
+    measured = {(row["trained_tasks"], row["evaluated_task"]): row for row in continual["evaluations"]}
+    rows = []
+    for trained in range(1, continual["tasks"] + 1):
+        for task in range(1, trained + 1):
+            row = measured.get((trained, task))
+            if row is None:
+                rows.append({**base, "evaluation": TASK, "trained_tasks": trained, "evaluated_task": task, "status": DIVERGED,
+                             **dict.fromkeys(("target_sparsity", "actual_sparsity", "zero_fraction", "test_accuracy", "val_accuracy",
+                                              "steps", "capacity", "capacity_new", "capacity_total"), math.nan)})
+                continue
+            rows.append({
+                **base, "evaluation": TASK, "trained_tasks": trained, "evaluated_task": task,
+                "target_sparsity": 1 - row["capacity"], "actual_sparsity": 1 - row["capacity"], "zero_fraction": row["zero_fraction"],
+                "test_accuracy": row["test_accuracy"], "val_accuracy": row["val_accuracy"], "steps": row["steps"],
+                "status": status_of(False, row["test_accuracy"], metrics["chance_threshold"]),
+                "capacity": row["capacity"], "capacity_new": capacity[task]["capacity_new"],
+                "capacity_total": capacity[trained]["capacity_total"],
+            })
+    return rows
+
+
 def collect_rows(manifest: dict, evaluations: tuple[str, ...] = (TRAINED,)) -> pd.DataFrame:
-    """Tidy rows of every cell of a manifest; ``oneshot`` also reads each cell's ``oneshot_prune.csv``."""
+    """Tidy rows of every cell of a manifest; ``oneshot`` also reads each cell's ``oneshot_prune.csv``;
+    ``task`` rows (continual runs) have ``CONTINUAL_COLUMNS`` too."""
     rows = []
     for cell in manifest["cells"]:
         metrics = checked_metrics(cell["run_dir"], cell["spec_hash"])
@@ -113,4 +154,8 @@ def collect_rows(manifest: dict, evaluations: tuple[str, ...] = (TRAINED,)) -> p
             rows.append(trained_row(cell, metrics))
         if ONESHOT in evaluations:
             rows += oneshot_rows(cell, metrics, pd.read_csv(Path(cell["run_dir"]) / "oneshot_prune.csv"))
-    return pd.DataFrame(rows, columns=ROW_COLUMNS).sort_values([*CELL_COLUMNS, "evaluation", "target_sparsity"], ignore_index=True)
+        if TASK in evaluations:
+            rows += task_rows(cell, metrics)
+    extra = CONTINUAL_COLUMNS if TASK in evaluations else []
+    order = [*CELL_COLUMNS, "evaluation", *(extra[:2] or ["target_sparsity"])]
+    return pd.DataFrame(rows, columns=ROW_COLUMNS + extra).sort_values(order, ignore_index=True)

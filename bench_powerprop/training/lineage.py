@@ -27,7 +27,7 @@ from torch import nn
 
 from bench_powerprop import masks
 from bench_powerprop.io import write_bytes_atomic, write_json_atomic
-from bench_powerprop.powerprop import MASK_BUFFERS, phi_from_theta, theta_from_phi, weight_layers
+from bench_powerprop.powerprop import MASK_BUFFERS, model_alpha, phi_from_theta, theta_from_phi, weight_layers
 
 INDEX = "index.json"
 
@@ -39,14 +39,14 @@ def snapshot_name(step: int) -> str:
 class SnapshotStore:
     """Saves the model at the declared steps; ``publish`` copies them into the run directory."""
 
-    def __init__(self, directory: Path, steps, spec_hash: str, alpha: float):
+    def __init__(self, directory: Path, steps, spec_hash: str):
         self.directory, self.steps = Path(directory), sorted({int(step) for step in steps})
-        self.spec_hash, self.alpha = spec_hash, alpha
+        self.spec_hash = spec_hash
 
     def take_if_due(self, model: nn.Module, step: int) -> None:
         if step in self.steps:
             buffer = io.BytesIO()
-            payload = {"step": step, "alpha": self.alpha, "spec_hash": self.spec_hash, "state_dict": model.state_dict()}
+            payload = {"step": step, "alpha": model_alpha(model), "spec_hash": self.spec_hash, "state_dict": model.state_dict()}
             torch.save(payload, buffer)
             write_bytes_atomic(self.directory / snapshot_name(step), buffer.getvalue())
 

@@ -26,12 +26,13 @@ import torch
 from torch import nn
 
 from bench_powerprop import masks
+from bench_powerprop.data.datasets import task_count
 from bench_powerprop.data.tasks import build_task
 from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_json_atomic, write_text_atomic
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
-from bench_powerprop.powerprop import powerpropify, weight_layers
+from bench_powerprop.powerprop import layer_alphas, powerpropify, restore_layer_alphas, weight_layers
 from bench_powerprop.training import optimizers
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
@@ -51,7 +52,7 @@ class Preempted(SystemExit):
 
 # -- building a cell ------------------------------------------------------------------------
 def cell_facts(spec: dict) -> CellFacts:
-    return CellFacts(sparsity=spec["sparsity"], steps=spec["train"]["steps"], alpha=spec["alpha"])
+    return CellFacts(sparsity=spec["sparsity"], steps=spec["train"]["steps"], alpha=spec["alpha"], tasks=task_count(spec["data"]))
 
 
 def build_method(spec: dict):
@@ -153,7 +154,7 @@ class Trainer:
         lineage.apply_init(model, spec["alpha"])
         self._place_on_device(model, tasks)
         optimizer = make_optimizer(model, self.train_cfg, self.method)
-        snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.get("snapshot_steps", []), self.hash, spec["alpha"])
+        snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.get("snapshot_steps", []), self.hash)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.train_cfg.get("label_smoothing", 0.0))
         self.ctx = TrainingContext(model, optimizer, spec, tasks, loss_fn, snapshots, lineage, self.strategy, self.method.phases())
         self.precision = MixedPrecision(self.train_cfg.get("amp", "none"), self.strategy.device)
@@ -209,6 +210,7 @@ class Trainer:
             "step": ctx.step, "phase_index": ctx.phase_index, "phase_step": ctx.phase_step,
             "phase_started": self.phase_started, "finished": self.finished,
             "model": self.model.state_dict(),
+            "layer_alpha": layer_alphas(self.model),
             "optimizer": self.optimizer.state_dict(),
             "method": self.method.state_dict(),
             "batches": {index: source.state_dict() for index, source in self.batches.items()},
@@ -229,6 +231,7 @@ class Trainer:
             return None
         ctx = self.ctx
         self.model.load_state_dict(state["model"])
+        restore_layer_alphas(self.model, state.get("layer_alpha", {}))
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state["method"])
         for index, source_state in state["batches"].items():
@@ -310,11 +313,31 @@ class Trainer:
             self.checkpoint()
         return self.final_metrics(time.perf_counter() - started)
 
+    def begin_phase(self) -> None:
+        """``on_phase_start`` of the current phase, once (a run resumed inside a phase does not repeat it)."""
+        if not self.phase_started:
+            self.method.on_phase_start(self.ctx)
+            self.phase_started = True
+
+    def end_phase(self) -> None:
+        """``on_phase_end``, then move to the next phase and checkpoint at the boundary."""
+        ctx = self.ctx
+        self.method.on_phase_end(ctx)
+        ctx.phase_index, ctx.phase_step, self.phase_started = ctx.phase_index + 1, 0, False
+        if ctx.phase_index < len(ctx.phases):
+            self.checkpoint()
+
+    def advance(self) -> float:
+        """One optimizer step as ``run`` takes it, phase boundaries included (no logging): for stepping a run by hand."""
+        self.begin_phase()
+        loss = self.train_step()
+        if self.ctx.phase_step >= self.ctx.phase.steps:
+            self.end_phase()
+        return loss
+
     def _run_phase(self, bar, preemption: PreemptionFlag) -> None:
         ctx = self.ctx
-        if not self.phase_started:
-            self.method.on_phase_start(ctx)
-            self.phase_started = True
+        self.begin_phase()
         while ctx.phase_step < ctx.phase.steps and self.diverged_reason is None:
             if self.strategy.any(preemption.signum is not None):
                 self.checkpoint()
@@ -323,12 +346,8 @@ class Trainer:
             loss = self.train_step()
             bar.update(1)
             self._after_step(loss, bar)
-        if self.diverged_reason is not None:
-            return
-        self.method.on_phase_end(ctx)
-        ctx.phase_index, ctx.phase_step, self.phase_started = ctx.phase_index + 1, 0, False
-        if ctx.phase_index < len(ctx.phases):
-            self.checkpoint()
+        if self.diverged_reason is None:
+            self.end_phase()
 
     def _after_step(self, loss: float, bar) -> None:
         ctx = self.ctx
@@ -402,7 +421,8 @@ def check_spec(spec: dict) -> None:
 
 
 def model_payload(trainer: Trainer) -> dict:
-    return {"spec": trainer.spec, "spec_hash": trainer.hash, "state_dict": trainer.model.state_dict()}
+    return {"spec": trainer.spec, "spec_hash": trainer.hash, "state_dict": trainer.model.state_dict(),
+            "layer_alpha": layer_alphas(trainer.model)}
 
 
 def output_sizes(run_dir: Path) -> dict[str, int]:
@@ -450,4 +470,5 @@ def load_trained_model(path: Path) -> tuple[nn.Module, dict]:
     model = build_model(spec["model"], task.input_shape, task.num_classes)
     powerpropify(model, spec["alpha"])
     model.load_state_dict(payload["state_dict"])
+    restore_layer_alphas(model, payload.get("layer_alpha", {}))  # α may have changed in training (adaptive_alpha)
     return model, spec

@@ -21,6 +21,9 @@ class DatasetOptions(Options):
     """Base of dataset options; ``name`` selects the dataset and is not an option."""
 
     RESERVED: ClassVar[tuple[str, ...]] = ("name",)
+    #: whether the built task holds its splits in memory as tensors (``data.tasks.ArrayTask``), so a
+    #: dataset built over another one (``permuted``) can take it as its ``base``
+    IN_MEMORY: ClassVar[bool] = False
 
     def training_examples(self) -> int | None:
         """Size of the training split when known without reading the data (None: unknown until loaded)."""
@@ -30,3 +33,8 @@ class DatasetOptions(Options):
 def resolve_data_config(data_cfg: dict, where: str = "data") -> dict:
     """``data_cfg`` with every option of its dataset filled in (checked; one-line errors)."""
     return DATASETS.resolve(data_cfg, where)
+
+
+def task_count(data_cfg: dict) -> int:
+    """Tasks a resolved data config yields: its ``tasks`` option for a task sequence (``permuted``), else 1."""
+    return int(data_cfg.get("tasks", 1))

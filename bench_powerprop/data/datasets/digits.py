@@ -16,6 +16,8 @@ DIGITS_IMAGES = 1797
 
 @dataclass(frozen=True)
 class DigitsOptions(DatasetOptions):
+    IN_MEMORY = True
+
     split_seed: int = option(0, "seed of the fixed stratified train/val/test split", check=integer(minimum=0, maximum=2**32 - 1))
     val_fraction: float = option(0.1, "fraction of the images held out for validation",
                                  check=number(minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True))

@@ -14,6 +14,8 @@ from bench_powerprop.options import integer, option, text
 
 @dataclass(frozen=True)
 class MnistOptions(DatasetOptions):
+    IN_MEMORY = True
+
     root: str = option(None, "directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz)", check=text())
     val_size: int = option(5000, "images of the official training set held out for validation",

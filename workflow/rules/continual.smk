@@ -1,0 +1,47 @@
+# Continual learning (kind: continual): every cell learns a whole task sequence in its `train` job
+# (one phase per task, every task seen evaluated with its own mask after each task); then the tidy
+# task-by-task table, the summaries and the figures (bench_powerprop.reporting.continual).
+
+
+localrules:
+    aggregate_continual,
+    figures_continual,
+
+
+rule aggregate_continual:
+    input:
+        manifest=experiment_file("manifest.json"),
+        metrics=cell_files_of("metrics.json"),
+    output:
+        runs=experiment_file("tables/continual_runs.csv"),
+        summary=experiment_file("tables/continual_summary.csv"),
+        matrix=experiment_file("tables/continual_accuracy_matrix.csv"),
+        markdown=experiment_file("tables/continual_summary.md"),
+    log:
+        experiment_log("aggregate_continual"),
+    conda:
+        CONDA_ENV
+    params:
+        out_dir=experiment_dir,
+    shell:
+        "python -m bench_powerprop report tables --manifest {input.manifest}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule figures_continual:
+    input:
+        manifest=experiment_file("manifest.json"),
+        runs=experiment_file("tables/continual_runs.csv"),
+    output:
+        average=experiment_file("figures/continual_average_accuracy.png"),
+        capacity=experiment_file("figures/continual_capacity.png"),
+        matrix=experiment_file("figures/continual_accuracy_matrix.png"),
+    log:
+        experiment_log("figures_continual"),
+    conda:
+        CONDA_ENV
+    params:
+        out_dir=experiment_dir,
+    shell:
+        "python -m bench_powerprop report figures --manifest {input.manifest}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
