@@ -8,8 +8,9 @@ import pytest
 
 from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting import claims as c
+from bench_powerprop.reporting.adaptive import TRACE_COLUMNS
 from bench_powerprop.reporting.pages import html_page
-from bench_powerprop.reporting.rows import ROW_COLUMNS
+from bench_powerprop.reporting.reports import REPORTS
 
 #: kinds other experiments will add; a claim naming any other kind absent from PIPELINES is a typo
 PLANNED_KINDS = {"lottery", "gradient_flow", "continual", "adaptive_alpha"}
@@ -122,5 +123,7 @@ def test_every_claim_names_a_known_kind_table_and_columns():
             assert entry.kind in PLANNED_KINDS, f"{entry.key}: unknown kind {entry.kind!r}"
             continue
         assert entry.table in PIPELINES[entry.kind].tables, entry.key
-        if entry.table == "runs":  # the tidy rows: the schema of bench_powerprop.reporting.rows
-            assert {*entry.where, *entry.treatment, *entry.baseline, entry.metric, entry.unit} <= set(ROW_COLUMNS), entry.key
+        columns = {"runs": REPORTS[entry.kind].columns, "trace": TRACE_COLUMNS}  # the schemas of the tables claims read
+        assert entry.table in columns, f"{entry.key}: table {entry.table!r} has no declared columns"
+        named = {*entry.where, *entry.treatment, *entry.baseline, entry.metric, entry.unit}
+        assert named <= set(columns[entry.table]), entry.key

@@ -6,31 +6,32 @@ method, fixed-α cells included): one row per measurement, every K epochs from t
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.reporting.continual import CONFIG, of_configuration
-from bench_powerprop.reporting.figures import _pyplot, _save
+from bench_powerprop.reporting.figures import _pyplot
 from bench_powerprop.reporting.labels import alpha_label
-from bench_powerprop.reporting.rows import checked_metrics
+from bench_powerprop.reporting.rows import DIVERGED, OK, checked_metrics
 
-TRACE_COLUMNS = [*CELL_COLUMNS, "step", "epoch", "fraction_below_epsilon", "alpha_now", "next_alpha", "diverged"]
+TRACE_COLUMNS = [*CELL_COLUMNS, "step", "epoch", "fraction_below_epsilon", "alpha_now", "next_alpha", "diverged", "status", "final"]
 
 
 def trace_rows(manifest: dict) -> pd.DataFrame:
     """One row per measurement of every cell: α in use (``alpha_now``), the fraction |θ| < ε, the α chosen next.
 
-    ``alpha`` and ``sparsity`` are the cell's axes (for adaptive cells ``alpha`` is the starting α)."""
+    ``alpha`` and ``sparsity`` are the cell's axes (for adaptive cells ``alpha`` is the starting α);
+    ``status`` is the run's (``diverged`` or ``ok``), ``final`` marks its last measurement."""
     rows = []
     for cell in manifest["cells"]:
         metrics = checked_metrics(cell["run_dir"], cell["spec_hash"])
-        for entry in metrics.get("alpha_trace", []):
+        trace = metrics.get("alpha_trace", [])
+        status = DIVERGED if metrics["diverged"] else OK
+        for index, entry in enumerate(trace):
             rows.append({**{column: cell[column] for column in CELL_COLUMNS}, "step": entry["step"], "epoch": entry["epoch"],
                          "fraction_below_epsilon": entry["sparsity"], "alpha_now": entry["alpha"], "next_alpha": entry["next_alpha"],
-                         "diverged": metrics["diverged"]})
+                         "diverged": metrics["diverged"], "status": status, "final": index == len(trace) - 1})
     return pd.DataFrame(rows, columns=TRACE_COLUMNS).sort_values([*CELL_COLUMNS, "step"], ignore_index=True)
 
 
@@ -67,7 +68,7 @@ def trace_markdown(trace: pd.DataFrame, epsilon_text: str) -> str:
     return header + "\n" + pd.DataFrame(records).to_markdown(index=False) + "\n"
 
 
-def trace_figure(trace: pd.DataFrame, path: Path, title: str, epsilon_text: str) -> None:
+def trace_figure(trace: pd.DataFrame, title: str, epsilon_text: str):
     """Left: α against epoch; right: fraction |θ| < ε against epoch. Line = mean over seeds, band = min–max."""
     plt = _pyplot()
     adaptive = adaptive_cells(trace)
@@ -92,7 +93,7 @@ def trace_figure(trace: pd.DataFrame, path: Path, title: str, epsilon_text: str)
     axes[0].legend(fontsize=7)
     figure.suptitle(f"{title}: adaptive vs fixed α", fontsize=10)
     figure.tight_layout()
-    _save(figure, path)
+    return figure
 
 
 def epsilon_text(manifest: dict) -> str:

@@ -301,16 +301,19 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim(
         "epn_powerprop_tasks",
-        "EfficientPackNet with Powerprop fits more tasks into one network than EfficientPackNet with α = 1",
+        "EfficientPackNet with Powerprop fits more tasks into one network than with α = 1: higher test accuracy over "
+        "all tasks, each with its own mask, once the whole sequence is learnt",
         f"{STUDENT_REPORT}, EfficientPackNet (its Algorithm 1) on permuted tasks",
-        kind="continual", metric="tasks_fitted", treatment={"method": "epn", **POWERPROP_ALPHA},
-        baseline={"method": "epn", **NO_POWERPROP}, scale=1.0, unit_text="tasks", metric_text="tasks fitted",
+        kind="continual", metric="test_accuracy", treatment={"method": "efficient_packnet", **POWERPROP_ALPHA},
+        baseline={"method": "efficient_packnet", **NO_POWERPROP}, where={"final": True},
     ),
     Claim(
         "adaptive_alpha_sparser",
-        "Adaptive α gives sparser weights than a fixed α",
+        "Adaptive α (the report's controller, from α = 1.5) gives sparser weights than the same α kept fixed: "
+        "a larger fraction of effective weights with |θ| < ε at the end of training",
         f"{STUDENT_REPORT}, section 'Adaptive Tuning of α'",
-        kind="adaptive_alpha", metric="small_weight_fraction", treatment={"variant": "adaptive"},
-        baseline={"variant": {"!=": "adaptive"}}, metric_text="fraction of |θ| < ε",
+        kind="adaptive_alpha", table="trace", metric="fraction_below_epsilon",
+        treatment={"variant": "default", "alpha": 1.5}, baseline={"variant": "fixed", "alpha": 1.5},
+        where={"final": True}, metric_text="fraction of |θ| < ε",
     ),
 )

@@ -12,13 +12,11 @@ every one of them is at chance.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
-from bench_powerprop.reporting.figures import _pyplot, _save, line_label, plot_line
+from bench_powerprop.reporting.figures import _pyplot, line_label, plot_line
 from bench_powerprop.reporting.labels import STATUS_LEGEND, accuracy_text
 from bench_powerprop.reporting.rows import COLLAPSED, DIVERGED, OK
 from bench_powerprop.reporting.summaries import MEAN_COLUMNS, stat_columns, summarise
@@ -129,7 +127,7 @@ def colours_of(keys: list[tuple]):
     return dict(zip(keys, plt.get_cmap("tab10")(np.arange(len(keys)) % 10)))
 
 
-def average_accuracy_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
+def average_accuracy_figure(rows: pd.DataFrame, title: str):
     """Average test accuracy over the tasks seen against the number of tasks learnt; one line per configuration."""
     plt = _pyplot()
     averages = average_rows(rows)
@@ -145,7 +143,7 @@ def average_accuracy_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
     axis.set_title(f"{title}: line = mean over seeds, band = min–max", fontsize=10)
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
-    _save(figure, path)
+    return figure
 
 
 def panels(rows: pd.DataFrame, width: float, **subplots):
@@ -157,7 +155,7 @@ def panels(rows: pd.DataFrame, width: float, **subplots):
     return figure, axes[0], per_key, int(matrix["trained_tasks"].max())
 
 
-def capacity_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
+def capacity_figure(rows: pd.DataFrame, title: str):
     """Per configuration: stacked bars of the weights each task claimed (new), dots for the size of each task's own mask."""
     figure, axes, per_key, tasks = panels(rows, 3.6, sharey=True)
     task_colours = _pyplot().get_cmap("viridis")(np.linspace(0, 0.95, tasks))
@@ -179,10 +177,10 @@ def capacity_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
     axes[0].legend(fontsize=7, loc="upper left")
     figure.suptitle(f"{title}: capacity used per task (mean over seeds)", fontsize=10)
     figure.tight_layout()
-    _save(figure, path)
+    return figure
 
 
-def matrix_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
+def matrix_figure(rows: pd.DataFrame, title: str):
     """Heatmap per configuration: test accuracy of task j (column) after learning t tasks (row), mean over seeds."""
     figure, axes, per_key, tasks = panels(rows, 3.8)
     image = None
@@ -203,4 +201,4 @@ def matrix_figure(rows: pd.DataFrame, path: Path, title: str) -> None:
     axes[0].set_ylabel("tasks learnt")
     figure.colorbar(image, ax=axes.tolist(), shrink=0.8, label="test accuracy")
     figure.suptitle(f"{title}: accuracy matrix (each task with its own mask; constant down a column = no forgetting)", fontsize=10)
-    _save(figure, path)
+    return figure

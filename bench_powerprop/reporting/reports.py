@@ -54,6 +54,11 @@ def oneshot_tables(rows, summary, manifest, published, out) -> str:
 
 
 def oneshot_figures(rows, manifest, out) -> None:
+    figures.save_all(oneshot_figure_set(rows, manifest, out))
+
+
+def oneshot_figure_set(rows, manifest, out) -> dict:
+    """The one-shot figures, drawn but not saved: {path: figure}."""
     from bench_powerprop.powerprop import effective_weights
     from bench_powerprop.training.trainer import load_trained_model
 
@@ -63,10 +68,10 @@ def oneshot_figures(rows, manifest, out) -> None:
         model, _ = load_trained_model(Path(cell["run_dir"]) / "model.pt")
         thetas = [theta.numpy() for theta in effective_weights(model).values()]
         magnitudes[label(cell["method"], cell["variant"], cell["sparsity"], cell["alpha"])] = figures.relative_magnitudes(thetas)
-    figures.save_all({
+    return {
         out["accuracy"]: figures.accuracy_vs_weights_remaining(rows, title(manifest)),
         out["histograms"]: figures.weight_histograms(magnitudes, f"{title(manifest)}: effective weights after training"),
-    })
+    }
 
 
 # -- sparse training ---------------------------------------------------------------------------
@@ -92,9 +97,11 @@ def continual_tables(rows, summary, manifest, published, out) -> str:
 
 
 def continual_figures(rows, manifest, out) -> None:
-    continual.average_accuracy_figure(rows, out["average"], title(manifest))
-    continual.capacity_figure(rows, out["capacity"], title(manifest))
-    continual.matrix_figure(rows, out["matrix"], title(manifest))
+    figures.save_all({
+        out["average"]: continual.average_accuracy_figure(rows, title(manifest)),
+        out["capacity"]: continual.capacity_figure(rows, title(manifest)),
+        out["matrix"]: continual.matrix_figure(rows, title(manifest)),
+    })
 
 
 # -- adaptive α --------------------------------------------------------------------------------
@@ -106,8 +113,8 @@ def adaptive_tables(rows, summary, manifest, published, out) -> str:
 
 
 def adaptive_figures(rows, manifest, out) -> None:
-    oneshot_figures(rows, manifest, out)
-    adaptive.trace_figure(adaptive.trace_rows(manifest), out["trace"], title(manifest), adaptive.epsilon_text(manifest))
+    trace = adaptive.trace_figure(adaptive.trace_rows(manifest), title(manifest), adaptive.epsilon_text(manifest))
+    figures.save_all({**oneshot_figure_set(rows, manifest, out), out["trace"]: trace})
 
 
 REPORTS = {

@@ -30,7 +30,8 @@ Rows of the ``continual`` kind (``evaluation == "task"``) carry ``CONTINUAL_COLU
 * ``evaluated_task`` — the task evaluated (1..``trained_tasks``; task 1 is the first learnt);
 * ``capacity`` — the fraction of all Linear/Conv weights in the evaluated task's mask;
 * ``capacity_new`` — the fraction of all weights the evaluated task claimed that no earlier task used;
-* ``capacity_total`` — the fraction of all weights used by the ``trained_tasks`` tasks learnt (their masks' union).
+* ``capacity_total`` — the fraction of all weights used by the ``trained_tasks`` tasks learnt (their masks' union);
+* ``final`` — whether the run had learnt its whole sequence (``trained_tasks`` is its last task).
 
 A continual run that diverged has rows with NaN accuracies and status ``diverged`` for every
 (trained, evaluated) pair it did not reach.
@@ -62,7 +63,7 @@ ROW_COLUMNS = [
     "steps",
     "spec_hash",
 ]
-CONTINUAL_COLUMNS = ["trained_tasks", "evaluated_task", "capacity", "capacity_new", "capacity_total"]
+CONTINUAL_COLUMNS = ["trained_tasks", "evaluated_task", "capacity", "capacity_new", "capacity_total", "final"]
 TRAINED, ONESHOT, TASK = "trained", "oneshot", "task"
 OK, COLLAPSED, DIVERGED = "ok", "collapsed", "diverged"
 
@@ -130,6 +131,7 @@ def task_rows(cell: dict, metrics: dict) -> list[dict]:
             row = measured.get((trained, task))
             if row is None:
                 rows.append({**base, "evaluation": TASK, "trained_tasks": trained, "evaluated_task": task, "status": DIVERGED,
+                             "final": trained == continual["tasks"],
                              **dict.fromkeys(("target_sparsity", "actual_sparsity", "zero_fraction", "test_accuracy", "val_accuracy",
                                               "steps", "capacity", "capacity_new", "capacity_total"), math.nan)})
                 continue
@@ -139,7 +141,7 @@ def task_rows(cell: dict, metrics: dict) -> list[dict]:
                 "test_accuracy": row["test_accuracy"], "val_accuracy": row["val_accuracy"], "steps": row["steps"],
                 "status": status_of(False, row["test_accuracy"], metrics["chance_threshold"]),
                 "capacity": row["capacity"], "capacity_new": capacity[task]["capacity_new"],
-                "capacity_total": capacity[trained]["capacity_total"],
+                "capacity_total": capacity[trained]["capacity_total"], "final": trained == continual["tasks"],
             })
     return rows
 
