@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.io import write_csv_atomic, write_text_atomic
 from bench_powerprop.pipelines import PIPELINES, first_seed_cells
 from bench_powerprop.reporting import figures, tables
 from bench_powerprop.reporting import published as pub
-from bench_powerprop.reporting.rows import ONESHOT, ROW_COLUMNS, TRAINED, collect_rows
+from bench_powerprop.reporting.labels import method_label
+from bench_powerprop.reporting.rows import GRADIENT_NORM_COLUMNS, ONESHOT, ROW_COLUMNS, TRAINED, collect_rows
 from bench_powerprop.reporting.summaries import summarise
 
 
@@ -78,9 +80,131 @@ def sparse_figures(rows, manifest, out) -> None:
     figures.sparse_accuracy_vs_sparsity(rows, out["accuracy"], title(manifest))
 
 
+# -- options and labels of the sparse-from-the-start reports -------------------------------------
+def method_options(manifest: dict, method: str, variant: str) -> dict:
+    """A method's options in this experiment (config, variant, defaults filled in)."""
+    from bench_powerprop.methods import METHODS
+
+    raw = dict(manifest["methods"].get(method, {}))
+    if variant != "default":
+        raw.update(manifest["variants"].get(method, {}).get(variant, {}))
+    return METHODS.options(method).parse(raw, f"{method} [{variant}]").as_dict()
+
+
+def init_suffix(options: dict) -> str:
+    return "" if options.get("init", "dense") == "dense" else f" + {options['init'].replace('_', '-')} init"
+
+
+def sparse_from_start_labels(manifest: dict):
+    """Legend and table words: a pai cell by its scorer and init, a lottery cell by ticket / control and rewind step."""
+
+    def label(method: str, variant: str) -> str:
+        if method not in ("pai", "lottery", "lottery_reinit", "lottery_scratch", "static"):
+            return method_label(method, variant)
+        options = method_options(manifest, method, variant)
+        if method == "pai":
+            return f"{options['scorer']}{init_suffix(options)}"
+        if method == "lottery":
+            step = options["rewind_step"]
+            return "ticket, rewind to init (k=0)" if step == 0 else f"ticket, rewind to step {step}"
+        if method == "lottery_reinit":
+            return "random reinit (same mask)" + init_suffix(options)
+        if method == "lottery_scratch":
+            return "random mask (scratch)" + init_suffix(options)
+        return method_label(method, variant) if options["init"] == "dense" else method + init_suffix(options)
+
+    return label
+
+
+# -- pruning at initialisation -----------------------------------------------------------------
+def reference_rows(manifest: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """The reference experiment's rows of the declared methods at our α (and sparsities, dense included)."""
+    reference = manifest.get("reference") or {}
+    if not reference.get("runs"):
+        return pd.DataFrame(columns=ROW_COLUMNS)
+    theirs = pd.read_csv(reference["runs"], usecols=ROW_COLUMNS)
+    wanted = theirs["method"].isin(reference["methods"]) & theirs["alpha"].isin(rows["alpha"].unique())
+    wanted &= theirs["sparsity"].isin([0.0, *rows["sparsity"].unique()])
+    return theirs[wanted]
+
+
+def reference_note(manifest: dict, reference: pd.DataFrame) -> str:
+    declared = manifest.get("reference")
+    if not declared:
+        return ""
+    if reference.empty:
+        return (f"Reference rows ({', '.join(declared['methods'])}) would come from experiment {declared['experiment']!r}, "
+                "which is not active in this run.")
+    return (f"Rows {', '.join(sorted(reference['method'].unique()))} are from experiment {declared['experiment']!r} "
+            "(same data, model and training budget, checked when the config is read).")
+
+
+def pai_tables(rows, summary, manifest, published, out) -> str:
+    dataset, model = manifest["data"], pub.model_key(manifest["model"])
+    reference = reference_rows(manifest, rows)
+    both = summarise(pd.concat([rows, reference], ignore_index=True)) if not reference.empty else summary
+    table = tables.paper_table(both, published, dataset, model)
+    label = sparse_from_start_labels(manifest)
+    scorers = sorted({method_options(manifest, "pai", variant)["scorer"] for variant in rows.loc[rows["method"] == "pai", "variant"]})
+    methods = [*scorers, *sorted(set(reference["method"]) - {"dense"})]
+    nearby = tables.nearest_published(published, methods, dataset, model, sorted(rows["sparsity"].unique()))
+    notes = " ".join(part for part in (
+        "Rows `pai [variant]`: " + "; ".join(f"{variant} = {label('pai', variant)}" for variant in sorted(set(rows["variant"]))) + ".",
+        reference_note(manifest, reference),
+        "Published numbers below are for other datasets and models, at the published sparsity nearest to each of ours.",
+    ) if part)
+    markdown = tables.sparse_markdown(table, tables.reference_table(nearby, methods, dataset, model), manifest,
+                                      heading="pruning at initialisation, then training the fixed mask", notes=notes)
+    write_all(out, {"runs": rows, "summary": summary, "markdown": markdown})
+    return markdown
+
+
+def pai_figures(rows, manifest, out) -> None:
+    figures.pai_accuracy_vs_weights_remaining(rows, reference_rows(manifest, rows), sparse_from_start_labels(manifest),
+                                              out["accuracy"], title(manifest))
+
+
+# -- lottery tickets ---------------------------------------------------------------------------
+def lottery_tables(rows, summary, manifest, published, out) -> str:
+    markdown = tables.lottery_markdown(summary, manifest, sparse_from_start_labels(manifest))
+    write_all(out, {"runs": rows, "summary": summary, "markdown": markdown})
+    return markdown
+
+
+def lottery_figures(rows, manifest, out) -> None:
+    figures.lottery_ticket_vs_controls(rows, sparse_from_start_labels(manifest), out["accuracy"], title(manifest))
+
+
+# -- gradient flow -----------------------------------------------------------------------------
+def gradient_norm_rows(manifest: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """Every probe of every cell (``gradient_norms.csv``) with the cell's columns and training status."""
+    status = dict(zip(rows["spec_hash"], rows["status"]))
+    frames = []
+    for cell in manifest["cells"]:
+        norms = pd.read_csv(Path(cell["run_dir"]) / "gradient_norms.csv")
+        frames.append(norms.assign(**{column: cell.get(column) for column in CELL_COLUMNS}, status=status[cell["spec_hash"]]))
+    columns = [*CELL_COLUMNS, "status", *GRADIENT_NORM_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def gradflow_tables(rows, summary, manifest, published, out) -> str:
+    norms = gradient_norm_rows(manifest, rows)
+    markdown = tables.gradflow_markdown(tables.gradflow_table(summary, norms, sparse_from_start_labels(manifest)), manifest)
+    write_all(out, {"runs": rows, "summary": summary, "norms": norms, "markdown": markdown})
+    return markdown
+
+
+def gradflow_figures(rows, manifest, out) -> None:
+    figures.gradient_norm_vs_step(gradient_norm_rows(manifest, rows), sparse_from_start_labels(manifest),
+                                  out["gradient_norm"], title(manifest))
+
+
 REPORTS = {
     "oneshot": Report((ONESHOT,), oneshot_tables, oneshot_figures),
     "sparse_training": Report((TRAINED,), sparse_tables, sparse_figures),
+    "pai": Report((TRAINED,), pai_tables, pai_figures),
+    "lottery": Report((TRAINED,), lottery_tables, lottery_figures),
+    "gradflow": Report((TRAINED,), gradflow_tables, gradflow_figures),
 }
 
 
