@@ -145,7 +145,7 @@ def semantic_errors(config: dict) -> list[str]:
             continue
         try:
             check_experiment(name, experiment, active=name in config["active_experiments"])
-            check_reference(name, experiment, experiments)
+            check_reference(name, experiment, experiments, config["active_experiments"])
         except (ConfigError, OptionError) as error:
             errors.append(str(error))
     return errors
@@ -178,8 +178,11 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
 REFERENCE_SETTINGS = ("data", "model", "train")
 
 
-def check_reference(name: str, experiment: dict, experiments: dict) -> None:
-    """``reference``: another experiment trained on the same data, model and budget (so its rows are comparable)."""
+def check_reference(name: str, experiment: dict, experiments: dict, active: list[str]) -> None:
+    """``reference``: another experiment trained on the same data, model and budget (so its rows are comparable).
+
+    The budgets are compared only when both run: a reference that is not active contributes no rows.
+    """
     reference = experiment.get("reference")
     if reference is None:
         return
@@ -187,6 +190,8 @@ def check_reference(name: str, experiment: dict, experiments: dict) -> None:
     other = experiments.get(reference["experiment"])
     if other is None or reference["experiment"] == name:
         raise ConfigError(f"{where}: {reference['experiment']!r} is not another experiment of this config")
+    if name not in active or reference["experiment"] not in active:
+        return
     for section in REFERENCE_SETTINGS:
         if _resolved(section, other) != _resolved(section, experiment):
             raise ConfigError(f"{where}: {reference['experiment']!r} has a different {section} section, so its rows "

@@ -76,11 +76,11 @@ def initialise(model: nn.Module, mask: Mapping[str, torch.Tensor] | Mask, init: 
     for name, kept in mask.items():
         layer = layers[name]
         alpha = getattr(layer, "alpha", 1.0)
-        kept = kept.to(layer.weight.device)
+        on_device = kept.to(layer.weight.device)
         if init == "sparse_aware":
-            theta = unit_scaled(kept, fan, distribution, scale, generator)
+            theta = unit_scaled(on_device, fan, distribution, scale, generator)
         elif init == "layer_scaled":
-            theta = layer_scaled(theta_from_phi(layer.weight.detach(), alpha), kept)
+            theta = layer_scaled(theta_from_phi(layer.weight.detach(), alpha), on_device)
         else:
             raise ValueError(f"unknown init {init!r} (expected dense, sparse_aware or layer_scaled)")
         layer.weight.copy_(phi_from_theta(theta.to(layer.weight.dtype), alpha))

@@ -100,12 +100,13 @@ class Lottery(MaskedMethod):
         scores = {name: thetas[name].abs().float().masked_fill(~previous[name], -1.0) for name in names}
         survivors = previous.layer_counts()
         output, hidden = names[-1], names[:-1]
-        fractions = {name: self.options.prune_fraction for name in hidden} | {output: self.options.output_prune_fraction}
+        fractions = dict.fromkeys(hidden, self.options.prune_fraction) | {output: self.options.output_prune_fraction}
         counts = {name: survivors[name] - round(fractions[name] * survivors[name]) for name in names}
         if self.options.scope == "layerwise":
             return masks.keep_top(scores, counts)
         remaining = sum(survivors[name] for name in hidden)
-        kept = dict(masks.keep_top_jointly({name: scores[name] for name in hidden}, remaining - round(self.options.prune_fraction * remaining)))
+        pruned = round(self.options.prune_fraction * remaining)
+        kept = dict(masks.keep_top_jointly({name: scores[name] for name in hidden}, remaining - pruned))
         kept.update(masks.keep_top({output: scores[output]}, {output: counts[output]}))
         return masks.Mask(kept)
 

@@ -22,8 +22,8 @@ MIN_SIDE = 16
 
 @dataclass(frozen=True)
 class Lenet5Options(ModelOptions):
-    channels: tuple[int, ...] = option((6, 16), "channels of the two convolutions", check=list_of(integer(minimum=1), min_items=2, max_items=2))
-    hidden: tuple[int, ...] = option((120, 84), "widths of the two dense hidden layers", check=list_of(integer(minimum=1), min_items=2, max_items=2))
+    channels: tuple[int, ...] = option((6, 16), "channels of the two convolutions", check=list_of(integer(minimum=1), 2, 2))
+    hidden: tuple[int, ...] = option((120, 84), "widths of the two dense hidden layers", check=list_of(integer(minimum=1), 2, 2))
 
 
 @MODELS.register("lenet5", options=Lenet5Options)
@@ -36,7 +36,8 @@ def build_lenet5(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int
 
     side = math.isqrt(math.prod(input_shape))
     if side * side != math.prod(input_shape) or side < MIN_SIDE:
-        raise ValueError(f"model lenet5: needs square images of at least {MIN_SIDE}x{MIN_SIDE} pixels, got {math.prod(input_shape)} features")
+        raise ValueError(f"model lenet5: needs square images of at least {MIN_SIDE}x{MIN_SIDE} pixels, "
+                         f"got {math.prod(input_shape)} features")
     first, second = model_cfg["channels"]
     flat = second * (((side - 4) // 2 - 4) // 2) ** 2
     layers = [nn.Unflatten(1, (1, side, side)),

@@ -138,4 +138,4 @@ def synflow_flow(model: nn.Module, thetas: Mapping[str, torch.Tensor], shape: tu
     with computing_with(linear, variables):
         flow = linear(torch.ones((1, *shape), dtype=torch.float64, device=device)).sum()
         grads = torch.autograd.grad(flow, list(variables.values()))
-    return flow.detach(), {name: grad for name, grad in zip(variables, grads)}
+    return flow.detach(), dict(zip(variables, grads))

@@ -1,16 +1,17 @@
 """Training one cell: seeded, resumable from checksummed checkpoints, preemption-safe.
 
 ``train_cell(spec, run_dir, checkpoint_dir)`` writes ``run.json``, ``train_log.csv``,
-``gradient_norms.csv`` (the gradient-flow probe; header only unless ``train.gradient_norm_every`` or
-``gradient_norm_steps`` is set), ``model.pt``, ``snapshots/`` and (last) ``metrics.json`` into ``run_dir``. Checkpoints go to ``checkpoint_dir``,
-which is *not* a Snakemake output, so a failed or killed job keeps them and the rerun resumes
-where it stopped — bitwise, for in-memory data on CPU.
+``gradient_norms.csv`` (the gradient-flow probe; header only unless ``train.gradient_norm_every``
+or ``gradient_norm_steps`` is set), ``model.pt``, ``snapshots/`` and (last) ``metrics.json`` into
+``run_dir``. Checkpoints go to ``checkpoint_dir``, which is *not* a Snakemake output, so a failed
+or killed job keeps them and the rerun resumes where it stopped — bitwise, for in-memory data on CPU.
 
 A run is a list of phases (``Method.phases``; one unless the method declares more); the loop,
 per step: learning rate → ``before_forward`` → forward/loss (+ ``loss_penalty``) → backward →
 ``after_backward`` → optimizer step (unless the method skips it) → ``after_step`` → log,
-snapshot, checkpoint. A non-finite loss is numerical divergence and ends the run; a run whose
-test accuracy ends at chance is *collapsed*, a real result (reported, never dropped).
+snapshot, gradient-flow probe (``training.probes``), checkpoint. A non-finite loss is numerical
+divergence and ends the run; a run whose test accuracy ends at chance is *collapsed*, a real
+result (reported, never dropped).
 """
 
 from __future__ import annotations

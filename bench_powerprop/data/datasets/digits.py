@@ -9,6 +9,7 @@ from __future__ import annotations
 from bench_powerprop.data.datasets import DATASETS
 from bench_powerprop.data.datasets._split import StratifiedSplitOptions
 
+
 @DATASETS.register("digits", options=StratifiedSplitOptions)
 def build_digits(data: dict):
     from bench_powerprop.data.tasks import ArrayTask
