@@ -75,7 +75,7 @@ def test_validate_command(tmp_path):
 
     ok = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs/default.yaml")],
                         capture_output=True, text=True)
-    assert ok.returncode == 0 and "175 training cells" in ok.stdout
+    assert ok.returncode == 0 and "167 training cells" in ok.stdout
     (tmp_path / "bad.yaml").write_text(BAD_CONFIGS["alpha_zero"][0])
     bad = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs/default.yaml"),
                           str(tmp_path / "bad.yaml")],

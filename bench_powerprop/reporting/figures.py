@@ -164,38 +164,54 @@ def _dense_lines(axis, dense: pd.DataFrame, colour="black") -> None:
 
 
 REFERENCE_GREYS = ("black", "dimgray", "darkgray")
+CURVE_SOURCE = "Tanaka et al. 2020 (SynFlow), CIFAR-10"
 
 
-def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFrame, labels, path: Path, title: str) -> None:
-    """Pruning at initialisation: one panel per α, a line per scorer [init] (weights remaining, log scale);
-    the reference experiment's methods dashed, its dense run a horizontal line."""
+def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFrame, labels, scorers: dict, curves: pd.DataFrame,
+                                      path: Path, title: str) -> None:
+    """Pruning at initialisation: one panel per α, a line per pai variant coloured by its scorer (solid: the
+    model's own init; dotted: a re-initialisation), weights remaining on a log scale; the reference
+    experiment's methods dashed grey, its dense run a horizontal line. ``curves`` (published per-run
+    accuracies, other dataset/model) get panels of their own, the same colour per scorer, never mixed with ours."""
     plt = _pyplot()
     alphas = sorted(rows["alpha"].unique())
-    ours = list(dict.fromkeys(zip(rows["method"], rows["variant"])))
-    theirs = [key for key in dict.fromkeys(zip(reference["method"], reference["variant"])) if key[0] != "dense"]
-    palette = plt.get_cmap("tab10" if len(ours) <= 10 else "tab20")
-    colours = [palette(i % palette.N) for i in range(len(ours))] + [REFERENCE_GREYS[i % 3] for i in range(len(theirs))]
-    figure, axes = _alpha_panels(alphas)
+    models = sorted(curves["model"].unique())
+    palette = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(sorted({*scorers.values(), *curves["method"]}))}
+    figure, axes = _alpha_panels([*alphas, *models])
     for axis, alpha in zip(axes[0], alphas):
-        for colour, (method, variant), style in zip(colours, ours + theirs, ["-"] * len(ours) + ["--"] * len(theirs)):
-            source = rows if style == "-" else reference
-            group = source[(source["method"] == method) & (source["variant"] == variant) & (source["alpha"] == alpha)]
-            if not group.empty:
-                group = group.assign(weights_kept=1.0 - group["sparsity"])
-                plot_line(axis, group, "weights_kept", colour, line_label(labels(method, variant), group, "weights_kept"), linestyle=style)
-        if not reference.empty:
-            _dense_lines(axis, reference[(reference["method"] == "dense") & (reference["alpha"] == alpha)])
+        for variant in sorted(scorers):
+            group = rows[(rows["method"] == "pai") & (rows["variant"] == variant) & (rows["alpha"] == alpha)]
+            style = "-" if labels("pai", variant) == scorers[variant] else ":"
+            _sparsity_line(axis, group, palette[scorers[variant]], labels("pai", variant), style)
+        theirs = [key for key in dict.fromkeys(zip(reference["method"], reference["variant"])) if key[0] != "dense"]
+        for colour, (method, variant) in zip(REFERENCE_GREYS * 3, theirs):
+            group = reference[(reference["method"] == method) & (reference["variant"] == variant) & (reference["alpha"] == alpha)]
+            _sparsity_line(axis, group, colour, f"{labels(method, variant)} (reference)", "--")
+        _dense_lines(axis, reference[(reference["method"] == "dense") & (reference["alpha"] == alpha)])
         _chance_legend(axis, rows[rows["alpha"] == alpha])
+        axis.set_title(f"ours: {alpha_label(alpha)}")
+    for axis, model in zip(axes[0][len(alphas):], models):
+        for method, group in curves[curves["model"] == model].groupby("method"):
+            stats = group.groupby("sparsity")["top1_accuracy_percent"].agg(["mean", "min", "max"]) / 100
+            xs = 100 * (1 - stats.index.to_numpy())
+            axis.plot(xs, stats["mean"], color=palette[method], marker="o", markersize=3, label=f"{method} ({group['run'].nunique()} runs)")
+            axis.fill_between(xs, stats["min"], stats["max"], color=palette[method], alpha=0.2)
+        axis.set_title(f"published: {CURVE_SOURCE} {model}\nother dataset/model — not comparable", fontsize=8)
+    for axis in axes[0]:
         _percent_log_axis(axis)
         axis.set_xlabel("weights remaining (%)")
-        axis.set_title(alpha_label(alpha))
         axis.grid(True, which="both", alpha=0.3)
         axis.legend(fontsize=6, loc="lower right")
     axes[0][0].set_ylabel("test accuracy")
-    figure.suptitle(f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max; dashed = reference)",
-                    fontsize=10)
+    figure.suptitle(f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max)", fontsize=10)
     figure.tight_layout()
     _save(figure, path)
+
+
+def _sparsity_line(axis, group: pd.DataFrame, colour, label: str, style: str) -> None:
+    if not group.empty:
+        group = group.assign(weights_kept=1.0 - group["sparsity"])
+        plot_line(axis, group, "weights_kept", colour, line_label(label, group, "weights_kept"), linestyle=style)
 
 
 def lottery_ticket_vs_controls(rows: pd.DataFrame, labels, path: Path, title: str) -> None:

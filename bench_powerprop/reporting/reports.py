@@ -160,8 +160,11 @@ def pai_tables(rows, summary, manifest, published, out) -> str:
 
 
 def pai_figures(rows, manifest, out) -> None:
-    figures.pai_accuracy_vs_weights_remaining(rows, reference_rows(manifest, rows), sparse_from_start_labels(manifest),
-                                              out["accuracy"], title(manifest))
+    label = sparse_from_start_labels(manifest)
+    scorers = {variant: method_options(manifest, "pai", variant)["scorer"] for variant in set(rows.loc[rows["method"] == "pai", "variant"])}
+    curves = pub.load_curves(manifest.get("published_curves"))
+    figures.pai_accuracy_vs_weights_remaining(rows, reference_rows(manifest, rows), label, scorers, curves[curves["method"].isin(
+        set(scorers.values()))], out["accuracy"], title(manifest))
 
 
 # -- lottery tickets ---------------------------------------------------------------------------
@@ -216,7 +219,8 @@ def write_tables(manifest: dict, out_dir: Path, published_path: str | None = Non
                                       paths(out_dir, PIPELINES[kind].tables))
 
 
-def write_figures(manifest: dict, out_dir: Path) -> None:
+def write_figures(manifest: dict, out_dir: Path, published_curves: str = "") -> None:
+    """``published_curves``: the per-run published curves a figure may draw as context (the PAI figure)."""
     kind = manifest["kind"]
     rows = pd.read_csv(Path(out_dir) / PIPELINES[kind].tables["runs"], usecols=ROW_COLUMNS)
-    REPORTS[kind].write_figures(rows, manifest, paths(out_dir, PIPELINES[kind].figures))
+    REPORTS[kind].write_figures(rows, {**manifest, "published_curves": published_curves}, paths(out_dir, PIPELINES[kind].figures))

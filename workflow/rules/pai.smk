@@ -34,6 +34,7 @@ rule figures_pai:
         manifest=experiment_file("manifest.json"),
         runs=experiment_file("tables/pai_runs.csv"),
         reference=reference_runs,
+        curves=published_curves_input,
     output:
         experiment_file("figures/pai_accuracy_vs_weights_remaining.png"),
     log:
@@ -44,4 +45,4 @@ rule figures_pai:
         out_dir=experiment_dir,
     shell:
         "python -m bench_powerprop report figures --manifest {input.manifest}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --published-curves {input.curves:q} --out-dir {params.out_dir} > {log} 2>&1"
