@@ -198,14 +198,8 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
             axis.fill_between(xs, stats["min"], stats["max"], color=palette[method], alpha=0.2)
         axis.set_title(f"published: {CURVE_SOURCE} {model}\nother dataset/model — not comparable", fontsize=8)
     for axis in axes[0]:
-        _percent_log_axis(axis)
-        axis.set_xlabel("weights remaining (%)")
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=6, loc="lower right")
-    axes[0][0].set_ylabel("test accuracy")
-    figure.suptitle(f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max)", fontsize=10)
-    figure.tight_layout()
-    _save(figure, path)
+        _finish_panel(axis, "weights remaining (%)", "lower right", 6)
+    _finish(figure, axes, f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max)", path)
 
 
 def _sparsity_line(axis, group: pd.DataFrame, colour, label: str, style: str) -> None:
@@ -234,14 +228,23 @@ def lottery_ticket_vs_controls(rows: pd.DataFrame, labels, path: Path, title: st
                 plot_line(axis, group, "weights_kept", colour, line_label(labels(method, variant), group, "weights_kept"))
         _dense_lines(axis, rows[(rows["level"] == 0) & (rows["alpha"] == alpha)])
         _chance_legend(axis, levels[levels["alpha"] == alpha])
-        _percent_log_axis(axis)
-        axis.invert_xaxis()
-        axis.set_xlabel("weights remaining (%), one point per level")
         axis.set_title(alpha_label(alpha))
-        axis.grid(True, which="both", alpha=0.3)
-        axis.legend(fontsize=7, loc="lower left")
+        _finish_panel(axis, "weights remaining (%), one point per level", "lower left", 7)
+        axis.invert_xaxis()
+    _finish(figure, axes, f"{title}: ticket vs controls (line = mean over seeds, band = min–max)", path)
+
+
+def _finish_panel(axis, xlabel: str, legend_at: str, legend_size: int) -> None:
+    """A weights-remaining panel: percent log axis, grid, legend."""
+    _percent_log_axis(axis)
+    axis.set_xlabel(xlabel)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=legend_size, loc=legend_at)
+
+
+def _finish(figure, axes, suptitle: str, path: Path) -> None:
     axes[0][0].set_ylabel("test accuracy")
-    figure.suptitle(f"{title}: ticket vs controls (line = mean over seeds, band = min–max)", fontsize=10)
+    figure.suptitle(suptitle, fontsize=10)
     figure.tight_layout()
     _save(figure, path)
 
