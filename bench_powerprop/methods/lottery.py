@@ -20,6 +20,8 @@ epochs; ``pruning/sparse_global.py`` (the number pruned is ceil(fraction × all 
 layer included) taken from the prunable layers); ``--rewinding_steps`` for k. The defaults here follow the
 paper (layerwise, 20% / 10%); ``scope: global, output_prune_fraction: 0`` is open_lth's strategy, except
 that the fraction applies to the hidden survivors only, with exact counts (round, not ceil).
+Deviation: every level trains the full step budget from the rewound weights with a fresh optimiser and
+the learning-rate schedule from its start; open_lth trains a rewound level from step k to the end.
 
 Controls on the same level, each a cell with ``mask_from`` this ticket: ``lottery_reinit`` (same mask,
 fresh random weights) and ``lottery_scratch`` (a random mask with the same per-layer counts, fresh
