@@ -5,6 +5,10 @@ names cells is derived from ``AXES``: the ``Cell`` dataclass, the run-directory 
 (``method~rigl/variant~erk/alpha~1/sparsity~0.9/seed~0``), the Snakemake wildcard constraint
 that matches it, and the cell columns of every tidy table. A new axis is one ``Axis`` line here.
 
+An axis whose default is ``None`` is *optional*: a cell that leaves it unset has no segment for it
+in its path and no key for it in its spec, so adding such an axis changes no existing run
+directory or spec hash (``level``: the level of an iterative-pruning chain, ``…/seed~0/level~3``).
+
 Numbers are written in paths by ``format_number``: the shortest text that reads back as the same
 float (``2.0`` → ``2``, ``0.9`` → ``0.9``), so two different values never share a directory.
 """
@@ -41,6 +45,15 @@ class Axis:
     def text(self, value) -> str:
         return self.format(value)
 
+    @property
+    def optional(self) -> bool:
+        return self.default is None
+
+    def segment(self) -> str:
+        """This axis's part of the wildcard constraint (an optional axis may be absent)."""
+        pattern = f"{self.name}~{self.pattern}"
+        return f"(?:/{pattern})?" if self.optional else f"/{pattern}"
+
 
 AXES: tuple[Axis, ...] = (
     Axis("method", str, NAME_PATTERN, "training method (a name registered in bench_powerprop/methods)"),
@@ -50,6 +63,8 @@ AXES: tuple[Axis, ...] = (
     Axis("sparsity", float, NUMBER_PATTERN, "target fraction of Linear/Conv weights removed by the method (0: dense)",
          format=format_number),
     Axis("seed", int, r"[0-9]+", "random seed of initialisation, data order and the method's own draws"),
+    Axis("level", int, r"[0-9]+", "level of an iterative-pruning chain (lottery tickets: level ℓ starts from level ℓ−1); "
+         "unset (no path segment) for every other cell", default=None),
 )
 AXIS_NAMES = tuple(axis.name for axis in AXES)
 #: The columns that identify a cell in every tidy table.
@@ -64,13 +79,19 @@ def _cell_fields():
     return fields
 
 
+def _set_axes(self):
+    """The axes this cell has a value on (optional axes left unset are skipped)."""
+    return [axis for axis in AXES if not (axis.optional and getattr(self, axis.name) is None)]
+
+
 def _cell_path(self) -> str:
     """The cell's run directory below ``{results}/{experiment}/runs/``."""
-    return "/".join(f"{axis.name}~{axis.text(getattr(self, axis.name))}" for axis in AXES)
+    return "/".join(f"{axis.name}~{axis.text(getattr(self, axis.name))}" for axis in _set_axes(self))
 
 
 def _sort_key(self) -> tuple:
-    return (self.experiment, *(getattr(self, name) for name in AXIS_NAMES))
+    values = (getattr(self, name) for name in AXIS_NAMES)
+    return (self.experiment, *((-1 if value is None else value) for value in values))
 
 
 def _replace(self, **changes):
@@ -78,7 +99,8 @@ def _replace(self, **changes):
 
 
 def _as_dict(self) -> dict:
-    return {name: getattr(self, name) for name in CELL_COLUMNS}
+    """The cell's values, unset optional axes left out (so they never enter a spec or its hash)."""
+    return {"experiment": self.experiment, **{axis.name: getattr(self, axis.name) for axis in _set_axes(self)}}
 
 
 Cell = dataclasses.make_dataclass(
@@ -92,15 +114,16 @@ Cell.__module__ = __name__
 Cell.__doc__ = "One training run: an experiment and a value on every axis of ``AXES``."
 
 #: Snakemake wildcard constraint of ``{cell}`` (matches exactly the paths ``Cell.path`` writes).
-CELL_PATH_PATTERN = "/".join(f"{axis.name}~{axis.pattern}" for axis in AXES)
+CELL_PATH_PATTERN = "".join(axis.segment() for axis in AXES).removeprefix("/")
 
 
 AXIS_BY_NAME = {axis.name: axis for axis in AXES}
 
 
 def coerce_axis(name: str, value):
-    """A value of axis ``name`` as its axis type (``alpha``: 2 → 2.0)."""
-    return AXIS_BY_NAME[name].type(value)
+    """A value of axis ``name`` as its axis type (``alpha``: 2 → 2.0; an optional axis may be None)."""
+    axis = AXIS_BY_NAME[name]
+    return None if value is None and axis.optional else axis.type(value)
 
 
 def make_cell(experiment: str, **axes) -> Cell:

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--manifest", type=Path, required=True, help="the experiment's manifest.json (written by the workflow)")
     report.add_argument("--out-dir", type=Path, required=True, help="the experiment's results directory")
     report.add_argument("--published", default="", help="configs/published_results.csv (tables only; empty: none)")
+    report.add_argument("--published-curves", default="",
+                        help="configs/published_curves/synflow_cifar10.csv: per-run published curves drawn beside the PAI "
+                             "figure as other-setting context (figures only; empty: none)")
 
     claims = _command(commands, "claims", "judge every claim of the source documents on the active experiments' tables",
                       "python -m bench_powerprop claims --manifest results/oneshot_digits/manifest.json "
@@ -173,7 +176,7 @@ def run_report(args) -> int:
     if args.what == "tables":
         print(reports.write_tables(manifest, args.out_dir, args.published))
     else:
-        reports.write_figures(manifest, args.out_dir)
+        reports.write_figures(manifest, args.out_dir, args.published_curves)
     return 0
 
 

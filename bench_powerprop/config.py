@@ -27,6 +27,7 @@ from bench_powerprop.options import CellFacts, OptionError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 FINAL = "final"
+PREVIOUS = "previous"
 
 
 class ConfigError(ValueError):
@@ -144,6 +145,7 @@ def semantic_errors(config: dict) -> list[str]:
             continue
         try:
             check_experiment(name, experiment, active=name in config["active_experiments"])
+            check_reference(name, experiment, experiments, config["active_experiments"])
         except (ConfigError, OptionError) as error:
             errors.append(str(error))
     return errors
@@ -161,6 +163,8 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
     for section in pipeline.requires:
         if section not in experiment:
             raise ConfigError(f"{where}.{section}: required by kind {experiment['kind']!r}")
+    if pipeline.requires_train_any and not set(pipeline.requires_train_any) & set(experiment["train"]):
+        raise ConfigError(f"{where}.train: kind {experiment['kind']!r} needs one of {', '.join(pipeline.requires_train_any)}")
     data = resolve_data_config(experiment["data"], f"{where}.data")
     check_batch_size(experiment, where)
     resolve_model_config(experiment["model"], f"{where}.model")
@@ -180,6 +184,37 @@ def check_batch_size(experiment: dict, where: str) -> None:
     batch_size = experiment["train"]["batch_size"]
     if examples is not None and batch_size > examples:
         raise ConfigError(f"{where}.train.batch_size: {batch_size} exceeds the {examples} training examples of {data['name']}")
+
+
+REFERENCE_SETTINGS = ("data", "model", "train")
+
+
+def check_reference(name: str, experiment: dict, experiments: dict, active: list[str]) -> None:
+    """``reference``: another experiment trained on the same data, model and budget (so its rows are comparable).
+
+    The budgets are compared only when both run: a reference that is not active contributes no rows.
+    """
+    reference = experiment.get("reference")
+    if reference is None:
+        return
+    where = f"experiments.{name}.reference.experiment"
+    other = experiments.get(reference["experiment"])
+    if other is None or reference["experiment"] == name:
+        raise ConfigError(f"{where}: {reference['experiment']!r} is not another experiment of this config")
+    if name not in active or reference["experiment"] not in active:
+        return
+    for section in REFERENCE_SETTINGS:
+        if _resolved(section, other) != _resolved(section, experiment):
+            raise ConfigError(f"{where}: {reference['experiment']!r} has a different {section} section, so its rows "
+                              f"are not comparable with {name!r}")
+
+
+def _resolved(section: str, experiment: dict):
+    from bench_powerprop.data.datasets import resolve_data_config
+    from bench_powerprop.models import resolve_model_config
+
+    resolve = {"data": resolve_data_config, "model": resolve_model_config}.get(section)
+    return resolve(experiment[section]) if resolve else experiment[section]
 
 
 def check_prune(prune: dict | None, where: str) -> None:
@@ -250,9 +285,9 @@ class ExperimentGrid:
         for index, block in enumerate(self.experiment["grid"]):
             where = f"experiments.{self.name}.grid[{index}]"
             variants = block.get("variant", [DEFAULT_VARIANT])
-            cells = [make_cell(self.name, method=method, variant=variant, alpha=alpha, sparsity=sparsity, seed=seed)
-                     for method, variant, alpha, sparsity, seed in itertools.product(
-                         block["method"], variants, block["alpha"], block["sparsity"], block["seed"])]
+            cells = [make_cell(self.name, method=method, variant=variant, alpha=alpha, sparsity=sparsity, seed=seed, level=level)
+                     for method, variant, alpha, sparsity, seed, level in itertools.product(
+                         block["method"], variants, block["alpha"], block["sparsity"], block["seed"], block.get("level", [None]))]
             declared = BlockCells(index, cells, tuple(block.get("snapshot_steps", ())), block.get("init_from"),
                                   block.get("mask_from"), where)
             self.blocks.append(declared)
@@ -309,11 +344,23 @@ class ExperimentGrid:
                 raise ConfigError(f"experiments.{self.name}.variants.{method}: unknown method (registered: {', '.join(METHODS.names())})")
 
     def parent(self, cell: Cell, relation: str) -> tuple[Cell, int | str] | None:
-        """The cell and step ``cell`` inherits from through ``relation`` (init_from / mask_from), or None."""
+        """The cell and step ``cell`` inherits from through ``relation`` (init_from / mask_from), or None.
+
+        ``level: previous`` names the cell's own level minus one (the previous level of a pruning chain).
+        """
         declared = getattr(self.block_of[cell], relation)
         if declared is None:
             return None
-        return cell.replace(**{key: coerce_axis(key, value) for key, value in declared["cell"].items()}), declared["step"]
+        changes = {key: self._parent_axis(cell, key, value, relation) for key, value in declared["cell"].items()}
+        return cell.replace(**changes), declared["step"]
+
+    def _parent_axis(self, cell: Cell, key: str, value, relation: str):
+        if key == "level" and value == PREVIOUS:
+            if cell.level is None or cell.level < 1:
+                raise ConfigError(f"{self.block_of[cell].where}.{relation}.cell.level: 'previous' needs cells with a level >= 1, "
+                                  f"got {cell.path}")
+            return cell.level - 1
+        return coerce_axis(key, value)
 
     def check_lineage(self) -> None:
         from bench_powerprop.methods import METHODS
@@ -334,8 +381,23 @@ class ExperimentGrid:
                                       f"({list(self.block_of[parent].snapshot_steps)}); add it there or use final")
                 if relation == "mask_from" and not METHODS.get(cell.method).accepts_mask_from:
                     raise ConfigError(f"{where}: method {cell.method!r} does not use an inherited mask")
+            self._check_method_lineage(cell, block)
         for cell in self.block_of:
             self._check_acyclic(cell)
+
+    def _check_method_lineage(self, cell: Cell, block: BlockCells) -> None:
+        """The method's own rules about what it inherits (``Method.check_lineage``), as one-line config errors."""
+        from bench_powerprop.methods import METHODS
+
+        steps = self.experiment["train"]["steps"]
+        options = METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
+                                                     self.options_where(cell.method, cell.variant),
+                                                     CellFacts(cell.sparsity, steps, cell.alpha))
+        declared = {relation: found[1] for relation in ("init_from", "mask_from") if (found := self.parent(cell, relation))}
+        try:
+            METHODS.get(cell.method).check_lineage(options, declared, cell)
+        except OptionError as error:
+            raise ConfigError(f"{block.where}: {error}") from None
 
     def _check_acyclic(self, cell: Cell, descendants: tuple = ()) -> None:
         if cell in descendants:

@@ -126,10 +126,12 @@ def step_or_fraction() -> Check:
     return check
 
 
-def list_of(item: Check, min_items: int = 0) -> Check:
+def list_of(item: Check, min_items: int = 0, max_items: int | None = None) -> Check:
+    size = f"exactly {min_items}" if min_items == max_items else f"at least {min_items}"
+
     def check(value, where):
-        if not isinstance(value, (list, tuple)) or len(value) < min_items:
-            raise fail(where, f"must be a list of at least {min_items} item(s)", value)
+        if not isinstance(value, (list, tuple)) or len(value) < min_items or (max_items is not None and len(value) > max_items):
+            raise fail(where, f"must be a list of {size} item(s)", value)
         return tuple(item(element, f"{where}[{i}]") for i, element in enumerate(value))
 
     return check

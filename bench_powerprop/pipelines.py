@@ -23,6 +23,8 @@ class Pipeline:
     tables: dict[str, str] = field(default_factory=dict)
     #: figures written by the kind's figure rule: {role: path relative to results/<experiment>/}
     figures: dict[str, str] = field(default_factory=dict)
+    #: train settings of which an experiment of this kind must set at least one
+    requires_train_any: tuple[str, ...] = ()
 
     @property
     def outputs(self) -> tuple[str, ...]:
@@ -77,6 +79,27 @@ PIPELINES = {
                     "markdown": "tables/adaptive_alpha_summary.md", "trace": "tables/alpha_trace.csv"},
             figures={"accuracy": "figures/adaptive_accuracy_vs_weights_remaining.png",
                      "histograms": "figures/adaptive_weight_histograms.png", "trace": "figures/alpha_trace.png"},
+        ),
+        Pipeline(
+            "pai",
+            "prune at initialisation (one cell per scorer, init and sparsity), then train the fixed mask",
+            tables={"runs": "tables/pai_runs.csv", "summary": "tables/pai_summary.csv", "markdown": "tables/pai_summary.md"},
+            figures={"accuracy": "figures/pai_accuracy_vs_weights_remaining.png"},
+        ),
+        Pipeline(
+            "lottery",
+            "iterative magnitude pruning with rewinding (one cell per level), the ticket beside its controls at every level",
+            tables={"runs": "tables/lottery_runs.csv", "summary": "tables/lottery_summary.csv",
+                    "markdown": "tables/lottery_summary.md"},
+            figures={"accuracy": "figures/lottery_ticket_vs_controls.png"},
+        ),
+        Pipeline(
+            "gradflow",
+            "the gradient norm on a fixed held-out batch during training, one curve per method",
+            tables={"runs": "tables/gradflow_runs.csv", "summary": "tables/gradflow_summary.csv",
+                    "norms": "tables/gradflow_norms.csv", "markdown": "tables/gradflow_summary.md"},
+            figures={"gradient_norm": "figures/gradflow_gradient_norm_vs_step.png"},
+            requires_train_any=("gradient_norm_every", "gradient_norm_steps"),
         ),
     )
 }

@@ -142,7 +142,21 @@ class Plan:
             "prune": config.get("prune"),
             "cells": [{**cell.as_dict(), "run_dir": self.run_dir(cell), "spec_hash": self.spec_hash(cell)}
                       for cell in self.cells_of(experiment)],
+            **({"reference": self.reference(experiment)} if "reference" in config else {}),
         }
+
+    def reference(self, experiment: str) -> dict:
+        """The declared reference experiment and its tidy runs table (``runs`` None when it is not active)."""
+        declared = self.experiment(experiment)["reference"]
+        other = declared["experiment"]
+        runs = None
+        if other in self.grids:
+            runs = self.experiment_file(other, PIPELINES[self.experiment(other)["kind"]].tables["runs"])
+        return {**declared, "runs": runs}
+
+    def reference_inputs(self, experiment: str) -> list[str]:
+        reference = self.experiment(experiment).get("reference")
+        return [self.reference(experiment)["runs"]] if reference and reference["experiment"] in self.grids else []
 
     def experiment_file(self, experiment: str, name: str) -> str:
         return f"{self.results}/{experiment}/{name}"

@@ -105,7 +105,8 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     assert metrics_two["final_loss"] == pytest.approx(metrics_one["final_loss"], rel=1e-4)
     assert metrics_two["actual_sparsity"] == metrics_one["actual_sparsity"]
     assert json.loads((tmp_path / "two" / "run.json").read_text())["world_size"] == 2
-    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["metrics.json", "model.pt", "run.json", "snapshots", "train_log.csv"]
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["gradient_norms.csv", "metrics.json", "model.pt", "run.json",
+                                                                    "snapshots", "train_log.csv"]
 
     # the 2-process checkpoint (rank 0's) resumes in a single process: same names, same state
     resumed = Trainer(spec, tmp_path / "two_ckpt", progress=False)

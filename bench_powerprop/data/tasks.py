@@ -64,4 +64,10 @@ class ArrayTask:
     def accuracy(self, model: nn.Module, split: str) -> float:
         return batched_accuracy(model, *self.splits.split(split))
 
+    def held_out_batch(self, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``size`` validation examples (all of them if fewer) drawn once with ``seed``: a fixed probe batch."""
+        features, labels = self.splits.split("val")
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:size]
+        return features[order], labels[order]
+
 

@@ -68,6 +68,14 @@ class Method:
     #: its backward mask freezes earlier tasks' weights, which the forward pass still uses
     continual: ClassVar[bool] = False
 
+    @classmethod
+    def check_lineage(cls, options: Options, inherits: dict, cell) -> None:
+        """Config-time rules about what a cell of this method inherits, before any job starts.
+
+        ``inherits`` maps each declared relation (``init_from``, ``mask_from``) to its step; raise
+        ``OptionError`` with one line when the combination makes no sense for this method.
+        """
+
     def __init__(self, options: Options, cell: CellFacts, seed: int):
         self.options = options
         self.sparsity = float(cell.sparsity)

@@ -6,13 +6,16 @@ Reference code: google-research/rigl ``rigl/sparse_utils.py`` (``get_mask_random
 Layer densities are ERK (default) or uniform (first layer dense, as RigL's uniform), with exact
 per-layer counts meeting the target on the budgeted layers (``bench_powerprop.budgets``); masked
 φ is re-zeroed after every step. With ``mask_from`` in the config (lineage) the inherited mask is
-used instead of a random one. No deviations beyond exact counts (the reference draws each layer's
-mask by shuffling a vector with round(density·n) ones, which is the same distribution).
+used instead of a random one. Once the mask is fixed, the ``init`` option may re-initialise the kept
+weights (``dense``: as built; ``sparse_aware``: Evci et al. 2022's per-unit scaling by the active
+fan-in; ``layer_scaled``: ÷ √density). No deviations beyond exact counts (the reference draws each
+layer's mask by shuffling a vector with round(density·n) ones, which is the same distribution).
 """
 
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
+from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, initialise_kept
 from bench_powerprop.methods._sparse import LayerDistributionOptions, MaskedMethod, plan_layer_counts
 from bench_powerprop.methods.base import METHODS
 
@@ -20,7 +23,7 @@ masks = LazyModule("bench_powerprop.masks")
 
 
 @dataclass(frozen=True)
-class StaticOptions(LayerDistributionOptions):
+class StaticOptions(LayerDistributionOptions, SparseInitOptions):
     pass
 
 
@@ -28,15 +31,22 @@ class StaticOptions(LayerDistributionOptions):
 class Static(MaskedMethod):
     accepts_mask_from = True
 
+    @classmethod
+    def check_lineage(cls, options, inherits, cell):
+        check_init_not_inherited(options, inherits)
+
     def setup(self, ctx):
         super().setup(ctx)
         inherited = ctx.lineage.mask
         self.target_counts = inherited.layer_counts() if inherited else plan_layer_counts(ctx.model, self.density, self.options)
 
     def prepare(self, ctx):
-        inherited = ctx.lineage.mask
-        mask = inherited or masks.random_mask(masks.layer_shapes(ctx.model), self.target_counts, self.generator)
-        self.install(ctx, mask)
+        self.install(ctx, self.initial_mask(ctx))
+        initialise_kept(ctx, self.options, self.generator)
+
+    def initial_mask(self, ctx):
+        """The inherited mask (``mask_from``), else a random one with the planned per-layer counts."""
+        return ctx.lineage.mask or masks.random_mask(masks.layer_shapes(ctx.model), self.target_counts, self.generator)
 
     def after_step(self, ctx):
         self.count_step(ctx)

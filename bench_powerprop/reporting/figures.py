@@ -44,19 +44,20 @@ def line_label(base: str, group: pd.DataFrame, x: str) -> str:
     return base + seeds_note(int(diverged), int(at_chance or 0), int(seeds))
 
 
-def plot_line(axis, group: pd.DataFrame, x: str, colour, label: str, scale: float = 100.0) -> bool:
+def plot_line(axis, group: pd.DataFrame, x: str, colour, label: str, scale: float = 100.0, y: str = "test_accuracy",
+              linestyle: str = "-") -> bool:
     """Mean with min–max band over non-diverged seeds; crosses at seeds at chance. False when nothing is left."""
     included = group[group["status"] != DIVERGED]
     if included.empty:
         axis.plot([], [], color=colour, linestyle=":", label=f"{label}: no run left")
         return False
-    stats = included.groupby(x)["test_accuracy"].agg(["mean", "min", "max"])
+    stats = included.groupby(x)[y].agg(["mean", "min", "max"])
     xs = scale * stats.index.to_numpy()
-    axis.plot(xs, stats["mean"], color=colour, marker="o", markersize=3, label=label)
+    axis.plot(xs, stats["mean"], color=colour, marker="o", markersize=3, label=label, linestyle=linestyle)
     axis.fill_between(xs, stats["min"], stats["max"], color=colour, alpha=0.2)
     chance = included[included["status"] == COLLAPSED]
-    if not chance.empty:
-        axis.scatter(scale * chance[x], chance["test_accuracy"], marker="x", color="grey", s=14, zorder=3)
+    if not chance.empty and y == "test_accuracy":
+        axis.scatter(scale * chance[x], chance[y], marker="x", color="grey", s=14, zorder=3)
     return True
 
 
@@ -137,5 +138,145 @@ def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, title: str):
         axis.legend(fontsize=7, loc="lower left")
     axes[0][0].set_ylabel("test accuracy")
     figure.suptitle(f"{title}: line = mean over seeds, band = min–max, dashed = dense", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def _alpha_panels(alphas, width: float = 5.0, height: float = 4.2, rows: int = 1):
+    plt = _pyplot()
+    figure, axes = plt.subplots(rows, len(alphas), figsize=(width * len(alphas), height * rows), sharey="row", squeeze=False)
+    return figure, axes
+
+
+def _percent_log_axis(axis) -> None:
+    """A log x axis of percentages labelled 1, 2, 5, 10, ... rather than 10⁰, 2×10⁰."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
+    axis.set_xscale("log")
+    axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+
+
+def _dense_lines(axis, dense: pd.DataFrame, colour="black") -> None:
+    kept = dense[dense["status"] != DIVERGED]
+    if not kept.empty:
+        axis.axhline(kept["test_accuracy"].mean(), color=colour, linestyle="--", linewidth=1,
+                     label=line_label("dense", dense, "sparsity"))
+
+
+REFERENCE_GREYS = ("black", "dimgray", "darkgray")
+CURVE_SOURCE = "Tanaka et al. 2020 (SynFlow), CIFAR-10"
+
+
+def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFrame, labels, scorers: dict, curves: pd.DataFrame,
+                                      title: str):
+    """Pruning at initialisation: one panel per α, a line per pai variant coloured by its scorer (solid: the
+    model's own init; dotted: a re-initialisation), weights remaining on a log scale; the reference
+    experiment's methods dashed grey, its dense run a horizontal line. ``curves`` (published per-run
+    accuracies, other dataset/model) get panels of their own, the same colour per scorer, never mixed with ours."""
+    plt = _pyplot()
+    alphas = sorted(rows["alpha"].unique())
+    models = sorted(curves["model"].unique())
+    palette = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(sorted({*scorers.values(), *curves["method"]}))}
+    figure, axes = _alpha_panels([*alphas, *models])
+    for axis, alpha in zip(axes[0], alphas):
+        for variant in sorted(scorers):
+            group = rows[(rows["method"] == "pai") & (rows["variant"] == variant) & (rows["alpha"] == alpha)]
+            style = "-" if labels("pai", variant) == scorers[variant] else ":"
+            _sparsity_line(axis, group, palette[scorers[variant]], labels("pai", variant), style)
+        theirs = [key for key in dict.fromkeys(zip(reference["method"], reference["variant"])) if key[0] != "dense"]
+        for colour, (method, variant) in zip(REFERENCE_GREYS * 3, theirs):
+            group = reference[(reference["method"] == method) & (reference["variant"] == variant) & (reference["alpha"] == alpha)]
+            _sparsity_line(axis, group, colour, f"{labels(method, variant)} (reference)", "--")
+        _dense_lines(axis, reference[(reference["method"] == "dense") & (reference["alpha"] == alpha)])
+        _chance_legend(axis, rows[rows["alpha"] == alpha])
+        axis.set_title(f"ours: {alpha_label(alpha)}")
+    for axis, model in zip(axes[0][len(alphas):], models):
+        for method, group in curves[curves["model"] == model].groupby("method"):
+            stats = group.groupby("sparsity")["top1_accuracy_percent"].agg(["mean", "min", "max"]) / 100
+            xs = 100 * (1 - stats.index.to_numpy())
+            axis.plot(xs, stats["mean"], color=palette[method], marker="o", markersize=3, label=f"{method} ({group['run'].nunique()} runs)")
+            axis.fill_between(xs, stats["min"], stats["max"], color=palette[method], alpha=0.2)
+        axis.set_title(f"published: {CURVE_SOURCE} {model}\nother dataset/model — not comparable", fontsize=8)
+    for axis in axes[0]:
+        _finish_panel(axis, "weights remaining (%)", "lower right", 6)
+    return _finish(figure, axes, f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max)")
+
+
+def _sparsity_line(axis, group: pd.DataFrame, colour, label: str, style: str) -> None:
+    if not group.empty:
+        group = group.assign(weights_kept=1.0 - group["sparsity"])
+        plot_line(axis, group, "weights_kept", colour, line_label(label, group, "weights_kept"), linestyle=style)
+
+
+def lottery_ticket_vs_controls(rows: pd.DataFrame, labels, title: str):
+    """Lottery tickets: one panel per α; test accuracy against the weights remaining at each level (log scale,
+    100% on the left as in Frankle & Carbin), the ticket(s) and their controls; level 0 (dense) dashed."""
+    plt = _pyplot()
+    alphas = sorted(rows["alpha"].unique())
+    rows = rows.assign(weights_kept=1.0 - rows["actual_sparsity"])
+    levels = rows[rows["level"].fillna(-1) > 0]
+    start = rows[rows["level"] == 0]
+    keys = list(dict.fromkeys(zip(levels["method"], levels["variant"])))
+    colours = plt.get_cmap("tab10")(range(max(1, len(keys))))
+    figure, axes = _alpha_panels(alphas)
+    for axis, alpha in zip(axes[0], alphas):
+        for colour, (method, variant) in zip(colours, keys):
+            group = levels[(levels["method"] == method) & (levels["variant"] == variant) & (levels["alpha"] == alpha)]
+            if method == "lottery":  # every ticket chain starts from the dense level 0
+                group = pd.concat([start[start["alpha"] == alpha], group])
+            if not group.empty:
+                plot_line(axis, group, "weights_kept", colour, line_label(labels(method, variant), group, "weights_kept"))
+        _dense_lines(axis, rows[(rows["level"] == 0) & (rows["alpha"] == alpha)])
+        _chance_legend(axis, levels[levels["alpha"] == alpha])
+        axis.set_title(alpha_label(alpha))
+        _finish_panel(axis, "weights remaining (%), one point per level", "lower left", 7)
+        axis.invert_xaxis()
+    return _finish(figure, axes, f"{title}: ticket vs controls (line = mean over seeds, band = min–max)")
+
+
+def _finish_panel(axis, xlabel: str, legend_at: str, legend_size: int) -> None:
+    """A weights-remaining panel: percent log axis, grid, legend."""
+    _percent_log_axis(axis)
+    axis.set_xlabel(xlabel)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=legend_size, loc=legend_at)
+
+
+def _finish(figure, axes, suptitle: str):
+    axes[0][0].set_ylabel("test accuracy")
+    figure.suptitle(suptitle, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+NORM_PANELS = {"grad_norm": "‖∂L/∂ trained parameters‖ (φ under Powerprop)", "grad_norm_theta": "‖∂L/∂θ‖ (effective weights)"}
+
+
+def gradient_norm_vs_step(norms: pd.DataFrame, labels, title: str):
+    """Gradient flow: the norm of the masked gradient on a fixed held-out batch against the training step,
+    one line per method [variant] (mean over non-diverged seeds, min–max band), one column per α; the
+    second row repeats it for the effective weights θ (equal to the first at α = 1)."""
+    plt = _pyplot()
+    alphas = sorted(norms["alpha"].unique())
+    keys = list(dict.fromkeys(zip(norms["method"], norms["variant"], norms["sparsity"])))
+    colours = plt.get_cmap("tab10")(range(max(1, len(keys))))
+    figure, axes = _alpha_panels(alphas, height=3.6, rows=len(NORM_PANELS))
+    for row, (column, ylabel) in enumerate(NORM_PANELS.items()):
+        for axis, alpha in zip(axes[row], alphas):
+            for colour, (method, variant, sparsity) in zip(colours, keys):
+                group = norms[(norms["method"] == method) & (norms["variant"] == variant) & (norms["sparsity"] == sparsity)
+                              & (norms["alpha"] == alpha)]
+                if not group.empty:
+                    label = f"{labels(method, variant)}" + ("" if sparsity == 0 else f" at {100 * sparsity:g}%")
+                    plot_line(axis, group, "step", colour, line_label(label, group, "step"), scale=1.0, y=column)
+            axis.set_yscale("log")
+            axis.set_xlabel("training step")
+            axis.set_title(f"{alpha_label(alpha)}: {ylabel}", fontsize=9)
+            axis.grid(True, which="both", alpha=0.3)
+            axis.legend(fontsize=6)
+        axes[row][0].set_ylabel("gradient norm (log)")
+    figure.suptitle(f"{title}: gradient norm on a fixed validation batch (line = mean over seeds, band = min–max)", fontsize=10)
     figure.tight_layout()
     return figure

@@ -34,6 +34,16 @@ def load_published(path: str | Path | None) -> pd.DataFrame:
     return published
 
 
+CURVE_COLUMNS = ["model", "method", "sparsity", "run", "top1_accuracy_percent"]
+
+
+def load_curves(path: str | Path | None) -> pd.DataFrame:
+    """Published per-run accuracy curves (``configs/published_curves/*.csv``, each row with its source); empty without a path."""
+    if not path:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    return pd.read_csv(path, usecols=CURVE_COLUMNS)
+
+
 def model_key(model_cfg: dict) -> str:
     """How published_results.csv names a model: ``mlp_300_100`` or the timm arch (``resnet50``)."""
     if model_cfg["name"] == "mlp":

@@ -12,13 +12,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.io import write_csv_atomic, write_text_atomic
 from bench_powerprop.pipelines import PIPELINES, first_seed_cells
 from bench_powerprop.reporting import adaptive, continual, figures, tables
 from bench_powerprop.reporting import published as pub
+from bench_powerprop.reporting.labels import method_label
 from bench_powerprop.reporting.pages import html_page
 from bench_powerprop.reporting.rows import CONTINUAL_COLUMNS, ONESHOT, ROW_COLUMNS, TASK, TRAINED, collect_rows
 from bench_powerprop.reporting.summaries import summarise
+from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -117,11 +120,137 @@ def adaptive_figures(rows, manifest, out) -> None:
     figures.save_all({**oneshot_figure_set(rows, manifest, out), out["trace"]: trace})
 
 
+# -- options and labels of the sparse-from-the-start reports -------------------------------------
+def method_options(manifest: dict, method: str, variant: str) -> dict:
+    """A method's options in this experiment (config, variant, defaults filled in)."""
+    from bench_powerprop.methods import METHODS
+
+    raw = dict(manifest["methods"].get(method, {}))
+    if variant != "default":
+        raw.update(manifest["variants"].get(method, {}).get(variant, {}))
+    return METHODS.options(method).parse(raw, f"{method} [{variant}]").as_dict()
+
+
+def init_suffix(options: dict) -> str:
+    return "" if options.get("init", "dense") == "dense" else f" + {options['init'].replace('_', '-')} init"
+
+
+def sparse_from_start_labels(manifest: dict):
+    """Legend and table words: a pai cell by its scorer and init, a lottery cell by ticket / control and rewind step."""
+
+    def label(method: str, variant: str) -> str:
+        if method not in ("pai", "lottery", "lottery_reinit", "lottery_scratch", "static"):
+            return method_label(method, variant)
+        options = method_options(manifest, method, variant)
+        if method == "pai":
+            return f"{options['scorer']}{init_suffix(options)}"
+        if method == "lottery":
+            step = options["rewind_step"]
+            return "ticket, rewind to init (k=0)" if step == 0 else f"ticket, rewind to step {step}"
+        if method == "lottery_reinit":
+            return "random reinit (same mask)" + init_suffix(options)
+        if method == "lottery_scratch":
+            return "random mask (scratch)" + init_suffix(options)
+        return method_label(method, variant) if options["init"] == "dense" else method + init_suffix(options)
+
+    return label
+
+
+# -- pruning at initialisation -----------------------------------------------------------------
+def reference_rows(manifest: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """The reference experiment's rows of the declared methods at our α (and sparsities, dense included)."""
+    reference = manifest.get("reference") or {}
+    if not reference.get("runs"):
+        return pd.DataFrame(columns=ROW_COLUMNS)
+    theirs = pd.read_csv(reference["runs"], usecols=ROW_COLUMNS)
+    wanted = theirs["method"].isin(reference["methods"]) & theirs["alpha"].isin(rows["alpha"].unique())
+    wanted &= theirs["sparsity"].isin([0.0, *rows["sparsity"].unique()])
+    return theirs[wanted]
+
+
+def reference_note(manifest: dict, reference: pd.DataFrame) -> str:
+    declared = manifest.get("reference")
+    if not declared:
+        return ""
+    if reference.empty:
+        return (f"Reference rows ({', '.join(declared['methods'])}) would come from experiment {declared['experiment']!r}, "
+                "which is not active in this run.")
+    return (f"Rows {', '.join(sorted(reference['method'].unique()))} are from experiment {declared['experiment']!r} "
+            "(same data, model and training budget, checked when the config is read).")
+
+
+def pai_tables(rows, summary, manifest, published, out) -> str:
+    dataset, model = manifest["data"], pub.model_key(manifest["model"])
+    reference = reference_rows(manifest, rows)
+    both = summarise(pd.concat([rows, reference], ignore_index=True)) if not reference.empty else summary
+    table = tables.paper_table(both, published, dataset, model)
+    label = sparse_from_start_labels(manifest)
+    scorers = sorted({method_options(manifest, "pai", variant)["scorer"] for variant in rows.loc[rows["method"] == "pai", "variant"]})
+    methods = [*scorers, *sorted(set(reference["method"]) - {"dense"})]
+    nearby = tables.nearest_published(published, methods, dataset, model, sorted(rows["sparsity"].unique()))
+    notes = " ".join(part for part in (
+        "Rows `pai [variant]`: " + "; ".join(f"{variant} = {label('pai', variant)}" for variant in sorted(set(rows["variant"]))) + ".",
+        reference_note(manifest, reference),
+        "Published numbers below are for other datasets and models, at the published sparsity nearest to each of ours.",
+    ) if part)
+    markdown = tables.sparse_markdown(table, tables.reference_table(nearby, methods, dataset, model), manifest,
+                                      heading="pruning at initialisation, then training the fixed mask", notes=notes)
+    write_all(out, {"runs": rows, "summary": summary, "markdown": markdown})
+    return markdown
+
+
+def pai_figures(rows, manifest, out) -> None:
+    label = sparse_from_start_labels(manifest)
+    scorers = {variant: method_options(manifest, "pai", variant)["scorer"] for variant in set(rows.loc[rows["method"] == "pai", "variant"])}
+    curves = pub.load_curves(manifest.get("published_curves"))
+    ours = curves[curves["method"].isin(set(scorers.values()))]
+    figure = figures.pai_accuracy_vs_weights_remaining(rows, reference_rows(manifest, rows), label, scorers, ours, title(manifest))
+    figures.save_all({out["accuracy"]: figure})
+
+
+# -- lottery tickets ---------------------------------------------------------------------------
+def lottery_tables(rows, summary, manifest, published, out) -> str:
+    markdown = tables.lottery_markdown(summary, manifest, sparse_from_start_labels(manifest))
+    write_all(out, {"runs": rows, "summary": summary, "markdown": markdown})
+    return markdown
+
+
+def lottery_figures(rows, manifest, out) -> None:
+    figures.save_all({out["accuracy"]: figures.lottery_ticket_vs_controls(rows, sparse_from_start_labels(manifest), title(manifest))})
+
+
+# -- gradient flow -----------------------------------------------------------------------------
+def gradient_norm_rows(manifest: dict, rows: pd.DataFrame) -> pd.DataFrame:
+    """Every probe of every cell (``gradient_norms.csv``) with the cell's columns and training status."""
+    status = dict(zip(rows["spec_hash"], rows["status"]))
+    frames = []
+    for cell in manifest["cells"]:
+        norms = pd.read_csv(Path(cell["run_dir"]) / "gradient_norms.csv")
+        frames.append(norms.assign(**{column: cell.get(column) for column in CELL_COLUMNS}, status=status[cell["spec_hash"]]))
+    columns = [*CELL_COLUMNS, "status", *GRADIENT_NORM_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def gradflow_tables(rows, summary, manifest, published, out) -> str:
+    norms = gradient_norm_rows(manifest, rows)
+    markdown = tables.gradflow_markdown(tables.gradflow_table(summary, norms, sparse_from_start_labels(manifest)), manifest)
+    write_all(out, {"runs": rows, "summary": summary, "norms": norms, "markdown": markdown})
+    return markdown
+
+
+def gradflow_figures(rows, manifest, out) -> None:
+    figure = figures.gradient_norm_vs_step(gradient_norm_rows(manifest, rows), sparse_from_start_labels(manifest), title(manifest))
+    figures.save_all({out["gradient_norm"]: figure})
+
+
 REPORTS = {
     "oneshot": Report((ONESHOT,), oneshot_tables, oneshot_figures),
     "sparse_training": Report((TRAINED,), sparse_tables, sparse_figures),
     "continual": Report((TASK,), continual_tables, continual_figures, ROW_COLUMNS + CONTINUAL_COLUMNS),
     "adaptive_alpha": Report((ONESHOT,), adaptive_tables, adaptive_figures),
+    "pai": Report((TRAINED,), pai_tables, pai_figures),
+    "lottery": Report((TRAINED,), lottery_tables, lottery_figures),
+    "gradflow": Report((TRAINED,), gradflow_tables, gradflow_figures),
 }
 
 
@@ -136,7 +265,8 @@ def write_tables(manifest: dict, out_dir: Path, published_path: str | None = Non
     return markdown
 
 
-def write_figures(manifest: dict, out_dir: Path) -> None:
+def write_figures(manifest: dict, out_dir: Path, published_curves: str = "") -> None:
+    """``published_curves``: the per-run published curves a figure may draw as context (the PAI figure)."""
     kind = manifest["kind"]
     rows = pd.read_csv(Path(out_dir) / PIPELINES[kind].tables["runs"], usecols=REPORTS[kind].columns)
-    REPORTS[kind].write_figures(rows, manifest, paths(out_dir, PIPELINES[kind].figures))
+    REPORTS[kind].write_figures(rows, {**manifest, "published_curves": published_curves}, paths(out_dir, PIPELINES[kind].figures))

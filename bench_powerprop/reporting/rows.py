@@ -2,8 +2,10 @@
 
 One row is one evaluation of one trained cell. Columns (``ROW_COLUMNS``):
 
-* ``experiment``, ``method``, ``variant``, ``alpha``, ``sparsity``, ``seed`` — the cell (its axes,
-  ``bench_powerprop.cells``). ``method`` is always the *training* method (``dense``, ``rigl``, ...);
+* ``experiment``, ``method``, ``variant``, ``alpha``, ``sparsity``, ``seed``, ``level`` — the cell
+  (its axes, ``bench_powerprop.cells``; ``level`` is empty except for the levels of an
+  iterative-pruning chain, e.g. lottery tickets, whose ``sparsity`` is 0 and whose sparsity is
+  ``actual_sparsity``). ``method`` is always the *training* method (``dense``, ``rigl``, ...);
   ``variant`` the named option set (``default`` when none); ``alpha`` the Powerprop exponent
   (1 = no Powerprop); ``sparsity`` the cell's sparsity axis, i.e. the target the training method
   was given (0 for dense training);
@@ -93,7 +95,7 @@ def status_of(diverged: bool, test_accuracy: float, chance_threshold: float) -> 
 
 def trained_row(cell: dict, metrics: dict) -> dict:
     return {
-        **{column: cell[column] for column in CELL_COLUMNS},
+        **{column: cell.get(column) for column in CELL_COLUMNS},
         "evaluation": TRAINED,
         "target_sparsity": cell["sparsity"],
         "actual_sparsity": metrics["actual_sparsity"],

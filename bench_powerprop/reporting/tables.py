@@ -156,13 +156,15 @@ def options_text(manifest: dict) -> str:
         "Everything else is each method's default (`python -m bench_powerprop list methods`).")
 
 
-def sparse_markdown(table: pd.DataFrame, reference: pd.DataFrame, manifest: dict) -> str:
+def sparse_markdown(table: pd.DataFrame, reference: pd.DataFrame, manifest: dict,
+                    heading: str = "sparse training, ours vs published", notes: str = "") -> str:
     dataset, model = manifest["data"], pub.model_key(manifest["model"])
     parts = [
-        f"# {manifest['experiment']}: sparse training, ours vs published\n",
+        f"# {manifest['experiment']}: {heading}\n",
         f"{setting_text(manifest)} Every method gets the same step budget. {options_text(manifest)}\n",
         f"## Test accuracy (%) by target sparsity\n\nMean ± std over seeds. {STATUS_LEGEND}\n",
         wide(table, "ours").to_markdown() + "\n",
+        *([notes + "\n"] if notes else []),
     ]
     compared = table[table["published"] != pub.NOT_TRANSCRIBED]
     if compared.empty:
@@ -182,3 +184,80 @@ def sparse_markdown(table: pd.DataFrame, reference: pd.DataFrame, manifest: dict
             reference.to_markdown(index=False) + "\n",
         ]
     return "\n".join(parts)
+
+
+# -- pruning at initialisation -------------------------------------------------------------------
+def nearest_published(published: pd.DataFrame, methods: list[str], dataset: str, model: str, sparsities) -> pd.DataFrame:
+    """Published rows of ``methods`` in *other* settings, each curve only at the published sparsity nearest
+    to each of ours (context for the reader; never compared)."""
+    other = pub.other_settings(published, methods, dataset, model).dropna(subset=["sparsity"])
+    chosen = set()
+    for _, curve in other.groupby(["paper", "dataset", "model", "method", "variant", "alpha"], dropna=False):
+        chosen |= {(curve["sparsity"] - sparsity).abs().idxmin() for sparsity in sparsities}
+    return other.loc[sorted(chosen)]
+
+
+# -- lottery tickets -----------------------------------------------------------------------------
+def level_text(level) -> str:
+    return "—" if pd.isna(level) else f"{int(level)}"
+
+
+def lottery_markdown(summary: pd.DataFrame, manifest: dict, label) -> str:
+    """Test accuracy (%) by level (rows, with the weights remaining) and ticket / control / α (columns)."""
+    remaining = summary.groupby("level", dropna=False)["mean_actual_sparsity"].mean()
+    table = summary.assign(
+        text=[accuracy_text(*stat_columns(row)) for _, row in summary.iterrows()],
+        column=[f"{label(m, v)}, {alpha_label(a)}" for m, v, a in summary[["method", "variant", "alpha"]].itertuples(index=False)],
+        row=[f"level {level_text(level)}: {weights_remaining_label(remaining[level])}" for level in summary["level"]],
+    )
+    order = list(dict.fromkeys(table.sort_values(["alpha", "method", "variant"])["column"]))
+    rows = list(dict.fromkeys(table.sort_values("level", na_position="first")["row"]))
+    pivot = table.pivot_table(index="row", columns="column", values="text", aggfunc="first").reindex(index=rows, columns=order)
+    header = (
+        f"# {manifest['experiment']}: lottery tickets — iterative magnitude pruning with rewinding\n\n"
+        f"{setting_text(manifest)} Level 0 trains the dense network; every later level prunes the previous level's "
+        "trained weights by magnitude, rewinds the survivors and trains again. The controls at each level use the "
+        "ticket's per-layer counts: the same mask on fresh weights (random reinit), or a random mask (scratch). "
+        f"{options_text(manifest)}\n\n"
+        f"Test accuracy in % (mean ± std over seeds); rows: level and weights remaining. {STATUS_LEGEND}\n\n"
+    )
+    return header + pivot.fillna(NO_RUN).rename_axis("level: weights remaining").to_markdown() + "\n"
+
+
+# -- gradient flow -------------------------------------------------------------------------------
+def mean_std_text(values: pd.Series, fmt: str = "{:.3g}") -> str:
+    values = values.dropna()
+    if values.empty:
+        return NO_RUN
+    return fmt.format(values.mean()) + ("" if len(values) < 2 else " ± " + fmt.format(values.std()))
+
+
+def gradflow_table(summary: pd.DataFrame, norms: pd.DataFrame, label) -> pd.DataFrame:
+    """Per trained configuration: final test accuracy and the gradient norm at the first, middle and last probe."""
+    steps = sorted(norms["step"].unique())
+    probes = [steps[0], steps[len(steps) // 2], steps[-1]] if steps else []
+    records = []
+    for _, row in summary.iterrows():
+        same = (norms["method"] == row["method"]) & (norms["variant"] == row["variant"]) & (norms["alpha"] == row["alpha"]) & (
+            norms["sparsity"] == row["sparsity"]) & (norms["status"] != "diverged")
+        record = {"method": label(row["method"], row["variant"]), "α": alpha_label(row["alpha"]),
+                  "sparsity": sparsity_label(row["sparsity"]), "test accuracy (%)": accuracy_text(*stat_columns(row))}
+        for step in dict.fromkeys(probes):
+            record[f"‖∇‖ at step {step}"] = mean_std_text(norms.loc[same & (norms["step"] == step), "grad_norm"])
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def gradflow_markdown(table: pd.DataFrame, manifest: dict) -> str:
+    train = manifest["train"]
+    every = f"every {train['gradient_norm_every']} steps" if train.get("gradient_norm_every") else ""
+    extra = f"at steps {train['gradient_norm_steps']}" if train.get("gradient_norm_steps") else ""
+    header = (
+        f"# {manifest['experiment']}: gradient flow during training\n\n"
+        f"{setting_text(manifest)} The probe logs the L2 norm of the masked gradient of the unregularised loss on one fixed "
+        f"batch of validation images ({' and '.join(part for part in (every, extra) if part)}), with respect to the "
+        "trained parameters (φ under Powerprop, and biases) — Evci et al. 2022's measurement; `tables/gradflow_norms.csv` "
+        f"holds every probe, with the θ-gradient norm too. {options_text(manifest)}\n\n"
+        f"Mean ± std over seeds; a diverged seed is left out. {STATUS_LEGEND}\n\n"
+    )
+    return header + table.to_markdown(index=False) + "\n"

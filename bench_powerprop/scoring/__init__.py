@@ -9,11 +9,16 @@ A scorer is one file in this package::
         def score(self, model, inputs=None): ...
 
 Scores are taken on the *effective* weights θ (Powerprop's θ = φ|φ|^(α−1)), so every scorer
-works under Powerprop. ``score(name, model, inputs)`` is the shortcut the methods use.
+works under Powerprop. ``score(name, model, inputs)`` is the shortcut the methods use;
+``scorer(name, options).select(model, inputs, keep, scope)`` returns the kept ``Mask`` (one scoring,
+or the rounds of an iterative scorer: ``synflow``, ``force``).
+
+Registered: ``magnitude``, ``random`` (data-free), ``snip``, ``grasp``, ``force`` (data), ``synflow``
+(data-free: an all-ones input).
 """
 
 from __future__ import annotations
 
-from bench_powerprop.scoring.base import SCORERS, Scorer, ScoringInputs, score
+from bench_powerprop.scoring.base import SCORERS, Scorer, ScoringInputs, score, scorer
 
-__all__ = ["SCORERS", "Scorer", "ScoringInputs", "score"]
+__all__ = ["SCORERS", "Scorer", "ScoringInputs", "score", "scorer"]

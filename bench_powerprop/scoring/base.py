@@ -6,10 +6,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from bench_powerprop.lazy import LazyModule
 from bench_powerprop.options import Options
 from bench_powerprop.registry import Registry
 
 SCORERS = Registry("scorer", "bench_powerprop.scoring")
+masks = LazyModule("bench_powerprop.masks")
 
 
 @dataclass
@@ -42,8 +44,19 @@ class Scorer:
     def score(self, model, inputs: ScoringInputs | None = None) -> dict:
         raise NotImplementedError
 
+    def select(self, model, inputs: ScoringInputs | None, keep: float, scope: str = "layerwise",
+               last_layer_keep_factor: float = 1.0):
+        """The ``Mask`` keeping the fraction ``keep`` of the weights: one scoring, then exact top-k per
+        scope (``masks.prune``). Iterative scorers (SynFlow, FORCE) override this with their rounds."""
+        return masks.prune(self.score(model, inputs), keep, scope, last_layer_keep_factor)
+
+
+def scorer(name: str, options: dict | None = None) -> Scorer:
+    """The registered scorer ``name`` with its options (checked, defaults filled in)."""
+    scorer_class = SCORERS.get(name)
+    return scorer_class(scorer_class.Options.parse(options, f"scorer {name}"))
+
 
 def score(name: str, model, inputs: ScoringInputs | None = None, **options) -> dict:
     """Scores of the registered scorer ``name`` with the given options."""
-    scorer_class = SCORERS.get(name)
-    return scorer_class(scorer_class.Options(**options)).score(model, inputs)
+    return scorer(name, options).score(model, inputs)

@@ -13,7 +13,8 @@ and records the paths and the parent's spec hash in the spec (``lineage``). The 
 * ``init_from``: loads the parent's weights and biases (not its masks) into the fresh model —
   bitwise the parent's φ when both use the same α, else θ re-expressed as φ for this cell's α;
 * ``mask_from``: hands the parent's forward mask to the method (``ctx.lineage.mask``); methods
-  that use one declare ``accepts_mask_from``.
+  that use one declare ``accepts_mask_from``. ``ctx.lineage.mask_source`` is that parent's whole
+  saved model (weights too): iterative pruning ranks the parent's trained weights.
 """
 
 from __future__ import annotations
@@ -70,12 +71,17 @@ class Inherited:
     state_dict: dict
     alpha: float
     step: int | str
+    path: str = ""
 
     @classmethod
     def load(cls, path: str | Path, step: int | str) -> Inherited:
         payload = torch.load(path, map_location="cpu", weights_only=False)
         alpha = payload["alpha"] if "alpha" in payload else payload["spec"]["alpha"]
-        return cls(payload["state_dict"], float(alpha), step)
+        return cls(payload["state_dict"], float(alpha), step, str(path))
+
+    def thetas(self, names) -> dict[str, torch.Tensor]:
+        """The parent's effective weights θ (without its mask) of the named layers."""
+        return {name: theta_from_phi(self.state_dict[name], self.alpha) for name in names}
 
     def mask(self) -> masks.Mask | None:
         layers = {key[: -len("weight_mask")] + "weight": value > 0 for key, value in self.state_dict.items()
@@ -96,23 +102,28 @@ class Inherited:
 
 @dataclass
 class Lineage:
-    """What this cell inherits; ``mask`` is the inherited forward mask (None without ``mask_from``)."""
+    """What this cell inherits: ``init`` (``init_from``) and ``mask_source`` (``mask_from``), each a parent's saved model."""
 
     init: Inherited | None = None
-    mask: masks.Mask | None = None
+    mask_source: Inherited | None = None
 
     @classmethod
     def from_spec(cls, spec: dict) -> Lineage:
         declared = spec.get("lineage") or {}
-        init = mask = None
-        if "init_from" in declared:
-            init = Inherited.load(declared["init_from"]["path"], declared["init_from"]["step"])
-        if "mask_from" in declared:
-            source = Inherited.load(declared["mask_from"]["path"], declared["mask_from"]["step"])
-            mask = source.mask()
-            if mask is None:
-                raise ValueError(f"lineage.mask_from: {declared['mask_from']['path']} holds no mask (a dense model)")
-        return cls(init, mask)
+        loaded = {relation: Inherited.load(declared[relation]["path"], declared[relation]["step"])
+                  for relation in ("init_from", "mask_from") if relation in declared}
+        return cls(loaded.get("init_from"), loaded.get("mask_from"))
+
+    @property
+    def mask(self) -> masks.Mask | None:
+        """The inherited forward mask (None without ``mask_from``); a dense parent is an error here,
+        because a method asking for a mask would otherwise silently train without one."""
+        if self.mask_source is None:
+            return None
+        mask = self.mask_source.mask()
+        if mask is None:
+            raise ValueError(f"lineage.mask_from: {self.mask_source.path} holds no mask (a dense model)")
+        return mask
 
     def apply_init(self, model: nn.Module, alpha: float) -> None:
         if self.init is not None:

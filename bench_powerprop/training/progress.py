@@ -6,6 +6,20 @@ import math
 import sys
 
 LOG_COLUMNS = ["step", "phase", "loss", "batch_accuracy", "lr", "val_accuracy"]
+#: the columns of a run's ``gradient_norms.csv`` (the gradient-flow probe, ``bench_powerprop.training.probes``)
+GRADIENT_NORM_COLUMNS = ["step", "grad_norm", "grad_norm_theta"]
+
+
+def csv_text(rows: list[dict], columns: list[str]) -> str:
+    """Rows as CSV (the csv module, not pandas: pandas would add 0.3 s to every training job's start-up)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 class TrainLog:
@@ -29,15 +43,7 @@ class TrainLog:
         return self.rows[-1]["loss"] if self.rows else math.nan
 
     def csv_text(self) -> str:
-        """The rows as CSV (the csv module, not pandas: it would add 0.3 s to every job's start-up)."""
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.rows)
-        return buffer.getvalue()
+        return csv_text(self.rows, LOG_COLUMNS)
 
 
 def progress_bar(total: int, initial: int, label: str, enabled: bool):

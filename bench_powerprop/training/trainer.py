@@ -1,15 +1,17 @@
 """Training one cell: seeded, resumable from checksummed checkpoints, preemption-safe.
 
-``train_cell(spec, run_dir, checkpoint_dir)`` writes ``run.json``, ``train_log.csv``, ``model.pt``,
-``snapshots/`` and (last) ``metrics.json`` into ``run_dir``. Checkpoints go to ``checkpoint_dir``,
-which is *not* a Snakemake output, so a failed or killed job keeps them and the rerun resumes
-where it stopped — bitwise, for in-memory data on CPU.
+``train_cell(spec, run_dir, checkpoint_dir)`` writes ``run.json``, ``train_log.csv``,
+``gradient_norms.csv`` (the gradient-flow probe; header only unless ``train.gradient_norm_every``
+or ``gradient_norm_steps`` is set), ``model.pt``, ``snapshots/`` and (last) ``metrics.json`` into
+``run_dir``. Checkpoints go to ``checkpoint_dir``, which is *not* a Snakemake output, so a failed
+or killed job keeps them and the rerun resumes where it stopped — bitwise, for in-memory data on CPU.
 
 A run is a list of phases (``Method.phases``; one unless the method declares more); the loop,
 per step: learning rate → ``before_forward`` → forward/loss (+ ``loss_penalty``) → backward →
 ``after_backward`` → optimizer step (unless the method skips it) → ``after_step`` → log,
-snapshot, checkpoint. A non-finite loss is numerical divergence and ends the run; a run whose
-test accuracy ends at chance is *collapsed*, a real result (reported, never dropped).
+snapshot, gradient-flow probe (``training.probes``), checkpoint. A non-finite loss is numerical
+divergence and ends the run; a run whose test accuracy ends at chance is *collapsed*, a real
+result (reported, never dropped).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpo
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
 from bench_powerprop.training.precision import MixedPrecision
-from bench_powerprop.training.progress import TrainLog, progress_bar
+from bench_powerprop.training.probes import GradientNormProbe
+from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, TrainLog, csv_text, progress_bar
 from bench_powerprop.training.strategy import LocalStrategy, strategy_for
 
 log = logging.getLogger(__name__)
@@ -163,11 +166,13 @@ class Trainer:
         self.batches: dict[int, object] = {}
         self.diverged_reason: str | None = None
         self.phase_started = self.finished = False
+        self.probe = GradientNormProbe.from_spec(spec, tasks[0], loss_fn, self.strategy.device)
         self.method.setup(self.ctx)
         self.resumed_from = self._resume()
         if self.resumed_from is None:
             self.method.prepare(self.ctx)
             self._take_snapshot()
+            self._probe()
         self.forward_model = self.strategy.wrap(model)
 
     @property
@@ -218,6 +223,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "log_rows": self.log.rows,
             "diverged_reason": self.diverged_reason,
+            "gradient_norms": self.probe.rows if self.probe else [],
             **self.precision.state_dict(),
         }
 
@@ -242,6 +248,8 @@ class Trainer:
         ctx.step, ctx.phase_index, ctx.phase_step = state["step"], state["phase_index"], state["phase_step"]
         self.phase_started, self.finished = state["phase_started"], state["finished"]
         self.log.rows, self.diverged_reason = state["log_rows"], state["diverged_reason"]
+        if self.probe:
+            self.probe.rows = list(state.get("gradient_norms", []))
         missing = self.ctx.snapshots.missing(ctx.step)
         if missing:
             raise RuntimeError(f"snapshots at steps {missing} are missing from {self.checkpoint_dir / 'snapshots'}; "
@@ -258,6 +266,11 @@ class Trainer:
     def _take_snapshot(self) -> None:
         if self.strategy.is_main:
             self.ctx.snapshots.take_if_due(self.model, self.ctx.step)
+
+    def _probe(self) -> None:
+        """The gradient-flow probe (``train.gradient_norm_every`` / ``gradient_norm_steps``), when due."""
+        if self.probe and self.probe.due(self.ctx.step):
+            self.probe.record(self.model, self.ctx.step)
 
     # -- the loop ------------------------------------------------------------------------
     def train_step(self) -> float:
@@ -355,6 +368,7 @@ class Trainer:
             self.diverged_reason = f"non-finite training loss at step {ctx.step}"
             log.warning(self.diverged_reason)
         self._take_snapshot()
+        self._probe()
         if self.log.due(ctx.step) or self.diverged_reason:
             val = self.accuracy("val") if self.log.eval_due(ctx.step) else math.nan
             self.log.add(ctx.step, ctx.phase.name, loss, self._batch_accuracy, self.optimizer.param_groups[0]["lr"], val)
@@ -455,6 +469,7 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
 def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> None:
     """Everything but metrics.json: the log, the model, the snapshots, run.json (spec + provenance)."""
     write_text_atomic(run_dir / "train_log.csv", trainer.log.csv_text())
+    write_text_atomic(run_dir / "gradient_norms.csv", csv_text(trainer.probe.rows if trainer.probe else [], GRADIENT_NORM_COLUMNS))
     buffer = io.BytesIO()
     torch.save(model_payload(trainer), buffer)
     write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())

@@ -8,6 +8,7 @@ rule train:
         metrics=run_file("metrics.json"),
         model=run_file("model.pt"),
         log_csv=run_file("train_log.csv"),
+        gradient_norms=run_file("gradient_norms.csv"),
         run_info=run_file("run.json"),
         snapshots=run_file("snapshots/index.json"),
     log:

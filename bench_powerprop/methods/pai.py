@@ -1,0 +1,88 @@
+"""``pai``: pruning at initialisation — score the initial weights once (on the scoring batches), fix the
+mask, train it static. The scorer is any registered one: ``random``, ``magnitude`` (at init), ``snip``
+(Lee et al. 2019), ``grasp`` (Wang et al. 2020), ``synflow`` (Tanaka et al. 2020, iterative, data-free),
+``force`` (de Jorge et al. 2021, iterative); each file in ``bench_powerprop/scoring`` names its paper
+section, reference code and deviations.
+
+Protocol (as the references' "singleshot" experiments: Synaptic-Flow ``Experiments/singleshot.py``,
+commit 9dfa57a): in ``prepare`` (fresh runs only) the scorer selects exactly the kept fraction
+1 − sparsity of the weights — ``global`` (default, as the references: the hidden layers ranked
+together; the output layer keeps min(1, factor·keep) of its own) or ``layerwise`` — on
+``scoring_batches`` batches of the context's separate seeded scoring stream (so training batches are
+the same as every other method's); then the ``init`` option may re-initialise the kept weights
+(sparse-aware initialisation, Evci et al. 2022); then the mask is static: masked φ is re-zeroed
+after every step. Scores are taken on the effective weights θ, so the method works under Powerprop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench_powerprop.lazy import LazyModule
+from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, initialise_kept
+from bench_powerprop.methods._sparse import MaskedMethod
+from bench_powerprop.methods.base import METHODS
+from bench_powerprop.options import OptionError, integer, number, one_of, option, text
+
+masks = LazyModule("bench_powerprop.masks")
+scoring = LazyModule("bench_powerprop.scoring")
+
+
+def scorer_settings():
+    def check(value, where):
+        if value is not None and not isinstance(value, dict):
+            raise OptionError(f"{where}: must be a mapping of the scorer's options, got {value!r}")
+        return value
+
+    return check
+
+
+@dataclass(frozen=True)
+class PaiOptions(SparseInitOptions):
+    scorer: str = option("snip", "registered scorer ranking the initial weights (python -m bench_powerprop list scorers)",
+                         check=text(pattern=r"[a-z0-9_]+"))
+    scorer_options: dict | None = option(None, "the scorer's own options (e.g. synflow: {rounds: 100}); defaults filled in",
+                                         check=scorer_settings())
+    scope: str = option("global", "rank the hidden layers together (global, as the references) or each layer on its own",
+                        check=one_of("layerwise", "global"))
+    last_layer_keep_factor: float = option(1.0, "the output layer keeps min(1, factor × keep) of its weights", check=number(minimum=1))
+    scoring_batches: int = option(1, "batches of the scoring stream the scorer sees (SNIP: one batch)", check=integer(minimum=1))
+    scoring_batch_size: int | None = option(None, "their size (default: train.batch_size)", check=integer(minimum=1, nullable=True))
+
+    def check(self, where, cell):
+        from bench_powerprop.scoring import SCORERS
+
+        if self.scorer not in SCORERS:
+            raise OptionError(f"{where}.scorer: unknown scorer {self.scorer!r} (registered: {', '.join(SCORERS.names())})")
+        parsed = SCORERS.options(self.scorer).parse(self.scorer_options, f"{where}.scorer_options")
+        object.__setattr__(self, "scorer_options", parsed.as_dict())  # the hashed spec names every scorer setting
+
+
+@METHODS.register("pai", options=PaiOptions)
+class PruneAtInit(MaskedMethod):
+    @classmethod
+    def check_lineage(cls, options, inherits, cell):
+        check_init_not_inherited(options, inherits)
+
+    def prepare(self, ctx):
+        options = self.options
+        inputs = scoring.ScoringInputs(batches=ctx.scoring_batches(options.scoring_batches, options.scoring_batch_size),
+                                       loss_fn=ctx.loss_fn, generator=self.generator)
+        chosen = scoring.scorer(options.scorer, options.scorer_options)
+        self.install(ctx, chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor))
+        self.target_counts = masks.forward_mask(ctx.model).layer_counts()
+        initialise_kept(ctx, options, self.generator)
+
+    def after_step(self, ctx):
+        self.count_step(ctx)
+        masks.enforce(ctx.model)
+
+    def report(self, ctx):
+        return {**super().report(ctx), "scorer": self.options.scorer}
+
+    def state_dict(self):
+        return {**super().state_dict(), "target_counts": dict(self.target_counts)}
+
+    def load_state_dict(self, state):
+        super().load_state_dict(state)
+        self.target_counts = dict(state["target_counts"])

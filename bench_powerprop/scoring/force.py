@@ -1,0 +1,56 @@
+"""``force``: foresight connection sensitivity, iterative (de Jorge, Sanyal, Behl, Torr, Rogez & Dokania,
+"Progressive skeletonization: trimming more fat from a network at initialization", ICLR 2021, §3-4).
+
+Reference code: naver/force ``pruning/pruning_algos.py`` (``iterative_pruning`` with
+``prune_method=3``, ``get_average_saliencies``), commit 7494eed: over ``rounds`` rounds (default 10)
+with the exponential schedule keep^(r/R), the saliency is |θ₀ ⊙ ∂L/∂θ| where the gradient is taken
+*at the pruned weights* θ₀ ⊙ m (the network of the previous round) and θ₀ are the dense initial
+weights, so a weight pruned in one round can come back in the next. The gradient is averaged over
+``inputs.batches``. θ is the effective weight, so the scorer works under Powerprop.
+
+Deviations: the reference draws a fresh batch every round; here every round uses the same
+``inputs.batches`` (the ``pai`` method's scoring batches), so the rounds differ only by the mask;
+exact counts by ``masks.prune`` in the configured scope (``global``: hidden layers together, the
+output layer its own budget; the reference ranks every layer together); eval mode during scoring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench_powerprop.lazy import LazyModule
+from bench_powerprop.options import integer, option
+from bench_powerprop.scoring.base import SCORERS, Scorer
+from bench_powerprop.scoring.synflow import IterativeOptions
+
+masks = LazyModule("bench_powerprop.masks")
+saliency = LazyModule("bench_powerprop.scoring._saliency")
+
+
+@dataclass(frozen=True)
+class ForceOptions(IterativeOptions):
+    rounds: int = option(10, "pruning rounds (reference default num_steps: 10)", check=integer(minimum=1))
+
+
+@SCORERS.register("force", options=ForceOptions)
+class Force(Scorer):
+    needs_data = True
+
+    def score(self, model, inputs=None):
+        """One round: |θ₀ ⊙ ∂L/∂θ| with the gradient at θ₀ ⊙ ``inputs.mask`` (θ₀ when no mask is given)."""
+        dense = saliency.masked_thetas(model)
+        return self._saliency(model, inputs, dense, inputs.mask)
+
+    def select(self, model, inputs, keep, scope="layerwise", last_layer_keep_factor=1.0):
+        dense = saliency.masked_thetas(model)
+        kept = inputs.mask
+        for round_index in range(1, self.options.rounds + 1):
+            density = saliency.schedule_density(keep, round_index, self.options.rounds, self.options.schedule)
+            kept = masks.prune(self._saliency(model, inputs, dense, kept), density, scope, last_layer_keep_factor)
+        return kept
+
+    @staticmethod
+    def _saliency(model, inputs, dense, kept):
+        pruned = dense if kept is None else {name: theta * kept[name] for name, theta in dense.items()}
+        grads = saliency.loss_gradients(model, pruned, inputs.batches, inputs.loss_fn, reduce="mean")
+        return {name: (grads[name] * theta).abs() for name, theta in dense.items()}

@@ -1,0 +1,98 @@
+"""The ``pai`` method (prune at initialisation, then train the fixed mask) and the PAI experiment's config."""
+
+import re
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from bench_powerprop import masks
+from bench_powerprop.cells import CELL_PATH_PATTERN
+from bench_powerprop.config import ConfigError, load_yaml, validate_config
+from bench_powerprop.data.tasks import build_task
+from bench_powerprop.masks import kept_count
+from bench_powerprop.plan import Plan
+from bench_powerprop.reporting.tables import nearest_published
+from bench_powerprop.scoring import ScoringInputs, scorer
+from bench_powerprop.training.context import scoring_seed
+from bench_powerprop.training.trainer import Trainer, build_cell
+
+from helpers import REPO, digits_spec
+
+
+@pytest.mark.parametrize("name", ["snip", "grasp", "force", "synflow"])
+def test_pai_mask_is_the_scorers_choice_on_the_scoring_stream(name, tmp_path):
+    options = {"scorer": name, "scoring_batches": 2, "scoring_batch_size": 50, "scope": "layerwise", "last_layer_keep_factor": 2.0,
+               "scorer_options": {"rounds": 3} if name in ("force", "synflow") else {}}
+    spec = digits_spec("pai", alpha=2.0, sparsity=0.95, steps=5, options=options)
+    trainer = Trainer(spec, tmp_path, progress=False)
+    installed = masks.forward_mask(trainer.model)
+
+    model, tasks, _ = build_cell(spec)  # the same initial model, scored independently on the same scoring stream
+    stream = tasks[0].train_batches(50, scoring_seed(spec["seed"]))
+    inputs = ScoringInputs(batches=[stream.next_batch() for _ in range(2)], loss_fn=nn.CrossEntropyLoss())
+    expected = scorer(name, options["scorer_options"]).select(model, inputs, 0.05, "layerwise", 2.0)
+    assert installed == expected
+    names = list(installed)
+    for layer, count in installed.layer_counts().items():
+        assert count == kept_count(installed[layer].numel(), 0.1 if layer == names[-1] else 0.05)
+
+
+def test_pai_keeps_the_training_batches_of_every_other_method(tmp_path):
+    """Scoring draws from its own stream: a pai cell and a static cell see the same training batches."""
+    seen = {}
+    for method, options in (("pai", {"scorer": "snip", "scoring_batches": 3}), ("static", {})):
+        trainer = Trainer(digits_spec(method, alpha=1.0, sparsity=0.9, steps=5, options=options), tmp_path / method, progress=False)
+        seen[method] = [trainer.batches_of(0).next_batch()[1] for _ in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(seen["pai"], seen["static"]))
+
+
+def default_config():
+    config = load_yaml(REPO / "configs" / "default.yaml")
+    config["active_experiments"] = ["pai_digits", "sparse_digits"]
+    return config
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda e: e["variants"]["pai"]["snip"].update(scorer="nope"), r"pai_digits.variants.pai.snip.scorer: unknown scorer 'nope'"),
+    (lambda e: e["methods"]["pai"].update(scorer_options={"temprature": 1}),
+     r"pai_digits.variants.pai.\w+.scorer_options.temprature: unknown option"),
+    (lambda e: e["variants"]["pai"]["synflow"].update(scorer_options={"rounds": 0}),
+     r"pai_digits.variants.pai.synflow.scorer_options.rounds: must be an integer >= 1"),
+    (lambda e: e["train"].update(steps=999), r"pai_digits.reference.experiment: 'sparse_digits' has a different train section"),
+    (lambda e: e["reference"].update(experiment="nope"), r"pai_digits.reference.experiment: 'nope' is not another experiment"),
+])
+def test_bad_pai_settings_fail_before_any_job(change, message):
+    config = default_config()
+    change(config["experiments"]["pai_digits"])
+    with pytest.raises(ConfigError, match=message):
+        validate_config(config)
+
+
+def test_scorer_defaults_are_part_of_the_hashed_spec():
+    plan = Plan(default_config())
+    synflow = next(cell for cell in plan.cells if cell.method == "pai" and cell.variant == "synflow")
+    assert plan.spec(synflow)["method_options"]["scorer_options"] == {"rounds": 100, "schedule": "exponential"}
+    assert "level" not in plan.spec(synflow)  # an unset optional axis never enters a spec (old hashes stay valid)
+
+
+def test_the_wildcard_matches_paths_with_and_without_a_level():
+    pattern = re.compile(CELL_PATH_PATTERN)
+    base = "method~pai/variant~snip/alpha~2/sparsity~0.9/seed~0"
+    assert pattern.fullmatch(base) and pattern.fullmatch(base + "/level~12")
+    assert not pattern.fullmatch(base + "/level~x") and not pattern.fullmatch(base + "/metrics.json")
+
+
+def test_published_context_is_taken_at_the_nearest_published_sparsity():
+    published = pd.DataFrame({
+        "paper": ["P"] * 4, "dataset": ["cifar10"] * 4, "model": ["vgg"] * 4, "method": ["snip"] * 4, "variant": ["default"] * 4,
+        "alpha": [1.0] * 4, "sparsity": [0.5, 0.9, 0.982, 0.999], "metric": ["acc"] * 4, "value": [1.0, 2.0, 3.0, 4.0],
+        "source": ["s"] * 4})
+    chosen = nearest_published(published, ["snip"], "digits", "mlp", [0.9, 0.98])
+    assert chosen["sparsity"].tolist() == [0.9, 0.982]
+    assert nearest_published(published, ["snip"], "cifar10", "vgg", [0.9]).empty  # the same setting is not "context"
+
+
+def test_mnist5k_is_a_registered_dataset_with_a_split():
+    assert build_task({"name": "mnist5k", "val_fraction": 0.2, "test_fraction": 0.2}).splits.y_val.numel() == 1000

@@ -1,0 +1,47 @@
+# Gradient flow (kind: gradflow): every cell is trained by the `train` rule with the gradient-norm probe
+# on (train.gradient_norm_every / gradient_norm_steps: gradient_norms.csv in its run directory); then the
+# tidy tables (final accuracy, every probe), a summary and the gradient-norm-vs-step figure.
+
+
+localrules:
+    aggregate_gradflow,
+    figures_gradflow,
+
+
+rule aggregate_gradflow:
+    input:
+        manifest=experiment_file("manifest.json"),
+        metrics=cell_files_of("metrics.json"),
+        norms=cell_files_of("gradient_norms.csv"),
+    output:
+        runs=experiment_file("tables/gradflow_runs.csv"),
+        summary=experiment_file("tables/gradflow_summary.csv"),
+        norms=experiment_file("tables/gradflow_norms.csv"),
+        markdown=experiment_file("tables/gradflow_summary.md"),
+    log:
+        experiment_log("aggregate_gradflow"),
+    conda:
+        CONDA_ENV
+    params:
+        out_dir=experiment_dir,
+    shell:
+        "python -m bench_powerprop report tables --manifest {input.manifest}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule figures_gradflow:
+    input:
+        manifest=experiment_file("manifest.json"),
+        runs=experiment_file("tables/gradflow_runs.csv"),
+        norms=cell_files_of("gradient_norms.csv"),
+    output:
+        experiment_file("figures/gradflow_gradient_norm_vs_step.png"),
+    log:
+        experiment_log("figures_gradflow"),
+    conda:
+        CONDA_ENV
+    params:
+        out_dir=experiment_dir,
+    shell:
+        "python -m bench_powerprop report figures --manifest {input.manifest}"
+        " --out-dir {params.out_dir} > {log} 2>&1"
