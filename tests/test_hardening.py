@@ -133,7 +133,7 @@ def test_a_second_process_for_the_same_cell_fails_clearly(tmp_path):
 # -- results --------------------------------------------------------------------------------------
 def fake_trained_rows(statuses=("ok", "ok"), accuracies=(0.9, 0.8)):
     return pd.DataFrame([
-        {"experiment": "e", "method": "gmp", "variant": "default", "alpha": 2.0, "sparsity": 0.9, "seed": seed,
+        {"experiment": "e", "method": "gmp", "variant": "default", "alpha": 2.0, "sparsity": 0.9, "seed": seed, "level": None,
          "evaluation": "trained", "target_sparsity": 0.9, "actual_sparsity": 0.9, "zero_fraction": 0.9,
          "test_accuracy": accuracy, "val_accuracy": accuracy, "status": status, "training_flops_fraction": 0.2,
          "steps": 10, "spec_hash": "x"}

@@ -267,6 +267,10 @@ class Trainer:
         if self.strategy.is_main:
             self.ctx.snapshots.take_if_due(self.model, self.ctx.step)
 
+    def gradient_norms(self) -> list[dict]:
+        """The gradient-flow probe's rows so far (``GRADIENT_NORM_COLUMNS``); [] without a probe."""
+        return list(self.probe.rows) if self.probe else []
+
     def _probe(self) -> None:
         """The gradient-flow probe (``train.gradient_norm_every`` / ``gradient_norm_steps``), when due."""
         if self.probe and self.probe.due(self.ctx.step):
@@ -469,7 +473,7 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
 def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> None:
     """Everything but metrics.json: the log, the model, the snapshots, run.json (spec + provenance)."""
     write_text_atomic(run_dir / "train_log.csv", trainer.log.csv_text())
-    write_text_atomic(run_dir / "gradient_norms.csv", csv_text(trainer.probe.rows if trainer.probe else [], GRADIENT_NORM_COLUMNS))
+    write_text_atomic(run_dir / "gradient_norms.csv", csv_text(trainer.gradient_norms(), GRADIENT_NORM_COLUMNS))
     buffer = io.BytesIO()
     torch.save(model_payload(trainer), buffer)
     write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
