@@ -6,14 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting import claims as c
 from bench_powerprop.reporting.adaptive import TRACE_COLUMNS
 from bench_powerprop.reporting.pages import html_page
 from bench_powerprop.reporting.reports import REPORTS
+from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
 
 #: kinds other experiments will add; a claim naming any other kind absent from PIPELINES is a typo
-PLANNED_KINDS = {"lottery", "gradient_flow", "continual", "adaptive_alpha"}
+PLANNED_KINDS: set[str] = set()  # kinds a claim may name before their pipeline exists
 
 
 def claim(**changes) -> c.Claim:
@@ -123,7 +125,8 @@ def test_every_claim_names_a_known_kind_table_and_columns():
             assert entry.kind in PLANNED_KINDS, f"{entry.key}: unknown kind {entry.kind!r}"
             continue
         assert entry.table in PIPELINES[entry.kind].tables, entry.key
-        columns = {"runs": REPORTS[entry.kind].columns, "trace": TRACE_COLUMNS}  # the schemas of the tables claims read
+        norms = [*CELL_COLUMNS, "status", *GRADIENT_NORM_COLUMNS]
+        columns = {"runs": REPORTS[entry.kind].columns, "trace": TRACE_COLUMNS, "norms": norms}  # the tables claims read
         assert entry.table in columns, f"{entry.key}: table {entry.table!r} has no declared columns"
         named = {*entry.where, *entry.treatment, *entry.baseline, entry.metric, entry.unit}
         assert named <= set(columns[entry.table]), entry.key

@@ -289,15 +289,17 @@ CLAIMS: tuple[Claim, ...] = (
         "re-initialisation at the same mask",
         "Frankle & Carbin: The Lottery Ticket Hypothesis, ICLR 2019 (arXiv:1803.03635), Sec. 2, LeNet-300-100 on MNIST, "
         "winning tickets vs. the same masks randomly reinitialised",
-        kind="lottery", metric="test_accuracy", treatment={"variant": "ticket"}, baseline={"variant": "reinit"},
+        kind="lottery", metric="test_accuracy", treatment={"method": "lottery", "variant": "default"},
+        baseline={"method": "lottery_reinit"}, where={"alpha": 1, "level": {">=": 1}},
     ),
     Claim(
         "sparse_init_gradient_flow",
         "Sparse-aware initialisation improves the gradient flow of static sparse training",
         "Evci, Ioannou, Keskin, Dauphin: Gradient Flow in Sparse Neural Networks and How Lottery Tickets Win, AAAI 2022 "
         "(arXiv:2010.03533); official code github.com/google-research/rigl rigl/rigl_tf2/init_utils.py::unit_scaled_init",
-        kind="gradient_flow", metric="gradient_norm", treatment={"variant": "sparse_init"}, baseline={"variant": "dense_init"},
-        where={"method": "static"}, scale=1.0, unit_text="", metric_text="gradient norm",
+        kind="gradflow", table="norms", metric="grad_norm", treatment={"variant": "sparse_init"},
+        baseline={"variant": "default"}, where={"method": "static", "alpha": 1, "step": {"<=": 100}}, scale=1.0, unit_text="",
+        metric_text="gradient norm over the first 100 steps",
     ),
     Claim(
         "epn_powerprop_tasks",
