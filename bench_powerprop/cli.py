@@ -73,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("what", choices=["tables", "figures"], help="tables (tidy rows, summary, Markdown) or figures")
     report.add_argument("--manifest", type=Path, required=True, help="the experiment's manifest.json (written by the workflow)")
     report.add_argument("--out-dir", type=Path, required=True, help="the experiment's results directory")
-    report.add_argument("--published", default="", help="configs/published_results.csv (tables only; empty: none)")
-    report.add_argument("--published-curves", default="",
+    report.add_argument("--published", nargs="?", default="", const="",
+                        help="configs/published_results.csv (tables only; given without a value or empty: none)")
+    report.add_argument("--published-curves", nargs="?", default="", const="",
                         help="configs/published_curves/synflow_cifar10.csv: per-run published curves drawn beside the PAI "
                              "figure as other-setting context (figures only; empty: none)")
 

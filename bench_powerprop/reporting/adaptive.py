@@ -29,7 +29,7 @@ def trace_rows(manifest: dict) -> pd.DataFrame:
         trace = metrics.get("alpha_trace", [])
         status = DIVERGED if metrics["diverged"] else OK
         for index, entry in enumerate(trace):
-            rows.append({**{column: cell[column] for column in CELL_COLUMNS}, "step": entry["step"], "epoch": entry["epoch"],
+            rows.append({**{column: cell.get(column) for column in CELL_COLUMNS}, "step": entry["step"], "epoch": entry["epoch"],
                          "fraction_below_epsilon": entry["sparsity"], "alpha_now": entry["alpha"], "next_alpha": entry["next_alpha"],
                          "diverged": metrics["diverged"], "status": status, "final": index == len(trace) - 1})
     return pd.DataFrame(rows, columns=TRACE_COLUMNS).sort_values([*CELL_COLUMNS, "step"], ignore_index=True)

@@ -22,8 +22,8 @@ rule train:
         mem_mb=train_mem_mb,
     params:
         spec=train_spec_json,
-        run_dir=run_file(""),
-        checkpoint_dir=checkpoint_file(""),
+        run_dir=cell_dir(RESULTS),
+        checkpoint_dir=cell_dir(PLAN.checkpoints),
     shell:
         "python -m bench_powerprop train --spec {params.spec:q} --processes {resources.gpu}"
         " --run-dir {params.run_dir} --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"

@@ -33,9 +33,9 @@ def run_file(name):
     return f"{RESULTS}/{{experiment}}/runs/{{cell}}/{name}"
 
 
-def checkpoint_file(name):
-    """A file in a cell's checkpoint directory (outside Snakemake's outputs, so killed jobs resume)."""
-    return f"{PLAN.checkpoints}/{{experiment}}/runs/{{cell}}/{name}"
+def cell_dir(root):
+    """A cell's directory below ``root`` (results: its run directory; checkpoints: outside Snakemake's outputs)."""
+    return f"{root}/{{experiment}}/runs/{{cell}}"
 
 
 def cell_log(step):
