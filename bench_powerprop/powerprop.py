@@ -48,6 +48,31 @@ class _EffectiveWeight(torch.autograd.Function):
         return grad_phi, None, None, None, None
 
 
+class _PowerWeight(torch.autograd.Function):
+    """θ = φ·|φ|^(α−1) with ∂L/∂φ = α|φ|^(α−1)·∂L/∂θ, for α > 1, in the fewest passes over the weights.
+
+    Forward: |φ|^(α−1) once (kept for the backward) and one product; backward: one product and one
+    scaling — about half the memory traffic of autograd's product rule, which re-derives |φ| and
+    forms two terms. Finite at φ = 0 for every α > 1. The gradient is bitwise ``_EffectiveWeight``'s
+    (the same products in the same order); at α = 2 also autograd's (g·2|φ| is exactly g·|φ| + g·φ·sgn φ),
+    at other α it differs from autograd's product rule only by rounding.
+    """
+
+    @staticmethod
+    def forward(ctx, phi, alpha):
+        power = phi.abs()
+        if alpha != 2:
+            power.pow_(alpha - 1)
+        ctx.save_for_backward(power)
+        ctx.alpha = alpha
+        return phi * power
+
+    @staticmethod
+    def backward(ctx, grad_theta):
+        (power,) = ctx.saved_tensors
+        return grad_theta * (ctx.alpha * power), None
+
+
 def _abs_pow(x: torch.Tensor, exponent: float) -> torch.Tensor:
     magnitude = x.abs()
     return magnitude if exponent == 1 else magnitude.pow(exponent)
@@ -63,15 +88,13 @@ class PowerpropMixin:
 
     def effective_weight(self) -> torch.Tensor:
         mask, grad_mask, phi = self.weight_mask, self.weight_grad_mask, self.weight
-        if grad_mask is None and not self.capture_dense_grad and (self.alpha == 1 or self.alpha >= 2):
-            # Built-in autograd ops are cheaper than a Python Function and exact here: for α ≥ 2
-            # the product rule gives α|φ|^(α−1) with no 0·∞ at φ = 0.
+        if grad_mask is None and not self.capture_dense_grad:
             if self.alpha == 1:
                 return phi if mask is None else phi * mask
-            theta = phi * _abs_pow(phi, self.alpha - 1)
             # With masked φ at zero, θ and ∂θ/∂φ = α|φ|^(α−1) are already zero there: the mask
             # multiply (a pass forward and one backward) would change no bit.
-            return theta if mask is None or self.zero_outside_mask else theta * mask
+            if mask is None or self.zero_outside_mask:
+                return _PowerWeight.apply(phi, self.alpha)
         sink = self if self.capture_dense_grad else None
         return _EffectiveWeight.apply(phi, self.alpha, mask, grad_mask, sink)
 
