@@ -13,6 +13,7 @@ from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.reporting.continual import CONFIG, of_configuration
 from bench_powerprop.reporting.figures import _pyplot
 from bench_powerprop.reporting.labels import alpha_label
+from bench_powerprop.reporting.pages import markdown_table
 from bench_powerprop.reporting.rows import DIVERGED, OK, checked_metrics
 
 TRACE_COLUMNS = [*CELL_COLUMNS, "step", "epoch", "fraction_below_epsilon", "alpha_now", "next_alpha", "diverged", "status", "final"]
@@ -65,7 +66,7 @@ def trace_markdown(trace: pd.DataFrame, epsilon_text: str) -> str:
     header = ("## α and the fraction of effective weights below ε over training\n\n"
               "Measured every K epochs by the adaptive_alpha method (fixed-α cells: `adapt: false`, same measurement). "
               "For adaptive cells the α column of the tables above is the starting α.\n")
-    return header + "\n" + pd.DataFrame(records).to_markdown(index=False) + "\n"
+    return header + "\n" + markdown_table(pd.DataFrame(records)) + "\n"
 
 
 def trace_figure(trace: pd.DataFrame, title: str, epsilon_text: str):

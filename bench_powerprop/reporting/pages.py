@@ -27,9 +27,14 @@ code { font-size: 0.8rem; }
 """
 
 
+def escape_pipes(value):
+    return value.replace("|", "\\|") if isinstance(value, str) else value
+
+
 def markdown_table(frame: pd.DataFrame) -> str:
-    """``frame.to_markdown`` with ``|`` inside cells escaped, so a cell like ``|θ| < ε`` does not split its row."""
-    return frame.map(lambda value: value.replace("|", "\\|") if isinstance(value, str) else value).to_markdown(index=False)
+    """``frame.to_markdown`` with ``|`` inside cells and headers escaped, so ``|θ| < ε`` does not split its row;
+    text stays as written (no reparsing of "10.00" as the number 10)."""
+    return frame.map(escape_pipes).rename(columns=escape_pipes).to_markdown(index=False, disable_numparse=True)
 
 
 def to_html(markdown_text: str) -> str:

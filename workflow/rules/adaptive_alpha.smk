@@ -19,6 +19,13 @@ rule aggregate_adaptive_alpha:
         summary=experiment_file("tables/adaptive_oneshot_summary.csv"),
         markdown=experiment_file("tables/adaptive_alpha_summary.md"),
         trace=experiment_file("tables/alpha_trace.csv"),
+        page=report(
+            experiment_file("tables/adaptive_alpha_summary.html"),
+            caption="../report/adaptive_alpha_summary.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=TABLES,
+            labels={"table": "adaptive α: one-shot pruning and final α"},
+        ),
     log:
         experiment_log("aggregate_adaptive_alpha"),
     conda:
@@ -37,9 +44,27 @@ rule figures_adaptive_alpha:
         metrics=cell_files_of("metrics.json"),
         models=histogram_models,
     output:
-        accuracy=experiment_file("figures/adaptive_accuracy_vs_weights_remaining.png"),
-        histograms=experiment_file("figures/adaptive_weight_histograms.png"),
-        trace=experiment_file("figures/alpha_trace.png"),
+        accuracy=report(
+            experiment_file("figures/adaptive_accuracy_vs_weights_remaining.png"),
+            caption="../report/adaptive_accuracy.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=ACCURACY_FIGURES,
+            labels={"figure": "adaptive vs. fixed α: one-shot pruning accuracy"},
+        ),
+        histograms=report(
+            experiment_file("figures/adaptive_weight_histograms.png"),
+            caption="../report/adaptive_weight_histograms.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=WEIGHT_FIGURES,
+            labels={"figure": "effective-weight magnitudes after training"},
+        ),
+        trace=report(
+            experiment_file("figures/alpha_trace.png"),
+            caption="../report/alpha_trace.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=ALPHA_FIGURES,
+            labels={"figure": "α and the fraction of |θ| < ε over training"},
+        ),
     log:
         experiment_log("figures_adaptive_alpha"),
     conda:

@@ -17,6 +17,13 @@ rule aggregate_continual:
         summary=experiment_file("tables/continual_summary.csv"),
         matrix=experiment_file("tables/continual_accuracy_matrix.csv"),
         markdown=experiment_file("tables/continual_summary.md"),
+        page=report(
+            experiment_file("tables/continual_summary.html"),
+            caption="../report/continual_summary.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=TABLES,
+            labels={"table": "continual learning: accuracy and capacity"},
+        ),
     log:
         experiment_log("aggregate_continual"),
     conda:
@@ -33,9 +40,27 @@ rule figures_continual:
         manifest=experiment_file("manifest.json"),
         runs=experiment_file("tables/continual_runs.csv"),
     output:
-        average=experiment_file("figures/continual_average_accuracy.png"),
-        capacity=experiment_file("figures/continual_capacity.png"),
-        matrix=experiment_file("figures/continual_accuracy_matrix.png"),
+        average=report(
+            experiment_file("figures/continual_average_accuracy.png"),
+            caption="../report/continual_average_accuracy.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=CONTINUAL_FIGURES,
+            labels={"figure": "average accuracy over the tasks seen"},
+        ),
+        capacity=report(
+            experiment_file("figures/continual_capacity.png"),
+            caption="../report/continual_capacity.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=CONTINUAL_FIGURES,
+            labels={"figure": "capacity used per task"},
+        ),
+        matrix=report(
+            experiment_file("figures/continual_accuracy_matrix.png"),
+            caption="../report/continual_accuracy_matrix.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=CONTINUAL_FIGURES,
+            labels={"figure": "task-by-task accuracy matrix"},
+        ),
     log:
         experiment_log("figures_continual"),
     conda:

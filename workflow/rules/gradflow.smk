@@ -18,6 +18,13 @@ rule aggregate_gradflow:
         summary=experiment_file("tables/gradflow_summary.csv"),
         norms=experiment_file("tables/gradflow_norms.csv"),
         markdown=experiment_file("tables/gradflow_summary.md"),
+        page=report(
+            experiment_file("tables/gradflow_summary.html"),
+            caption="../report/gradflow_summary.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=TABLES,
+            labels={"table": "gradient flow: accuracy and gradient norms"},
+        ),
     log:
         experiment_log("aggregate_gradflow"),
     conda:
@@ -35,7 +42,13 @@ rule figures_gradflow:
         runs=experiment_file("tables/gradflow_runs.csv"),
         norms=cell_files_of("gradient_norms.csv"),
     output:
-        experiment_file("figures/gradflow_gradient_norm_vs_step.png"),
+        report(
+            experiment_file("figures/gradflow_gradient_norm_vs_step.png"),
+            caption="../report/gradflow_norms.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=GRADIENT_FLOW_FIGURES,
+            labels={"figure": "gradient norm vs. training step"},
+        ),
     log:
         experiment_log("figures_gradflow"),
     conda:

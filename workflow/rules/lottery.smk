@@ -17,6 +17,13 @@ rule aggregate_lottery:
         runs=experiment_file("tables/lottery_runs.csv"),
         summary=experiment_file("tables/lottery_summary.csv"),
         markdown=experiment_file("tables/lottery_summary.md"),
+        page=report(
+            experiment_file("tables/lottery_summary.html"),
+            caption="../report/lottery_summary.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=TABLES,
+            labels={"table": "lottery tickets: accuracy by level"},
+        ),
     log:
         experiment_log("aggregate_lottery"),
     conda:
@@ -33,7 +40,13 @@ rule figures_lottery:
         manifest=experiment_file("manifest.json"),
         runs=experiment_file("tables/lottery_runs.csv"),
     output:
-        experiment_file("figures/lottery_ticket_vs_controls.png"),
+        report(
+            experiment_file("figures/lottery_ticket_vs_controls.png"),
+            caption="../report/lottery_accuracy.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=ACCURACY_FIGURES,
+            labels={"figure": "lottery tickets vs. controls: accuracy by level"},
+        ),
     log:
         experiment_log("figures_lottery"),
     conda:

@@ -18,6 +18,13 @@ rule aggregate_pai:
         runs=experiment_file("tables/pai_runs.csv"),
         summary=experiment_file("tables/pai_summary.csv"),
         markdown=experiment_file("tables/pai_summary.md"),
+        page=report(
+            experiment_file("tables/pai_summary.html"),
+            caption="../report/pai_summary.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=TABLES,
+            labels={"table": "pruning at init: accuracy by scorer and sparsity"},
+        ),
     log:
         experiment_log("aggregate_pai"),
     conda:
@@ -36,7 +43,13 @@ rule figures_pai:
         reference=reference_runs,
         curves=published_curves_input,
     output:
-        experiment_file("figures/pai_accuracy_vs_weights_remaining.png"),
+        report(
+            experiment_file("figures/pai_accuracy_vs_weights_remaining.png"),
+            caption="../report/pai_accuracy.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=ACCURACY_FIGURES,
+            labels={"figure": "pruning at init: accuracy vs. weights remaining"},
+        ),
     log:
         experiment_log("figures_pai"),
     conda:

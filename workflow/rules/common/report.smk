@@ -10,6 +10,9 @@ SUMMARY_CATEGORY = "Reproduction summary"
 # Subcategories: one per kind of figure (a new kind of figure adds one here), and the tables.
 ACCURACY_FIGURES = "Accuracy vs. sparsity"
 WEIGHT_FIGURES = "Weight distributions"
+GRADIENT_FLOW_FIGURES = "Gradient flow"
+CONTINUAL_FIGURES = "Continual learning"
+ALPHA_FIGURES = "α over training"
 TABLES = "Tables"
 
 CONFIG_HASH = spec_hash(config)
