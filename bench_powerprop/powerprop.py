@@ -48,29 +48,26 @@ class _EffectiveWeight(torch.autograd.Function):
         return grad_phi, None, None, None, None
 
 
-class _PowerWeight(torch.autograd.Function):
-    """θ = φ·|φ|^(α−1) with ∂L/∂φ = α|φ|^(α−1)·∂L/∂θ, for α > 1, in the fewest passes over the weights.
+class _SquarePowerWeight(torch.autograd.Function):
+    """θ = φ·|φ| (α = 2) with ∂L/∂φ = 2|φ|·∂L/∂θ, in the fewest passes over the weights.
 
-    Forward: |φ|^(α−1) once (kept for the backward) and one product; backward: one product and one
-    scaling — about half the memory traffic of autograd's product rule, which re-derives |φ| and
-    forms two terms. Finite at φ = 0 for every α > 1. The gradient is bitwise ``_EffectiveWeight``'s
-    (the same products in the same order); at α = 2 also autograd's (g·2|φ| is exactly g·|φ| + g·φ·sgn φ),
-    at other α it differs from autograd's product rule only by rounding.
+    Forward: |φ| once (kept for the backward) and one product; backward: one scaling and one product
+    — about half the memory traffic of autograd's product rule, which re-derives |φ| and forms two
+    terms. Bitwise autograd's gradient: g·(2|φ|) is exactly g·|φ| + g·φ·sgn φ. Only α = 2, the
+    Powerprop setting of every sparse-training experiment: at other α the same function would round
+    differently from autograd's product rule and change results the harness has published.
     """
 
     @staticmethod
-    def forward(ctx, phi, alpha):
-        power = phi.abs()
-        if alpha != 2:
-            power.pow_(alpha - 1)
-        ctx.save_for_backward(power)
-        ctx.alpha = alpha
-        return phi * power
+    def forward(ctx, phi):
+        magnitude = phi.abs()
+        ctx.save_for_backward(magnitude)
+        return phi * magnitude
 
     @staticmethod
     def backward(ctx, grad_theta):
-        (power,) = ctx.saved_tensors
-        return grad_theta * (ctx.alpha * power), None
+        (magnitude,) = ctx.saved_tensors
+        return grad_theta * (2.0 * magnitude)
 
 
 def _abs_pow(x: torch.Tensor, exponent: float) -> torch.Tensor:
@@ -88,13 +85,17 @@ class PowerpropMixin:
 
     def effective_weight(self) -> torch.Tensor:
         mask, grad_mask, phi = self.weight_mask, self.weight_grad_mask, self.weight
-        if grad_mask is None and not self.capture_dense_grad:
+        if grad_mask is None and not self.capture_dense_grad and (self.alpha == 1 or self.alpha >= 2):
             if self.alpha == 1:
                 return phi if mask is None else phi * mask
             # With masked φ at zero, θ and ∂θ/∂φ = α|φ|^(α−1) are already zero there: the mask
             # multiply (a pass forward and one backward) would change no bit.
             if mask is None or self.zero_outside_mask:
-                return _PowerWeight.apply(phi, self.alpha)
+                if self.alpha == 2:
+                    return _SquarePowerWeight.apply(phi)
+                # built-in autograd ops: exact here, the product rule has no 0·∞ at φ = 0 for α ≥ 2
+                return phi * _abs_pow(phi, self.alpha - 1)
+            return phi * _abs_pow(phi, self.alpha - 1) * mask
         sink = self if self.capture_dense_grad else None
         return _EffectiveWeight.apply(phi, self.alpha, mask, grad_mask, sink)
 
