@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from _results import save
 
 REPO = Path(__file__).resolve().parent.parent
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -106,13 +107,7 @@ def main(argv=None) -> int:
         f"snakemake -n on {args.cells} cells: bench_powerprop workflow {ours:.1f} s, bare Snakefile {bare:.1f} s, "
         f"ratio {ratio:.2f}x (goal <= 1.5x): {'PASS' if ratio <= 1.5 else 'MISS'}",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    out = REPO / "bench" / "results" / f"planning_{args.label}.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"written to {out}")
-    return 0
+    return save("planning", args.label, lines)
 
 
 if __name__ == "__main__":

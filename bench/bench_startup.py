@@ -22,6 +22,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from _results import save
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
@@ -72,13 +74,7 @@ def main(argv=None) -> int:
         "slowest top-level imports (cumulative, one run under -X importtime):",
         *(f"  {micros / 1e6:5.2f} s  {name}" for micros, name in slowest_imports(importtime)),
     ]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    out = REPO / "bench" / "results" / f"startup_{args.label}.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(f"written to {out}")
-    return 0
+    return save("startup", args.label, lines)
 
 
 if __name__ == "__main__":
