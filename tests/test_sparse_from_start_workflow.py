@@ -8,17 +8,12 @@ import json
 import pandas as pd
 import pytest
 
+from bench_powerprop.pipelines import PIPELINES
+
 from conftest import REPO, run_snakemake
 
 TINY = str(REPO / "tests" / "configs" / "tiny_sparse_from_start.yaml")
-OUTPUTS = {
-    "pai_digits": ["tables/pai_runs.csv", "tables/pai_summary.csv", "tables/pai_summary.md",
-                   "figures/pai_accuracy_vs_weights_remaining.png"],
-    "lottery_digits": ["tables/lottery_runs.csv", "tables/lottery_summary.csv", "tables/lottery_summary.md",
-                       "figures/lottery_ticket_vs_controls.png"],
-    "gradflow_digits": ["tables/gradflow_runs.csv", "tables/gradflow_summary.csv", "tables/gradflow_norms.csv",
-                        "tables/gradflow_summary.md", "figures/gradflow_gradient_norm_vs_step.png"],
-}
+OUTPUTS = {f"{kind}_digits": PIPELINES[kind].outputs for kind in ("pai", "lottery", "gradflow")}  # all each kind declares
 CHAIN = "results/lottery_digits/runs/method~lottery/variant~default/alpha~2/sparsity~0/seed~0"
 
 

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from bench_powerprop.cells import CELL_COLUMNS
+from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting import tables
 from bench_powerprop.reporting.figures import line_label, save_all, sparse_accuracy_vs_sparsity
 from bench_powerprop.reporting.labels import accuracy_text
@@ -16,13 +17,7 @@ from bench_powerprop.reporting.summaries import summarise
 from conftest import REPO, run_snakemake
 
 TINY_SPARSE = str(REPO / "tests" / "configs" / "tiny_sparse.yaml")
-SPARSE_OUTPUTS = [
-    "tables/sparse_runs.csv",
-    "tables/sparse_summary.csv",
-    "tables/sparse_paper_table.csv",
-    "tables/sparse_paper_table.md",
-    "figures/sparse_accuracy_vs_sparsity.png",
-]
+SPARSE_OUTPUTS = PIPELINES["sparse_training"].outputs  # every table, figure and page the kind declares
 
 
 def published_frame(rows):

@@ -7,16 +7,12 @@ import sys
 import pandas as pd
 import pytest
 
+from bench_powerprop.pipelines import PIPELINES
+
 from conftest import REPO, run_snakemake
 
 TINY = str(REPO / "tests" / "configs" / "tiny.yaml")
-ONESHOT_OUTPUTS = [
-    "tables/oneshot_runs.csv",
-    "tables/oneshot_summary.csv",
-    "tables/oneshot_summary.md",
-    "figures/oneshot_accuracy_vs_weights_remaining.png",
-    "figures/weight_histograms.png",
-]
+ONESHOT_OUTPUTS = PIPELINES["oneshot"].outputs  # every table, figure and page the kind declares
 
 
 def test_dry_run_lists_the_default_grid(workdir):

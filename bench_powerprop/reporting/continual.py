@@ -37,7 +37,7 @@ def average_status(statuses: pd.Series) -> str:
 
 def average_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Per run and number of tasks learnt: mean accuracy over the tasks seen, its capacity used, its status."""
-    grouped = rows.groupby([*CELL_COLUMNS, "evaluation", "trained_tasks"], sort=True)
+    grouped = rows.groupby([*CELL_COLUMNS, "evaluation", "trained_tasks"], sort=True, dropna=False)  # level is empty
     averages = grouped.agg(test_accuracy=("test_accuracy", "mean"), val_accuracy=("val_accuracy", "mean"),
                            capacity_total=("capacity_total", "first"), status=("status", average_status),
                            **{column: (column, "mean") for column in MEAN_COLUMNS}).reset_index()
@@ -48,13 +48,13 @@ def average_rows(rows: pd.DataFrame) -> pd.DataFrame:
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Average accuracy over the tasks seen: mean ± std over seeds per configuration and number of tasks learnt."""
     averages = average_rows(rows)
-    capacity = averages[averages["status"] != DIVERGED].groupby(SUMMARY_BY)["capacity_total"].mean().rename("mean_capacity_total")
+    capacity = averages[averages["status"] != DIVERGED].groupby(SUMMARY_BY, dropna=False)["capacity_total"].mean().rename("mean_capacity_total")
     return summarise(averages, by=SUMMARY_BY).join(capacity, on=SUMMARY_BY)
 
 
 def matrix_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Each (tasks learnt, task evaluated) entry: mean ± std over seeds of the task's test accuracy with its own mask."""
-    means = rows[rows["status"] != DIVERGED].groupby(MATRIX_BY)[["capacity", "capacity_new"]].mean().add_prefix("mean_")
+    means = rows[rows["status"] != DIVERGED].groupby(MATRIX_BY, dropna=False)[["capacity", "capacity_new"]].mean().add_prefix("mean_")
     return summarise(rows, by=MATRIX_BY).join(means, on=MATRIX_BY)
 
 
