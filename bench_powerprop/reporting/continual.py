@@ -48,7 +48,8 @@ def average_rows(rows: pd.DataFrame) -> pd.DataFrame:
 def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Average accuracy over the tasks seen: mean ± std over seeds per configuration and number of tasks learnt."""
     averages = average_rows(rows)
-    capacity = averages[averages["status"] != DIVERGED].groupby(SUMMARY_BY, dropna=False)["capacity_total"].mean().rename("mean_capacity_total")
+    included = averages[averages["status"] != DIVERGED]
+    capacity = included.groupby(SUMMARY_BY, dropna=False)["capacity_total"].mean().rename("mean_capacity_total")
     return summarise(averages, by=SUMMARY_BY).join(capacity, on=SUMMARY_BY)
 
 
