@@ -28,6 +28,14 @@ def run_snakemake(*args, cwd=REPO, timeout=600, check=True, env=None):
     return result
 
 
+def assert_pipeline_outputs_written(experiment_dir, kind):
+    """Every table, figure and page the pipeline kind declares exists in ``experiment_dir`` and is not empty."""
+    from bench_powerprop.pipelines import PIPELINES
+
+    for name in PIPELINES[kind].outputs:
+        assert (experiment_dir / name).stat().st_size > 0, (str(experiment_dir), name)
+
+
 @pytest.fixture
 def workdir(tmp_path):
     """A scratch working directory for Snakemake with the repo's configs and profile reachable."""

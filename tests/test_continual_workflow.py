@@ -5,14 +5,11 @@ import json
 import pandas as pd
 import pytest
 
-from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting.rows import CONTINUAL_COLUMNS, ROW_COLUMNS
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
 
 TINY = str(REPO / "tests" / "configs" / "tiny_continual.yaml")
-CONTINUAL_OUTPUTS = PIPELINES["continual"].outputs  # every table, figure and page the kind declares
-ADAPTIVE_OUTPUTS = PIPELINES["adaptive_alpha"].outputs
 
 
 @pytest.mark.slow
@@ -20,8 +17,7 @@ ADAPTIVE_OUTPUTS = PIPELINES["adaptive_alpha"].outputs
 def test_continual_and_adaptive_alpha_end_to_end(workdir):
     run_snakemake("-c2", "--configfile", TINY, cwd=workdir)
     continual = workdir / "results" / "continual_digits"
-    for name in CONTINUAL_OUTPUTS:
-        assert (continual / name).stat().st_size > 0, name
+    assert_pipeline_outputs_written(continual, "continual")
     runs = pd.read_csv(continual / "tables" / "continual_runs.csv")
     assert list(runs.columns) == ROW_COLUMNS + CONTINUAL_COLUMNS
     assert len(runs) == 4 * (1 + 2 + 3)  # 4 cells × a lower-triangular 3 × 3 matrix
@@ -38,8 +34,7 @@ def test_continual_and_adaptive_alpha_end_to_end(workdir):
     assert "How many tasks fit" in (continual / "tables" / "continual_summary.md").read_text()
 
     adaptive = workdir / "results" / "adaptive_alpha_digits"
-    for name in ADAPTIVE_OUTPUTS:
-        assert (adaptive / name).stat().st_size > 0, name
+    assert_pipeline_outputs_written(adaptive, "adaptive_alpha")
     trace = pd.read_csv(adaptive / "tables" / "alpha_trace.csv")
     assert len(trace) == 2 * 7  # two cells, measured at steps 0, 10, ..., 60
     capped = trace[trace["variant"] == "capped"]

@@ -10,10 +10,10 @@ import pytest
 
 from bench_powerprop.pipelines import PIPELINES
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
 
 TINY = str(REPO / "tests" / "configs" / "tiny_sparse_from_start.yaml")
-OUTPUTS = {f"{kind}_digits": PIPELINES[kind].outputs for kind in ("pai", "lottery", "gradflow")}  # all each kind declares
+KINDS = ("pai", "lottery", "gradflow")  # each runs as experiment <kind>_digits
 CHAIN = "results/lottery_digits/runs/method~lottery/variant~default/alpha~2/sparsity~0/seed~0"
 
 
@@ -31,9 +31,8 @@ def test_pai_lottery_and_gradflow_end_to_end(workdir):
     assert f"{CHAIN}/level~1/model.pt" in level_two and f"{CHAIN}/level~0/snapshots" in level_two  # the chain is the DAG
 
     run_snakemake("-c2", "--configfile", TINY, cwd=workdir)
-    for experiment, names in OUTPUTS.items():
-        for name in names:
-            assert (workdir / "results" / experiment / name).stat().st_size > 0, (experiment, name)
+    for kind in KINDS:
+        assert_pipeline_outputs_written(workdir / "results" / f"{kind}_digits", kind)
 
     lottery = pd.read_csv(workdir / "results/lottery_digits/tables/lottery_runs.csv")
     assert sorted(lottery.loc[lottery["method"] == "lottery", "level"].tolist()) == [0, 1, 1, 2]
@@ -49,7 +48,7 @@ def test_pai_lottery_and_gradflow_end_to_end(workdir):
     finished = {level: (workdir / f"{CHAIN}/level~{level}/metrics.json").stat().st_mtime_ns for level in (0, 1)}
     # Level 2 is lost before the experiment's tables were written (a killed job resumes bitwise: tests/test_lottery.py)
     (workdir / f"{CHAIN}/level~2/metrics.json").unlink()
-    for name in OUTPUTS["lottery_digits"]:
+    for name in PIPELINES["lottery"].outputs:
         (workdir / "results/lottery_digits" / name).unlink()
     jobs = planned_train_jobs(workdir)  # the level and the controls trained on its mask; nothing upstream
     assert f"{CHAIN}/level~2/metrics.json" in jobs and all(job.endswith("/level~2/metrics.json") for job in jobs)

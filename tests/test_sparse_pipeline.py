@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from bench_powerprop.cells import CELL_COLUMNS
-from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting import tables
 from bench_powerprop.reporting.figures import line_label, save_all, sparse_accuracy_vs_sparsity
 from bench_powerprop.reporting.labels import accuracy_text
@@ -14,10 +13,9 @@ from bench_powerprop.reporting.published import NOT_TRANSCRIBED, PUBLISHED_COLUM
 from bench_powerprop.reporting.rows import ROW_COLUMNS, StaleResultError, collect_rows
 from bench_powerprop.reporting.summaries import summarise
 
-from conftest import REPO, run_snakemake
+from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
 
 TINY_SPARSE = str(REPO / "tests" / "configs" / "tiny_sparse.yaml")
-SPARSE_OUTPUTS = PIPELINES["sparse_training"].outputs  # every table, figure and page the kind declares
 
 
 def published_frame(rows):
@@ -177,8 +175,7 @@ def test_tiny_sparse_end_to_end_run(workdir):
     run_snakemake("-c2", "--configfile", TINY_SPARSE, "--config", f"published_results={published}", cwd=workdir)
 
     experiment = workdir / "results" / "sparse_digits"
-    for name in SPARSE_OUTPUTS:
-        assert (experiment / name).stat().st_size > 0, name
+    assert_pipeline_outputs_written(experiment, "sparse_training")
     runs = pd.read_csv(experiment / "tables" / "sparse_runs.csv")
     assert len(runs) == 2 + 2 * 2  # dense × α, then 2 methods × α (1 sparsity, 1 seed)
     assert list(runs.columns) == ROW_COLUMNS
