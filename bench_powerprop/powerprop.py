@@ -225,6 +225,12 @@ def effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: effective_weight_of(module).detach() for name, module in weight_layers(model).items()}
 
 
+def unmasked_effective_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``{param_name: θ}`` (detached, new tensors) from the stored φ of every Linear/Conv2d weight, ignoring any
+    installed mask (masked φ is zero anyway, except under Top-KAST, which keeps φ dense)."""
+    return {name: theta_from_phi(layer.weight.detach(), getattr(layer, "alpha", 1.0)) for name, layer in weight_layers(model).items()}
+
+
 def capture_dense_gradients(model: nn.Module, enabled: bool = True) -> None:
     """Record the dense ∂L/∂θ of every layer in the next backward pass (RigL's grow criterion)."""
     for layer in weight_layers(model).values():

@@ -84,10 +84,7 @@ class RegrowthInit:
 
     def __init__(self, mode: str, model):
         self.mode = mode
-        self.theta0 = {}
-        if mode != "zeros":
-            for name, layer in powerprop.weight_layers(model).items():
-                self.theta0[name] = powerprop.theta_from_phi(layer.weight.detach(), getattr(layer, "alpha", 1.0)).clone()
+        self.theta0 = {} if mode == "zeros" else powerprop.unmasked_effective_weights(model)
 
     def checksum(self) -> float:
         return float(sum(theta.double().abs().sum() for theta in self.theta0.values()))

@@ -18,17 +18,12 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from bench_powerprop.powerprop import PowerpropMixin, convert_layer, effective_weights, theta_from_phi, weight_layers
+from bench_powerprop.powerprop import PowerpropMixin, convert_layer, effective_weights, weight_layers
 
 
 def leaves(thetas: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Detached copies of ``thetas`` that require grad (the variables saliencies differentiate by)."""
     return {name: theta.detach().clone().requires_grad_(True) for name, theta in thetas.items()}
-
-
-def dense_thetas(model: nn.Module) -> dict[str, torch.Tensor]:
-    """θ = φ|φ|^(α−1) of every layer, ignoring any installed mask (masked φ is zero anyway, except Top-KAST's)."""
-    return {name: theta_from_phi(layer.weight.detach(), getattr(layer, "alpha", 1.0)) for name, layer in weight_layers(model).items()}
 
 
 def masked_thetas(model: nn.Module, mask=None) -> dict[str, torch.Tensor]:

@@ -20,5 +20,4 @@ powerprop = LazyModule("bench_powerprop.powerprop")
 class Magnitude(Scorer):
     @no_grad
     def score(self, model, inputs=None):
-        return {name: powerprop.theta_from_phi(layer.weight, getattr(layer, "alpha", 1.0)).abs()
-                for name, layer in powerprop.weight_layers(model).items()}
+        return {name: theta.abs() for name, theta in powerprop.unmasked_effective_weights(model).items()}
