@@ -75,6 +75,17 @@ def head_state(model) -> dict:
             if key not in layers and not key.endswith(powerprop.MASK_BUFFERS)}
 
 
+def forward_view(model, forward):
+    """A copy of ``model`` computing with ``forward`` as its forward mask (φ outside zeroed; None: every weight), no backward mask."""
+    view = copy.deepcopy(model)
+    masks.clear(view, masks.BACKWARD)
+    if forward is None:
+        masks.clear(view, masks.FORWARD)
+    else:
+        masks.install(view, forward, masks.FORWARD)
+    return view
+
+
 @no_grad
 def load_head(model, head: dict) -> None:
     state = model.state_dict()
@@ -211,9 +222,7 @@ class ContinualMethod(Method):
     # -- evaluation --------------------------------------------------------------------------
     def task_view(self, model, task: int):
         """A copy of ``model`` as task ``task`` (0-based) computes: its mask (φ outside zeroed) and its biases."""
-        view = copy.deepcopy(model)
-        masks.clear(view, masks.BACKWARD)
-        masks.install(view, self.task_masks[task], masks.FORWARD)
+        view = forward_view(model, self.task_masks[task])
         load_head(view, self.heads[task])
         return view
 
@@ -230,13 +239,7 @@ class ContinualMethod(Method):
 
     def accuracy_of(self, ctx, mask, split: str = "val") -> float:
         """Accuracy on the current task of the model with ``mask`` as forward mask (None: every weight), current biases."""
-        view = copy.deepcopy(ctx.model)
-        masks.clear(view, masks.BACKWARD)
-        if mask is None:
-            masks.clear(view, masks.FORWARD)
-        else:
-            masks.install(view, mask, masks.FORWARD)
-        return ctx.task.accuracy(view, split)
+        return ctx.task.accuracy(forward_view(ctx.model, mask), split)
 
     # -- state and report ------------------------------------------------------------------
     def state_dict(self) -> dict:
