@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,14 +36,75 @@ class ConfigError(ValueError):
 
 
 # -- reading ---------------------------------------------------------------------------------
+#: Limits of a config file: its bytes, its YAML aliases (``*name``) and its values once aliases are expanded.
+#: A shipped config has ~10 KB, no more than a few aliases and a few thousand values; the limits
+#: stop an alias bomb (kilobytes expanding to billions of values) or a huge file in well under a second.
+MAX_CONFIG_BYTES = 4 * 2**20
+MAX_ALIASES = 100
+MAX_VALUES = 200_000
+
+
+class LimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader (no Python objects) that also refuses duplicate keys and more than ``MAX_ALIASES`` aliases."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.constructor.ConstructorError(None, None, f"more than {MAX_ALIASES} aliases (*name); "
+                                                        "write the values out", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if key is None or key == "<<":
+                    continue
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1}); a key may appear once",
+                        key_node.start_mark)
+                seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+LimitedLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, LimitedLoader.construct_mapping)
+
+
+def count_values(value, limit: int) -> int:
+    """Values in ``value`` counted with aliases expanded, stopping once past ``limit``."""
+    count, stack = 0, [value]
+    while stack and count <= limit:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
 def load_yaml(path) -> dict:
-    """A YAML config file; a missing file or a syntax error is a ConfigError naming file and line."""
+    """A YAML config file; a missing, huge or malformed file, a duplicate key or an alias bomb is a ConfigError
+    naming file (and line)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} is not a regular file")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 2**20} MB; a config is a few kilobytes")
     try:
-        with open(path) as handle:
-            loaded = yaml.safe_load(handle)
+        loaded = yaml.load(data, Loader=LimitedLoader)  # a SafeLoader subclass: no Python objects
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -52,6 +114,8 @@ def load_yaml(path) -> dict:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: a config is a mapping of keys to values, not a {type(loaded).__name__}")
+    if count_values(loaded, MAX_VALUES) > MAX_VALUES:
+        raise ConfigError(f"{path}: more than {MAX_VALUES} values once its aliases are expanded; a config has a few thousand")
     return loaded
 
 
@@ -132,9 +196,7 @@ def validate_or_exit(config: dict, schema_path=SCHEMA_PATH) -> None:
 
 
 def semantic_errors(config: dict) -> list[str]:
-    import re
-
-    errors = []
+    errors = output_directory_errors(config)
     experiments = config["experiments"]
     for name in config["active_experiments"]:
         if name not in experiments:
@@ -149,6 +211,38 @@ def semantic_errors(config: dict) -> list[str]:
         except (ConfigError, OptionError) as error:
             errors.append(str(error))
     return errors
+
+
+#: Characters a results or checkpoint directory may not hold: control characters (newline, NUL, ...) make no
+#: sense in a path, and braces would be read as Snakemake wildcards. Any other character (spaces, ``$``, ``;``)
+#: is safe: every rule quotes every path it puts on a command line.
+FORBIDDEN_PATH_CHARACTERS = re.compile(r"[\x00-\x1f\x7f{}]")
+OUTPUT_DIRECTORIES = {"results_dir": "results", "checkpoint_dir": "checkpoints"}
+
+
+def output_directory_errors(config: dict) -> list[str]:
+    """``results_dir`` and ``checkpoint_dir``: non-empty, plain path text, and apart from each other (the repair of a
+    damaged cell deletes its run directory; a checkpoint inside it would go too)."""
+    paths = {key: config.get(key, default) for key, default in OUTPUT_DIRECTORIES.items()}
+    for key, path in paths.items():
+        if not isinstance(path, str):
+            continue  # the schema names it
+        if not path.strip():
+            return [f"{key}: empty; name a directory (default {OUTPUT_DIRECTORIES[key]!r})"]
+        bad = FORBIDDEN_PATH_CHARACTERS.search(path)
+        if bad:
+            return [f"{key}: {path!r} holds {bad.group()!r}; a directory name has no control characters or braces"]
+    if not all(isinstance(path, str) for path in paths.values()):
+        return []
+    results, checkpoints = (os.path.normpath(os.path.abspath(path)) for path in paths.values())
+    if results == checkpoints or _inside(checkpoints, results) or _inside(results, checkpoints):
+        return [f"checkpoint_dir: {paths['checkpoint_dir']!r} overlaps results_dir {paths['results_dir']!r}; checkpoints "
+                "live outside the results (a damaged cell's repair deletes its run directory)"]
+    return []
+
+
+def _inside(path: str, directory: str) -> bool:
+    return os.path.commonpath([path, directory]) == directory
 
 
 def check_experiment(name: str, experiment: dict, active: bool) -> None:
@@ -330,6 +424,9 @@ class ExperimentGrid:
                 if cell.variant != DEFAULT_VARIANT and cell.variant not in variants:
                     raise ConfigError(f"{block.where}.variant: method {cell.method!r} has no variant {cell.variant!r} "
                                       f"(defined under experiments.{self.name}.variants.{cell.method}: {sorted(variants) or 'none'})")
+                if not METHODS.get(cell.method).sparse and cell.sparsity != 0:
+                    raise ConfigError(f"{block.where}.sparsity: method {cell.method!r} trains without a sparsity target, "
+                                      f"so its grid sparsity must be 0, got {cell.sparsity:g}")
                 key = (cell.method, cell.variant, cell.sparsity, cell.alpha)
                 if key not in checked:
                     checked.add(key)
@@ -339,9 +436,12 @@ class ExperimentGrid:
         for method in self.experiment.get("methods", {}):
             if method not in METHODS:
                 raise ConfigError(f"experiments.{self.name}.methods.{method}: unknown method (registered: {', '.join(METHODS.names())})")
-        for method in self.experiment.get("variants", {}):
+        for method, variants in self.experiment.get("variants", {}).items():
             if method not in METHODS:
                 raise ConfigError(f"experiments.{self.name}.variants.{method}: unknown method (registered: {', '.join(METHODS.names())})")
+            for variant in variants:  # a variant no cell uses yet: each option checked on its own
+                if variant != DEFAULT_VARIANT and (method, variant) not in {key[:2] for key in checked}:
+                    METHODS.options(method).parse_fields(self.method_options_raw(method, variant), self.options_where(method, variant))
 
     def parent(self, cell: Cell, relation: str) -> tuple[Cell, int | str] | None:
         """The cell and step ``cell`` inherits from through ``relation`` (init_from / mask_from), or None.

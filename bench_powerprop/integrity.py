@@ -1,21 +1,39 @@
-"""Finished cells whose files were damaged afterwards are found when the workflow is planned.
+"""Which results can still be trusted: damaged files, and the code version each result was made by.
 
 Snakemake decides what to rerun from file existence, times and recorded parameters; a finished
-cell whose ``metrics.json`` was truncated, or whose ``model.pt`` was deleted or cut short, would
-otherwise stay "up to date" next to its old tables. Training records the size of every file it
-wrote in ``metrics.json`` (``outputs``); a file that is missing, of another size, or a
-``metrics.json`` that does not parse marks the cell damaged. On a real run (``repair``) the
-damaged cell's outputs are removed, so Snakemake retrains it (resuming from its checkpoints) and
-rebuilds everything downstream; a dry run only reports it. Torch-free.
+cell whose ``metrics.json`` was truncated, or whose ``model.pt`` was deleted, cut short or replaced
+by another cell's, would otherwise stay "up to date" next to its old tables. Training records a
+fingerprint (size, modification time, SHA-256) of every file it wrote in ``metrics.json``
+(``outputs``); a file that is missing, of another size, or whose content no longer hashes to the
+recorded digest (checked only when its size or time changed), or a ``metrics.json`` that does not
+parse, marks the cell damaged. On a real run (``repair``) the damaged cell's outputs are removed,
+so Snakemake retrains it (resuming from its checkpoints) and rebuilds everything downstream; a dry
+run only reports it.
+
+The *code version* of a cell (``code_version``) is the git commit, whether the tree was dirty, and
+a hash of the package sources its training runs: every module but the workflow-only ones
+(``WORKFLOW_ONLY``), the reporting package, and the files of the *other* methods. Editing one
+method's file therefore changes the code version of that method's cells only; editing shared
+training code changes every cell's. Training records it in ``run.json`` and in every checkpoint, and
+resumes only a checkpoint of the same version; ``python -m bench_powerprop status`` lists the cells
+whose recorded version differs from the current one. Torch-free.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
+from bench_powerprop.io import file_sha256, git_state
+
 TRAIN_OUTPUTS = ("metrics.json", "model.pt", "train_log.csv", "run.json", "snapshots")
+PACKAGE = Path(__file__).resolve().parent
+#: Package files that plan, check or report but never run inside a training job.
+WORKFLOW_ONLY = ("__main__.py", "cli.py", "config.py", "integrity.py", "plan.py", "pipelines.py")
+WORKFLOW_ONLY_PACKAGES = ("reporting",)
 
 
 #: Snakemake options that only plan, draw or inspect: the workflow then reports damage but changes nothing.
@@ -39,6 +57,24 @@ def runs_jobs(argv: list[str]) -> bool:
     return True
 
 
+# -- file fingerprints ---------------------------------------------------------------------------
+def fingerprint(path: Path) -> dict:
+    """What ``damage`` compares later: size, modification time (ns) and SHA-256 of the content."""
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": file_sha256(path)}
+
+
+def fingerprint_mismatch(path: Path, recorded) -> str | None:
+    """Why ``path`` is not the file recorded (``recorded``: a fingerprint, or a bare size from older runs)."""
+    stat = path.stat()
+    size = recorded if isinstance(recorded, int) else recorded["size"]
+    if stat.st_size != size:
+        return f"has {stat.st_size} bytes, {size} when it was written"
+    if isinstance(recorded, dict) and stat.st_mtime_ns != recorded["mtime_ns"] and file_sha256(path) != recorded["sha256"]:
+        return "is not the file training wrote (its SHA-256 differs)"
+    return None
+
+
 def damage(run_dir: str | Path, cell_files: tuple[str, ...] = ()) -> str | None:
     """Why a finished cell's files cannot be trusted, or None (also for a cell not finished yet)."""
     run_dir = Path(run_dir)
@@ -47,14 +83,15 @@ def damage(run_dir: str | Path, cell_files: tuple[str, ...] = ()) -> str | None:
         return None
     try:
         recorded = json.loads(metrics_path.read_text()).get("outputs", {})
-    except (ValueError, OSError):
+    except (ValueError, OSError, AttributeError):
         return "metrics.json is not valid JSON"
-    for name, size in recorded.items():
+    for name, expected in recorded.items():
         path = run_dir / name
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != size:
-            return f"{name} has {path.stat().st_size} bytes, {size} when it was written"
+        problem = fingerprint_mismatch(path, expected)
+        if problem:
+            return f"{name} {problem}"
     for name in cell_files:
         path = run_dir / name
         if path.exists() and path.stat().st_size == 0:
@@ -70,3 +107,45 @@ def remove_outputs(directory: str | Path, names: tuple[str, ...], keep_training:
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+
+# -- code versions -------------------------------------------------------------------------------
+@functools.cache
+def _source_digests() -> dict[str, str]:
+    """SHA-256 of every package source file, by path relative to the package."""
+    return {str(path.relative_to(PACKAGE)): file_sha256(path) for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _method_files() -> dict[str, str]:
+    """{method name: its registration file relative to the package} (torch-free: registrations import lazily)."""
+    import sys
+
+    from bench_powerprop.methods import METHODS
+
+    return {name: str(Path(sys.modules[METHODS.get(name).__module__].__file__).resolve().relative_to(PACKAGE))
+            for name in METHODS.names()}
+
+
+def source_hash(method: str) -> str:
+    """Hash of the sources a cell of ``method`` trains with (see the module docstring)."""
+    others = {path for name, path in _method_files().items() if name != method}
+    digest = hashlib.sha256()
+    for path, file_digest in _source_digests().items():
+        if path in WORKFLOW_ONLY or path.split("/")[0] in WORKFLOW_ONLY_PACKAGES or path in others:
+            continue
+        digest.update(f"{path}\0{file_digest}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def code_version(method: str) -> dict:
+    """What ``run.json`` records of the code that trained a cell; ``source_hash`` alone decides staleness."""
+    commit, dirty = git_state()
+    return {"commit": commit, "dirty": dirty, "source_hash": source_hash(method)}
+
+
+def recorded_code_version(run_dir: str | Path) -> dict | None:
+    """The code version ``run.json`` recorded (None when missing or written before code versions were recorded)."""
+    try:
+        return json.loads((Path(run_dir) / "run.json").read_text()).get("code")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -90,15 +91,23 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def git_commit() -> str:
+@functools.cache
+def git_state() -> tuple[str, bool]:
+    """(HEAD commit or 'unknown', whether tracked files differ from it)."""
     repo = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, capture_output=True, text=True,
                                check=False)
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+        return "unknown", False
+    return commit.stdout.strip(), bool(dirty.stdout.strip())
+
+
+def git_commit() -> str:
+    """The HEAD commit, with "-dirty" when tracked files have uncommitted changes."""
+    commit, dirty = git_state()
+    return commit + ("-dirty" if dirty and commit != "unknown" else "")
 
 
 def package_versions() -> dict[str, str]:

@@ -169,6 +169,13 @@ class Options:
 
     @classmethod
     def parse(cls, raw: Mapping | None, where: str, cell: CellFacts | None = None):
+        options = cls.parse_fields(raw, where)
+        options.check(where, cell or CellFacts())
+        return options
+
+    @classmethod
+    def parse_fields(cls, raw: Mapping | None, where: str):
+        """Every option checked on its own (names, types, ranges), without the cross-field rules about a cell."""
         raw = dict(raw or {})
         if not isinstance(raw, dict):
             raise fail(where, "must be a mapping of option names to values", raw)
@@ -182,9 +189,7 @@ class Options:
             check = f.metadata.get("check")
             unset = value is None and f.default is None  # an optional option left at "decide for me"
             values[f.name] = check(value, f"{where}.{f.name}") if check and not unset else value
-        options = cls(**values)
-        options.check(where, cell or CellFacts())
-        return options
+        return cls(**values)
 
     def check(self, where: str, cell: CellFacts) -> None:
         """Cross-field rules; raise ``OptionError`` naming the field. Overridden where needed."""

@@ -215,10 +215,36 @@ def resolve_cifar10_dir(cifar_dir: str | os.PathLike) -> Path:
     return cifar_dir
 
 
+#: The only globals a CIFAR-10 batch pickle may name: numpy's array and scalar reconstruction (NumPy 1 and 2
+#: names), and ``_codecs.encode``, which protocol-2 pickles written by Python 3 use to rebuild ``bytes``.
+CIFAR10_PICKLE_GLOBALS = frozenset(
+    (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray") for name in ("_reconstruct", "scalar")
+) | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+class ArrayOnlyUnpickler(pickle.Unpickler):
+    """Unpickles containers, numbers, strings and numpy arrays only: a pickle naming any other global
+    (``os.system``, ``builtins.eval``, ...), which is how a pickle runs code, is refused before it is called.
+
+    CIFAR-10's python version is a pickle, so this is the most restricted reading the format allows;
+    the files must still come from a trusted source (README, "Security").
+    """
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in CIFAR10_PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused: the pickle names {module}.{name}, not a numpy array")
+        return super().find_class(module, name)
+
+
 def load_cifar10_batch(batch_file: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """One CIFAR-10 python pickle -> (N x 32 x 32 x 3 uint8 images, int64 labels)."""
+    """One CIFAR-10 python pickle -> (N x 32 x 32 x 3 uint8 images, int64 labels), read by ``ArrayOnlyUnpickler``."""
     with open(batch_file, "rb") as handle:
-        batch = pickle.load(handle, encoding="bytes")
+        try:
+            batch = ArrayOnlyUnpickler(handle, encoding="bytes").load()
+        except pickle.UnpicklingError as error:
+            raise ValueError(f"{batch_file}: {error}") from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"{batch_file}: a CIFAR-10 batch is a dict, got {type(batch).__name__}")
     data = np.asarray(batch[b"data"])
     labels = np.asarray(batch[b"labels"], dtype=np.int64)
     flat_size = int(np.prod(CIFAR10_IMAGE_SHAPE))

@@ -33,21 +33,45 @@ def save_checkpoint(directory: Path, step: int, state: dict, keep: int = 2) -> P
     return path
 
 
-def load_latest_checkpoint(directory: Path) -> dict | None:
-    """The newest checkpoint that verifies and loads, or None when there is none.
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint as data only: tensors, numbers, strings and containers (``weights_only``), never code."""
+    return torch.load(path, map_location="cpu", weights_only=True)
 
-    A checkpoint whose checksum fails, or that matches its checksum but does not unpickle (written
-    by another version, say), is skipped with a warning naming the file; the previous one is tried.
+
+def load_latest_checkpoint(directory: Path, owner: dict | None = None) -> dict | None:
+    """The newest checkpoint that verifies, loads and belongs to ``owner``, or None when there is none.
+
+    A checkpoint whose checksum fails, or that matches its checksum but does not load as data
+    (written by another version, or a pickle that would run code), is skipped with a warning naming
+    the file; the previous one is tried. With ``owner`` (e.g. ``{"spec_hash": ..., "code_hash": ...}``)
+    a checkpoint recording other values — another cell's, or one written by other code — is refused:
+    renamed to ``*.refused`` (so it never shadows this cell's own checkpoints again) and the
+    previous one is tried.
     """
     for path in reversed(_checkpoints(Path(directory))):
         if not _verified(path):
             log.warning("checkpoint %s failed its checksum; falling back to an older one", path)
             continue
         try:
-            return torch.load(path, map_location="cpu", weights_only=False)
+            state = load_checkpoint(path)
         except Exception as error:
-            log.warning("checkpoint %s does not load (%s: %s); falling back to an older one", path, type(error).__name__, error)
+            log.warning("checkpoint %s does not load as data (%s: %s); falling back to an older one",
+                        path, type(error).__name__, str(error).splitlines()[0] if str(error) else "")
+            continue
+        foreign = {key: state.get(key) for key, value in (owner or {}).items() if state.get(key) != value}
+        if foreign:
+            log.warning("refusing checkpoint %s: written with %s, this run has %s; renamed to %s.refused", path, foreign,
+                        {key: owner[key] for key in foreign}, path.name)
+            refuse(path)
+            continue
+        return state
     return None
+
+
+def refuse(path: Path) -> None:
+    """Move a checkpoint that is not this run's out of the way (kept for inspection, never loaded)."""
+    path.replace(path.with_name(path.name + ".refused"))
+    _sidecar(path).unlink(missing_ok=True)
 
 
 def _verified(path: Path) -> bool:

@@ -33,6 +33,20 @@ from bench_powerprop.powerprop import MASK_BUFFERS, model_alpha, phi_from_theta,
 INDEX = "index.json"
 
 
+class LineageError(ValueError):
+    """An inherited file that is not the one the cell's spec names; ``str(error)`` is one line."""
+
+
+def load_model_file(path: str | Path) -> dict:
+    """A ``model.pt``, snapshot or checkpoint as data only (tensors, numbers, strings, containers): a file whose
+    pickle would build any other object — run code — is refused by ``torch.load(weights_only=True)``."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise LineageError(f"{path}: not a model file the harness wrote, refused ({type(error).__name__}: {first_line})") from None
+
+
 def snapshot_name(step: int) -> str:
     return f"step_{step:08d}.pt"
 
@@ -74,8 +88,13 @@ class Inherited:
     path: str = ""
 
     @classmethod
-    def load(cls, path: str | Path, step: int | str) -> Inherited:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+    def load(cls, path: str | Path, step: int | str, parent_spec_hash: str | None = None) -> Inherited:
+        """The parent's file; with ``parent_spec_hash`` (what the child's spec records) the file must have been
+        written for exactly that parent spec, else ``LineageError``."""
+        payload = load_model_file(path)
+        if parent_spec_hash is not None and payload.get("spec_hash") != parent_spec_hash:
+            raise LineageError(f"lineage: {path} was written for spec {payload.get('spec_hash')!r}, but this cell inherits "
+                               f"from spec {parent_spec_hash!r}; rerun the workflow to rebuild the parent")
         alpha = payload["alpha"] if "alpha" in payload else payload["spec"]["alpha"]
         return cls(payload["state_dict"], float(alpha), step, str(path))
 
@@ -110,7 +129,8 @@ class Lineage:
     @classmethod
     def from_spec(cls, spec: dict) -> Lineage:
         declared = spec.get("lineage") or {}
-        loaded = {relation: Inherited.load(declared[relation]["path"], declared[relation]["step"])
+        loaded = {relation: Inherited.load(declared[relation]["path"], declared[relation]["step"],
+                                           declared[relation].get("parent_spec_hash"))
                   for relation in ("init_from", "mask_from") if relation in declared}
         return cls(loaded.get("init_from"), loaded.get("mask_from"))
 

@@ -30,6 +30,7 @@ from torch import nn
 from bench_powerprop import masks
 from bench_powerprop.data.datasets import task_count
 from bench_powerprop.data.tasks import build_task
+from bench_powerprop.integrity import code_version, fingerprint
 from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_json_atomic, write_text_atomic
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
@@ -38,7 +39,7 @@ from bench_powerprop.powerprop import layer_alphas, powerpropify, restore_layer_
 from bench_powerprop.training import optimizers
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
-from bench_powerprop.training.lineage import Lineage, SnapshotStore
+from bench_powerprop.training.lineage import Lineage, SnapshotStore, load_model_file
 from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, TrainLog, csv_text, progress_bar
@@ -148,6 +149,7 @@ class Trainer:
     def __init__(self, spec: dict, checkpoint_dir: Path, strategy=None, progress: bool = True):
         self.spec, self.train_cfg = spec, spec["train"]
         self.hash = spec_hash(spec)
+        self.code = code_version(spec["method"])
         self.checkpoint_dir = Path(checkpoint_dir)
         self.progress = progress
         torch.set_num_threads(self.train_cfg.get("threads", 1))
@@ -212,6 +214,7 @@ class Trainer:
         ctx = self.ctx
         return {
             "spec_hash": self.hash,
+            "code_hash": self.code["source_hash"],
             "step": ctx.step, "phase_index": ctx.phase_index, "phase_step": ctx.phase_step,
             "phase_started": self.phase_started, "finished": self.finished,
             "model": self.model.state_dict(),
@@ -228,12 +231,8 @@ class Trainer:
         }
 
     def _resume(self) -> int | None:
-        state = load_latest_checkpoint(self.checkpoint_dir)
+        state = load_latest_checkpoint(self.checkpoint_dir, {"spec_hash": self.hash, "code_hash": self.code["source_hash"]})
         if state is None:
-            return None
-        if state["spec_hash"] != self.hash:
-            log.warning("ignoring checkpoint in %s: written for spec %s, this run is %s",
-                        self.checkpoint_dir, state["spec_hash"], self.hash)
             return None
         ctx = self.ctx
         self.model.load_state_dict(state["model"])
@@ -389,6 +388,7 @@ class Trainer:
         mask = masks.forward_mask(self.model)
         return {
             "spec_hash": self.hash,
+            "code_hash": self.code["source_hash"],
             "steps": self.ctx.step,
             "val_accuracy": val,
             "test_accuracy": test,
@@ -443,9 +443,9 @@ def model_payload(trainer: Trainer) -> dict:
             "layer_alpha": layer_alphas(trainer.model)}
 
 
-def output_sizes(run_dir: Path) -> dict[str, int]:
-    """Size of every file training wrote (metrics.json aside), to notice later damage (``bench_powerprop.integrity``)."""
-    return {str(path.relative_to(run_dir)): path.stat().st_size for path in sorted(run_dir.rglob("*"))
+def output_fingerprints(run_dir: Path) -> dict[str, dict]:
+    """Fingerprint of every file training wrote (metrics.json aside), to notice later damage (``bench_powerprop.integrity``)."""
+    return {str(path.relative_to(run_dir)): fingerprint(path) for path in sorted(run_dir.rglob("*"))
             if path.is_file() and path.name != "metrics.json" and not path.name.startswith(".")}
 
 
@@ -465,7 +465,7 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
             metrics = trainer.run()
             if strategy.is_main:
                 write_outputs(trainer, run_dir, {**started, "checkpoint_dir": str(checkpoint_dir), "world_size": strategy.world_size})
-                metrics = {**metrics, "outputs": output_sizes(run_dir)}
+                metrics = {**metrics, "outputs": output_fingerprints(run_dir)}
                 write_json_atomic(run_dir / "metrics.json", metrics)
         return metrics
 
@@ -478,12 +478,12 @@ def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> Non
     torch.save(model_payload(trainer), buffer)
     write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
     trainer.ctx.snapshots.publish(run_dir)
-    write_json_atomic(run_dir / "run.json", {"spec": trainer.spec, "spec_hash": trainer.hash, **provenance_info})
+    write_json_atomic(run_dir / "run.json", {"spec": trainer.spec, "spec_hash": trainer.hash, "code": trainer.code, **provenance_info})
 
 
 def load_trained_model(path: Path) -> tuple[nn.Module, dict]:
     """Rebuild a trained cell's model (architecture from its spec) and load its weights."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = load_model_file(path)
     spec = payload["spec"]
     task = build_task(spec["data"])
     model = build_model(spec["model"], task.input_shape, task.num_classes)
