@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--processes", type=int, default=1, metavar="N",
                        help="processes (one per GPU); N > 1 restarts the command under torchrun with N processes (DDP); "
                             "0 and 1 mean one process")
+    train.add_argument("--mem-mb", type=int, default=None, metavar="MB",
+                       help="the memory the job was given (the rule's resources.mem_mb), named if training runs out of it")
 
     prune = _command(commands, "prune-eval", "one-shot pruning sweep of a trained cell (no retraining)",
                      "python -m bench_powerprop prune-eval --model results/x/runs/<cell>/model.pt "
@@ -101,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = _command(commands, "validate", "validate config files (merged in order) and count the training cells",
                         "python -m bench_powerprop validate configs/default.yaml configs/my_overrides.yaml")
     validate.add_argument("configfiles", type=Path, nargs="+", help="YAML configs; later files override earlier ones")
+
+    status = _command(commands, "status", "list every cell that is missing, damaged or stale (by config or by code)",
+                      "python -m bench_powerprop status configs/default.yaml configs/my_overrides.yaml")
+    status.add_argument("configfiles", type=Path, nargs="+", help="the same config files as `validate` and snakemake get")
+    status.add_argument("--stale-code-targets", action="store_true",
+                        help="print only the metrics.json of every cell stale by code, one per line (for snakemake --forcerun)")
 
     listing = _command(commands, "list", "registered methods, scorers, datasets or models with their options",
                        "python -m bench_powerprop list methods")
@@ -147,11 +155,12 @@ def run_train(args) -> int:
         os.execv(command[0], command)
     from bench_powerprop.options import OptionError
     from bench_powerprop.training.checkpointing import CheckpointDirectoryError
+    from bench_powerprop.training.lineage import LineageError
     from bench_powerprop.training.trainer import SpecError, train_cell
 
     try:
         metrics = train_cell(args.spec, args.run_dir, args.checkpoint_dir, progress=not args.no_progress)
-    except (SpecError, OptionError, CheckpointDirectoryError) as error:
+    except (SpecError, OptionError, CheckpointDirectoryError, LineageError) as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
         return 2
     status = "DIVERGED (" + metrics["diverged_reason"] + ")" if metrics["diverged"] else ("at chance" if metrics["collapsed"] else "ok")
@@ -162,8 +171,13 @@ def run_train(args) -> int:
 def run_prune_eval(args) -> int:
     from bench_powerprop.evaluation import oneshot_sweep
     from bench_powerprop.io import write_csv_atomic
+    from bench_powerprop.training.lineage import LineageError
 
-    rows = oneshot_sweep(args.model, args.prune)
+    try:
+        rows = oneshot_sweep(args.model, args.prune)
+    except LineageError as error:
+        print(f"bench_powerprop: {error}", file=sys.stderr)
+        return 2
     write_csv_atomic(args.out, rows)
     print(rows[["keep", "test_accuracy"]].to_string(index=False))
     return 0
@@ -195,17 +209,54 @@ def run_provenance(args) -> int:
     return 0
 
 
-def run_validate(args) -> int:
-    from bench_powerprop.config import ConfigError, grid_cells, load_configs, validate_config
+def validated_config(paths) -> dict | None:
+    """The merged, validated config; None after printing its one-line error."""
+    from bench_powerprop.config import ConfigError, load_configs, validate_config
 
     try:
-        config = load_configs(args.configfiles)
+        config = load_configs(paths)
         validate_config(config)
     except ConfigError as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
+        return None
+    return config
+
+
+def run_validate(args) -> int:
+    from bench_powerprop.config import grid_cells
+
+    config = validated_config(args.configfiles)
+    if config is None:
         return 1
     cells = grid_cells(config)
     print(f"config ok: {len(cells)} training cells in {', '.join(config['active_experiments'])}")
+    return 0
+
+
+def run_status(args) -> int:
+    """One line per cell that needs work, a count, and the command that retrains the cells stale by code."""
+    import shlex
+
+    from bench_powerprop.plan import Plan
+
+    config = validated_config(args.configfiles)
+    if config is None:
+        return 1
+    plan = Plan(config)
+    states = plan.cell_states()
+    stale_code = [f"{plan.run_dir(cell)}/metrics.json" for cell, state, _ in states if state == "stale (code)"]
+    if args.stale_code_targets:
+        print("\n".join(stale_code))
+        return 0
+    for cell, state, reason in states:
+        print(f"{plan.run_dir(cell)}: {state}: {reason}")
+    counts = {state: sum(found == state for _, found, _ in states) for state in ("missing", "damaged", "stale (config)", "stale (code)")}
+    print(f"{len(plan.cells)} cells: {len(plan.cells) - len(states)} up to date, "
+          + ", ".join(f"{count} {state}" for state, count in counts.items()))
+    if stale_code:
+        configs = " ".join(f"--configfile {shlex.quote(str(path))}" for path in args.configfiles)
+        print(f"retrain the cells stale by code: snakemake -c all {configs} --forcerun "
+              + " ".join(shlex.quote(path) for path in stale_code))
     return 0
 
 
@@ -246,6 +297,7 @@ COMMANDS = {
     "claims": run_claims,
     "provenance": run_provenance,
     "validate": run_validate,
+    "status": run_status,
     "list": run_list,
     "beton": run_beton,
 }
@@ -254,4 +306,18 @@ COMMANDS = {
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except (MemoryError, ImportError) as error:
+        if isinstance(error, ImportError) and "failed to map segment" not in str(error):
+            raise
+        print(f"bench_powerprop: {args.command}: out of memory ({type(error).__name__}: {error}); {memory_hint(args)}",
+              file=sys.stderr)
+        return 3
+
+
+def memory_hint(args) -> str:
+    """What the job was given and what to change: the rule's ``mem_mb`` is the experiment's ``resources.mem_mb``."""
+    given = getattr(args, "mem_mb", None)
+    asked = f"it was given {given} MB (resources.mem_mb)" if given else "it ran under a memory limit"
+    return f"{asked}; the job needs more: raise the experiment's resources.mem_mb (or the limit) and rerun"

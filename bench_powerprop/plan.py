@@ -13,12 +13,15 @@ changed parent retrains its children).
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 
 from bench_powerprop.cells import Cell
 from bench_powerprop.config import FINAL, ExperimentGrid
 from bench_powerprop.io import spec_hash, write_json_atomic, write_text_atomic
 from bench_powerprop.pipelines import PIPELINES
 
+#: The files the ``train`` rule declares as outputs (workflow/rules/train.smk).
+TRAIN_RULE_OUTPUTS = ("metrics.json", "model.pt", "train_log.csv", "gradient_norms.csv", "run.json", "snapshots/index.json")
 #: .beton files of the vision datasets: {dataset: {data-config key: split file stem}}
 BETON_SPLITS = {
     "cifar10": {"train_beton": "train", "test_beton": "test"},
@@ -180,8 +183,7 @@ class Plan:
             reason = damage(self.run_dir(cell), cell_files)
             if reason is None:
                 continue
-            action = "retraining it" if repair else "a real run retrains it"
-            print(f"bench_powerprop: {self.run_dir(cell)}: {reason}; {action}", file=sys.stderr)
+            print(f"bench_powerprop: {self.run_dir(cell)}: {reason}; {self._repair_action(cell, repair)}", file=sys.stderr)
             damaged[cell] = reason
             if repair:
                 remove_outputs(self.run_dir(cell), cell_files)
@@ -192,9 +194,51 @@ class Plan:
             return {}
         return damaged
 
+    def _repair_action(self, cell: Cell, repair: bool) -> str:
+        if repair:
+            return "retraining it"
+        if all(Path(self.run_dir(cell), name).exists() for name in TRAIN_RULE_OUTPUTS):
+            return ("a real run removes its outputs and retrains it (this dry run cannot list that job: "
+                    "Snakemake sees every output file present)")
+        return "a real run retrains it"
+
     def targets(self) -> list[str]:
+        """Every experiment's tables and figures, and every cell's ``metrics.json``: a cell whose run directory was
+        deleted after its tables were made is then retrained (and its tables rebuilt), not skipped as a missing
+        intermediate, and a train job missing any output is listed by a dry run as by a real run."""
         return [self.experiment_file(name, output) for name in self.grids
-                for output in PIPELINES[self.experiment(name)["kind"]].outputs]
+                for output in PIPELINES[self.experiment(name)["kind"]].outputs] + \
+            [f"{self.run_dir(cell)}/metrics.json" for cell in self.cells]
+
+    def cell_states(self) -> list[tuple[Cell, str, str]]:
+        """``(cell, state, reason)`` of every cell that needs work: state ``missing``, ``damaged``, ``stale (config)``
+        or ``stale (code)`` (``python -m bench_powerprop status``)."""
+        from bench_powerprop.integrity import damage, recorded_code_version, source_hash
+        from bench_powerprop.io import read_json
+
+        states = []
+        for cell in self.cells:
+            run_dir = self.run_dir(cell)
+            reason = damage(run_dir, PIPELINES[self.experiment(cell.experiment)["kind"]].cell_files)
+            if reason is not None:
+                states.append((cell, "damaged", reason))
+                continue
+            try:
+                trained_for = read_json(f"{run_dir}/metrics.json")["spec_hash"]
+            except (OSError, ValueError, KeyError, TypeError):
+                states.append((cell, "missing", "not trained (no metrics.json)"))
+                continue
+            if trained_for != self.spec_hash(cell):
+                states.append((cell, "stale (config)", f"trained for spec {trained_for}, the config now gives {self.spec_hash(cell)}"))
+                continue
+            recorded, current = recorded_code_version(run_dir), source_hash(cell.method)
+            if recorded is None:
+                states.append((cell, "stale (code)", "run.json records no code version (trained before code versions were kept)"))
+            elif recorded.get("source_hash") != current:
+                dirty = ", uncommitted changes" if recorded.get("dirty") else ""
+                states.append((cell, "stale (code)", f"trained by sources {recorded.get('source_hash')} (commit "
+                                                     f"{str(recorded.get('commit'))[:12]}{dirty}); its sources are now {current}"))
+        return states
 
 
 def write_manifest(path: str, log_path: str, manifest: dict) -> None:

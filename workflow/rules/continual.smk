@@ -31,8 +31,8 @@ rule aggregate_continual:
     params:
         out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop report tables --manifest {input.manifest}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m bench_powerprop report tables --manifest {input.manifest:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule figures_continual:
@@ -68,5 +68,5 @@ rule figures_continual:
     params:
         out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop report figures --manifest {input.manifest}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m bench_powerprop report figures --manifest {input.manifest:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -21,9 +21,9 @@ rule write_cifar10_beton:
         src=cifar10_root,
     shell:
         "(python -m bench_powerprop beton write-cifar10 --src {params.src:q} --split train"
-        " --out {output.train:q} --num-workers {threads}"
+        " --out {output.train:q} --num-workers {threads:q}"
         " && python -m bench_powerprop beton write-cifar10 --src {params.src:q} --split test"
-        " --out {output.test:q} --num-workers {threads}) > {log} 2>&1"
+        " --out {output.test:q} --num-workers {threads:q}) > {log:q} 2>&1"
 
 
 rule write_imagenet_beton:
@@ -45,6 +45,6 @@ rule write_imagenet_beton:
         options=imagenet_beton_options,
     shell:
         "(python -m bench_powerprop beton write-imagenet --src {input.train:q} --out {output.train:q}"
-        " {params.options} --num-workers {threads}"
+        " {params.options:q} --num-workers {threads:q}"
         " && python -m bench_powerprop beton write-imagenet --src {input.val:q} --out {output.val:q}"
-        " {params.options} --num-workers {threads}) > {log} 2>&1"
+        " {params.options:q} --num-workers {threads:q}) > {log:q} 2>&1"

@@ -23,8 +23,8 @@ rule prune_eval:
     params:
         prune=prune_json,
     shell:
-        "python -m bench_powerprop prune-eval --model {input.model}"
-        " --prune {params.prune:q} --out {output} > {log} 2>&1"
+        "python -m bench_powerprop prune-eval --model {input.model:q}"
+        " --prune {params.prune:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule aggregate_oneshot:
@@ -50,8 +50,8 @@ rule aggregate_oneshot:
     params:
         out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop report tables --manifest {input.manifest}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m bench_powerprop report tables --manifest {input.manifest:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule figures_oneshot:
@@ -81,5 +81,5 @@ rule figures_oneshot:
     params:
         out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop report figures --manifest {input.manifest}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m bench_powerprop report figures --manifest {input.manifest:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -31,8 +31,8 @@ rule claims:
     params:
         manifests=manifest_arguments,
     shell:
-        "python -m bench_powerprop claims {params.manifests} --csv {output.csv:q}"
-        " --overview {output.overview:q} --markdown {output.markdown:q} --page {output.page:q} > {log} 2>&1"
+        "python -m bench_powerprop claims {params.manifests:q} --csv {output.csv:q}"
+        " --overview {output.overview:q} --markdown {output.markdown:q} --page {output.page:q} > {log:q} 2>&1"
 
 
 rule provenance:
@@ -58,6 +58,6 @@ rule provenance:
         config_hash=CONFIG_HASH,
         git_commit=GIT_COMMIT,
     shell:
-        "python -m bench_powerprop provenance {params.manifests} --config-hash {params.config_hash}"
-        " --git-commit {params.git_commit} --csv {output.csv:q} --markdown {output.markdown:q}"
-        " --page {output.page:q} > {log} 2>&1"
+        "python -m bench_powerprop provenance {params.manifests:q} --config-hash {params.config_hash:q}"
+        " --git-commit {params.git_commit:q} --csv {output.csv:q} --markdown {output.markdown:q}"
+        " --page {output.page:q} > {log:q} 2>&1"

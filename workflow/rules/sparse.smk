@@ -32,8 +32,8 @@ rule aggregate_sparse:
     params:
         out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop report tables --manifest {input.manifest} --published {input.published:q}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m bench_powerprop report tables --manifest {input.manifest:q} --published {input.published:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule figures_sparse:
@@ -55,5 +55,5 @@ rule figures_sparse:
     params:
         out_dir=experiment_dir,
     shell:
-        "python -m bench_powerprop report figures --manifest {input.manifest}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        "python -m bench_powerprop report figures --manifest {input.manifest:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

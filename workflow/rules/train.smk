@@ -25,5 +25,6 @@ rule train:
         run_dir=cell_dir(RESULTS),
         checkpoint_dir=cell_dir(PLAN.checkpoints),
     shell:
-        "python -m bench_powerprop train --spec {params.spec:q} --processes {resources.gpu}"
-        " --run-dir {params.run_dir} --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"
+        "python -m bench_powerprop train --spec {params.spec:q} --processes {resources.gpu:q}"
+        " --run-dir {params.run_dir:q} --checkpoint-dir {params.checkpoint_dir:q}"
+        " --mem-mb {resources.mem_mb:q} > {log:q} 2>&1"

@@ -36,15 +36,17 @@ def imagenet_val_dir(wildcards):
 
 
 def imagenet_beton_options(wildcards):
-    """``write-imagenet`` options from the experiment's ``data.beton`` (FFCV's write settings, defaults filled in)."""
+    """``write-imagenet`` options (a list: the rule's ``:q`` quotes each element) from the experiment's ``data.beton`` (FFCV's write settings, defaults filled in)."""
     from bench_powerprop.data.datasets.imagenet import BetonOptions
 
     options = BetonOptions.parse(
         experiment_data(wildcards)["beton"], "data.beton"
     ).as_dict()
-    return " ".join(
-        f"--{name.replace('_', '-')} {value}" for name, value in sorted(options.items())
-    )
+    return [
+        part
+        for name, value in sorted(options.items())
+        for part in (f"--{name.replace('_', '-')}", str(value))
+    ]
 
 
 beton_threads = experiment_resource("beton_threads", 8)

@@ -1,6 +1,4 @@
 # Helpers of workflow/rules/report.smk and of the report() flags in every pipeline's rule file.
-import shlex
-
 from bench_powerprop.io import git_commit, spec_hash
 from bench_powerprop.pipelines import PIPELINES
 
@@ -43,7 +41,8 @@ def every_run_info(wildcards):
 
 
 def manifest_arguments(wildcards, input):
-    return " ".join(f"--manifest {shlex.quote(path)}" for path in input.manifests)
+    """``--manifest PATH`` per manifest, as a list: the rule's ``:q`` quotes each element."""
+    return [part for path in input.manifests for part in ("--manifest", path)]
 
 
 def report_targets():
