@@ -72,7 +72,7 @@ def test_ranks_hold_identical_masks_and_weights(method, tmp_path):
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     run_torchrun([str(worker), json.dumps(ddp_spec(method)), str(tmp_path)])
-    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in (0, 1)]
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     if method == "rigl":
         assert ranks[0]["mask_updates"] == ranks[1]["mask_updates"] == 6  # steps 0, 5, ..., 25 (end inclusive)
@@ -91,8 +91,8 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
                          capture_output=True, text=True, timeout=240, env=environment())  # the CLI restarts itself under torchrun
     assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
 
-    one = torch.load(tmp_path / "one" / "model.pt", weights_only=False)
-    two = torch.load(tmp_path / "two" / "model.pt", weights_only=False)
+    one = torch.load(tmp_path / "one" / "model.pt", weights_only=True)
+    two = torch.load(tmp_path / "two" / "model.pt", weights_only=True)
     assert one["spec_hash"] == two["spec_hash"]
     assert masks_of(one["state_dict"]) and masks_of(one["state_dict"]).keys() == masks_of(two["state_dict"]).keys()
     for key, value in one["state_dict"].items():

@@ -18,7 +18,7 @@ TICKET = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.9/seed~0"
 
 
 def state(path):
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     return payload["state_dict"]
 
 

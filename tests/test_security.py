@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import digits_config, digits_spec, train_command
 
 from conftest import REPO, run_snakemake
+from helpers import digits_config, digits_spec, train_command
 
 PYTHON_M = [sys.executable, "-m", "bench_powerprop"]
 DEFAULT = str(REPO / "configs" / "default.yaml")

@@ -158,7 +158,7 @@ def check_trained_cell(workdir: Path, run_dir: Path, beton_keys: list[str], alph
     assert np.isfinite(metrics["final_loss"])
     for key in beton_keys:  # the workflow put its .beton paths into the (hashed) spec
         assert spec["data"][key].startswith("results/datasets/") and (workdir / spec["data"][key]).is_file(), key
-    payload = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
+    payload = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     powered = [k for k in payload["state_dict"] if k.endswith("weight_mask")]
     assert len(powered) == 21  # every conv/linear of ResNet-18 carries a mask (20 convs + fc)
     return spec
@@ -223,7 +223,7 @@ def test_imagenet_folder_betons_and_training_through_the_workflow(workdir, visio
     images, labels = task.train_batches(4, seed=0).next_batch()
     assert images.shape == (4, 3, 32, 32) and set(labels.tolist()) <= {0, 1}
     model = build_model(spec["model"], task.input_shape, task.num_classes)
-    payload = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=False)
+    payload = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
     powerpropify(model, spec["alpha"]).load_state_dict(payload["state_dict"])
     accuracy = task.accuracy(model, "val")
     assert accuracy * 8 == round(accuracy * 8)  # counted over all 8 validation images

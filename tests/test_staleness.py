@@ -1,0 +1,212 @@
+"""Results always reflect the config and code that made them.
+
+Deleted or swapped results are rebuilt by the next ``snakemake`` run (and a dry run lists the same
+jobs); ``python -m bench_powerprop status`` lists every cell that is missing, damaged or stale by
+config or code, and the command it prints retrains exactly the cells stale by code; a checkpoint
+is resumed only by its own cell and code.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import PYTHON, REPO, run_snakemake
+from helpers import digits_spec, train_command
+
+CONFIG = """\
+active_experiments: [oneshot_digits]
+experiments:
+  oneshot_digits:
+    train: {steps: 20, log_every: 10, eval_every: 20, checkpoint_every: 10}
+    grid:
+      - {method: [dense], alpha: [1, 2], sparsity: [0], seed: [0]}
+      - {method: [static], alpha: [2], sparsity: [0.5], seed: [0]}
+    prune:
+      keep_levels: [0.2, 1.0]
+"""
+RUNS = "results/oneshot_digits/runs"
+DENSE_1 = f"{RUNS}/method~dense/variant~default/alpha~1/sparsity~0/seed~0"
+DENSE_2 = f"{RUNS}/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
+STATIC = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.5/seed~0"
+TABLE = "results/oneshot_digits/tables/oneshot_runs.csv"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A workdir where the three cells and their tables were made by one ``snakemake`` run."""
+    workdir = tmp_path_factory.mktemp("trained")
+    for name in ("configs", "profiles"):
+        (workdir / name).symlink_to(REPO / name)
+    (workdir / "grid.yaml").write_text(CONFIG)
+    run_snakemake("-c2", "--configfile", "grid.yaml", cwd=workdir)
+    return workdir
+
+
+@pytest.fixture
+def workdir(trained, tmp_path):
+    """A private copy of ``trained`` (times kept), to damage."""
+    copy = tmp_path / "work"
+    shutil.copytree(trained, copy, symlinks=True)
+    return copy
+
+
+def status(workdir, *extra, code=REPO):
+    result = subprocess.run([PYTHON, "-m", "bench_powerprop", "status", "configs/default.yaml", "grid.yaml", *extra],
+                            cwd=workdir, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(code)})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def planned_jobs(result) -> dict[str, int]:
+    """Job counts of a dry run's "Job stats" table."""
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE) if rule != "total"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_deleted_run_directory_or_metrics_json_is_retrained_with_its_tables(workdir):
+    shutil.rmtree(workdir / DENSE_1)
+    (workdir / STATIC / "metrics.json").unlink()
+    untouched = (workdir / DENSE_2 / "metrics.json").stat().st_mtime_ns
+    table_time = (workdir / TABLE).stat().st_mtime_ns
+    listed = status(workdir)
+    assert f"{DENSE_1}: missing: not trained (no metrics.json)" in listed
+    assert f"{STATIC}: missing: not trained (no metrics.json)" in listed and "3 cells: 1 up to date, 2 missing" in listed
+
+    planned = run_snakemake("-n", "--configfile", "grid.yaml", cwd=workdir)
+    assert "Nothing to be done" not in planned.stdout + planned.stderr
+    jobs = planned_jobs(planned)
+    assert jobs["train"] == 2 and jobs["aggregate_oneshot"] == 1 and jobs["prune_eval"] == 2
+
+    run_snakemake("-c2", "--configfile", "grid.yaml", cwd=workdir)
+    for cell in (DENSE_1, STATIC):
+        assert json.loads((workdir / cell / "metrics.json").read_text())["steps"] == 20
+    assert (workdir / DENSE_2 / "metrics.json").stat().st_mtime_ns == untouched
+    assert (workdir / TABLE).stat().st_mtime_ns > table_time
+    assert len((workdir / TABLE).read_text().splitlines()) == 1 + 3 * 2  # header + one row per keep level per cell
+    again = run_snakemake("-n", "--configfile", "grid.yaml", cwd=workdir)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    assert "3 cells: 3 up to date" in status(workdir)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_model_replaced_by_another_cells_is_found_and_repaired(workdir):
+    replaced, source = workdir / DENSE_1 / "model.pt", workdir / DENSE_2 / "model.pt"
+    assert replaced.stat().st_size == source.stat().st_size  # a size check cannot tell
+    shutil.copy2(source, replaced)
+    reason = "model.pt is not the file training wrote (its SHA-256 differs)"
+    assert f"{DENSE_1}: damaged: {reason}" in status(workdir)
+
+    planned = run_snakemake("-n", "--configfile", "grid.yaml", cwd=workdir)
+    assert f"{DENSE_1}: {reason}; a real run removes its outputs and retrains it" in planned.stderr
+    assert replaced.read_bytes() == source.read_bytes()  # a dry run changes nothing
+
+    repaired = run_snakemake("-c2", "--configfile", "grid.yaml", cwd=workdir)
+    assert f"{DENSE_1}: {reason}; retraining it" in repaired.stderr and "StaleResultError" not in repaired.stderr
+    payload = torch.load(replaced, map_location="cpu", weights_only=True)
+    assert payload["spec"]["alpha"] == 1.0 and replaced.read_bytes() != source.read_bytes()
+    again = run_snakemake("-n", "--configfile", "grid.yaml", cwd=workdir)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def copy_of_the_code(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    for name in ("bench_powerprop", "workflow", "configs", "profiles"):
+        shutil.copytree(REPO / name, code / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("Snakefile", "environment.yml"):
+        shutil.copy(REPO / name, code / name)
+    return code
+
+
+def edit(path):
+    original = path.read_text()
+    path.write_text(original + "\n# edited\n")
+    return original
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_status_lists_cells_stale_by_code_and_its_command_retrains_exactly_those(workdir, tmp_path):
+    code = copy_of_the_code(tmp_path)
+    assert "3 cells: 3 up to date" in status(workdir, code=code)
+
+    edit(code / "bench_powerprop" / "reporting" / "tables.py")  # reporting code trains nothing
+    assert "3 cells: 3 up to date" in status(workdir, code=code)
+
+    trainer = code / "bench_powerprop" / "training" / "trainer.py"
+    original = edit(trainer)  # shared training code: every cell
+    listed = status(workdir, code=code)
+    assert all(f"{cell}: stale (code): trained by sources" in listed for cell in (DENSE_1, DENSE_2, STATIC))
+    trainer.write_text(original)
+
+    edit(code / "bench_powerprop" / "methods" / "static.py")  # one method's file: that method's cells only
+    listed = status(workdir, code=code)
+    assert f"{STATIC}: stale (code)" in listed and DENSE_1 not in listed and DENSE_2 not in listed
+    assert "3 cells: 2 up to date, 0 missing, 0 damaged, 0 stale (config), 1 stale (code)" in listed
+    assert status(workdir, "--stale-code-targets", code=code).split() == [f"{STATIC}/metrics.json"]
+
+    command = listed.splitlines()[-1].removeprefix("retrain the cells stale by code: ").split()
+    assert command[:3] == ["snakemake", "-c", "all"] and command[-2:] == ["--forcerun", f"{STATIC}/metrics.json"]
+    untouched = (workdir / DENSE_1 / "metrics.json").stat().st_mtime_ns
+    retrained = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), *command[1:]],
+                               cwd=workdir, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(code)})
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    train_log = (workdir / "results/oneshot_digits/logs/train" / STATIC.removeprefix(f"{RUNS}/")).with_suffix(".log").read_text()
+    assert "refusing checkpoint" in train_log  # the old code's checkpoint is not resumed
+    assert json.loads((workdir / STATIC / "metrics.json").read_text())["resumed_from_step"] is None
+    assert (workdir / DENSE_1 / "metrics.json").stat().st_mtime_ns == untouched
+    assert "3 cells: 3 up to date" in status(workdir, code=code)
+
+
+# -- checkpoints: only the cell's own, written by its own code, are resumed ----------------------
+def train(spec, run_dir, checkpoint_dir):
+    result = subprocess.run(train_command(spec, run_dir, checkpoint_dir), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result, json.loads((run_dir / "metrics.json").read_text())
+
+
+def write_checkpoint(path, state):
+    from bench_powerprop.io import file_sha256
+
+    torch.save(state, path)
+    path.with_name(path.name + ".sha256").write_text(file_sha256(path) + "\n")
+
+
+def test_a_foreign_checkpoint_with_a_higher_step_is_refused_and_the_cell_still_resumes_its_own(tmp_path):
+    own, other = digits_spec("dense", seed=0, steps=40), digits_spec("dense", seed=1, steps=40)
+    train(own, tmp_path / "own", tmp_path / "own_ck")
+    train(other, tmp_path / "other", tmp_path / "other_ck")
+    foreign = tmp_path / "own_ck" / "step_00000999.pt"
+    shutil.copy(tmp_path / "other_ck" / "step_00000040.pt", foreign)
+    shutil.copy(tmp_path / "other_ck" / "step_00000040.pt.sha256", foreign.with_name(foreign.name + ".sha256"))
+
+    result, metrics = train(own, tmp_path / "own", tmp_path / "own_ck")
+    assert f"refusing checkpoint {foreign}" in result.stderr and metrics["resumed_from_step"] == 40
+    assert foreign.with_name(foreign.name + ".refused").is_file() and not foreign.exists()
+    _, metrics = train(own, tmp_path / "own", tmp_path / "own_ck")
+    assert metrics["resumed_from_step"] == 40  # and on every later run
+
+
+def test_a_checkpoint_written_by_other_code_is_not_resumed(tmp_path):
+    spec = digits_spec("dense", seed=0, steps=40)
+    _, first = train(spec, tmp_path / "run", tmp_path / "ck")
+    checkpoints = sorted((tmp_path / "ck").glob("step_*.pt"))
+    assert len(checkpoints) == 2
+    for path in checkpoints:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        assert state["code_hash"] == first["code_hash"]
+        write_checkpoint(path, {**state, "code_hash": "another version"})
+
+    result, metrics = train(spec, tmp_path / "run", tmp_path / "ck")
+    assert metrics["resumed_from_step"] is None and result.stderr.count("refusing checkpoint") == 2
+    assert metrics["test_accuracy"] == first["test_accuracy"]  # retrained from step 0, bitwise the same run
+    run_info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_info["code"]["source_hash"] == metrics["code_hash"] and set(run_info["code"]) == {"commit", "dirty", "source_hash"}
