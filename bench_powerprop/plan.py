@@ -198,7 +198,7 @@ class Plan:
         if repair:
             return "retraining it"
         if all(Path(self.run_dir(cell), name).exists() for name in TRAIN_RULE_OUTPUTS):
-            return ("a real run removes its outputs and retrains it (this dry run cannot list that job: "
+            return ("a real run retrains it, removing its outputs first (this dry run cannot list that job: "
                     "Snakemake sees every output file present)")
         return "a real run retrains it"
 

@@ -191,6 +191,7 @@ def test_damaged_finished_cells_are_rebuilt_by_a_plain_rerun(workdir):
     assert (truncated / "metrics.json").is_file() and table.stat().st_mtime_ns == table_time
     assert f"{truncated.relative_to(workdir)}: metrics.json is not valid JSON; a real run retrains it" in planned.stderr
     assert f"{deleted.relative_to(workdir)}: model.pt is missing; a real run retrains it" in planned.stderr
+    assert "Nothing to be done" not in planned.stdout + planned.stderr  # the dry run lists the retraining it announces
 
     repaired = run_snakemake("-c2", "--configfile", TINY, cwd=workdir)
     assert f"{truncated.relative_to(workdir)}: metrics.json is not valid JSON; retraining it" in repaired.stderr

@@ -9,6 +9,7 @@ is resumed only by its own cell and code.
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -105,7 +106,7 @@ def test_a_model_replaced_by_another_cells_is_found_and_repaired(workdir):
     assert f"{DENSE_1}: damaged: {reason}" in status(workdir)
 
     planned = run_snakemake("-n", "--configfile", "grid.yaml", cwd=workdir)
-    assert f"{DENSE_1}: {reason}; a real run removes its outputs and retrains it" in planned.stderr
+    assert f"{DENSE_1}: {reason}; a real run retrains it, removing its outputs first" in planned.stderr
     assert replaced.read_bytes() == source.read_bytes()  # a dry run changes nothing
 
     repaired = run_snakemake("-c2", "--configfile", "grid.yaml", cwd=workdir)
@@ -153,7 +154,7 @@ def test_status_lists_cells_stale_by_code_and_its_command_retrains_exactly_those
     assert "3 cells: 2 up to date, 0 missing, 0 damaged, 0 stale (config), 1 stale (code)" in listed
     assert status(workdir, "--stale-code-targets", code=code).split() == [f"{STATIC}/metrics.json"]
 
-    command = listed.splitlines()[-1].removeprefix("retrain the cells stale by code: ").split()
+    command = shlex.split(listed.splitlines()[-1].removeprefix("retrain the cells stale by code: "))
     assert command[:3] == ["snakemake", "-c", "all"] and command[-2:] == ["--forcerun", f"{STATIC}/metrics.json"]
     untouched = (workdir / DENSE_1 / "metrics.json").stat().st_mtime_ns
     retrained = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), *command[1:]],
