@@ -71,6 +71,9 @@ def test_tensorboard_scalars_equal_train_log(tmp_path):
 
 
 def test_without_tensorboard_no_event_files(tmp_path):
+    """Not even those of an earlier run of the cell with train.tensorboard: true (its curves, not this run's)."""
+    train_cell(digits_spec(steps=20, tensorboard=True), tmp_path / "run", tmp_path / "ckpt_with", progress=False)
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
     train_cell(digits_spec(steps=20), tmp_path / "run", tmp_path / "ckpt", progress=False)
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [
         "gradient_norms.csv", "metrics.json", "model.pt", "run.json", "snapshots", "train_log.csv"]

@@ -132,7 +132,11 @@ class TensorBoardLog:
 
 
 def live_sinks(run_dir: Path, tensorboard: bool) -> list:
-    """The live copies of a cell's log in its run directory: the CSV always, TensorBoard when asked for."""
+    """The live copies of a cell's log in its run directory: the CSV always, TensorBoard when asked for
+    (without it, event files an earlier run of the cell left there are removed: they are not this run's curves)."""
+    if not tensorboard:
+        for old in Path(run_dir).glob(TENSORBOARD_EVENTS):
+            old.unlink()
     return [LiveCsv(Path(run_dir) / LIVE_LOG_NAME), *([TensorBoardLog(run_dir)] if tensorboard else [])]
 
 
