@@ -3,6 +3,7 @@ network (``torch.autograd.functional.hessian``) — a ReLU MLP and a ReLU + max-
 
 import pytest
 import torch
+from test_scorers import as_list, batches, forward_by_hand, inputs_for, small_mlp, thetas_by_hand
 from torch import nn
 from torch.nn import functional as F
 
@@ -10,8 +11,6 @@ from bench_powerprop import masks
 from bench_powerprop.powerprop import powerpropify, weight_layers
 from bench_powerprop.scoring import ScoringInputs, score
 from bench_powerprop.scoring.obd import hessian_diagonal
-
-from test_scorers import as_list, batches, forward_by_hand, inputs_for, small_mlp, thetas_by_hand
 
 
 def hessian_diagonals(loss_of, thetas):

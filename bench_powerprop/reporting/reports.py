@@ -143,7 +143,8 @@ def sparse_from_start_labels(manifest: dict):
             return method_label(method, variant)
         options = method_options(manifest, method, variant)
         if method == "pai":
-            controls = (", shuffled within layers" if options["shuffle"] == "within_layer" else "") + (", reinit" if options["reinit"] else "")
+            controls = ", shuffled within layers" if options["shuffle"] == "within_layer" else ""
+            controls += ", reinit" if options["reinit"] else ""
             return f"{options['scorer']}{controls}{init_suffix(options)}"
         if method == "lottery":
             step = options["rewind_step"]
