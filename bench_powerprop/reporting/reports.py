@@ -267,6 +267,13 @@ def write_tables(manifest: dict, out_dir: Path, published_path: str | None = Non
     return markdown
 
 
+def write_solutions(manifest: dict, out_dir: Path) -> None:
+    """The lottery kind's solution-distance and ensemble tables (``bench_powerprop.reporting.lottery``)."""
+    from bench_powerprop.reporting import lottery
+
+    lottery.write_solution_tables(manifest, paths(out_dir, PIPELINES[manifest["kind"]].tables))
+
+
 def write_figures(manifest: dict, out_dir: Path, published_curves: str = "") -> None:
     """``published_curves``: the per-run published curves a figure may draw as context (the PAI figure)."""
     kind = manifest["kind"]
