@@ -4,6 +4,7 @@ ensemble gains of a real chain (3 seeds, level 0 and 1, both controls) against a
 import pandas as pd
 import pytest
 import torch
+from test_lottery import ALPHA, lottery_config
 
 from bench_powerprop.cells import make_cell
 from bench_powerprop.config import validate_config
@@ -14,8 +15,6 @@ from bench_powerprop.powerprop import theta_from_phi
 from bench_powerprop.reporting import lottery, reports
 from bench_powerprop.training.lineage import Inherited
 from bench_powerprop.training.trainer import train_cell
-
-from test_lottery import ALPHA, lottery_config
 
 SEEDS = (0, 1, 2)
 CONTROLS = ("lottery_reinit", "lottery_scratch")
