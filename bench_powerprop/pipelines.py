@@ -50,7 +50,7 @@ PIPELINES = {
             tables={"runs": "tables/oneshot_runs.csv", "summary": "tables/oneshot_summary.csv",
                     "markdown": "tables/oneshot_summary.md", "page": "tables/oneshot_summary.html"},
             figures={"accuracy": "figures/oneshot_accuracy_vs_weights_remaining.png",
-                     "histograms": "figures/weight_histograms.png"},
+                     "histograms": "figures/weight_histograms.png", "layer_histograms": "figures/weight_histograms_per_layer.png"},
         ),
         Pipeline(
             "sparse_training",

@@ -66,15 +66,20 @@ def oneshot_figure_set(rows, manifest, out) -> dict:
     from bench_powerprop.training.trainer import load_trained_model
 
     label = tables.line_key_label(rows)
-    magnitudes = {}
+    magnitudes, layer_thetas = {}, {}
     for cell in first_seed_cells(manifest["cells"]):
         model, _ = load_trained_model(Path(cell["run_dir"]) / "model.pt")
-        thetas = [theta.numpy() for theta in effective_weights(model).values()]
-        magnitudes[label(cell["method"], cell["variant"], cell["sparsity"], cell["alpha"])] = figures.relative_magnitudes(thetas)
-    return {
+        key = label(cell["method"], cell["variant"], cell["sparsity"], cell["alpha"])
+        layer_thetas[key] = {name: theta.numpy() for name, theta in effective_weights(model).items()}
+        magnitudes[key] = figures.relative_magnitudes(list(layer_thetas[key].values()))
+    drawn = {
         out["accuracy"]: figures.accuracy_vs_weights_remaining(rows, title(manifest)),
         out["histograms"]: figures.weight_histograms(magnitudes, f"{title(manifest)}: effective weights after training"),
     }
+    if "layer_histograms" in out:
+        drawn[out["layer_histograms"]] = figures.per_layer_weight_histograms(layer_thetas, f"{title(manifest)}: effective weights "
+                                                                            "after training, per layer")
+    return drawn
 
 
 # -- sparse training ---------------------------------------------------------------------------
