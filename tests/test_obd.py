@@ -36,7 +36,7 @@ def test_obd_on_an_mlp_is_half_theta_squared_times_the_exact_hessian_diagonal(al
         return sum(F.cross_entropy(forward_by_hand(weights, biases, x), y) for x, y in data)
 
     expected = [theta**2 * diagonal / 2 for theta, diagonal in zip(thetas, hessian_diagonals(loss_of, thetas))]
-    scores = as_list(score("obd", model, inputs_for(data), chunk_size=3), model)
+    scores = as_list(score("obd", model, inputs_for(data)), model)
     for got, want in zip(scores, expected):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)
 
@@ -75,6 +75,6 @@ def test_hessian_diagonal_of_a_relu_maxpool_cnn_is_exact():
             total = total + F.cross_entropy(F.linear(hidden.flatten(1), weights[1], linear.bias), y)
         return total
 
-    diagonal = hessian_diagonal(model, dict(zip(weight_layers(model), thetas)), data, F.cross_entropy, chunk_size=2)
+    diagonal = hessian_diagonal(model, dict(zip(weight_layers(model), thetas)), data, F.cross_entropy)
     for got, want in zip(diagonal.values(), hessian_diagonals(loss_of, thetas)):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-12)

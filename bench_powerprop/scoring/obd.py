@@ -3,8 +3,8 @@ NIPS 1989, §3 eq. 5–7: the quadratic model of the loss with the off-diagonal 
 
 There is no official code (1989). How the Hessian diagonal h_kk is computed: exactly, as the diagonal of the
 generalised Gauss–Newton matrix G = Σ_n J_nᵀ H_ℓ(n) J_n — J_n = ∂logits(x_n)/∂θ, one Jacobian per example
-(``torch.func.jacrev`` under ``vmap``), H_ℓ(n) = ∂²ℓ/∂logits² of the training loss of that example
-(``torch.func.hessian``) — summed over the examples of every scoring batch with the loss's batch-mean
+(one backward pass per class), H_ℓ(n) = ∂²ℓ/∂logits² of the training loss of that example
+(``torch.autograd.functional.hessian``, classes × classes) — summed over the examples of every scoring batch with the loss's batch-mean
 weight 1/|batch| (the objective is Σ_batches loss_fn(batch), as the other data scorers). The full Hessian is
 G + Σ_n Σ_c ∂ℓ/∂z_c · ∂²z_c/∂θ², and the diagonal of the second term vanishes wherever the network is linear in
 each single weight: Linear/Conv layers followed by ReLU, max-pooling or eval-mode batch norm (every model of
@@ -18,62 +18,41 @@ approximation").
 respect to θ, so the score is the same function of the network for every α. Deviations: OBD computes h_kk by a
 backward pass that also drops the off-diagonal terms while propagating second derivatives (eq. 7); here the
 Gauss–Newton diagonal is exact. The paper prunes a trained network, retrains and repeats; as a scorer this is
-one scoring (``pai`` scores the initial network, ``oneshot`` the trained one). Cost: one Jacobian per example
-(classes × weights numbers), taken ``chunk_size`` examples at a time.
+one scoring (``pai`` scores the initial network). Cost: one forward and (classes) backward passes per scoring
+example.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.options import Options, integer, option
 from bench_powerprop.scoring.base import SCORERS, Scorer
 
 torch = LazyModule("torch")
 saliency = LazyModule("bench_powerprop.scoring._saliency")
 
 
-@dataclass(frozen=True)
-class ObdOptions(Options):
-    chunk_size: int = option(32, "examples whose Jacobians are held in memory at once (no effect on the result)",
-                             check=integer(minimum=1))
-
-
-def hessian_diagonal(model, thetas, batches, loss_fn, chunk_size: int = 32) -> dict:
-    """diag Σ_b loss_fn(batch_b) w.r.t. ``thetas``, as the exact Gauss–Newton diagonal (see the module docstring)."""
-    from torch.func import hessian, jacrev, vmap
-
-    names = list(thetas)
-    variables = {name: theta.detach() for name, theta in thetas.items()}
-
-    def logits_of(weights, x):
-        with saliency.computing_with(model, weights):
-            return model(x.unsqueeze(0)).squeeze(0)
-
-    def example_loss(logits, label):
-        return loss_fn(logits.unsqueeze(0), label.unsqueeze(0))
-
-    jacobians, loss_hessians = vmap(jacrev(logits_of), in_dims=(None, 0)), vmap(hessian(example_loss))
+def hessian_diagonal(model, thetas, batches, loss_fn) -> dict:
+    """diag of the Hessian of Σ_b loss_fn(batch_b) w.r.t. ``thetas``, as the exact Gauss–Newton diagonal (module docstring)."""
+    variables = saliency.leaves(thetas)
+    names = list(variables)
     total = {name: torch.zeros_like(theta) for name, theta in variables.items()}
-    with saliency.evaluation_mode(model):
+    with saliency.evaluation_mode(model), saliency.computing_with(model, variables):
         for features, labels in batches:
-            for start in range(0, len(features), chunk_size):
-                x, y = features[start:start + chunk_size], labels[start:start + chunk_size]
-                with saliency.computing_with(model, variables), torch.no_grad():
-                    curvature = loss_hessians(model(x), y)  # (examples, classes, classes)
-                jacobian = jacobians(variables, x)  # name -> (examples, classes, *weight shape)
-                for name in names:
-                    flat = jacobian[name].reshape(len(x), curvature.shape[1], -1)
-                    total[name] += torch.einsum("nci,ncd,ndi->i", flat, curvature, flat).view_as(total[name]) / len(features)
+            for x, y in zip(features, labels):
+                logits = model(x.unsqueeze(0)).squeeze(0)
+                curvature = torch.autograd.functional.hessian(lambda z, y=y: loss_fn(z.unsqueeze(0), y.unsqueeze(0)), logits.detach())
+                rows = [torch.autograd.grad(logit, list(variables.values()), retain_graph=True) for logit in logits]
+                for index, name in enumerate(names):
+                    jacobian = torch.stack([row[index].reshape(-1) for row in rows])  # (classes, weights of the layer)
+                    total[name] += ((curvature @ jacobian) * jacobian).sum(0).view_as(total[name]) / len(features)
     return total
 
 
-@SCORERS.register("obd", options=ObdOptions)
+@SCORERS.register("obd")
 class OptimalBrainDamage(Scorer):
     needs_data = True
 
     def score(self, model, inputs=None):
         thetas = saliency.masked_thetas(model, inputs.mask)
-        diagonal = hessian_diagonal(model, thetas, inputs.batches, inputs.loss_fn, self.options.chunk_size)
+        diagonal = hessian_diagonal(model, thetas, inputs.batches, inputs.loss_fn)
         return {name: diagonal[name] * theta**2 / 2 for name, theta in thetas.items()}
