@@ -128,3 +128,11 @@ def test_first_layer_dense_stays_out_of_the_reallocation():
     for _ in range(5):
         run.step()
     assert bool(forward_masks(run.model)[first].all())
+
+
+def test_end_before_begin_is_refused_naming_the_field():
+    from bench_powerprop.methods import METHODS
+    from bench_powerprop.options import CellFacts, OptionError
+
+    with pytest.raises(OptionError, match=r"^methods\.dsr\.end_step: 10 is before begin_step 50"):
+        METHODS.options("dsr").parse({"begin_step": 50, "end_step": 10}, "methods.dsr", CellFacts(steps=100))

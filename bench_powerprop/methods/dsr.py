@@ -35,9 +35,15 @@ import math
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule, no_grad
-from bench_powerprop.methods._sparse import GROW_INITS, DynamicSparseMethod, LayerDistributionOptions, reset_optimizer_state
+from bench_powerprop.methods._sparse import (
+    GROW_INITS,
+    DynamicSparseMethod,
+    DynamicSparseOptions,
+    LayerDistributionOptions,
+    reset_optimizer_state,
+)
 from bench_powerprop.methods.base import METHODS
-from bench_powerprop.options import OptionError, integer, number, one_of, option, resolve_step, step_or_fraction
+from bench_powerprop.options import integer, number, one_of, option, step_or_fraction
 
 torch = LazyModule("torch")
 masks = LazyModule("bench_powerprop.masks")
@@ -65,9 +71,7 @@ class DSROptions(LayerDistributionOptions):
                               "replace_step: a re-allocation iteration takes no optimizer step",
                               check=one_of("replace_step", "after_step"))
 
-    def check(self, where, cell):
-        if resolve_step(self.end_step, cell.steps) < resolve_step(self.begin_step, cell.steps):
-            raise OptionError(f"{where}.end_step: {self.end_step!r} is before begin_step {self.begin_step!r}")
+    check = DynamicSparseOptions.check  # the same rule: end_step not before begin_step
 
 
 def threshold_update(threshold: float, pruned: int, target: float, tolerance: float) -> float:
