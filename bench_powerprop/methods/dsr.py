@@ -1,5 +1,5 @@
 """``dsr``: Dynamic Sparse Reparameterization (Mostafa & Wang, "Parameter efficient training of deep convolutional
-neural networks by dynamic sparse reparameterization", ICML 2019, §3 and Algorithm 1).
+neural networks by dynamic sparse reparameterization", ICML 2019, Algorithm 1).
 
 Reference code: IntelAI/dynamic-reparameterization (commit 7fe9f43): ``main.py::train`` (the ``--rewire
 --threshold-prune --rewire-scaling`` branch: global threshold, proportional re-allocation, threshold update) and

@@ -14,7 +14,7 @@ the same as every other method's); then the ``init`` option may re-initialise th
 after every step. Scores are taken on the effective weights θ, so the method works under Powerprop.
 
 Controls of Frankle, Dziugaite, Roy & Carbin, "Pruning neural networks at initialization: why are we missing the
-mark?", ICLR 2021, §5 (ablations "Randomly shuffle" and "Reinitialize"): ``shuffle: within_layer`` keeps the
+mark?", ICLR 2021, the ablations "randomly shuffling" and "reinitializing" at initialisation): ``shuffle: within_layer`` keeps the
 scorer's exact per-layer counts at uniformly random positions of each layer (the method's seeded generator);
 ``reinit: true`` replaces the weights by a fresh draw of the model's own initialiser (seed decorrelated from the
 cell's, as ``lottery_reinit``) after scoring and before the mask is installed. Either, both, or neither; the
@@ -57,8 +57,8 @@ class PaiOptions(SparseInitOptions):
     scoring_batches: int = option(1, "batches of the scoring stream the scorer sees (SNIP: one batch)", check=integer(minimum=1))
     scoring_batch_size: int | None = option(None, "their size (default: train.batch_size)", check=integer(minimum=1, nullable=True))
     shuffle: str = option("none", "within_layer: keep the scorer's per-layer counts at random positions of each layer "
-                          "(Frankle et al. 2021 §5 control); none: the scorer's positions", check=one_of("none", "within_layer"))
-    reinit: bool = option(False, "re-draw the weights from the model's initialiser after scoring (Frankle et al. 2021 §5 "
+                          "(Frankle et al. 2021 control); none: the scorer's positions", check=one_of("none", "within_layer"))
+    reinit: bool = option(False, "re-draw the weights from the model's initialiser after scoring (Frankle et al. 2021 "
                           "control)", check=boolean())
 
     def check(self, where, cell):

@@ -1,6 +1,6 @@
 """Do lottery tickets re-learn their pruning solution? (Evci, Ioannou, Keskin & Dauphin, "Gradient flow in sparse
-neural networks and how lottery tickets win", AAAI 2022, §5 "Lottery tickets are biased towards the pruning solution
-they are derived from" and its ensemble experiment.)
+neural networks and how lottery tickets win", AAAI 2022: the section showing that lottery tickets re-learn the pruning
+solution they are derived from, and its ensemble experiment.)
 
 ``solutions``: one row per lottery-kind cell at level ℓ ≥ 1 (``lottery``, ``lottery_reinit``, ``lottery_scratch``),
 comparing its trained model with *the pruning solution* of its level — the trained model of level ℓ − 1 (the

@@ -1,5 +1,6 @@
 """``obd``: Optimal Brain Damage saliency s_k = h_kk·θ_k²/2 (LeCun, Denker & Solla, "Optimal Brain Damage",
-NIPS 1989, §3 eq. 5–7: the quadratic model of the loss with the off-diagonal terms of the Hessian dropped).
+NIPS 1989: the saliency of section "Optimal brain damage", a quadratic model of the loss with the off-diagonal terms of
+the Hessian dropped, and section "Computing the second derivatives").
 
 There is no official code (1989). How the Hessian diagonal h_kk is computed: exactly, as the diagonal of the
 generalised Gauss–Newton matrix G = Σ_n J_nᵀ H_ℓ(n) J_n — J_n = ∂logits(x_n)/∂θ, one Jacobian per example
@@ -11,12 +12,12 @@ each single weight: Linear/Conv layers followed by ReLU, max-pooling or eval-mod
 the harness), so there diag(G) *is* the Hessian diagonal (almost everywhere; BackPACK's ``DiagGGNExact``,
 f-dangel/backpack ``backpack/extensions/secondorder/diag_ggn/__init__.py``, commit a7acb19, computes the same
 quantity by backpropagating matrix square roots). With a smooth activation (tanh, GELU) it is the exact
-Gauss–Newton diagonal, the paper's own approximation (eq. 7 drops the f'' term, the "Levenberg–Marquardt
+Gauss–Newton diagonal, the paper's own approximation (it drops the f'' term: the "Levenberg–Marquardt
 approximation").
 
 θ is the effective weight (Powerprop's θ = φ|φ|^(α−1)) under any installed mask and the derivatives are with
 respect to θ, so the score is the same function of the network for every α. Deviations: OBD computes h_kk by a
-backward pass that also drops the off-diagonal terms while propagating second derivatives (eq. 7); here the
+backward pass that also drops the off-diagonal terms while propagating second derivatives; here the
 Gauss–Newton diagonal is exact. The paper prunes a trained network, retrains and repeats; as a scorer this is
 one scoring (``pai`` scores the initial network). Cost: one forward and (classes) backward passes per scoring
 example.
