@@ -393,6 +393,7 @@ COMMANDS = {
     "provenance": run_provenance,
     "validate": run_validate,
     "needs": run_needs,
+    "status": run_status,
     "list": run_list,
     "beton": run_beton,
 }
@@ -408,3 +409,16 @@ def main(argv=None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit-time flush must not raise again
         return 141
+    except (MemoryError, ImportError) as error:
+        if isinstance(error, ImportError) and "failed to map segment" not in str(error):
+            raise
+        print(f"bench_powerprop: {args.command}: out of memory ({type(error).__name__}: {error}); {memory_hint(args)}",
+              file=sys.stderr)
+        return 3
+
+
+def memory_hint(args) -> str:
+    """What the job was given and what to change: the rule's ``mem_mb`` is the experiment's ``resources.mem_mb``."""
+    given = getattr(args, "mem_mb", None)
+    asked = f"it was given {given} MB (resources.mem_mb)" if given else "it ran under a memory limit"
+    return f"{asked}; the job needs more: raise the experiment's resources.mem_mb (or the limit) and rerun"
