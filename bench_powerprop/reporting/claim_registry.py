@@ -43,8 +43,9 @@ GRADFLOW_SCALE = "LeNet-300-100 on the default run's small data; the source: MNI
 LOTTERY_SCALE = "LeNet-300-100 on the default run's small data, three pruning levels; the sources: full MNIST, CIFAR-10"
 PAI_SCALE = "LeNet-300-100 on the default run's small data; the sources: CIFAR-10/ImageNet VGG and ResNets"
 
-GRADIENT_NORM = dict(kind="gradflow", table="norms", metric="grad_norm", scale=1.0, unit_text="", scale_note=GRADFLOW_SCALE)
-DENSITY = dict(metric="near_zero_fraction", metric_text="fraction of |θ| below 0.1 × the layer's initial std", unit_text="pp")
+GRADIENT_NORM = {"kind": "gradflow", "table": "norms", "metric": "grad_norm", "scale": 1.0, "unit_text": "",
+                 "scale_note": GRADFLOW_SCALE}
+DENSITY = {"metric": "near_zero_fraction", "metric_text": "fraction of |θ| below 0.1 × the layer's initial std", "unit_text": "pp"}
 
 CLAIMS: tuple[Claim, ...] = (
     # -- Powerpropagation ---------------------------------------------------------------------

@@ -405,7 +405,7 @@ def claim_records(claim: Claim, experiments: Mapping[str, str], read_table: Tabl
             records.append({**not_run(f"table {claim.table!r} of {name} is missing ({error})"), "experiment": name})
             continue
         if claim.paired and claim.table != "runs":
-            rows = with_fingerprints(rows, lambda: read_table(name, claim.kind, "runs"))
+            rows = with_fingerprints(rows, lambda experiment=name: read_table(experiment, claim.kind, "runs"))
         try:
             results = judge(claim, rows)
         except KeyError as error:

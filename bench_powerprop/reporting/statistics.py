@@ -62,6 +62,11 @@ class Estimate:
         return min(self.n_treatment, self.n_baseline) >= MIN_SEEDS and math.isfinite(self.low) and math.isfinite(self.high)
 
 
+def negligible(spread: float, values: np.ndarray) -> bool:
+    """A spread at float-rounding level (identical seeds up to the last bits): no interval width, no scipy warning."""
+    return spread <= 1e-12 * max(1.0, float(np.abs(values).max()))
+
+
 def nan_estimate(paired: bool, n_treatment: int, n_baseline: int, effect: float, seed_effects=()) -> Estimate:
     return Estimate(effect, math.nan, math.nan, math.nan, math.nan, paired, n_treatment, n_baseline, (), tuple(seed_effects))
 
@@ -73,7 +78,7 @@ def paired_estimate(differences: Sequence[float], level: float = LEVEL) -> Estim
     if n < MIN_SEEDS:
         return nan_estimate(True, n, n, float(d.mean()) if n else math.nan, d)
     sd = float(d.std(ddof=1))
-    if sd == 0:
+    if negligible(sd, d):
         low = high = float(d.mean())
     else:
         low, high = stats.ttest_1samp(d, 0.0).confidence_interval(level)
@@ -88,7 +93,7 @@ def welch_estimate(treatment: Sequence[float], baseline: Sequence[float], level:
     if min(len(t), len(b)) < MIN_SEEDS:
         return nan_estimate(False, len(t), len(b), effect, seed_effects)
     spreads = (float(t.std(ddof=1)), float(b.std(ddof=1)))
-    if max(spreads) == 0:
+    if negligible(max(spreads), np.concatenate([t, b])):
         return Estimate(effect, effect, effect, level, math.inf, False, len(t), len(b), spreads, seed_effects)
     result = stats.ttest_ind(t, b, equal_var=False)
     low, high = result.confidence_interval(level)
