@@ -10,7 +10,7 @@
   weights ``powerpropify`` leaves bit-identical.
 * ``batch_fingerprint`` — SHA-256 of the batch size and the example indices of the first
   ``FINGERPRINT_BATCHES`` training batches of the first task (a fresh batch source with the
-  trainer's seed); ``None`` for a batch source that does not expose its order (FFCV loaders).
+  trainer's seed); ``None`` for data not held in memory (FFCV loaders), whose pairing is then refused.
   The claims page pairs two cells by seed only when both fingerprints agree.
 * ``near_zero_fraction`` — the fraction of effective weights θ with |θ| < ``NEAR_ZERO_FACTOR``·σ₀,
   σ₀ the standard deviation of that layer's initial θ₀ (so the threshold is one tenth of the
@@ -56,6 +56,8 @@ def initial_thetas(spec: dict, task) -> dict[str, np.ndarray]:
 
 
 def batch_fingerprint(task, batch_size: int, seed: int) -> str | None:
+    if not hasattr(task, "splits"):  # streamed data (FFCV): building a loader only to hash its order costs too much
+        return None
     source = task.train_batches(batch_size, seed)
     order = getattr(source, "order", None)
     if order is None:
