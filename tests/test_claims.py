@@ -201,6 +201,7 @@ def test_best_on_validation_is_chosen_per_method_and_sparsity_by_mean_over_seeds
     assert sorted(set(zip(chosen["method"], chosen["alpha"]))) == [("gmp", 1.5), ("rigl", 2.0)]
     assert len(chosen) == 4  # both seeds of each chosen α
     assert c.describe({"alpha": {">": 1, "best": "val_accuracy"}}) == "alpha > 1, alpha of the best mean val_accuracy"
+    assert c.chosen_text(chosen, {"alpha": {">": 1, "best": "val_accuracy"}}) == "alpha chosen on val_accuracy: 1.5 (1×), 2 (1×)"
 
 
 def test_describe_spells_out_the_selectors():
@@ -275,17 +276,19 @@ def test_evaluate_one_row_per_testing_experiment_and_not_run_otherwise():
         return tables[experiment]
 
     claims = [claim(), claim(key="absent", kind="nowhere", runs_with="configs/default.yaml"),
+              claim(key="old", experiments=("one",), metric="near_zero_first_layer - near_zero_last_layer"),
               claim(key="named", experiments=("two",)), claim(key="missing", table="solutions"),
               claim(key="unshipped", kind="nowhere", runs_with="configs/no_such_file.yaml")]
     result = c.evaluate(claims, {"one": "toy", "two": "toy", "empty": "toy", "other": "elsewhere"}, read)
     assert list(zip(result["key"], result["experiment"])) == [
-        ("k", "one"), ("k", "two"), ("k", "empty"), ("absent", "—"), ("named", "two"), ("missing", "one"),
+        ("k", "one"), ("k", "two"), ("k", "empty"), ("absent", "—"), ("old", "one"), ("named", "two"), ("missing", "one"),
         ("missing", "two"), ("missing", "empty"), ("unshipped", "—")]
     assert list(result["verdict"][:4]) == [c.REPRODUCES, c.INCONCLUSIVE, c.NOT_RUN, c.NOT_RUN]
     notes = dict(zip(result["key"], result["note"]))
     assert "no active experiment of kind 'nowhere'" in notes["absent"] and "`configs/default.yaml`" in notes["absent"]
     assert "not shipped" not in notes["absent"] and "(not shipped)" in notes["unshipped"]
-    assert "table 'solutions' of one is missing" in result["note"].iloc[5]
+    assert "cannot give 'near_zero_first_layer - near_zero_last_layer'" in notes["old"]  # a table written before the column
+    assert "table 'solutions' of one is missing" in result["note"].iloc[6]
     assert "no rows match" in result["note"].iloc[2]
     assert list(result.columns) == c.CLAIM_COLUMNS
 

@@ -224,10 +224,20 @@ def matched(treatment: pd.DataFrame, baseline: pd.DataFrame, columns: tuple[str,
     return treatment.merge(common), baseline.merge(common)
 
 
+def metric_values(rows: pd.DataFrame, claim: Claim) -> pd.Series:
+    """The claim's metric on every row: a column, or an expression of columns (``DataFrame.eval``)."""
+    if claim.metric in rows.columns:
+        return rows[claim.metric]
+    try:
+        return rows.eval(claim.metric).astype(float)
+    except NameError as error:  # pandas' UndefinedVariableError: a column the table lacks
+        raise KeyError(f"claim {claim.key!r}: the {claim.kind} table {claim.table!r} cannot give {claim.metric!r} "
+                       f"({error})") from None
+
+
 def per_unit(rows: pd.DataFrame, claim: Claim) -> pd.Series:
     """Each replicate's mean of the metric over its rows (NaN-free), indexed by replicate."""
-    values = rows[claim.metric] if claim.metric in rows.columns else rows.eval(claim.metric)
-    return values.groupby(rows[claim.unit]).mean().dropna()
+    return metric_values(rows, claim).groupby(rows[claim.unit]).mean().dropna()
 
 
 def pairing_refusal(rows: pd.DataFrame, unit: str) -> str:
@@ -259,6 +269,20 @@ class Part:
     label: str
     treatment: pd.DataFrame
     baseline: pd.DataFrame | None
+    #: what a ``best`` selector chose, e.g. "alpha chosen on val_accuracy: 1.5 (3×), 2 (1×)"
+    chosen: str = ""
+
+
+def chosen_text(rows: pd.DataFrame, selectors: Selectors) -> str:
+    """The values ``best`` selectors picked, counted over the configurations they were picked for."""
+    texts = []
+    for column, wanted in selectors.items():
+        if isinstance(wanted, Mapping) and BEST in wanted:
+            within = [name for name in CELL_COLUMNS if name in rows.columns and name not in ("seed",)]
+            counts = rows.drop_duplicates(subset=within)[column].value_counts().sort_index()
+            picks = ", ".join(f"{value_text(value)} ({count}×)" for value, count in counts.items())
+            texts.append(f"{column} chosen on {wanted[BEST]}: {picks or 'none'}")
+    return "; ".join(texts)
 
 
 def parts_of(claim: Claim, pool: pd.DataFrame) -> list[Part]:
@@ -272,7 +296,7 @@ def parts_of(claim: Claim, pool: pd.DataFrame) -> list[Part]:
         treatment, baseline = matched(treatment, baseline, claim.matched_on)
         label = f"{describe(treatment_selectors)} vs {describe(baseline_selectors)}" if several else ""
         if not claim.split:
-            parts.append(Part(label, treatment, baseline))
+            parts.append(Part(label, treatment, baseline, chosen_text(treatment, treatment_selectors)))
             continue
         for value in sorted(treatment[claim.split].dropna().unique()):
             same = baseline[baseline[claim.split] == value]
@@ -297,7 +321,7 @@ def paired_values(claim: Claim, part: Part) -> tuple[pd.Series, pd.Series, str]:
 
 def trend_estimate(claim: Claim, rows: pd.DataFrame) -> tuple[st.Estimate, str]:
     refusal = pairing_refusal(rows, claim.unit) if claim.paired else "the claim is declared unpaired"
-    values = rows.assign(_value=rows[claim.metric] if claim.metric in rows.columns else rows.eval(claim.metric))
+    values = rows.assign(_value=metric_values(rows, claim))
     means = values.groupby([claim.unit, claim.trend])["_value"].mean().reset_index()
     sign = 1.0 if claim.higher_is_better else -1.0
     rhos = pd.Series({seed: sign * st.spearman_per_seed(group[claim.trend].tolist(), group["_value"].tolist())
@@ -328,7 +352,7 @@ def judge_part(claim: Claim, part: Part) -> dict:
     else:
         judgement = st.judge_difference(estimate, claim.margin)
     groups = {"treatment": group_text(treatment, claim.scale), "baseline": group_text(baseline, claim.scale)}
-    return {**record(claim, estimate, judgement, pairing, groups), "part": part.label}
+    return {**record(claim, estimate, judgement, pairing, groups), "part": part.label, "note": part.chosen}
 
 
 def record(claim: Claim, estimate: st.Estimate, judgement: st.Judgement, pairing: str, groups: dict) -> dict:
@@ -401,7 +425,7 @@ def claim_records(claim: Claim, experiments: Mapping[str, str], read_table: Tabl
     for name in testing:
         try:
             rows = read_table(name, claim.kind, claim.table)
-        except (OSError, KeyError) as error:
+        except (OSError, KeyError, ValueError) as error:
             records.append({**not_run(f"table {claim.table!r} of {name} is missing ({error})"), "experiment": name})
             continue
         if claim.paired and claim.table != "runs":
