@@ -132,7 +132,8 @@ CLAIMS: tuple[Claim, ...] = (
           treatment={"method": "static", "variant": "default"}, baseline={"method": "dense"},
           where={"alpha": 1, "step": 0}, higher_is_better=False, metric_text="gradient norm at step 0", **GRADIENT_NORM),
     Claim("G2", "Sparse-aware initialisation improves the gradient flow of static sparse training",
-          f"{EVCI}, sparsity-aware initialisation; official code github.com/google-research/rigl rigl/rigl_tf2/init_utils.py::unit_scaled_init",
+          f"{EVCI}, sparsity-aware initialisation; official code github.com/google-research/rigl "
+          "rigl/rigl_tf2/init_utils.py::unit_scaled_init",
           treatment={"method": "static", "variant": "sparse_init"}, baseline={"method": "static", "variant": "default"},
           where={"alpha": 1, "step": {"<=": 100}}, metric_text="gradient norm over the first 100 steps", **GRADIENT_NORM),
     Claim("G3", "Dynamic sparse training (RigL, SET) improves gradient flow during training over static sparse training",
@@ -158,7 +159,8 @@ CLAIMS: tuple[Claim, ...] = (
           higher_is_better=False, metric_text="test-set prediction disagreement with the pruning solution",
           scale_note=LOTTERY_SCALE),
     Claim("G6", "…at the cost of novel solutions: an ensemble of tickets gains less over its members than an ensemble of "
-          "scratch solutions", f"{EVCI}, the lottery-ticket analysis (ensembles: \"at the cost of learning novel solutions\")", kind="lottery", table="ensembles",
+          "scratch solutions", f"{EVCI}, the lottery-ticket analysis (ensembles: \"at the cost of learning novel solutions\")",
+          kind="lottery", table="ensembles",
           metric="ensemble_gain", treatment={"method": "lottery", "variant": "default"},
           baseline={"method": "lottery_scratch"}, where={"alpha": 1}, higher_is_better=False,
           metric_text="two-member ensemble gain in test accuracy", scale_note=LOTTERY_SCALE),
