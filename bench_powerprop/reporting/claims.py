@@ -58,7 +58,8 @@ states. A claim is **paired** by seed when its groups share, seed for seed, the 
 pairing — judging the claim unpaired, with a note — when any seed's cells differ): the effect is the mean per-seed \
 difference d̄ and its 95% interval d̄ ± t(0.975, n−1)·s/√n (s the sd of the n differences). **Unpaired** groups get \
 Welch's interval, mean difference ± t(0.975, ν)·√(s²ₜ/nₜ + s²ᵦ/nᵦ) with Welch–Satterthwaite ν. Quantiles and \
-intervals come from `scipy.stats`.
+intervals come from `scipy.stats`. Seeds whose values agree to rounding give no spread: the interval is then the \
+point estimate itself. Fewer than 2 seeds per group give no interval: inconclusive.
 
 * **Difference** (and "at least as well": a non-inferiority margin m ≥ 0): **{REPRODUCES}** when the whole 95% \
 interval lies above −m; **{DOES_NOT_REPRODUCE}** when it lies wholly below −m; **{INCONCLUSIVE}** otherwise.
