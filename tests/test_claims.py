@@ -384,3 +384,22 @@ def test_bimodality_coefficient_separates_one_heap_from_two():
     n, g = len(values), float(pd.Series(values).skew())
     k = float(pd.Series(values).kurt())  # pandas: the same bias-corrected estimators, computed independently
     assert bimodality_coefficient(values) == pytest.approx((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+
+
+def test_training_records_the_statistics_and_the_tidy_rows_carry_them(tmp_path):
+    from helpers import digits_spec
+
+    from bench_powerprop.reporting.rows import WEIGHT_COLUMNS, trained_row
+    from bench_powerprop.training.trainer import train_cell
+
+    metrics = {alpha: train_cell(digits_spec(steps=5, alpha=alpha, method=method, sparsity=sparsity), tmp_path / f"run{alpha}",
+                                 tmp_path / f"ckpt{alpha}", progress=False)
+               for alpha, method, sparsity in ((1.0, "dense", 0.0), (2.0, "static", 0.9))}
+    one, two = metrics[1.0], metrics[2.0]
+    assert one["init_fingerprint"] == two["init_fingerprint"] and one["batch_fingerprint"] == two["batch_fingerprint"]
+    assert 0 <= one["near_zero_fraction"] <= 1 and set(one["layer_near_zero_fraction"]) == set(one["layer_zero_fraction"])
+    assert two["near_zero_fraction"] >= two["actual_sparsity"] > 0.8  # the static mask's exact zeros count as near zero
+    cell = {"experiment": "oneshot_digits", "method": "dense", "variant": "default", "alpha": 1.0, "sparsity": 0.0,
+            "seed": 0, "level": None}
+    row = trained_row(cell, one)
+    assert {column: row[column] for column in WEIGHT_COLUMNS} == {column: one[column] for column in WEIGHT_COLUMNS}
