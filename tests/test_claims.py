@@ -387,10 +387,10 @@ def test_bimodality_coefficient_separates_one_heap_from_two():
 
 
 def test_training_records_the_statistics_and_the_tidy_rows_carry_them(tmp_path):
-    from helpers import digits_spec
-
     from bench_powerprop.reporting.rows import WEIGHT_COLUMNS, trained_row
     from bench_powerprop.training.trainer import train_cell
+
+    from helpers import digits_spec
 
     metrics = {alpha: train_cell(digits_spec(steps=5, alpha=alpha, method=method, sparsity=sparsity), tmp_path / f"run{alpha}",
                                  tmp_path / f"ckpt{alpha}", progress=False)
