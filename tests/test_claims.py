@@ -17,6 +17,7 @@ from bench_powerprop.reporting import claims as c
 from bench_powerprop.reporting import statistics as st
 from bench_powerprop.reporting.adaptive import TRACE_COLUMNS
 from bench_powerprop.reporting.claim_registry import CLAIMS
+from bench_powerprop.reporting.lottery import ENSEMBLE_COLUMNS, SOLUTION_COLUMNS
 from bench_powerprop.reporting.pages import html_page
 from bench_powerprop.reporting.reports import REPORTS
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
@@ -26,11 +27,6 @@ T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 15: 2.131450, 16: 2
 #: t(0.95, df) (the one-sided 5% quantile: the 90% interval)
 T95 = {3: 2.353363, 4: 2.131847}
 
-#: tables other work adds (issue 18): role -> columns the claims read, until ``PIPELINES`` declares them
-PLANNED_TABLES = {
-    ("lottery", "solutions"): [*CELL_COLUMNS, "theta_distance", "disagreement"],
-    ("lottery", "ensembles"): [*CELL_COLUMNS, "ensemble_gain"],
-}
 
 
 def claim(**changes) -> c.Claim:
@@ -328,12 +324,10 @@ def test_every_claim_names_a_known_kind_table_and_columns():
     norms = [*CELL_COLUMNS, "status", *GRADIENT_NORM_COLUMNS]
     for entry in CLAIMS:
         assert entry.kind in PIPELINES, f"{entry.key}: unknown kind {entry.kind!r}"
-        declared = {"runs": REPORTS[entry.kind].columns, "trace": TRACE_COLUMNS, "norms": norms}
-        if (entry.kind, entry.table) in PLANNED_TABLES:
-            columns = PLANNED_TABLES[(entry.kind, entry.table)]
-        else:
-            assert entry.table in PIPELINES[entry.kind].tables, entry.key
-            columns = declared[entry.table]
+        declared = {"runs": REPORTS[entry.kind].columns, "trace": TRACE_COLUMNS, "norms": norms,
+                    "solutions": SOLUTION_COLUMNS, "ensembles": ENSEMBLE_COLUMNS}
+        assert entry.table in PIPELINES[entry.kind].tables, entry.key
+        columns = declared[entry.table]
         selectors = [entry.where, *(s for pair in entry.comparisons() for s in pair), *entry.order]
         named = {column for selector in selectors for column in selector} | {entry.unit, entry.trend, entry.split} - {""}
         named |= {wanted["best"] for selector in selectors for wanted in selector.values()

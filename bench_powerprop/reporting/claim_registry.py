@@ -151,7 +151,7 @@ CLAIMS: tuple[Claim, ...] = (
           f"{EVCI}, the lottery-ticket analysis (distance to the pruning solution)", kind="lottery", table="solutions",
           metric="theta_distance", treatment={"method": "lottery", "variant": "default"},
           baseline=({"method": "lottery_reinit"}, {"method": "lottery_scratch"}), where={"alpha": 1},
-          higher_is_better=False, scale=1.0, unit_text="", metric_text="L2 distance of θ to the pruning solution",
+          higher_is_better=False, scale=1.0, unit_text="", metric_text="relative L2 distance of θ to the pruning solution",
           scale_note=LOTTERY_SCALE),
     Claim("G5b", "…and disagree less with it in their test predictions", f"{EVCI}, the lottery-ticket analysis (prediction disagreement)",
           kind="lottery", table="solutions", metric="disagreement", treatment={"method": "lottery", "variant": "default"},
