@@ -216,6 +216,8 @@ def test_ordering_judges_every_adjacent_pair():
     ordering = claim(treatment={}, baseline={}, order=({"method": "a"}, {"method": "b"}, {"method": "c"}))
     results = c.judge(ordering, rows)
     assert [result["part"] for result in results] == ["method = a vs method = b", "method = b vs method = c"]
+    several = claim(treatment={"method": "gmp", "alpha": 1}, baseline=({"method": "rigl"}, {"method": "set"}))
+    assert [c.part_label(t, b, several.comparisons()) for t, b in several.comparisons()] == ["vs method = rigl", "vs method = set"]
     assert [result["verdict"] for result in results] == [c.REPRODUCES, c.INCONCLUSIVE]
     assert st.combine([result["verdict"] for result in results]) == c.INCONCLUSIVE
 

@@ -286,6 +286,18 @@ def chosen_text(rows: pd.DataFrame, selectors: Selectors) -> str:
     return "; ".join(texts)
 
 
+def distinct(selectors: Selectors, others: list[Selectors]) -> Selectors:
+    """The selectors that not every one of ``others`` shares (what tells this comparison from the rest)."""
+    return {column: wanted for column, wanted in selectors.items() if any(other.get(column) != wanted for other in others)}
+
+
+def part_label(treatment: Selectors, baseline: Selectors, comparisons: list[tuple[Selectors, Selectors]]) -> str:
+    """``variant = snip vs variant = snip_shuffled``; what all comparisons share is left out (``vs method = rigl``)."""
+    ours = describe(distinct(treatment, [t for t, _ in comparisons]))
+    theirs = describe(distinct(baseline, [b for _, b in comparisons]))
+    return " vs ".join(part for part in (ours, theirs) if part) if ours else f"vs {theirs}"
+
+
 def parts_of(claim: Claim, pool: pd.DataFrame) -> list[Part]:
     if claim.trend:
         return [Part(f"trend over {claim.trend}", select(pool, as_tuple(claim.treatment)[0], claim), None)]
@@ -295,7 +307,7 @@ def parts_of(claim: Claim, pool: pd.DataFrame) -> list[Part]:
         treatment = select(pool, treatment_selectors, claim)
         baseline = select(pool, baseline_selectors, claim)
         treatment, baseline = matched(treatment, baseline, claim.matched_on)
-        label = f"{describe(treatment_selectors)} vs {describe(baseline_selectors)}" if several else ""
+        label = part_label(treatment_selectors, baseline_selectors, claim.comparisons()) if several else ""
         if not claim.split:
             parts.append(Part(label, treatment, baseline, chosen_text(treatment, treatment_selectors)))
             continue

@@ -61,7 +61,8 @@ def draw_panel(axis, row: dict) -> None:
     axis.set_yticks([])
     axis.tick_params(axis="x", labelsize=6, pad=1)
     axis.set_ylabel(panel_label(row), rotation=0, ha="right", va="center", fontsize=7)
-    axis.text(1.01, 0.5, f"{row['verdict']} ({row['unit'] or 'units'})", transform=axis.transAxes, fontsize=6,
+    unit = f" ({row['unit']})" if isinstance(row["unit"], str) and row["unit"] else ""
+    axis.text(1.01, 0.5, f"{row['verdict']}{unit}", transform=axis.transAxes, fontsize=6,
               color=colour, va="center")
 
 
