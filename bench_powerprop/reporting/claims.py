@@ -73,6 +73,9 @@ level does and names the sparsest.
 * **Trend** (a metric grows with α): per seed, Spearman's ρ between the ordered levels and the seed's value at each \
 level; the effect is the mean ρ over seeds with its 95% t-interval (n−1 df), judged as a difference from 0. A trend \
 needs paired seeds: when the pairing is refused the row stays {INCONCLUSIVE}.
+* **Chosen on validation** (a group "α of the best mean val_accuracy"): among the group's candidates, the value with \
+the highest mean validation accuracy over seeds is chosen separately for every method, variant, sparsity and level, \
+before the test metric is read; the note lists what was chosen.
 * **Seeds needed** (inconclusive rows): the smallest n per group with t(q, df(n))·SE(n) < D, where D is the observed \
 effect's distance from the boundary the interval must clear (|d̄ + m|; for equivalence m − |d̄| or |d̄| − m), \
 SE(n) = s/√n paired (df n−1) or √((s²ₜ + s²ᵦ)/n) unpaired (Welch df at n per group), q = 0.975 (0.95 for the \
