@@ -122,11 +122,27 @@ class Mask(Mapping):
 
 
 # -- exact selection ------------------------------------------------------------------------
-def kept_count(numel: int, keep: float) -> int:
-    """Number of weights kept for a fraction ``keep`` in (0, 1]; at least one."""
+#: How many of n weights a kept fraction d keeps. ``round`` is the harness's exact default; the other two
+#: are the reference codes' own expressions, evaluated in the same floating-point order:
+#: Synaptic-Flow (``Pruners/pruners.py::Pruner._global_mask``, commit 9dfa57a) prunes k = int((1 − d)·n)
+#: and keeps n − k; FORCE (naver/force ``pruning/pruning_algos.py::get_mask``, commit 7494eed) and
+#: EfficientPackNet's Algorithm 1 (TopK(φ, ⌊s·dim(φ)⌋)) keep int(d·n).
+ROUNDINGS = ("round", "complement_floor", "floor")
+
+
+def kept_count(numel: int, keep: float, rounding: str = "round") -> int:
+    """Number of weights kept for a fraction ``keep`` in (0, 1] by the rule ``rounding``; at least one."""
     if not 0 < keep <= 1:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
-    return max(1, min(numel, round(keep * numel)))
+    if rounding == "round":
+        count = round(keep * numel)
+    elif rounding == "complement_floor":
+        count = numel - int((1.0 - keep) * numel)
+    elif rounding == "floor":
+        count = int(keep * numel)
+    else:
+        raise ValueError(f"unknown rounding {rounding!r} (expected one of {list(ROUNDINGS)})")
+    return max(1, min(numel, count))
 
 
 def topk(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -159,25 +175,35 @@ def layer_keep_fractions(names: list[str], keep: float, last_layer_keep_factor: 
 
 
 def prune(scores: Mapping[str, torch.Tensor], keep: float, scope: str = "layerwise",
-          last_layer_keep_factor: float = 1.0) -> Mask:
-    """Keep the highest-scoring fraction ``keep`` of the weights, with exact counts.
+          last_layer_keep_factor: float = 1.0, rounding: str = "round") -> Mask:
+    """Keep the highest-scoring fraction ``keep`` of the weights, with exact counts (``kept_count`` by ``rounding``).
 
-    ``layerwise``: each layer keeps round(keep·n_l). ``global``: all layers but the output layer
-    compete for round(keep·N_hidden) weights. In both, the output layer keeps
-    round(min(1, last_layer_keep_factor·keep)·n_out) of its own weights.
+    Scopes (``SCOPES`` in ``bench_powerprop.scoring.base``):
+
+    * ``layerwise``: each layer keeps kept_count(n_l, keep), the output layer kept_count(n_out,
+      min(1, last_layer_keep_factor·keep));
+    * ``global``: every layer competes for kept_count(N, keep) weights (Synaptic-Flow's ``global``
+      scope without ``--dense-classifier``, FORCE); ``last_layer_keep_factor`` must be 1;
+    * ``global_separate_output``: the layers before the output layer compete for kept_count(N_hidden,
+      keep) weights; the output layer keeps its own kept_count(n_out, min(1, factor·keep)).
     """
     names = list(scores)
     fractions = layer_keep_fractions(names, keep, last_layer_keep_factor)
     if scope == "layerwise":
-        return keep_top(scores, {name: kept_count(scores[name].numel(), fractions[name]) for name in names})
-    if scope != "global":
-        raise ValueError(f"unknown pruning scope {scope!r} (expected 'layerwise' or 'global')")
+        return keep_top(scores, {name: kept_count(scores[name].numel(), fractions[name], rounding) for name in names})
+    if scope == "global":
+        if last_layer_keep_factor != 1:
+            raise ValueError(f"scope 'global' ranks the output layer with the others: last_layer_keep_factor must be 1, "
+                             f"got {last_layer_keep_factor}")
+        return keep_top_jointly(scores, kept_count(sum(s.numel() for s in scores.values()), keep, rounding))
+    if scope != "global_separate_output":
+        raise ValueError(f"unknown pruning scope {scope!r} (expected 'layerwise', 'global' or 'global_separate_output')")
     output, hidden = names[-1], names[:-1]
-    masks = dict(keep_top({output: scores[output]}, {output: kept_count(scores[output].numel(), fractions[output])}))
+    selected = dict(keep_top({output: scores[output]}, {output: kept_count(scores[output].numel(), fractions[output], rounding)}))
     if hidden:
         hidden_scores = {name: scores[name] for name in hidden}
-        masks.update(keep_top_jointly(hidden_scores, kept_count(sum(s.numel() for s in hidden_scores.values()), keep)))
-    return Mask({name: masks[name] for name in names})
+        selected.update(keep_top_jointly(hidden_scores, kept_count(sum(s.numel() for s in hidden_scores.values()), keep, rounding)))
+    return Mask({name: selected[name] for name in names})
 
 
 def random_mask(shapes: Mapping[str, tuple[int, ...]], counts: Mapping[str, int], generator: torch.Generator) -> Mask:

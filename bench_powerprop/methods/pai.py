@@ -5,13 +5,24 @@ mask, train it static. The scorer is any registered one: ``random``, ``magnitude
 section, reference code and deviations.
 
 Protocol (as the references' "singleshot" experiments: Synaptic-Flow ``Experiments/singleshot.py``,
-commit 9dfa57a): in ``prepare`` (fresh runs only) the scorer selects exactly the kept fraction
-1 − sparsity of the weights — ``global`` (default, as the references: the hidden layers ranked
-together; the output layer keeps min(1, factor·keep) of its own) or ``layerwise`` — on
-``scoring_batches`` batches of the context's separate seeded scoring stream (so training batches are
-the same as every other method's); then the ``init`` option may re-initialise the kept weights
-(sparse-aware initialisation, Evci et al. 2022); then the mask is static: masked φ is re-zeroed
-after every step. Scores are taken on the effective weights θ, so the method works under Powerprop.
+commit 9dfa57a): in ``prepare`` (fresh runs only) the scorer selects the kept fraction 1 − sparsity
+of the weights on ``scoring_batches`` batches of the context's separate seeded scoring stream (so
+training batches are the same as every other method's); then the ``init`` option may re-initialise
+the kept weights (sparse-aware initialisation, Evci et al. 2022); then the mask is static: masked φ
+is re-zeroed after every step. Scores are taken on the effective weights θ, so the method works
+under Powerprop.
+
+``scope`` (``masks.prune``): ``global`` (default) ranks every prunable layer together, the output
+layer included, as Synaptic-Flow's ``--pruner-scope global`` without ``--dense-classifier`` and as
+FORCE's ``get_mask``; ``global_separate_output`` ranks the layers before the output layer together
+and gives the output layer its own budget min(1, factor·keep) (this harness's default before the
+fidelity check); ``layerwise`` ranks each layer on its own.
+
+``count``: ``exact`` (default) keeps round(d·n) weights per ranked group, the count closest to the
+configured sparsity; ``reference`` keeps the scorer's reference code's count — Synaptic-Flow's
+n − int((1 − d)·n) for random, magnitude, SNIP, GraSP and SynFlow, FORCE's int(d·n) for FORCE — so a
+reference mask can be reproduced weight for weight. The masks of every scorer were compared with the
+reference code's, run unchanged on the same network, weights and batch: ``docs/fidelity.md``.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inhe
 from bench_powerprop.methods._sparse import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import OptionError, integer, number, one_of, option, text
+from bench_powerprop.scoring.base import COUNTS, SCOPES, check_scope
 
 masks = LazyModule("bench_powerprop.masks")
 scoring = LazyModule("bench_powerprop.scoring")
@@ -43,15 +55,20 @@ class PaiOptions(SparseInitOptions):
                          check=text(pattern=r"[a-z0-9_]+"))
     scorer_options: dict | None = option(None, "the scorer's own options (e.g. synflow: {rounds: 100}); defaults filled in",
                                          check=scorer_settings())
-    scope: str = option("global", "rank the hidden layers together (global, as the references) or each layer on its own",
-                        check=one_of("layerwise", "global"))
-    last_layer_keep_factor: float = option(1.0, "the output layer keeps min(1, factor × keep) of its weights", check=number(minimum=1))
+    scope: str = option("global", "global: every layer ranked together (as Synaptic-Flow and FORCE); global_separate_output: "
+                        "the layers before the output together, the output layer its own budget; layerwise: each layer on its own",
+                        check=one_of(*SCOPES))
+    last_layer_keep_factor: float = option(1.0, "the output layer keeps min(1, factor × keep) of its weights (layerwise, "
+                                           "global_separate_output)", check=number(minimum=1))
+    count: str = option("exact", "weights kept of n: exact round(d·n), or reference, the scorer's reference code's count "
+                        "(Synaptic-Flow n − int((1−d)·n); FORCE int(d·n))", check=one_of(*COUNTS))
     scoring_batches: int = option(1, "batches of the scoring stream the scorer sees (SNIP: one batch)", check=integer(minimum=1))
     scoring_batch_size: int | None = option(None, "their size (default: train.batch_size)", check=integer(minimum=1, nullable=True))
 
     def check(self, where, cell):
         from bench_powerprop.scoring import SCORERS
 
+        check_scope(self.scope, self.last_layer_keep_factor, where)
         if self.scorer not in SCORERS:
             raise OptionError(f"{where}.scorer: unknown scorer {self.scorer!r} (registered: {', '.join(SCORERS.names())})")
         parsed = SCORERS.options(self.scorer).parse(self.scorer_options, f"{where}.scorer_options")
@@ -69,7 +86,8 @@ class PruneAtInit(MaskedMethod):
         inputs = scoring.ScoringInputs(batches=ctx.scoring_batches(options.scoring_batches, options.scoring_batch_size),
                                        loss_fn=ctx.loss_fn, generator=self.generator)
         chosen = scoring.scorer(options.scorer, options.scorer_options)
-        self.install(ctx, chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor))
+        self.install(ctx, chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor,
+                                        options.count))
         self.target_counts = masks.forward_mask(ctx.model).layer_counts()
         initialise_kept(ctx, options, self.generator)
 
