@@ -18,10 +18,11 @@ FORCE's ``get_mask``; ``global_separate_output`` ranks the layers before the out
 and gives the output layer its own budget min(1, factor·keep) (this harness's default before the
 fidelity check); ``layerwise`` ranks each layer on its own.
 
-``count``: ``exact`` (default) keeps round(d·n) weights per ranked group, the count closest to the
-configured sparsity; ``reference`` keeps the scorer's reference code's count — Synaptic-Flow's
-n − int((1 − d)·n) for random, magnitude, SNIP, GraSP and SynFlow, FORCE's int(d·n) for FORCE — so a
-reference mask can be reproduced weight for weight. The masks of every scorer were compared with the
+``count``: ``exact`` (default) keeps exactly round(d·n) weights per ranked group, the count closest
+to the configured sparsity; ``reference`` applies the scorer's reference code's rule (``masks.choose``)
+— Synaptic-Flow's for random, magnitude, SNIP, GraSP and SynFlow (n − int((1 − d)·n) kept, weights
+tying the threshold pruned), FORCE's for FORCE (every weight scoring >= the int(d·n)-th largest) — so
+a reference mask can be reproduced weight for weight. The masks of every scorer were compared with the
 reference code's, run unchanged on the same network, weights and batch: ``docs/fidelity.md``.
 """
 

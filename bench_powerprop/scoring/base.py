@@ -16,8 +16,8 @@ masks = LazyModule("bench_powerprop.masks")
 #: Where weights compete for the kept budget (``masks.prune``): each layer on its own, every layer together
 #: (the references' global ranking), or the layers before the output together and the output layer on its own.
 SCOPES = ("layerwise", "global", "global_separate_output")
-#: How a kept fraction becomes a count (``masks.kept_count``): ``exact`` round(d·n), or ``reference``, the
-#: rounding of the scorer's reference code (``Scorer.reference_rounding``).
+#: How a kept fraction becomes a selection (``masks.choose``): ``exact``, the round(d·n) top-scoring weights, or
+#: ``reference``, the count and tie rule of the scorer's reference code (``Scorer.reference_rounding``).
 COUNTS = ("exact", "reference")
 
 
@@ -52,9 +52,10 @@ class Scorer:
     Options: ClassVar[type[Options]]
     #: whether ``score`` needs ``inputs.batches`` and ``inputs.loss_fn``
     needs_data: ClassVar[bool] = False
-    #: the ``masks.kept_count`` rounding of the reference code whose masks ``count: reference`` reproduces:
-    #: Synaptic-Flow's n − int((1 − d)·n) for the scorers it implements (magnitude, random, SNIP, GraSP, SynFlow)
-    reference_rounding: ClassVar[str] = "complement_floor"
+    #: the ``masks.choose`` rule of the reference code whose masks ``count: reference`` reproduces: Synaptic-Flow's
+    #: (n − int((1 − d)·n) kept, ties at the threshold pruned) for the scorers it implements (magnitude, random,
+    #: SNIP, GraSP, SynFlow)
+    reference_rounding: ClassVar[str] = "synaptic_flow"
 
     def __init__(self, options: Options | None = None):
         self.options = options if options is not None else self.Options()
@@ -63,7 +64,7 @@ class Scorer:
         raise NotImplementedError
 
     def rounding(self, count: str) -> str:
-        """The ``masks.kept_count`` rounding of a ``COUNTS`` value."""
+        """The ``masks.choose`` rule of a ``COUNTS`` value."""
         return self.reference_rounding if count == "reference" else "round"
 
     def select(self, model, inputs: ScoringInputs | None, keep: float, scope: str = "layerwise",

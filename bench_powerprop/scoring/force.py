@@ -11,16 +11,18 @@ weights, so a weight pruned in one round can come back in the next. The gradient
 Like the reference, the network is scored in train mode (``mode``; its script builds the network and
 prunes it before any ``eval()``), which matters only with batch norm or dropout; ``mode: eval`` is
 the option. The ``pai`` method's default scope ``global`` ranks every layer together, as the
-reference's ``get_mask``; with ``count: reference`` each round keeps int(d·N) weights, the
-reference's count (``masks.kept_count`` rounding ``floor``), else round(d·N).
+reference's ``get_mask``. Each round keeps exactly round(d·N) weights by default (``count: exact``);
+``count: reference`` applies the reference's rule (``masks.choose`` rule ``force``): every weight
+scoring >= the int(d·N)-th largest score. The two differ by more than rounding when many scores tie
+at the threshold: weights whose gradient is exactly zero (inputs that are always zero, units dead
+on the whole batch) all score 0, and when they are more than 1 − d of the network the reference
+keeps every one of them in that round.
 
 Deviations: the reference draws a fresh batch every round; here every round uses the same
 ``inputs.batches`` (the ``pai`` method's scoring batches), so the rounds differ only by the mask;
-exactly k weights are kept where the reference keeps every weight whose score ties the k-th
-(scores are continuous: ties do not occur but among exactly-zero scores, which are never at the
-threshold on the models checked); the kept fraction of round r is keep^(r/R), where the reference
-evaluates exp(−r·(−log keep)/R) (the same number up to rounding). Checked against the reference
-code run unchanged: ``docs/fidelity.md``.
+the kept fraction of round r is keep^(r/R), where the reference evaluates exp(−r·(−log keep)/R)
+(the same number up to rounding). Checked against the reference code run unchanged:
+``docs/fidelity.md``.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class ForceOptions(IterativeOptions):
 @SCORERS.register("force", options=ForceOptions)
 class Force(Scorer):
     needs_data = True
-    reference_rounding = "floor"
+    reference_rounding = "force"
 
     def score(self, model, inputs=None):
         """One round: |θ₀ ⊙ ∂L/∂θ| with the gradient at θ₀ ⊙ ``inputs.mask`` (θ₀ when no mask is given)."""

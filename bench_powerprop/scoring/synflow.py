@@ -11,12 +11,12 @@ Data-free: ``inputs`` is only read for the input shape (a scoring batch), else a
 Works under Powerprop: the network is evaluated at |θ| of the effective weights.
 Each round keeps exact counts by ``masks.prune`` in the configured scope (the ``pai`` method's
 default ``global`` ranks every layer together, as the reference without ``--dense-classifier``);
-``count: reference`` keeps the reference's n − int((1 − d)·n) per round, else round(d·n).
+``count: reference`` applies the reference's rule per round (n − int((1 − d)·n) kept, every weight
+tying the threshold pruned), else exactly round(d·n).
 
 Deviations: R is computed on a float64 copy (the reference's ``model.double()`` is commented out;
 float64 keeps R finite on deep networks; on the digits MLP the masks are the reference's all the
-same: ``docs/fidelity.md``); exactly k weights are kept where the reference prunes every weight whose
-score ties the k-th smallest.
+same: ``docs/fidelity.md``).
 """
 
 from __future__ import annotations
