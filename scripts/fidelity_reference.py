@@ -73,8 +73,10 @@ def force(root: Path, model, batch, keep):
     return Mask(dict(zip(names, masks)))
 
 
-def iou(a: Mask, b: Mask) -> dict[str, float]:
-    return {name: float((a[name] & b[name]).sum() / (a[name] | b[name]).sum()) for name in a}
+def iou(a: Mask, b: Mask) -> dict[str, str]:
+    """Intersection over union per layer ("empty" where both keep nothing of the layer)."""
+    return {name: f"{float((a[name] & b[name]).sum() / union):.4f}" if (union := (a[name] | b[name]).sum()) else "empty"
+            for name in a}
 
 
 def commit(root: Path) -> str:
@@ -102,7 +104,7 @@ def main() -> None:
             print(f"\n{name} keep {keep}: reference counts {reference.layer_counts()} (total {reference.count()})")
             for label, mask in list(rows.items())[1:]:
                 overlap = iou(mask, reference)
-                print(f"  {label:38s} counts {mask.layer_counts()} IoU " + " ".join(f"{v:.4f}" for v in overlap.values())
+                print(f"  {label:38s} counts {mask.layer_counts()} IoU " + " ".join(overlap.values())
                       + f"  equal: {mask == reference}")
 
 
