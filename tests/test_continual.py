@@ -15,18 +15,20 @@ import torch
 from torch import nn
 
 from bench_powerprop import masks
+from bench_powerprop.config import load_yaml, validate_config
 from bench_powerprop.data.permuted import permute
 from bench_powerprop.methods import METHODS
 from bench_powerprop.methods.efficient_packnet import bisect_keep, last_passing, sparsest_meeting
 from bench_powerprop.methods.packnet import share
 from bench_powerprop.options import CellFacts, OptionError
+from bench_powerprop.plan import Plan
 from bench_powerprop.powerprop import phi_from_theta, powerpropify, theta_from_phi, weight_layers
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage
 from bench_powerprop.training.strategy import LocalStrategy
 from bench_powerprop.training.trainer import Trainer, train_cell
 
-from helpers import continual_spec, kill_hard, start_training, train_command, wait_for_checkpoint
+from helpers import REPO, continual_spec, kill_hard, start_training, train_command, wait_for_checkpoint
 
 TASKS, STEPS = 4, 30
 STRESS = {"momentum": 0.9, "weight_decay": 1e-3}
@@ -279,3 +281,20 @@ def test_a_continual_job_killed_hard_at_a_task_boundary_reruns_to_the_same_resul
     resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert resumed["resumed_from_step"] % 450 in (0, 400)  # a phase boundary
     assert resumed["continual"] == reference["continual"] and resumed["test_accuracy"] == reference["test_accuracy"]
+
+
+def test_the_reports_epn_setting_is_declared_and_left_inactive():
+    """continual_mnist_epn: the reproduction report's S7 (EPN, 3 permuted-MNIST tasks, one rate 0.2, α 1 vs 1.5), 5 seeds."""
+    config = load_yaml(REPO / "configs" / "default.yaml")
+    assert "continual_mnist_epn" not in config["active_experiments"]
+    config["active_experiments"] = ["continual_mnist_epn"]
+    validate_config(config)
+    plan = Plan(config)
+    cells = [cell for cell in plan.cells if cell.experiment == "continual_mnist_epn"]
+    assert {cell.method for cell in cells} == {"efficient_packnet"} and len(cells) == 10
+    assert {float(cell.alpha) for cell in cells} == {1.0, 1.5} and {cell.seed for cell in cells} == set(range(5))
+    spec = plan.spec(cells[0])
+    assert spec["data"]["name"] == "permuted" and spec["data"]["base"]["name"] == "mnist5k" and spec["data"]["tasks"] == 3
+    options = spec["method_options"]
+    assert options["keep_levels"] == [0.2] and options["scope"] == "global" and options["count"] == "reference"
+    assert options["search"] == "sequential" and options["strict"] is True
