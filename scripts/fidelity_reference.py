@@ -38,13 +38,25 @@ def digits_mlp_and_batch():
     return model, (splits.x_train[:100], splits.y_train[:100])
 
 
-def ours(model, batch, name, keep, scope="global", count="exact"):
+def with_batch_norm(model):
+    """The same MLP with a BatchNorm1d after each hidden Linear layer (where train and eval mode score differently)."""
+    layers = []
+    for module in copy.deepcopy(model):
+        layers.append(module)
+        if isinstance(module, nn.Linear) and module.out_features != 10:
+            layers.append(nn.BatchNorm1d(module.out_features))
+    return nn.Sequential(*layers)
+
+
+def ours(model, batch, name, keep, scope="global", count="exact", mode=None):
     options = {"rounds": ROUNDS[name]} if name in ROUNDS else {}
+    if mode is not None:
+        options["mode"] = mode
     inputs = ScoringInputs(batches=[batch], loss_fn=F.cross_entropy, generator=torch.Generator().manual_seed(0))
     return scorer(name, options).select(copy.deepcopy(model), inputs, keep, scope, 1.0, count)
 
 
-def synaptic_flow(root: Path, model, batch, name, keep):
+def synaptic_flow(root: Path, model, batch, name, keep, train_mode=False):
     sys.path.insert(0, str(root))
     from Layers import layers
     from prune import prune_loop
@@ -57,7 +69,7 @@ def synaptic_flow(root: Path, model, batch, name, keep):
     pruner_class = {"snip": pruners.SNIP, "grasp": pruners.GraSP, "synflow": pruners.SynFlow, "magnitude": pruners.Mag}[name]
     pruner = pruner_class(generator.masked_parameters(reference, False, False, False))
     prune_loop(reference, nn.CrossEntropyLoss(), pruner, [batch], torch.device("cpu"), keep, "exponential", "global",
-               ROUNDS.get(name, 1))
+               ROUNDS.get(name, 1), train_mode=train_mode)
     names = [f"{index}.weight" for index, m in enumerate(model) if isinstance(m, nn.Linear)]
     return Mask({layer: mask for layer, (mask, _) in zip(names, pruner.masked_parameters)})
 
@@ -94,19 +106,30 @@ def main() -> None:
         if name == "force" and not args.force:
             continue
         for keep in KEEPS:
-            if name == "force":
-                reference = force(args.force, model, batch, keep)
-            else:
-                reference = synaptic_flow(args.synaptic_flow, model, batch, name, keep)
-            rows = {"reference": reference, "global, exact": ours(model, batch, name, keep),
-                    "global, reference count": ours(model, batch, name, keep, count="reference"),
-                    "global_separate_output (old default)": ours(model, batch, name, keep, scope="global_separate_output")}
-            print(f"\n{name} keep {keep}: reference counts {reference.layer_counts()} (total {reference.count()})")
-            for label, mask in list(rows.items())[1:]:
-                overlap = iou(mask, reference)
-                print(f"  {label:38s} counts {mask.layer_counts()} IoU " + " ".join(overlap.values())
-                      + f"  equal: {mask == reference}")
+            reference = reference_mask(args, model, batch, name, keep)
+            compare(f"{name} keep {keep}", reference, {
+                "global, exact": ours(model, batch, name, keep),
+                "global, reference count": ours(model, batch, name, keep, count="reference"),
+                "global_separate_output (old default)": ours(model, batch, name, keep, scope="global_separate_output")})
+    normed = with_batch_norm(model)  # train mode (FORCE's and GraSP's scripts) against eval mode
+    for name in ("grasp", "force") if args.force else ("grasp",):
+        for keep in KEEPS:
+            reference = reference_mask(args, normed, batch, name, keep, train_mode=True)
+            compare(f"{name} with batch norm, reference in train mode, keep {keep}", reference, {
+                "train mode (default), reference count": ours(normed, batch, name, keep, count="reference"),
+                "eval mode, reference count": ours(normed, batch, name, keep, count="reference", mode="eval")})
 
+
+def reference_mask(args, model, batch, name, keep, train_mode=False):
+    if name == "force":  # FORCE's network is in train mode, as the one its script builds
+        return force(args.force, model, batch, keep)
+    return synaptic_flow(args.synaptic_flow, model, batch, name, keep, train_mode)
+
+
+def compare(title, reference, rows):
+    print(f"\n{title}: reference counts {reference.layer_counts()} (total {reference.count()})")
+    for label, mask in rows.items():
+        print(f"  {label:38s} counts {mask.layer_counts()} IoU {' '.join(iou(mask, reference).values())}  equal: {mask == reference}")
 
 if __name__ == "__main__":
     main()

@@ -34,6 +34,8 @@ notebook without continual learning). Per task t:
 6. optionally retrain with the mask (``retrain_steps``, default 0: off), updating only the weights
    task t newly claims.
 
+The options against Algorithm 1 and their tests: ``docs/fidelity.md``.
+
 ``scorer: random`` is the random-mask control: the same search over masks drawn at random.
 Phases, freezing, per-task biases and evaluation: ``methods/_continual.py``.
 """
