@@ -21,10 +21,13 @@ notebook without continual learning). Per task t:
    passed*; the first failure ends the search (a denser level than every level of S, i.e. every weight,
    when the densest level of S already fails). We read it so because a loop whose condition is
    P_s > γ·P continues while the sparse model is good enough, which only makes sense moving towards
-   sparser masks, and the paper (§5) describes the search as "terminating the search once the sparse
-   model's performance falls short" of γ·P; we keep the last passing mask, not the failing one that
-   ended the loop, because the failing one violates the stated target. ``search: grid`` instead
-   takes the sparsest level of S that passes, even when a denser level fails (the two agree whenever
+   sparser masks, and Schwarz et al. (2021), who introduce EPN, describe the search as "terminating the
+   search once the sparse model's performance falls short of a minimum accepted target performance
+   γP"; we keep the last passing mask, not the failing one that ended the loop, because the failing
+   one violates the stated target. (The TopK count and the strict loop condition are the
+   pseudo-code's as quoted in this project's issue 17; the report's text is not shipped here.)
+   ``search: grid`` instead takes the sparsest level of S that passes, even when a denser level
+   fails (the two agree whenever
    accuracy falls monotonically with sparsity); ``search: binary`` bisects the kept fraction
    geometrically between min(S) and 1 for ``binary_steps`` steps, assuming accuracy is monotone in
    s, and returns the sparsest fraction found to pass;
