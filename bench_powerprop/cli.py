@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = _command(commands, "report", "tables or figures of one experiment from its manifest",
                       "python -m bench_powerprop report tables --manifest results/x/manifest.json --out-dir results/x")
-    report.add_argument("what", choices=["tables", "figures"], help="tables (tidy rows, summary, Markdown) or figures")
+    report.add_argument("what", choices=["tables", "figures", "solutions"],
+                        help="tables (tidy rows, summary, Markdown), figures, or solutions (lottery: distances to the "
+                             "pruning solution and seed-pair ensembles)")
     report.add_argument("--manifest", type=Path, required=True, help="the experiment's manifest.json (written by the workflow)")
     report.add_argument("--out-dir", type=Path, required=True, help="the experiment's results directory")
     report.add_argument("--published", nargs="?", default="", const="",
@@ -195,6 +197,8 @@ def run_report(args) -> int:
     manifest = read_json(args.manifest)
     if args.what == "tables":
         print(reports.write_tables(manifest, args.out_dir, args.published))
+    elif args.what == "solutions":
+        reports.write_solutions(manifest, args.out_dir)
     else:
         reports.write_figures(manifest, args.out_dir, args.published_curves)
     return 0

@@ -55,7 +55,7 @@ class Scorer:
     #: the ``masks.choose`` rule of the reference code whose masks ``count: reference`` reproduces: Synaptic-Flow's
     #: (n − int((1 − d)·n) kept, ties at the threshold pruned) for the scorers it implements (magnitude, random,
     #: SNIP, GraSP, SynFlow)
-    reference_rounding: ClassVar[str] = "synaptic_flow"
+    reference_rounding: ClassVar[str | None] = "synaptic_flow"
 
     def __init__(self, options: Options | None = None):
         self.options = options if options is not None else self.Options()
@@ -65,6 +65,8 @@ class Scorer:
 
     def rounding(self, count: str) -> str:
         """The ``masks.choose`` rule of a ``COUNTS`` value."""
+        if count == "reference" and self.reference_rounding is None:
+            raise ValueError(f"scorer {self.registry_name!r} has no reference code whose count could be reproduced")
         return self.reference_rounding if count == "reference" else "round"
 
     def select(self, model, inputs: ScoringInputs | None, keep: float, scope: str = "layerwise",
