@@ -11,6 +11,7 @@ reStructuredText error; the runtime statistics are drawn. Chromium comes from De
 """
 
 import json
+import math
 import os
 import re
 import struct
@@ -178,6 +179,19 @@ def test_every_caption_renders_and_statistics_are_drawn(page):
     go_home(page)
     click(page, "Statistics")
     page.wait_for("document.querySelector('#runtimes svg, #runtimes canvas') !== null")
+
+
+def test_every_job_of_the_run_has_a_positive_runtime(workdir):
+    """The Statistics page plots end − start per job (Snakemake's metadata, one record per output, a job's start
+    the earliest of its outputs' and its end the latest, as the report combines them) on a log axis."""
+    jobs: dict[tuple, list[float]] = {}
+    for path in (workdir / ".snakemake" / "metadata").iterdir():
+        record = json.loads(path.read_text())
+        times = jobs.setdefault((record["rule"], record["job_hash"]), [math.inf, -math.inf])
+        times[0], times[1] = min(times[0], record["starttime"]), max(times[1], record["endtime"])
+    runtimes = {job: end - start for job, (start, end) in jobs.items()}
+    assert {rule for rule, _ in runtimes} >= {"manifest", "train", "claims"}
+    assert not {job: runtime for job, runtime in runtimes.items() if not runtime > 0}
 
 
 def test_screenshot_of_the_landing_page(page, tmp_path):
