@@ -13,6 +13,7 @@ WEIGHT_FIGURES = "Weight distributions"
 GRADIENT_FLOW_FIGURES = "Gradient flow"
 CONTINUAL_FIGURES = "Continual learning"
 ALPHA_FIGURES = "α over training"
+TRAINING_FIGURES = "Training curves"
 TABLES = "Tables"
 
 CONFIG_HASH = spec_hash(config)
