@@ -23,14 +23,13 @@ import pytest
 from bench_powerprop.io import read_json
 from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting.claims import CLAIMS, DOES_NOT_REPRODUCE, INCONCLUSIVE, NOT_RUN, REPRODUCES
+from bench_powerprop.reporting.curves import TRAINING_CURVES
 
 from chromium import Browser, find_chromium
-from conftest import REPO, run_snakemake
+from conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-TINY_REPORT = str(REPO / "tests" / "configs" / "tiny_report.yaml")
-STYLESHEET = str(REPO / "workflow" / "report" / "style.css")
 SUMMARY_FILES = {"claims.html", "provenance.html"}
 VERDICTS = {REPRODUCES, DOES_NOT_REPRODUCE, INCONCLUSIVE, NOT_RUN}
 
@@ -61,14 +60,8 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A tiny run of one experiment of every pipeline kind and its report, built with make run's options."""
-    path = tmp_path_factory.mktemp("report")
-    for name in ("configs", "profiles"):
-        (path / name).symlink_to(REPO / name)
-    run_snakemake("-c2", "--configfile", TINY_REPORT, "--report", "results/report.html", "--report-after-run",
-                  "--report-stylesheet", STYLESHEET, cwd=path)
-    return path
+def workdir(report_run):
+    return report_run
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +78,8 @@ def claims(workdir):
 
 
 def expected_files(workdir) -> dict[str, set[str]]:
-    """{report category: file names}: every figure and the table page each active experiment's pipeline declares.
+    """{report category: file names}: every figure and the table page each active experiment's pipeline declares,
+    and its training curves.
 
     The tiny run has an experiment of every pipeline kind, and every kind declares a table page for the report."""
     expected = {"Reproduction summary": set(SUMMARY_FILES)}
@@ -94,7 +88,8 @@ def expected_files(workdir) -> dict[str, set[str]]:
     for manifest in manifests:
         pipeline = PIPELINES[manifest["kind"]]
         assert "page" in pipeline.tables, manifest["kind"]
-        expected[manifest["experiment"]] = {path.rsplit("/", 1)[-1] for path in [*pipeline.figures.values(), pipeline.tables["page"]]}
+        drawn = [*pipeline.figures.values(), pipeline.tables["page"], TRAINING_CURVES]
+        expected[manifest["experiment"]] = {path.rsplit("/", 1)[-1] for path in drawn}
     return expected
 
 

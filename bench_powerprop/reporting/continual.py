@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
-from bench_powerprop.reporting.figures import _pyplot, line_label, plot_line
+from bench_powerprop.reporting.figures import _pyplot, figure_title, line_label, plot_line
 from bench_powerprop.reporting.labels import STATUS_LEGEND, accuracy_text
 from bench_powerprop.reporting.rows import COLLAPSED, DIVERGED, OK
 from bench_powerprop.reporting.summaries import MEAN_COLUMNS, stat_columns, summarise
@@ -173,6 +173,7 @@ def capacity_figure(rows: pd.DataFrame, title: str):
         axis.plot(own.index, 100 * own.to_numpy(), "k.", markersize=7, label="size of the task's own mask")
         axis.set_title(row_label(*key), fontsize=9)
         axis.set_xlabel("tasks learnt")
+        axis.set_xticks(task_ticks(tasks))
         axis.set_ylim(0, 100)
         axis.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("% of all weights (stack: claimed by task 1, 2, ...)")
@@ -181,7 +182,7 @@ def capacity_figure(rows: pd.DataFrame, title: str):
 
     key = figure.colorbar(ScalarMappable(task_norm, task_map), ax=axes.tolist(), shrink=0.9, label="task that claimed the weights")
     key.set_ticks(task_ticks(tasks))
-    figure.suptitle(f"{title}: capacity used per task (mean over seeds)", fontsize=10)
+    figure_title(figure, f"{title}: capacity used per task (mean over seeds)")
     return figure
 
 
@@ -218,5 +219,5 @@ def matrix_figure(rows: pd.DataFrame, title: str):
         axis.set_title(row_label(*key), fontsize=8)
     axes[0].set_ylabel("tasks learnt")
     figure.colorbar(image, ax=axes.tolist(), shrink=0.8, label="test accuracy (%)")
-    figure.suptitle(f"{title}: accuracy matrix (each task with its own mask; constant down a column = no forgetting)", fontsize=10)
+    figure_title(figure, f"{title}: accuracy matrix (each task with its own mask; constant down a column = no forgetting)")
     return figure

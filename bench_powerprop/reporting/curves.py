@@ -69,7 +69,7 @@ def training_curves_figure(logs: pd.DataFrame, title: str):
     """Left: training loss (log scale); right: validation accuracy (%); both against the training step."""
     import numpy as np
 
-    from bench_powerprop.reporting.figures import _pyplot, line_styles, plain_log_ticks, shared_legend
+    from bench_powerprop.reporting.figures import _pyplot, figure_title, line_styles, plain_log_ticks, shared_legend
 
     plt = _pyplot()
     label = group_labeller(logs)
@@ -89,7 +89,7 @@ def training_curves_figure(logs: pd.DataFrame, title: str):
     axes[0].set_yscale("log")
     plain_log_ticks(axes[0].yaxis)
     shared_legend(figure, axes, fontsize=8)
-    figure.suptitle(f"{title}: training curves (line = mean over seeds, band = min–max)", fontsize=10)
+    figure_title(figure, f"{title}: training curves (line = mean over seeds, band = min–max)")
     return figure
 
 

@@ -122,6 +122,12 @@ def accuracy_vs_weights_remaining(rows: pd.DataFrame, title: str):
     return figure
 
 
+def figure_title(figure, text: str, fontsize: float = 10) -> None:
+    """The suptitle, wrapped to the figure's width: a long title never runs past a narrow figure."""
+    characters = max(30, int(figure.get_figwidth() * 72 / (0.55 * fontsize)))
+    figure.suptitle("\n".join(textwrap.wrap(text, characters)), fontsize=fontsize)
+
+
 def relative_magnitudes(thetas: list[np.ndarray]) -> np.ndarray:
     """|θ| / max|θ| of its layer, all layers together (what layerwise magnitude pruning ranks)."""
     return np.concatenate([np.abs(theta).ravel() / np.abs(theta).max() for theta in thetas])
@@ -157,7 +163,7 @@ def weight_histograms(magnitudes: dict[str, np.ndarray], title: str):
         axis.set_title(f"{name}\n{100 * np.mean(values < 0.01):.0f}% below 1% of layer max", fontsize=9)
     for row in axes:
         row[0].set_ylabel("number of weights")
-    figure.suptitle(title, fontsize=10)
+    figure_title(figure, title)
     return figure
 
 
@@ -187,7 +193,7 @@ def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, title: str):
         axis.grid(True, alpha=0.3)
         axis.legend(fontsize=7, loc="lower left")
     axes[0][0].set_ylabel(ACCURACY_LABEL)
-    figure.suptitle(f"{title}: line = mean over seeds, band = min–max, dashed = dense", fontsize=10)
+    figure_title(figure, f"{title}: line = mean over seeds, band = min–max, dashed = dense")
     figure.tight_layout()
     return figure
 
@@ -267,8 +273,8 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
     _same_x_range(axes[0])
     shared_legend(figure, axes[0][:len(alphas)])
     axes[0][0].set_ylabel(ACCURACY_LABEL)
-    figure.suptitle(f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max; "
-                    "solid = the model's init, dotted = sparse-aware init)", fontsize=10)
+    figure_title(figure, f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max; "
+                    "solid = the model's init, dotted = sparse-aware init)")
     return figure
 
 
@@ -321,12 +327,23 @@ def _finish_panel(axis, xlabel: str, legend_at: str, legend_size: int) -> None:
 
 def _finish(figure, axes, suptitle: str):
     axes[0][0].set_ylabel(ACCURACY_LABEL)
-    figure.suptitle(suptitle, fontsize=10)
+    figure_title(figure, suptitle)
     figure.tight_layout()
     return figure
 
 
 NORM_PANELS = {"grad_norm": "‖∂L/∂ trained parameters‖ (φ under Powerprop)", "grad_norm_theta": "‖∂L/∂θ‖ (effective weights)"}
+
+
+def _step_axis(axis, first_step: float) -> None:
+    """Steps linear up to the first probe, logarithmic after (ticks 0, 10, 20, 50, 100, ...): the first
+    hundred steps get as much room as the last few hundred."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter, SymmetricalLogLocator
+
+    axis.set_xscale("symlog", linthresh=first_step, linscale=0.5)
+    axis.xaxis.set_major_locator(SymmetricalLogLocator(linthresh=first_step, base=10, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
 
 
 def gradient_norm_vs_step(norms: pd.DataFrame, labels, title: str):
@@ -350,12 +367,12 @@ def gradient_norm_vs_step(norms: pd.DataFrame, labels, title: str):
                               linestyle=LINE_STYLES[index % len(LINE_STYLES)], marker=style["marker"],
                               zorder=3 + (len(keys) if method == "dense" else len(keys) - index))
             axis.set_yscale("log")
-            # linear up to the first probe, logarithmic after: the first steps get as much room as the last
-            axis.set_xscale("symlog", linthresh=float(first_step), linscale=0.5)
+            plain_log_ticks(axis.yaxis)
+            _step_axis(axis, float(first_step))
             axis.set_xlabel("training step (linear to the first probe, log after)")
             axis.set_title(f"{alpha_label(alpha)}: {ylabel}", fontsize=9)
             axis.grid(True, which="both", alpha=0.3)
         axes[row][0].set_ylabel("gradient norm (log)")
     shared_legend(figure, axes)
-    figure.suptitle(f"{title}: gradient norm on a fixed validation batch (line = mean over seeds, band = min–max)", fontsize=10)
+    figure_title(figure, f"{title}: gradient norm on a fixed validation batch (line = mean over seeds, band = min–max)")
     return figure
