@@ -82,7 +82,7 @@ def test_pai_figure_of_the_default_grid_is_legible_and_spans_the_published_range
     assert colours["rigl (reference)"] != "black" and colours["static (reference)"] != "black"
 
 
-def test_gradient_flow_figure_draws_dense_on_top_and_stretches_the_first_steps():
+def test_gradient_flow_figure_shows_dense_and_the_lines_on_it_and_stretches_the_first_steps():
     keys = [("dense", "default", 0.0), ("gmp", "default", 0.95), ("static", "default", 0.95), ("static", "sparse_init", 0.95),
             ("static", "ticket", 0.95), ("set", "default", 0.95), ("rigl", "default", 0.95)]
     steps = np.arange(0, 1001, 25)
@@ -94,7 +94,10 @@ def test_gradient_flow_figure_draws_dense_on_top_and_stretches_the_first_steps()
     for axis in figure.axes:
         lines = [line for line in axis.get_lines() if len(line.get_xdata())]
         dense = next(line for line in lines if line.get_label() == "dense")
-        assert dense.get_zorder() > max(line.get_zorder() for line in lines if line is not dense)
+        others = [line for line in lines if line is not dense]
+        # dense beneath, wider than any line drawn over it: GMP while still dense shows inside it
+        assert dense.get_zorder() < min(line.get_zorder() for line in others)
+        assert dense.get_linewidth() >= 3 * max(line.get_linewidth() for line in others)
         assert len({(line.get_linestyle(), line.get_marker(), str(line.get_color())) for line in lines}) == len(lines)
         assert axis.get_xscale() == "symlog"
         # the first 100 steps take at least a third of the axis (a linear axis gave them a tenth)

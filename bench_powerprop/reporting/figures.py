@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench_powerprop.io import save_figure_atomic
-from bench_powerprop.reporting.labels import alpha_label, method_label, seeds_note
+from bench_powerprop.reporting.labels import alpha_label, method_label, seeds_note, split_seeds_note
 from bench_powerprop.reporting.rows import COLLAPSED, DIVERGED
 from bench_powerprop.reporting.tables import line_key_label
 
@@ -57,7 +57,7 @@ def y_scale(column: str) -> float:
 
 
 def plot_line(axis, group: pd.DataFrame, x: str, colour, label: str, scale: float = 100.0, y: str = "test_accuracy",
-              linestyle: str = "-", marker: str = "o", zorder: float = 2) -> bool:
+              linestyle: str = "-", marker: str = "o", zorder: float = 2, linewidth: float = 1.5, alpha: float = 1.0) -> bool:
     """Mean with min–max band over non-diverged seeds; crosses at seeds at chance. False when nothing is left."""
     included = group[group["status"] != DIVERGED]
     if included.empty:
@@ -65,7 +65,8 @@ def plot_line(axis, group: pd.DataFrame, x: str, colour, label: str, scale: floa
         return False
     stats = y_scale(y) * included.groupby(x)[y].agg(["mean", "min", "max"])
     xs = scale * stats.index.to_numpy()
-    axis.plot(xs, stats["mean"], color=colour, marker=marker, markersize=3, label=label, linestyle=linestyle, zorder=zorder)
+    axis.plot(xs, stats["mean"], color=colour, marker=marker, markersize=3, label=label, linestyle=linestyle, zorder=zorder,
+              linewidth=linewidth, alpha=alpha)
     axis.fill_between(xs, stats["min"], stats["max"], color=colour, alpha=0.2, zorder=zorder - 1)
     chance = included[included["status"] == COLLAPSED]
     if not chance.empty and y == "test_accuracy":
@@ -90,11 +91,20 @@ def line_styles(count: int, colourmap: str = "tab10") -> list[dict]:
 
 
 def shared_legend(figure, axes, fontsize: float = 9, columns: int | None = None) -> None:
-    """One legend below all panels, each entry once (the panels draw the same configurations)."""
+    """One legend below all panels, each configuration once (the panels draw the same ones); what a
+    label says about one panel's seeds ("1/2 diverged") moves to that panel's title."""
     entries: dict[str, object] = {}
     for axis in np.ravel(axes):
+        notes = []
         for handle, label in zip(*axis.get_legend_handles_labels()):
-            entries.setdefault(label, handle)
+            name, note = split_seeds_note(label)
+            entries.setdefault(name, handle)
+            if note:
+                notes.append(f"{name}: {note}")
+        if notes:
+            characters = int(axis.get_position().width * figure.get_figwidth() * 72 / (0.55 * 8))
+            text = "\n".join(textwrap.wrap("; ".join(notes), max(30, characters)))
+            axis.set_title(f"{axis.get_title()}\n{text}", fontsize=min(axis.title.get_fontsize(), 9))
     width = max((len(label) for label in entries), default=1)
     columns = columns or max(1, min(len(entries), int(figure.get_figwidth() * 72 / (fontsize * 0.62 * width + 40))))
     figure.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=columns, fontsize=fontsize)
@@ -332,6 +342,8 @@ def _finish(figure, axes, suptitle: str):
     return figure
 
 
+#: the gradient-flow figure's dense line: wide enough to show a thin line drawn inside it
+DENSE_WIDTH = 5.0
 NORM_PANELS = {"grad_norm": "‖∂L/∂ trained parameters‖ (φ under Powerprop)", "grad_norm_theta": "‖∂L/∂θ‖ (effective weights)"}
 
 
@@ -362,10 +374,12 @@ def gradient_norm_vs_step(norms: pd.DataFrame, labels, title: str):
                               & (norms["alpha"] == alpha)]
                 if not group.empty:
                     label = f"{labels(method, variant)}" + ("" if sparsity == 0 else f" at {100 * sparsity:g}%")
-                    # dense on top, each line its own style: a method that is still dense (GMP early on) hides nothing
+                    # dense wide and pale beneath thin lines of their own style: a method that is still dense
+                    # (GMP before it prunes) is seen inside it, and neither hides the other
+                    dense = method == "dense"
                     plot_line(axis, group, "step", style["colour"], line_label(label, group, "step"), scale=1.0, y=column,
                               linestyle=LINE_STYLES[index % len(LINE_STYLES)], marker=style["marker"],
-                              zorder=3 + (len(keys) if method == "dense" else len(keys) - index))
+                              zorder=3 if dense else 4 + index, linewidth=DENSE_WIDTH if dense else 1.5, alpha=0.45 if dense else 1.0)
             axis.set_yscale("log")
             plain_log_ticks(axis.yaxis)
             _step_axis(axis, float(first_step))
