@@ -1,10 +1,6 @@
 # Training curves of every active experiment, whatever its kind: loss and validation accuracy
-# against the step from every cell's train_log.csv (bench_powerprop.reporting.curves).
-from bench_powerprop.reporting.curves import TRAINING_CURVES
-
-
-def curves_targets():
-    return [PLAN.experiment_file(name, TRAINING_CURVES) for name in PLAN.grids]
+# against the step from every cell's train_log.csv (bench_powerprop.reporting.curves); its
+# target per active experiment: curves_targets() (common/report.smk).
 
 
 localrules:
