@@ -201,7 +201,7 @@ def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, title: str):
         axis.set_xticks(sorted(100 * rows.loc[rows["method"] != "dense", "sparsity"].unique()))
         axis.set_xlabel("target sparsity (%)")
         axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=7, loc="lower left")
+        axis.legend(fontsize=7, loc="best")
     axes[0][0].set_ylabel(ACCURACY_LABEL)
     figure_title(figure, f"{title}: line = mean over seeds, band = min–max, dashed = dense")
     figure.tight_layout()
