@@ -1,5 +1,6 @@
 """What a figure test checks about layout: no two drawn texts overlap."""
 
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
 #: pixels two boxes must share in both directions to count as overlapping (glyph boxes may touch)
@@ -9,8 +10,9 @@ TOLERANCE_PX = 1.0
 def drawn_texts(figure) -> list[tuple[Text, object]]:
     """Every visible, non-empty text the figure draws, with its box in display pixels: titles, suptitle, axis
     labels, tick labels (of ticks inside the view), legend and colour-bar texts, annotations."""
-    figure.canvas.draw()
-    renderer = figure.canvas.get_renderer()
+    canvas = figure.canvas if hasattr(figure.canvas, "get_renderer") else FigureCanvasAgg(figure)  # closed by pyplot
+    canvas.draw()
+    renderer = canvas.get_renderer()
     texts = []
     for text in figure.findobj(Text):
         if not (text.get_visible() and text.get_text().strip()) or not _in_view(text):

@@ -151,6 +151,8 @@ def test_no_text_overlaps_in_any_figure_of_the_report(drawn, kind, role):
         for axis in figure.axes:
             if "accuracy" in axis.get_ylabel():
                 assert "%" in axis.get_ylabel(), key
-                values = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in axis.get_lines()] or [[]])
-                assert np.nanmax(values, initial=0) > 1, key  # percent, not a fraction
+                values = [np.asarray(line.get_ydata(), dtype=float) for line in axis.get_lines() if len(line.get_ydata())]
+                assert not values or np.nanmax(np.concatenate(values)) > 1, key  # percent, not a fraction
+            for image in axis.get_images():  # the continual accuracy matrix
+                assert image.get_clim() == (0, 100), key
         assert not [text for text, _ in drawn_texts(figure) if text.get_text().startswith("×")], key
