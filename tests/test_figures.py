@@ -156,3 +156,29 @@ def test_no_text_overlaps_in_any_figure_of_the_report(drawn, kind, role):
             for image in axis.get_images():  # the continual accuracy matrix
                 assert image.get_clim() == (0, 100), key
         assert not [text for text, _ in drawn_texts(figure) if text.get_text().startswith("×")], key
+
+
+def test_training_curves_draw_one_line_per_cell_group_with_the_mean_over_seeds(tmp_path):
+    from bench_powerprop.training.progress import LOG_COLUMNS, csv_text
+
+    cells = []
+    for alpha in (1.0, 2.0):
+        for seed in (0, 1):
+            run_dir = tmp_path / f"alpha{alpha}_seed{seed}"
+            run_dir.mkdir()
+            loss = [float("nan")] * 3 if (alpha, seed) == (2.0, 1) else [2.0 - seed, 1.0 - seed / 2, 0.5]
+            rows = [{"step": 10 * (index + 1), "phase": "train", "loss": value, "batch_accuracy": 0.5, "lr": 0.1,
+                     "val_accuracy": 0.8 + seed / 10 if index == 2 else float("nan")} for index, value in enumerate(loss)]
+            (run_dir / "train_log.csv").write_text(csv_text(rows, LOG_COLUMNS))
+            cells.append({"experiment": "e", "method": "dense", "variant": "default", "alpha": alpha, "sparsity": 0.0, "seed": seed,
+                          "run_dir": str(run_dir)})
+    figure = curves.training_curves_figure(curves.log_rows({"cells": cells}), "e")
+    loss_axis, accuracy_axis = figure.axes
+    lines = {line.get_label(): line for line in loss_axis.get_lines()}
+    assert set(lines) == {"α=1 (no Powerprop)", "α=2 (Powerprop) (1/2 diverged)"}
+    assert list(lines["α=1 (no Powerprop)"].get_ydata()) == [1.5, 0.75, 0.5]  # mean over seeds 0 and 1
+    assert list(lines["α=2 (Powerprop) (1/2 diverged)"].get_ydata()) == [2.0, 1.0, 0.5]  # the finite seed alone
+    accuracy = {line.get_label(): list(line.get_ydata()) for line in accuracy_axis.get_lines()}
+    assert accuracy["α=1 (no Powerprop)"] == [pytest.approx(85.0)]  # percent, at the one evaluated step
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["α=1 (no Powerprop)", "α=2 (Powerprop)"]
+    assert overlapping_texts(figure) == []

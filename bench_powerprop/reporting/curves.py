@@ -53,6 +53,16 @@ def group_labeller(logs: pd.DataFrame):
     return label
 
 
+def phase_ends(logs: pd.DataFrame) -> list[int]:
+    """The last logged step of every phase but the last (continual: each task), when every cell has the same
+    phases at the same steps; [] otherwise (e.g. PackNet's retraining phases beside EfficientPackNet's)."""
+    ends = set()
+    for _, cell in logs.groupby(list(AXIS_NAMES), dropna=False, sort=False):
+        changed = cell["phase"].ne(cell["phase"].shift(-1)) & cell["phase"].shift(-1).notna()
+        ends.add(tuple(int(step) for step in cell.loc[changed, "step"]))
+    return list(ends.pop()) if len(ends) == 1 else []
+
+
 def _band(axis, rows: pd.DataFrame, column: str, style: dict, label: str, scale: float) -> None:
     import numpy as np
 
@@ -82,8 +92,11 @@ def training_curves_figure(logs: pd.DataFrame, title: str):
         name = label(dict(zip(GROUP_AXES, key))) + seeds_note(int(diverged), 0, int(seeds))
         for axis, column in zip(axes, PANELS):
             _band(axis, group, column, style, name, 100.0 if column == "val_accuracy" else 1.0)
+    phases = phase_ends(logs)
     for axis, ylabel in zip(axes, PANELS.values()):
-        axis.set_xlabel("training step")
+        for step in phases:
+            axis.axvline(step, color="0.75", linewidth=0.8, zorder=0)
+        axis.set_xlabel("training step" + (" (grey lines: a phase ends, e.g. a task)" if phases else ""))
         axis.set_ylabel(ylabel)
         axis.grid(True, alpha=0.3)
     axes[0].set_yscale("log")

@@ -225,7 +225,7 @@ def plain_log_ticks(axis) -> None:
     """Ticks of a log-scaled x or y axis at 1, 2, 5 times powers of ten, labelled 0.5, 1, 2 rather than 5×10⁻¹."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=15))
     axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
 
