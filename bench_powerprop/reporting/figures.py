@@ -102,8 +102,7 @@ def shared_legend(figure, axes, fontsize: float = 9, columns: int | None = None)
             if note:
                 notes.append(f"{name}: {note}")
         if notes:
-            characters = int(axis.get_position().width * figure.get_figwidth() * 72 / (0.55 * 8))
-            text = "\n".join(textwrap.wrap("; ".join(notes), max(30, characters)))
+            text = wrapped("; ".join(notes), axis.get_position().width * figure.get_figwidth(), 8)
             axis.set_title(f"{axis.get_title()}\n{text}", fontsize=min(axis.title.get_fontsize(), 9))
     width = max((len(label) for label in entries), default=1)
     columns = columns or max(1, min(len(entries), int(figure.get_figwidth() * 72 / (fontsize * 0.62 * width + 40))))
@@ -132,10 +131,14 @@ def accuracy_vs_weights_remaining(rows: pd.DataFrame, title: str):
     return figure
 
 
+def wrapped(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` in lines that fit ``width_inches`` at ``fontsize`` (an average glyph is about 0.55 em wide)."""
+    return "\n".join(textwrap.wrap(text, max(30, int(width_inches * 72 / (0.55 * fontsize)))))
+
+
 def figure_title(figure, text: str, fontsize: float = 10) -> None:
     """The suptitle, wrapped to the figure's width: a long title never runs past a narrow figure."""
-    characters = max(30, int(figure.get_figwidth() * 72 / (0.55 * fontsize)))
-    figure.suptitle("\n".join(textwrap.wrap(text, characters)), fontsize=fontsize)
+    figure.suptitle(wrapped(text, figure.get_figwidth(), fontsize), fontsize=fontsize)
 
 
 def relative_magnitudes(thetas: list[np.ndarray]) -> np.ndarray:
