@@ -187,7 +187,7 @@ def per_layer_weight_histograms(thetas: dict[str, dict[str, np.ndarray]], title:
     labels = list(thetas)
     layers = list(thetas[labels[0]])
     colours = dict(zip(labels, plt.get_cmap("tab10")(range(len(labels)))))
-    figure, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.4), sharex=True, squeeze=False)
+    figure, axes = plt.subplots(1, len(layers), figsize=(4.4 * len(layers), 3.8), sharex=True, squeeze=False)
     for axis, layer in zip(axes[0], layers):
         for label in labels:
             theta = np.abs(thetas[label][layer]).ravel()
@@ -200,9 +200,9 @@ def per_layer_weight_histograms(thetas: dict[str, dict[str, np.ndarray]], title:
         shape = tuple(thetas[labels[0]][layer].shape)
         axis.set_title(f"{'conv' if len(shape) == 4 else 'dense'} {layer} {shape}", fontsize=9)
         axis.set_xlabel("log10 (|θ| / max |θ| in layer)")
-        axis.legend(fontsize=6, loc="upper left")
+        axis.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel("number of weights")
-    figure.suptitle(title, fontsize=10)
+    figure_title(figure, title)
     figure.tight_layout()
     return figure
 
