@@ -19,6 +19,7 @@ import pytest
 from bench_powerprop.io import write_json_atomic
 from bench_powerprop.reporting import reports, tables
 from bench_powerprop.reporting.figures import sparse_accuracy_vs_sparsity, weight_histograms
+from bench_powerprop.reporting.rows import ROW_COLUMNS
 from bench_powerprop.reporting.summaries import summarise
 from bench_powerprop.training.checkpointing import CheckpointDirectoryError, load_latest_checkpoint, save_checkpoint
 from bench_powerprop.training.trainer import train_cell
@@ -132,7 +133,8 @@ def test_a_second_process_for_the_same_cell_fails_clearly(tmp_path):
 
 # -- results --------------------------------------------------------------------------------------
 def fake_trained_rows(statuses=("ok", "ok"), accuracies=(0.9, 0.8)):
-    return pd.DataFrame([
+    """Tidy rows of two seeds (every ROW_COLUMNS column; the weight-statistics ones empty)."""
+    return pd.DataFrame(columns=ROW_COLUMNS, data=[
         {"experiment": "e", "method": "gmp", "variant": "default", "alpha": 2.0, "sparsity": 0.9, "seed": seed, "level": None,
          "evaluation": "trained", "target_sparsity": 0.9, "actual_sparsity": 0.9, "zero_fraction": 0.9,
          "test_accuracy": accuracy, "val_accuracy": accuracy, "status": status, "training_flops_fraction": 0.2,
