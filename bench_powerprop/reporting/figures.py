@@ -104,7 +104,9 @@ def shared_legend(figure, axes, fontsize: float = 9, columns: int | None = None)
         if notes:
             text = wrapped("; ".join(notes), axis.get_position().width * figure.get_figwidth(), 8)
             axis.set_title(f"{axis.get_title()}\n{text}", fontsize=min(axis.title.get_fontsize(), 9))
-    width = max((len(label) for label in entries), default=1)
+    if not entries:
+        return
+    width = max(len(label) for label in entries)
     columns = columns or max(1, min(len(entries), int(figure.get_figwidth() * 72 / (fontsize * 0.62 * width + 40))))
     figure.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=columns, fontsize=fontsize)
 
