@@ -102,9 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "python -m bench_powerprop validate configs/default.yaml configs/my_overrides.yaml")
     validate.add_argument("configfiles", type=Path, nargs="+", help="YAML configs; later files override earlier ones")
 
-    listing = _command(commands, "list", "registered methods, scorers, datasets or models with their options",
+    listing = _command(commands, "list", "registered methods, scorers, datasets or models with their options, or the train settings",
                        "python -m bench_powerprop list methods")
-    listing.add_argument("registry", choices=["methods", "scorers", "datasets", "models"], help="which registry")
+    listing.add_argument("registry", choices=["methods", "scorers", "datasets", "models", "train"],
+                         help="which registry (train: every setting of a config's train block)")
 
     beton = _command(commands, "beton", "write FFCV .beton files (CIFAR-10 pickles or an ImageFolder tree)",
                      "python -m bench_powerprop beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton")
@@ -210,14 +211,24 @@ def run_validate(args) -> int:
 
 
 def run_list(args) -> int:
+    if args.registry == "train":
+        from bench_powerprop.training.options import TrainOptions
+
+        print("train: every setting of an experiment's train block")
+        print_options(TrainOptions)
+        return 0
     registry = registry_named(args.registry)
     for name in registry.names():
         entry = registry.get(name)
         summary = (sys.modules[entry.__module__].__doc__ or entry.__doc__ or name).strip().splitlines()[0]
         print(f"{name}: {summary}")
-        for option, default, doc in entry.Options.describe():
-            print(f"    {option} (default {json.dumps(default)}): {doc}")
+        print_options(entry.Options)
     return 0
+
+
+def print_options(options) -> None:
+    for option, default, doc in options.describe():
+        print(f"    {option} (default {json.dumps(default)}): {doc}")
 
 
 def registry_named(name: str):

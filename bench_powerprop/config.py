@@ -155,6 +155,7 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
     from bench_powerprop.data.datasets import resolve_data_config
     from bench_powerprop.models import resolve_model_config
     from bench_powerprop.pipelines import PIPELINES
+    from bench_powerprop.training.options import train_options
 
     where = f"experiments.{name}"
     pipeline = PIPELINES.get(experiment["kind"])
@@ -165,6 +166,7 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
             raise ConfigError(f"{where}.{section}: required by kind {experiment['kind']!r}")
     if pipeline.requires_train_any and not set(pipeline.requires_train_any) & set(experiment["train"]):
         raise ConfigError(f"{where}.train: kind {experiment['kind']!r} needs one of {', '.join(pipeline.requires_train_any)}")
+    train_options(experiment["train"], f"{where}.train")
     data = resolve_data_config(experiment["data"], f"{where}.data")
     check_batch_size(experiment, where)
     resolve_model_config(experiment["model"], f"{where}.model")

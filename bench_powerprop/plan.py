@@ -84,6 +84,7 @@ class Plan:
         from bench_powerprop.methods import METHODS
         from bench_powerprop.models import resolve_model_config
         from bench_powerprop.options import CellFacts
+        from bench_powerprop.training.options import train_options
 
         grid, experiment = self.grids[cell.experiment], self.experiment(cell.experiment)
         data = resolve_data_config(experiment["data"])
@@ -94,7 +95,7 @@ class Plan:
             **cell.as_dict(),
             "data": {**data, **self.beton_paths(cell.experiment)},
             "model": resolve_model_config(experiment["model"]),
-            "train": experiment["train"],
+            "train": train_options(experiment["train"]).as_dict(),
             "method_options": options.as_dict(),
         }
         block = grid.block_of[cell]
@@ -136,7 +137,7 @@ class Plan:
             "data": config["data"]["name"],
             "data_config": self.spec(self.cells_of(experiment)[0])["data"],
             "model": self.spec(self.cells_of(experiment)[0])["model"],
-            "train": config["train"],
+            "train": self.spec(self.cells_of(experiment)[0])["train"],
             "methods": config.get("methods", {}),
             "variants": config.get("variants", {}),
             "prune": config.get("prune"),

@@ -39,6 +39,7 @@ from bench_powerprop.training import optimizers
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
+from bench_powerprop.training.options import REQUIRED, TrainOptions, train_options
 from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, TrainLog, csv_text, progress_bar
@@ -74,16 +75,14 @@ def build_cell(spec: dict):
     return model, tasks, build_method(spec)
 
 
-def make_optimizer(model: nn.Module, train_cfg: dict, method=None) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, train_cfg.get("weight_decay", 0.0), train_cfg.get("weight_decay_exclude_bias_norm", True),
+def make_optimizer(model: nn.Module, train: TrainOptions, method=None) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, train.weight_decay, train.weight_decay_exclude_bias_norm,
                               exclude_weights=bool(method and method.penalty_replaces_weight_decay))
-    name = train_cfg.get("optimizer", "sgd")
-    if name == "sgd":
-        return optimizers.SGD(groups, lr=train_cfg["lr"], momentum=train_cfg.get("momentum", 0.0),
-                              nesterov=train_cfg.get("nesterov", False))
-    if name == "adam":
-        return optimizers.Adam(groups, lr=train_cfg["lr"])
-    raise ValueError(f"unknown optimizer {name!r}")
+    if train.optimizer == "sgd":
+        return optimizers.SGD(groups, lr=train.lr, momentum=train.momentum, nesterov=train.nesterov)
+    if train.optimizer == "adam":
+        return optimizers.Adam(groups, lr=train.lr)
+    raise ValueError(f"unknown optimizer {train.optimizer!r}")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float, exclude_bias_norm: bool, exclude_weights: bool = False) -> list[dict]:
@@ -102,18 +101,17 @@ def parameter_groups(model: nn.Module, weight_decay: float, exclude_bias_norm: b
     return [group for group in groups if group["params"]]
 
 
-def learning_rate_factor(step: int, total: int, train_cfg: dict) -> float:
+def learning_rate_factor(step: int, total: int, train: TrainOptions) -> float:
     """Multiplier of the base lr at ``step`` of ``total`` (per phase): warm-up, then constant, cosine or step decay."""
-    warmup = train_cfg.get("warmup_steps", 0)
+    warmup = train.warmup_steps
     if step < warmup:
         return (step + 1) / warmup
-    schedule = train_cfg.get("lr_schedule", "constant")
     progress = (step - warmup) / max(1, total - warmup)
-    if schedule == "cosine":
+    if train.lr_schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
-    if schedule == "step":
-        passed = sum(step >= boundary for boundary in train_cfg.get("lr_decay_steps", []))
-        return train_cfg.get("lr_decay_factor", 0.1) ** passed
+    if train.lr_schedule == "step":
+        passed = sum(step >= boundary for boundary in train.lr_decay_steps)
+        return train.lr_decay_factor ** passed
     return 1.0
 
 
@@ -146,22 +144,22 @@ class PreemptionFlag:
 # -- the trainer ------------------------------------------------------------------------------
 class Trainer:
     def __init__(self, spec: dict, checkpoint_dir: Path, strategy=None, progress: bool = True):
-        self.spec, self.train_cfg = spec, spec["train"]
+        self.spec, self.train = spec, train_options(spec["train"], "spec.train")
         self.hash = spec_hash(spec)
         self.checkpoint_dir = Path(checkpoint_dir)
         self.progress = progress
-        torch.set_num_threads(self.train_cfg.get("threads", 1))
+        torch.set_num_threads(self.train.threads)
         self.strategy = strategy or LocalStrategy(torch.device("cpu"))
         model, tasks, self.method = build_cell(spec)
         lineage = Lineage.from_spec(spec)
         lineage.apply_init(model, spec["alpha"])
         self._place_on_device(model, tasks)
-        optimizer = make_optimizer(model, self.train_cfg, self.method)
+        optimizer = make_optimizer(model, self.train, self.method)
         snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.get("snapshot_steps", []), self.hash)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.train_cfg.get("label_smoothing", 0.0))
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.train.label_smoothing)
         self.ctx = TrainingContext(model, optimizer, spec, tasks, loss_fn, snapshots, lineage, self.strategy, self.method.phases())
-        self.precision = MixedPrecision(self.train_cfg.get("amp", "none"), self.strategy.device)
-        self.log = TrainLog(self.train_cfg.get("log_every", 100), self.train_cfg.get("eval_every", 500))
+        self.precision = MixedPrecision(self.train.amp, self.strategy.device)
+        self.log = TrainLog(self.train.log_every, self.train.eval_every)
         self.total_steps = sum(phase.steps for phase in self.ctx.phases)
         self.batches: dict[int, object] = {}
         self.diverged_reason: str | None = None
@@ -189,7 +187,7 @@ class Trainer:
 
     def _place_on_device(self, model: nn.Module, tasks: list) -> None:
         """Model on the strategy's device (channels-last with ``train.channels_last``); task batches there too."""
-        device, channels_last = self.strategy.device, self.train_cfg.get("channels_last", False)
+        device, channels_last = self.strategy.device, self.train.channels_last
         if device.type != "cpu" and not all(hasattr(task, "set_device") for task in tasks):
             raise ValueError(f"train.device: data {self.spec['data']['name']!r} is held in CPU memory; use device: cpu")
         if device.type == "cuda":
@@ -204,7 +202,7 @@ class Trainer:
         if task_index not in self.batches:
             task = self.ctx.tasks[task_index]
             seed = batch_seed(self.spec["seed"], task_index)
-            self.batches[task_index] = self.strategy.train_batches(task, self.train_cfg["batch_size"], seed)
+            self.batches[task_index] = self.strategy.train_batches(task, self.train.batch_size, seed)
         return self.batches[task_index]
 
     # -- checkpointing -------------------------------------------------------------------
@@ -280,7 +278,7 @@ class Trainer:
     def train_step(self) -> float:
         ctx, phase = self.ctx, self.ctx.phase
         for group in self.optimizer.param_groups:
-            group["lr"] = self.train_cfg["lr"] * learning_rate_factor(ctx.phase_step, phase.steps, self.train_cfg)
+            group["lr"] = self.train.lr * learning_rate_factor(ctx.phase_step, phase.steps, self.train)
         token = self.strategy.begin_step(self.model)
         self.method.before_forward(ctx)
         features, labels = self.batches_of(phase.task).next_batch()
@@ -379,13 +377,13 @@ class Trainer:
             if not math.isnan(val):
                 log.info("step %d: loss %.4f, val accuracy %.4f", ctx.step, loss, val)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        if ctx.step % self.train_cfg.get("checkpoint_every", 1000) == 0 and ctx.step < self.total_steps:
+        if ctx.step % self.train.checkpoint_every == 0 and ctx.step < self.total_steps:
             self.checkpoint()
 
     def final_metrics(self, seconds: float) -> dict:
         val, test = self.accuracy("val"), self.accuracy("test")
         task = self.ctx.tasks[self.ctx.phases[-1].task]
-        chance_threshold = self.train_cfg.get("chance_accuracy_factor", 1.5) / task.num_classes
+        chance_threshold = self.train.chance_accuracy_factor / task.num_classes
         mask = masks.forward_mask(self.model)
         return {
             "spec_hash": self.hash,
@@ -415,7 +413,6 @@ def masked_fraction(model: nn.Module, mask: masks.Mask | None) -> float:
 
 # -- one cell, end to end ---------------------------------------------------------------------
 SPEC_KEYS = ("experiment", "method", "alpha", "sparsity", "seed", "data", "model", "train")
-TRAIN_KEYS = ("steps", "batch_size", "lr")
 
 
 class SpecError(ValueError):
@@ -427,7 +424,7 @@ def check_spec(spec: dict) -> None:
     from bench_powerprop.data.datasets import resolve_data_config
     from bench_powerprop.models import resolve_model_config
 
-    missing = [key for key in SPEC_KEYS if key not in spec] + [f"train.{key}" for key in TRAIN_KEYS
+    missing = [key for key in SPEC_KEYS if key not in spec] + [f"train.{key}" for key in REQUIRED
                                                                if key not in spec.get("train", {})]
     if missing:
         raise SpecError(f"spec: missing {', '.join(missing)} (the workflow writes specs; see `train --help` for an example)")
@@ -436,6 +433,7 @@ def check_spec(spec: dict) -> None:
     resolve_data_config(spec["data"], "spec.data")
     resolve_model_config(spec["model"], "spec.model")
     METHODS.options(spec["method"]).parse(spec.get("method_options"), "spec.method_options", cell_facts(spec))
+    train_options(spec["train"], "spec.train")
 
 
 def model_payload(trainer: Trainer) -> dict:
@@ -458,7 +456,7 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
     """
     check_spec(spec)
     run_dir, started = Path(run_dir), provenance()
-    with strategy_for(spec["train"].get("device", "cpu")) as strategy:
+    with strategy_for(train_options(spec["train"], "spec.train").device) as strategy:
         lock = CellLock(prepare_directory(checkpoint_dir)) if strategy.is_main else contextlib.nullcontext()
         with lock:
             trainer = Trainer(spec, checkpoint_dir, strategy, progress=progress)
