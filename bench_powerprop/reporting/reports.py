@@ -63,7 +63,7 @@ def oneshot_figures(rows, manifest, out) -> None:
 def oneshot_figure_set(rows, manifest, out) -> dict:
     """The one-shot figures, drawn but not saved: {path: figure}."""
     from bench_powerprop.powerprop import effective_weights
-    from bench_powerprop.training.trainer import load_trained_model
+    from bench_powerprop.training.checkpointing import load_trained_model
 
     label = tables.line_key_label(rows)
     magnitudes = {}

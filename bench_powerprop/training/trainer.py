@@ -34,12 +34,12 @@ from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
-from bench_powerprop.powerprop import layer_alphas, powerpropify, restore_layer_alphas, weight_layers
-from bench_powerprop.training import optimizers
+from bench_powerprop.powerprop import layer_alphas, powerpropify, restore_layer_alphas
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
-from bench_powerprop.training.options import REQUIRED, TrainOptions, train_options
+from bench_powerprop.training.optimizers import learning_rate_factor, make_optimizer
+from bench_powerprop.training.options import REQUIRED, train_options
 from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, TrainLog, csv_text, progress_bar
@@ -73,46 +73,6 @@ def build_cell(spec: dict):
     powerpropify(model, spec["alpha"])
     tasks = list(getattr(task, "tasks", [task]))
     return model, tasks, build_method(spec)
-
-
-def make_optimizer(model: nn.Module, train: TrainOptions, method=None) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, train.weight_decay, train.weight_decay_exclude_bias_norm,
-                              exclude_weights=bool(method and method.penalty_replaces_weight_decay))
-    if train.optimizer == "sgd":
-        return optimizers.SGD(groups, lr=train.lr, momentum=train.momentum, nesterov=train.nesterov)
-    if train.optimizer == "adam":
-        return optimizers.Adam(groups, lr=train.lr)
-    raise ValueError(f"unknown optimizer {train.optimizer!r}")
-
-
-def parameter_groups(model: nn.Module, weight_decay: float, exclude_bias_norm: bool, exclude_weights: bool = False) -> list[dict]:
-    """Weight decay on Linear/Conv weights only (biases and norm parameters are 1-D).
-
-    ``exclude_weights``: the method's own penalty replaces weight decay on the Linear/Conv
-    weights (Top-KAST), so they get none; biases and norm parameters keep ``weight_decay``
-    unless ``exclude_bias_norm``.
-    """
-    layer_weights = {id(layer.weight) for layer in weight_layers(model).values()} if exclude_weights else set()
-    decayed, plain = [], []
-    for parameter in model.parameters():
-        skip = id(parameter) in layer_weights or (exclude_bias_norm and parameter.ndim <= 1)
-        (plain if skip else decayed).append(parameter)
-    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return [group for group in groups if group["params"]]
-
-
-def learning_rate_factor(step: int, total: int, train: TrainOptions) -> float:
-    """Multiplier of the base lr at ``step`` of ``total`` (per phase): warm-up, then constant, cosine or step decay."""
-    warmup = train.warmup_steps
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    if train.lr_schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    if train.lr_schedule == "step":
-        passed = sum(step >= boundary for boundary in train.lr_decay_steps)
-        return train.lr_decay_factor ** passed
-    return 1.0
 
 
 def batch_seed(seed: int, task_index: int) -> int:
@@ -395,20 +355,13 @@ class Trainer:
             "collapsed": self.diverged_reason is None and test <= chance_threshold,
             "chance_threshold": chance_threshold,
             "final_loss": self.log.last_loss(),
-            "actual_sparsity": masked_fraction(self.model, mask),
+            "actual_sparsity": masks.masked_fraction(self.model, mask),
             "zero_fraction": masks.zero_fraction(self.model),
             "layer_zero_fraction": masks.layer_zero_fractions(self.model),
             "resumed_from_step": self.resumed_from,
             "train_seconds_this_process": seconds,
             **self.method.report(self.ctx),
         }
-
-
-def masked_fraction(model: nn.Module, mask: masks.Mask | None) -> float:
-    """Fraction of all Linear/Conv weights the forward mask removes (unmasked layers count as dense)."""
-    numels = {name: layer.weight.numel() for name, layer in weight_layers(model).items()}
-    removed = 0 if mask is None else sum(numels[name] - count for name, count in mask.layer_counts().items())
-    return removed / sum(numels.values())
 
 
 # -- one cell, end to end ---------------------------------------------------------------------
@@ -477,15 +430,3 @@ def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> Non
     write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
     trainer.ctx.snapshots.publish(run_dir)
     write_json_atomic(run_dir / "run.json", {"spec": trainer.spec, "spec_hash": trainer.hash, **provenance_info})
-
-
-def load_trained_model(path: Path) -> tuple[nn.Module, dict]:
-    """Rebuild a trained cell's model (architecture from its spec) and load its weights."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    spec = payload["spec"]
-    task = build_task(spec["data"])
-    model = build_model(spec["model"], task.input_shape, task.num_classes)
-    powerpropify(model, spec["alpha"])
-    model.load_state_dict(payload["state_dict"])
-    restore_layer_alphas(model, payload.get("layer_alpha", {}))  # α may have changed in training (adaptive_alpha)
-    return model, spec
