@@ -282,6 +282,9 @@ class ExperimentGrid:
     experiment: dict
     blocks: list[BlockCells] = field(default_factory=list)
     block_of: dict = field(default_factory=dict)
+    #: tasks in the experiment's data, and each cell's parsed method options (filled in on first use)
+    _tasks: int | None = None
+    _options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for index, block in enumerate(self.experiment["grid"]):
@@ -312,18 +315,33 @@ class ExperimentGrid:
             base.update(self.experiment.get("variants", {}).get(method, {}).get(variant, {}))
         return base
 
+    def cell_facts(self, cell: Cell) -> CellFacts:
+        """What option checks may know about a cell (the one construction: validation, lineage checks, plan)."""
+        from bench_powerprop.data.datasets import resolve_data_config, task_count
+
+        if self._tasks is None:
+            self._tasks = task_count(resolve_data_config(self.experiment["data"]))
+        return CellFacts(cell.sparsity, self.experiment["train"]["steps"], cell.alpha, self._tasks)
+
+    def method_options(self, cell: Cell):
+        """The cell's typed method options (the experiment's, its variant's over them, defaults filled in), parsed once."""
+        from bench_powerprop.methods import METHODS
+
+        key = (cell.method, cell.variant, cell.sparsity, cell.alpha)
+        if key not in self._options:
+            self._options[key] = METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
+                                                                    self.options_where(cell.method, cell.variant),
+                                                                    self.cell_facts(cell))
+        return self._options[key]
+
     def options_where(self, method: str, variant: str) -> str:
         if variant == DEFAULT_VARIANT:
             return f"experiments.{self.name}.methods.{method}"
         return f"experiments.{self.name}.variants.{method}.{variant}"
 
     def check_options(self) -> None:
-        from bench_powerprop.data.datasets import resolve_data_config, task_count
         from bench_powerprop.methods import METHODS
 
-        steps = self.experiment["train"]["steps"]
-        tasks = task_count(resolve_data_config(self.experiment["data"]))
-        checked = set()
         for block in self.blocks:
             for cell in block.cells:
                 if cell.method not in METHODS:
@@ -332,12 +350,7 @@ class ExperimentGrid:
                 if cell.variant != DEFAULT_VARIANT and cell.variant not in variants:
                     raise ConfigError(f"{block.where}.variant: method {cell.method!r} has no variant {cell.variant!r} "
                                       f"(defined under experiments.{self.name}.variants.{cell.method}: {sorted(variants) or 'none'})")
-                key = (cell.method, cell.variant, cell.sparsity, cell.alpha)
-                if key not in checked:
-                    checked.add(key)
-                    METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
-                                                       self.options_where(cell.method, cell.variant),
-                                                       CellFacts(cell.sparsity, steps, cell.alpha, tasks))
+                self.method_options(cell)
         for method in self.experiment.get("methods", {}):
             if method not in METHODS:
                 raise ConfigError(f"experiments.{self.name}.methods.{method}: unknown method (registered: {', '.join(METHODS.names())})")
@@ -391,10 +404,7 @@ class ExperimentGrid:
         """The method's own rules about what it inherits (``Method.check_lineage``), as one-line config errors."""
         from bench_powerprop.methods import METHODS
 
-        steps = self.experiment["train"]["steps"]
-        options = METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
-                                                     self.options_where(cell.method, cell.variant),
-                                                     CellFacts(cell.sparsity, steps, cell.alpha))
+        options = self.method_options(cell)
         declared = {relation: found[1] for relation in ("init_from", "mask_from") if (found := self.parent(cell, relation))}
         try:
             METHODS.get(cell.method).check_lineage(options, declared, cell)

@@ -122,13 +122,8 @@ def adaptive_figures(rows, manifest, out) -> None:
 
 # -- options and labels of the sparse-from-the-start reports -------------------------------------
 def method_options(manifest: dict, method: str, variant: str) -> dict:
-    """A method's options in this experiment (config, variant, defaults filled in)."""
-    from bench_powerprop.methods import METHODS
-
-    raw = dict(manifest["methods"].get(method, {}))
-    if variant != "default":
-        raw.update(manifest["variants"].get(method, {}).get(variant, {}))
-    return METHODS.options(method).parse(raw, f"{method} [{variant}]").as_dict()
+    """A method's options in this experiment (config, variant, defaults filled in: what the plan parsed)."""
+    return manifest["method_options"][method][variant]
 
 
 def init_suffix(options: dict) -> str:
