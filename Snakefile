@@ -21,6 +21,7 @@ include: "workflow/rules/manifest.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/oneshot.smk"
 include: "workflow/rules/pipelines.smk"
+include: "workflow/rules/lottery.smk"
 include: "workflow/rules/ffcv.smk"
 include: "workflow/rules/report.smk"
 

@@ -61,6 +61,9 @@ class Pipeline:
     #: tables written by the kind's aggregation rule: {role: path relative to results/<experiment>/}; the role
     #: "page" (optional) is the HTML page of the Markdown table the kind's writer returns, shown in the report
     tables: dict[str, str] = field(default_factory=dict)
+    #: roles of ``tables`` a rule of the kind's own writes (``workflow/rules/<kind>.smk``), not the generated
+    #: table rule
+    tables_by_own_rule: tuple[str, ...] = ()
     #: figures written by the kind's figure rule: {role: path relative to results/<experiment>/}
     figures: dict[str, str] = field(default_factory=dict)
     #: how the report shows the table page ("page") and every figure (by its role)
@@ -103,10 +106,12 @@ PIPELINES = {
             tables={"runs": "tables/oneshot_runs.csv", "summary": "tables/oneshot_summary.csv",
                     "markdown": "tables/oneshot_summary.md", "page": "tables/oneshot_summary.html"},
             figures={"accuracy": "figures/oneshot_accuracy_vs_weights_remaining.png",
-                     "histograms": "figures/weight_histograms.png"},
+                     "histograms": "figures/weight_histograms.png", "layer_histograms": "figures/weight_histograms_per_layer.png"},
             shown={"page": Shown("oneshot_summary", TABLES, "one-shot pruning: accuracy by weights kept"),
                    "accuracy": Shown("oneshot_accuracy", ACCURACY_FIGURES, "one-shot pruning: accuracy vs. weights remaining"),
-                   "histograms": Shown("weight_histograms", WEIGHT_FIGURES, "effective-weight magnitudes after training")},
+                   "histograms": Shown("weight_histograms", WEIGHT_FIGURES, "effective-weight magnitudes after training"),
+                   "layer_histograms": Shown("weight_histograms_per_layer", WEIGHT_FIGURES,
+                                             "effective-weight magnitudes after training, per layer")},
             tables_read=Reads(cell_files=("oneshot_prune.csv",)),
             figures_read=Reads(inputs=("histogram_models",)),
         ),
@@ -169,7 +174,10 @@ PIPELINES = {
             "lottery",
             "iterative magnitude pruning with rewinding (one cell per level), the ticket beside its controls at every level",
             tables={"runs": "tables/lottery_runs.csv", "summary": "tables/lottery_summary.csv",
-                    "markdown": "tables/lottery_summary.md", "page": "tables/lottery_summary.html"},
+                    "markdown": "tables/lottery_summary.md", "page": "tables/lottery_summary.html",
+                    # written by their own rule from every cell's model.pt (bench_powerprop.reporting.lottery)
+                    "solutions": "tables/lottery_solutions.csv", "ensembles": "tables/lottery_ensembles.csv"},
+            tables_by_own_rule=("solutions", "ensembles"),
             figures={"accuracy": "figures/lottery_ticket_vs_controls.png"},
             shown={"page": Shown("lottery_summary", TABLES, "lottery tickets: accuracy by level"),
                    "accuracy": Shown("lottery_accuracy", ACCURACY_FIGURES, "lottery tickets vs. controls: accuracy by level")},

@@ -13,6 +13,7 @@ from bench_powerprop.config import ConfigError, load_yaml, validate_config
 from bench_powerprop.data.tasks import build_task
 from bench_powerprop.masks import kept_count
 from bench_powerprop.plan import Plan
+from bench_powerprop.powerprop import weight_layers
 from bench_powerprop.reporting.tables import nearest_published
 from bench_powerprop.scoring import ScoringInputs, scorer
 from bench_powerprop.training.context import scoring_seed
@@ -37,6 +38,32 @@ def test_pai_mask_is_the_scorers_choice_on_the_scoring_stream(name, tmp_path):
     names = list(installed)
     for layer, count in installed.layer_counts().items():
         assert count == kept_count(installed[layer].numel(), 0.1 if layer == names[-1] else 0.05)
+
+
+def pai_start(tmp_path, **options):
+    spec = digits_spec("pai", alpha=2.0, sparsity=0.9, steps=5, options={"scorer": "snip", **options})
+    trainer = Trainer(spec, tmp_path, progress=False)
+    return masks.forward_mask(trainer.model), {name: layer.weight.detach().clone() for name, layer in weight_layers(trainer.model).items()}
+
+
+def test_within_layer_shuffle_and_reinit_controls_keep_the_scorers_per_layer_counts(tmp_path):
+    """Frankle et al. 2021 §5: the same per-layer counts at shuffled positions; then, also, fresh weights."""
+    scored, scored_phi = pai_start(tmp_path / "snip")
+    shuffled, shuffled_phi = pai_start(tmp_path / "shuffled", shuffle="within_layer")
+    reinit, reinit_phi = pai_start(tmp_path / "reinit", shuffle="within_layer", reinit=True)
+    again, _ = pai_start(tmp_path / "again", shuffle="within_layer")
+    model, _, _ = build_cell(digits_spec("pai", alpha=2.0, sparsity=0.9))
+    initial = {name: layer.weight.detach() for name, layer in weight_layers(model).items()}
+    assert shuffled.layer_counts() == scored.layer_counts() == reinit.layer_counts()
+    assert shuffled == again == reinit  # the method's seeded generator draws the positions
+    for name in scored:
+        assert not torch.equal(shuffled[name], scored[name]), name  # other positions in every layer
+        kept = shuffled[name]
+        assert torch.equal(shuffled_phi[name][kept], initial[name][kept]), name  # shuffle alone keeps the initial weights
+        assert not torch.equal(reinit_phi[name][kept], initial[name][kept]), name  # reinit draws new ones ...
+        assert reinit_phi[name][kept].std().item() == pytest.approx(initial[name].std().item(), rel=0.3)  # ... alike
+        assert (reinit_phi[name][~kept] == 0).all() and (shuffled_phi[name][~kept] == 0).all()
+    assert torch.equal(scored_phi[name][scored[name]], initial[name][scored[name]])
 
 
 def test_pai_keeps_the_training_batches_of_every_other_method(tmp_path):

@@ -12,6 +12,13 @@ together; the output layer keeps min(1, factor·keep) of its own) or ``layerwise
 the same as every other method's); then the ``init`` option may re-initialise the kept weights
 (sparse-aware initialisation, Evci et al. 2022); then the mask is static: masked φ is re-zeroed
 after every step. Scores are taken on the effective weights θ, so the method works under Powerprop.
+
+Controls of Frankle, Dziugaite, Roy & Carbin, "Pruning neural networks at initialization: why are we missing the
+mark?", ICLR 2021, the ablations "randomly shuffling" and "reinitializing" at initialisation): ``shuffle: within_layer`` keeps the
+scorer's exact per-layer counts at uniformly random positions of each layer (the method's seeded generator);
+``reinit: true`` replaces the weights by a fresh draw of the model's own initialiser (seed decorrelated from the
+cell's, as ``lottery_reinit``) after scoring and before the mask is installed. Either, both, or neither; the
+``init`` option applies afterwards.
 """
 
 from __future__ import annotations
@@ -19,10 +26,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
+from bench_powerprop.methods._controls import redraw_weights
 from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, initialise_kept
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
-from bench_powerprop.options import OptionError, integer, number, one_of, option, text
+from bench_powerprop.options import OptionError, boolean, integer, number, one_of, option, text
 
 masks = LazyModule("bench_powerprop.masks")
 scoring = LazyModule("bench_powerprop.scoring")
@@ -48,6 +56,10 @@ class PaiOptions(SparseInitOptions):
     last_layer_keep_factor: float = option(1.0, "the output layer keeps min(1, factor × keep) of its weights", check=number(minimum=1))
     scoring_batches: int = option(1, "batches of the scoring stream the scorer sees (SNIP: one batch)", check=integer(minimum=1))
     scoring_batch_size: int | None = option(None, "their size (default: train.batch_size)", check=integer(minimum=1, nullable=True))
+    shuffle: str = option("none", "within_layer: keep the scorer's per-layer counts at random positions of each layer "
+                          "(Frankle et al. 2021 control); none: the scorer's positions", check=one_of("none", "within_layer"))
+    reinit: bool = option(False, "re-draw the weights from the model's initialiser after scoring (Frankle et al. 2021 "
+                          "control)", check=boolean())
 
     def check(self, where, cell):
         from bench_powerprop.scoring import SCORERS
@@ -63,13 +75,20 @@ class PruneAtInit(MaskedMethod):
     @classmethod
     def check_lineage(cls, options, inherits, cell):
         check_init_not_inherited(options, inherits)
+        if "init_from" in inherits and options.reinit:
+            raise OptionError("init_from gives this cell its weights, but reinit: true would replace them")
 
     def prepare(self, ctx):
         options = self.options
         inputs = scoring.ScoringInputs(batches=ctx.scoring_batches(options.scoring_batches, options.scoring_batch_size),
                                        loss_fn=ctx.loss_fn, generator=self.generator)
         chosen = scoring.scorer(options.scorer, options.scorer_options)
-        self.install(ctx, chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor))
+        mask = chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor)
+        if options.shuffle == "within_layer":
+            mask = masks.random_mask(masks.layer_shapes(ctx.model), mask.layer_counts(), self.generator)
+        if options.reinit:
+            redraw_weights(ctx, self.seed)
+        self.install(ctx, mask)
         self.target_counts = masks.forward_mask(ctx.model).layer_counts()
         initialise_kept(ctx, options, self.generator)
 

@@ -17,6 +17,7 @@ result (reported, never dropped).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import math
@@ -42,7 +43,7 @@ from bench_powerprop.training.optimizers import learning_rate_factor, make_optim
 from bench_powerprop.training.options import REQUIRED, train_options
 from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
-from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, TrainLog, csv_text, progress_bar
+from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, LIVE_LOG_NAME, TrainLog, csv_text, live_sinks, progress_bar
 from bench_powerprop.training.strategy import LocalStrategy, strategy_for
 
 log = logging.getLogger(__name__)
@@ -383,10 +384,13 @@ def check_spec(spec: dict) -> None:
         raise SpecError(f"spec: missing {', '.join(missing)} (the workflow writes specs; see `train --help` for an example)")
     if spec["method"] not in METHODS:
         raise SpecError(f"spec.method: unknown method {spec['method']!r} (registered: {', '.join(METHODS.names())})")
+    train = train_options(spec["train"], "spec.train")
+    if train.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise SpecError("spec.train.tensorboard: the tensorboard package is not installed "
+                        "(pip install -e '.[tensorboard]'; `make run` installs it when a config asks for it)")
     resolve_data_config(spec["data"], "spec.data")
     resolve_model_config(spec["model"], "spec.model")
     METHODS.options(spec["method"]).parse(spec.get("method_options"), "spec.method_options", cell_facts(spec))
-    train_options(spec["train"], "spec.train")
 
 
 def model_payload(trainer: Trainer) -> dict:
@@ -413,7 +417,8 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
         lock = CellLock(prepare_directory(checkpoint_dir)) if strategy.is_main else contextlib.nullcontext()
         with lock:
             trainer = Trainer(spec, checkpoint_dir, strategy, progress=progress)
-            metrics = trainer.run()
+            with trainer.log.streaming(live_sinks(run_dir, trainer.train.tensorboard) if strategy.is_main else []):
+                metrics = trainer.run()
             if strategy.is_main:
                 write_outputs(trainer, run_dir, {**started, "checkpoint_dir": str(checkpoint_dir), "world_size": strategy.world_size})
                 metrics = {**metrics, "outputs": output_sizes(run_dir)}
@@ -424,6 +429,7 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
 def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> None:
     """Everything but metrics.json: the log, the model, the snapshots, run.json (spec + provenance)."""
     write_text_atomic(run_dir / "train_log.csv", trainer.log.csv_text())
+    (run_dir / LIVE_LOG_NAME).unlink(missing_ok=True)  # its rows are train_log.csv's now
     write_text_atomic(run_dir / "gradient_norms.csv", csv_text(trainer.gradient_norms(), GRADIENT_NORM_COLUMNS))
     buffer = io.BytesIO()
     torch.save(model_payload(trainer), buffer)

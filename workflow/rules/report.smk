@@ -57,7 +57,8 @@ rule provenance:
         manifests=manifest_arguments,
         config_hash=CONFIG_HASH,
         git_commit=GIT_COMMIT,
+        overrides=OVERRIDE_ARGUMENTS,
     shell:
         "python -m bench_powerprop provenance {params.manifests} --config-hash {params.config_hash}"
-        " --git-commit {params.git_commit} --csv {output.csv:q} --markdown {output.markdown:q}"
+        " --git-commit {params.git_commit} {params.overrides:q} --csv {output.csv:q} --markdown {output.markdown:q}"
         " --page {output.page:q} > {log} 2>&1"

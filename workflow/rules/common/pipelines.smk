@@ -76,4 +76,8 @@ def shown_output(pipeline, role, path):
 def shown_outputs(pipeline, what):
     """The pipeline's ``what`` ("tables" or "figures") as a rule's named outputs."""
     outputs = pipeline.tables if what == "tables" else pipeline.figures
-    return {role: shown_output(pipeline, role, path) for role, path in outputs.items()}
+    return {
+        role: shown_output(pipeline, role, path)
+        for role, path in outputs.items()
+        if role not in pipeline.tables_by_own_rule
+    }
