@@ -86,11 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "python -m bench_powerprop claims --manifest results/oneshot_digits/manifest.json "
                       "--manifest results/sparse_digits/manifest.json --csv results/reproduction/claims.csv "
                       "--overview results/reproduction/claims_overview.html --markdown results/reproduction/claims.md "
-                      "--page results/reproduction/claims.html")
+                      "--page results/reproduction/claims.html --figure results/reproduction/claims_forest.png")
     _manifests_argument(claims)
     claims.add_argument("--overview", type=Path, required=True,
                         help="HTML fragment: the short table (claim, experiment, effect, verdict) the report's front page shows")
-    _page_arguments(claims, "one row per (claim, experiment): effect, standard error, seeds per group, verdict, source")
+    claims.add_argument("--figure", type=Path, help="the forest plot (PNG): per comparison, per-seed effects and interval")
+    _page_arguments(claims, "one row per (claim, experiment, comparison): effect, interval, seeds per group, verdict, source")
 
     provenance = _command(commands, "provenance", "the code, packages, hosts and config hash behind the results",
                           "python -m bench_powerprop provenance --manifest results/oneshot_digits/manifest.json "
@@ -209,7 +210,7 @@ def run_report(args) -> int:
 def run_claims(args) -> int:
     from bench_powerprop.reporting import claims
 
-    print(claims.write_claims(args.manifest, args.csv, args.overview, args.markdown, args.page))
+    print(claims.write_claims(args.manifest, args.csv, args.overview, args.markdown, args.page, args.figure))
     return 0
 
 

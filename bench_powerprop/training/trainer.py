@@ -45,6 +45,7 @@ from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, LIVE_LOG_NAME, TrainLog, csv_text, live_sinks, progress_bar
 from bench_powerprop.training.strategy import LocalStrategy, strategy_for
+from bench_powerprop.training.weight_statistics import weight_statistics
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +360,7 @@ class Trainer:
             "actual_sparsity": masks.masked_fraction(self.model, mask),
             "zero_fraction": masks.zero_fraction(self.model),
             "layer_zero_fraction": masks.layer_zero_fractions(self.model),
+            **weight_statistics(self.model, self.spec, self.ctx.tasks),
             "resumed_from_step": self.resumed_from,
             "train_seconds_this_process": seconds,
             **self.method.report(self.ctx),
