@@ -6,6 +6,7 @@ import math
 import re
 
 from bench_powerprop.cells import DEFAULT_VARIANT
+from bench_powerprop.training.options import train_options
 
 
 def alpha_label(alpha: float) -> str:
@@ -53,12 +54,13 @@ def accuracy_text(mean: float, std: float, n_included: int, n_seeds: int, n_dive
     return value + seeds_note(n_diverged, n_collapsed, n_seeds)
 
 
-def budget_text(train: dict) -> str:
-    optimiser = train.get("optimizer", "sgd")
-    momentum = f", momentum {train['momentum']:g}" if train.get("momentum") else ""
-    decay = f", weight decay {train['weight_decay']:g}" if train.get("weight_decay") else ""
-    return (f"{train['steps']} steps of batch {train['batch_size']}, {optimiser.upper() if optimiser == 'sgd' else optimiser} "
-            f"lr {train['lr']:g}{momentum}{decay}, {train.get('lr_schedule', 'constant')} schedule")
+def budget_text(train_block: dict) -> str:
+    train = train_options(train_block)
+    momentum = f", momentum {train.momentum:g}" if train.momentum else ""
+    decay = f", weight decay {train.weight_decay:g}" if train.weight_decay else ""
+    optimiser = train.optimizer.upper() if train.optimizer == "sgd" else train.optimizer
+    return (f"{train.steps} steps of batch {train.batch_size}, {optimiser} "
+            f"lr {train.lr:g}{momentum}{decay}, {train.lr_schedule} schedule")
 
 
 STATUS_LEGEND = (
