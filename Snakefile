@@ -9,23 +9,21 @@ configfile: f"{workflow.basedir}/configs/default.yaml"
 report: "workflow/report/workflow.rst"
 
 
-# Helpers (config validation, the plan of every cell, paths), then one rule file per pipeline shape.
+# Helpers (config validation, the plan of every cell, paths), then the rules: training, one-shot pruning,
+# the tables and figures of every pipeline shape (generated from bench_powerprop.pipelines), the summary.
 include: "workflow/rules/common/paths.smk"
 include: "workflow/rules/common/train.smk"
 include: "workflow/rules/common/oneshot.smk"
 include: "workflow/rules/common/ffcv.smk"
 include: "workflow/rules/common/report.smk"
-include: "workflow/rules/common/pai.smk"
+include: "workflow/rules/common/pipelines.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/oneshot.smk"
-include: "workflow/rules/sparse.smk"
-include: "workflow/rules/continual.smk"
-include: "workflow/rules/adaptive_alpha.smk"
-include: "workflow/rules/pai.smk"
+include: "workflow/rules/pipelines.smk"
 include: "workflow/rules/lottery.smk"
-include: "workflow/rules/gradflow.smk"
 include: "workflow/rules/ffcv.smk"
+include: "workflow/rules/curves.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -33,4 +31,5 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        curves_targets(),
         report_targets(),

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import sys
+import textwrap
 from pathlib import Path
 
 DESCRIPTION = """\
@@ -124,9 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--stale-code-targets", action="store_true",
                         help="print only the metrics.json of every cell stale by code, one per line (for snakemake --forcerun)")
 
-    listing = _command(commands, "list", "registered methods, scorers, datasets or models with their options",
+    listing = _command(commands, "list", "registered methods, scorers, datasets or models with their options, or the train settings",
                        "python -m bench_powerprop list methods")
-    listing.add_argument("registry", choices=["methods", "scorers", "datasets", "models"], help="which registry")
+    listing.add_argument("registry", choices=["methods", "scorers", "datasets", "models", "train"],
+                         help="which registry (train: every setting of a config's train block)")
 
     beton = _command(commands, "beton", "write FFCV .beton files (CIFAR-10 pickles or an ImageFolder tree)",
                      "python -m bench_powerprop beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton")
@@ -347,17 +349,26 @@ def retrain_command(args, targets: list[str]) -> str:
 
 def run_list(args) -> int:
     import shutil
-    import textwrap
 
-    registry = registry_named(args.registry)
     width = min(shutil.get_terminal_size().columns, 120)
+    if args.registry == "train":
+        from bench_powerprop.training.options import TrainOptions
+
+        print("train: every setting of an experiment's train block")
+        print_options(TrainOptions, width)
+        return 0
+    registry = registry_named(args.registry)
     for name in registry.names():
         entry = registry.get(name)
         print(textwrap.fill(f"{name}: {summary_of(name, entry)}", width, subsequent_indent="  "))
-        for option, default, doc in entry.Options.describe():
-            print(textwrap.fill(f"{option} (default {json.dumps(default)}): {doc}", width,
-                                initial_indent="    ", subsequent_indent="      "))
+        print_options(entry.Options, width)
     return 0
+
+
+def print_options(options, width: int) -> None:
+    for option, default, doc in options.describe():
+        print(textwrap.fill(f"{option} (default {json.dumps(default)}): {doc}", width,
+                            initial_indent="    ", subsequent_indent="      "))
 
 
 def summary_of(name: str, entry) -> str:

@@ -317,6 +317,7 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
     from bench_powerprop.data.datasets import resolve_data_config
     from bench_powerprop.models import resolve_model_config
     from bench_powerprop.pipelines import PIPELINES
+    from bench_powerprop.training.options import train_options
 
     where = f"experiments.{name}"
     pipeline = PIPELINES.get(experiment["kind"])
@@ -327,6 +328,7 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
             raise ConfigError(f"{where}.{section}: required by kind {experiment['kind']!r}")
     if pipeline.requires_train_any and not set(pipeline.requires_train_any) & set(experiment["train"]):
         raise ConfigError(f"{where}.train: kind {experiment['kind']!r} needs one of {', '.join(pipeline.requires_train_any)}")
+    train_options(experiment["train"], f"{where}.train")
     data = resolve_data_config(experiment["data"], f"{where}.data")
     check_batch_size(experiment, where)
     resolve_model_config(experiment["model"], f"{where}.model")
@@ -445,6 +447,9 @@ class ExperimentGrid:
     experiment: dict
     blocks: list[BlockCells] = field(default_factory=list)
     block_of: dict = field(default_factory=dict)
+    #: tasks in the experiment's data, and each cell's parsed method options (filled in on first use)
+    _tasks: int | None = None
+    _options: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for index, block in enumerate(self.experiment["grid"]):
@@ -475,18 +480,33 @@ class ExperimentGrid:
             base.update(self.experiment.get("variants", {}).get(method, {}).get(variant, {}))
         return base
 
+    def cell_facts(self, cell: Cell) -> CellFacts:
+        """What option checks may know about a cell (the one construction: validation, lineage checks, plan)."""
+        from bench_powerprop.data.datasets import resolve_data_config, task_count
+
+        if self._tasks is None:
+            self._tasks = task_count(resolve_data_config(self.experiment["data"]))
+        return CellFacts(cell.sparsity, self.experiment["train"]["steps"], cell.alpha, self._tasks)
+
+    def method_options(self, cell: Cell):
+        """The cell's typed method options (the experiment's, its variant's over them, defaults filled in), parsed once."""
+        from bench_powerprop.methods import METHODS
+
+        key = (cell.method, cell.variant, cell.sparsity, cell.alpha)
+        if key not in self._options:
+            self._options[key] = METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
+                                                                    self.options_where(cell.method, cell.variant),
+                                                                    self.cell_facts(cell))
+        return self._options[key]
+
     def options_where(self, method: str, variant: str) -> str:
         if variant == DEFAULT_VARIANT:
             return f"experiments.{self.name}.methods.{method}"
         return f"experiments.{self.name}.variants.{method}.{variant}"
 
     def check_options(self) -> None:
-        from bench_powerprop.data.datasets import resolve_data_config, task_count
         from bench_powerprop.methods import METHODS
 
-        steps = self.experiment["train"]["steps"]
-        tasks = task_count(resolve_data_config(self.experiment["data"]))
-        checked = set()
         for block in self.blocks:
             for cell in block.cells:
                 if cell.method not in METHODS:
@@ -498,12 +518,7 @@ class ExperimentGrid:
                 if not METHODS.get(cell.method).sparse and cell.sparsity != 0:
                     raise ConfigError(f"{block.where}.sparsity: method {cell.method!r} trains without a sparsity target, "
                                       f"so its grid sparsity must be 0, got {cell.sparsity:g}")
-                key = (cell.method, cell.variant, cell.sparsity, cell.alpha)
-                if key not in checked:
-                    checked.add(key)
-                    METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
-                                                       self.options_where(cell.method, cell.variant),
-                                                       CellFacts(cell.sparsity, steps, cell.alpha, tasks))
+                self.method_options(cell)
         for method in self.experiment.get("methods", {}):
             if method not in METHODS:
                 raise ConfigError(f"experiments.{self.name}.methods.{method}: unknown method (registered: {', '.join(METHODS.names())})")
@@ -511,7 +526,7 @@ class ExperimentGrid:
             if method not in METHODS:
                 raise ConfigError(f"experiments.{self.name}.variants.{method}: unknown method (registered: {', '.join(METHODS.names())})")
             for variant in variants:  # a variant no cell uses yet: each option checked on its own
-                if variant != DEFAULT_VARIANT and (method, variant) not in {key[:2] for key in checked}:
+                if variant != DEFAULT_VARIANT and (method, variant) not in {key[:2] for key in self._options}:
                     METHODS.options(method).parse_fields(self.method_options_raw(method, variant), self.options_where(method, variant))
 
     def parent(self, cell: Cell, relation: str) -> tuple[Cell, int | str] | None:
@@ -560,10 +575,7 @@ class ExperimentGrid:
         """The method's own rules about what it inherits (``Method.check_lineage``), as one-line config errors."""
         from bench_powerprop.methods import METHODS
 
-        steps = self.experiment["train"]["steps"]
-        options = METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
-                                                     self.options_where(cell.method, cell.variant),
-                                                     CellFacts(cell.sparsity, steps, cell.alpha))
+        options = self.method_options(cell)
         declared = {relation: found[1] for relation in ("init_from", "mask_from") if (found := self.parent(cell, relation))}
         try:
             METHODS.get(cell.method).check_lineage(options, declared, cell)

@@ -18,7 +18,7 @@ from bench_powerprop import masks
 from bench_powerprop.config import keep_levels
 from bench_powerprop.data.tasks import build_task
 from bench_powerprop.scoring import score
-from bench_powerprop.training.trainer import load_trained_model, masked_fraction
+from bench_powerprop.training.checkpointing import load_trained_model
 
 SWEEP_COLUMNS = ["keep", "target_sparsity", "actual_sparsity", "zero_fraction", "val_accuracy", "test_accuracy", "spec_hash"]
 
@@ -36,7 +36,7 @@ def oneshot_sweep(model_path: Path, prune_cfg: dict) -> pd.DataFrame:
         rows.append({
             "keep": keep,
             "target_sparsity": 1.0 - keep,
-            "actual_sparsity": masked_fraction(pruned, mask),
+            "actual_sparsity": masks.masked_fraction(pruned, mask),
             "zero_fraction": masks.zero_fraction(pruned),
             "val_accuracy": task.accuracy(pruned, "val"),
             "test_accuracy": task.accuracy(pruned, "test"),

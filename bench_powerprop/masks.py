@@ -326,3 +326,10 @@ def layer_zero_fractions(model: nn.Module) -> dict[str, float]:
     from bench_powerprop.powerprop import effective_weights
 
     return {name: float((theta == 0).float().mean()) for name, theta in effective_weights(model).items()}
+
+
+def masked_fraction(model: nn.Module, mask: Mask | None) -> float:
+    """Fraction of all Linear/Conv weights the forward mask removes (unmasked layers count as dense)."""
+    numels = {name: layer.weight.numel() for name, layer in weight_layers(model).items()}
+    removed = 0 if mask is None else sum(numels[name] - count for name, count in mask.layer_counts().items())
+    return removed / sum(numels.values())

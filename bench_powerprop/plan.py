@@ -83,21 +83,18 @@ class Plan:
         return spec_hash(self.spec(cell))
 
     def _build_spec(self, cell: Cell) -> dict:
-        from bench_powerprop.data.datasets import resolve_data_config, task_count
-        from bench_powerprop.methods import METHODS
+        from bench_powerprop.data.datasets import resolve_data_config
         from bench_powerprop.models import resolve_model_config
-        from bench_powerprop.options import CellFacts
+        from bench_powerprop.training.options import train_options
 
         grid, experiment = self.grids[cell.experiment], self.experiment(cell.experiment)
         data = resolve_data_config(experiment["data"])
-        options = METHODS.options(cell.method).parse(grid.method_options_raw(cell.method, cell.variant),
-                                                     grid.options_where(cell.method, cell.variant),
-                                                     CellFacts(cell.sparsity, experiment["train"]["steps"], cell.alpha, task_count(data)))
+        options = grid.method_options(cell)
         spec = {
             **cell.as_dict(),
             "data": {**data, **self.beton_paths(cell.experiment)},
             "model": resolve_model_config(experiment["model"]),
-            "train": experiment["train"],
+            "train": train_options(experiment["train"]).as_dict(),
             "method_options": options.as_dict(),
         }
         block = grid.block_of[cell]
@@ -139,14 +136,22 @@ class Plan:
             "data": config["data"]["name"],
             "data_config": self.spec(self.cells_of(experiment)[0])["data"],
             "model": self.spec(self.cells_of(experiment)[0])["model"],
-            "train": config["train"],
+            "train": self.spec(self.cells_of(experiment)[0])["train"],
             "methods": config.get("methods", {}),
             "variants": config.get("variants", {}),
+            "method_options": self.method_options(experiment),
             "prune": config.get("prune"),
             "cells": [{**cell.as_dict(), "run_dir": self.run_dir(cell), "spec_hash": self.spec_hash(cell)}
                       for cell in self.cells_of(experiment)],
             **({"reference": self.reference(experiment)} if "reference" in config else {}),
         }
+
+    def method_options(self, experiment: str) -> dict[str, dict[str, dict]]:
+        """{method: {variant: its options with every default filled in}} of the experiment's cells (as their specs say)."""
+        options: dict[str, dict[str, dict]] = {}
+        for cell in self.cells_of(experiment):
+            options.setdefault(cell.method, {}).setdefault(cell.variant, self.spec(cell)["method_options"])
+        return options
 
     def reference(self, experiment: str) -> dict:
         """The declared reference experiment and its tidy runs table (``runs`` None when it is not active)."""
@@ -242,6 +247,6 @@ class Plan:
 
 
 def write_manifest(path: str, log_path: str, manifest: dict) -> None:
-    """The manifest rule's action (run inside Snakemake: the manifest never crosses a command line)."""
+    """The manifest rule's action (workflow/scripts/manifest.py: the manifest never crosses a command line)."""
     write_json_atomic(path, manifest)
     write_text_atomic(log_path, f"manifest of {manifest['experiment']}: {len(manifest['cells'])} cells\n")

@@ -6,7 +6,8 @@ import torch
 from bench_powerprop.adaptive_alpha import AlphaController
 from bench_powerprop.methods.adaptive_alpha import change_alpha, fraction_below
 from bench_powerprop.powerprop import effective_weights, reparameterise, weight_layers
-from bench_powerprop.training.trainer import Trainer, load_trained_model, train_cell
+from bench_powerprop.training.checkpointing import load_trained_model
+from bench_powerprop.training.trainer import Trainer, train_cell
 
 from helpers import digits_spec
 from method_harness import batch, tiny_mlp

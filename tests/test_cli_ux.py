@@ -48,8 +48,8 @@ def test_set_a_new_optional_key_and_a_mapping():
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("experiments.sparse_digitz.train.lr=0.05", "experiments has no key 'sparse_digitz' (it has: oneshot_digits, "),
-    ("experiments.sparse_digits.grid[7].seed=[0]", "experiments.sparse_digits.grid is a list of 2 item(s); [7] is not one of them"),
+    ("experiments.sparse_digitz.train.lr=0.05", "experiments has no key 'sparse_digitz' (it has: oneshot_mnist, oneshot_digits, "),
+    ("experiments.sparse_digits.grid[7].seed=[0]", "experiments.sparse_digits.grid is a list of 3 item(s); [7] is not one of them"),
     ("experiments.sparse_digits.train.lr.x=1", "experiments.sparse_digits.train.lr is a value (0.1), not a mapping or list"),
     ("experiments.sparse_digits.train.lr", "expected key=value"),
 ])
@@ -106,8 +106,8 @@ def test_needs_names_only_what_the_active_experiments_use():
     assert cli("needs", DEFAULT).stdout == ""
     vision = load_configs([DEFAULT, str(REPO / "configs" / "cifar10_resnet.yaml")])
     assert list(extras_needed(vision)) == ["vision"]
-    both = load_configs([DEFAULT], ["experiments.oneshot_digits.train.tensorboard=true"])
-    assert extras_needed(both) == {"tensorboard": "experiment oneshot_digits sets train.tensorboard: true"}
+    both = load_configs([DEFAULT], ["experiments.oneshot_mnist.train.tensorboard=true"])
+    assert extras_needed(both) == {"tensorboard": "experiment oneshot_mnist sets train.tensorboard: true"}
     printed = cli("needs", DEFAULT, "--set", "experiments.oneshot_digits.train.tensorboard=true")
     assert printed.stdout == "tensorboard\n" and "oneshot_digits" in printed.stderr
 

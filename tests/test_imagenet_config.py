@@ -79,7 +79,7 @@ def test_imagenet_dry_run_lists_every_cell_on_8_gpus_with_the_beton_rule(workdir
         assert spec["data"]["val_beton"] == "results/datasets/imagenet_resnet50/imagenet/val.beton"
         assert spec["train"]["batch_size"] == 4096 and spec["train"]["label_smoothing"] == 0.1
         assert spec["model"] == {"name": "timm", "arch": "resnet50", "cifar_stem": False}
-    assert blocks_of(out, "aggregate_sparse") and blocks_of(out, "figures_sparse")
+    assert blocks_of(out, "aggregate_sparse_training") and blocks_of(out, "figures_sparse_training")
 
 
 def test_imagenet_placeholder_paths_are_rejected_naming_the_field(workdir):

@@ -17,9 +17,9 @@ from torch import nn
 from bench_powerprop import masks
 from bench_powerprop.budgets import erk_densities, plan_counts
 from bench_powerprop.masks import kept_count
-from bench_powerprop.methods._sparse import drop_and_grow
+from bench_powerprop.methods._drop_and_grow import drop_and_grow
 from bench_powerprop.powerprop import effective_weight_of, powerpropify, theta_from_phi, weight_layers
-from bench_powerprop.training.trainer import parameter_groups
+from bench_powerprop.training.optimizers import parameter_groups
 
 from method_harness import MethodRun, batch, forward_masks, tiny_mlp
 

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
+from bench_powerprop.pipelines import PIPELINES
+
 from conftest import REPO, run_snakemake
 
 TINY_SHAPES = str(REPO / "tests" / "configs" / "tiny_shapes.yaml")
@@ -15,6 +17,12 @@ DENSE = f"{RUNS}/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
 GMP = f"{RUNS}/method~gmp/variant~default/alpha~2/sparsity~0.9/seed~0"
 FROM_STEP_10 = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.8/seed~0"
 TICKET = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.9/seed~0"
+
+
+def test_every_output_the_report_shows_has_its_caption():
+    """The workflow's table and figure rules are generated from PIPELINES; each caption they name is a file."""
+    captions = {shown.caption for pipeline in PIPELINES.values() for shown in pipeline.shown.values()}
+    assert sorted(name for name in captions if not (REPO / "workflow" / "report" / f"{name}.rst").is_file()) == []
 
 
 def state(path):

@@ -258,7 +258,7 @@ def test_two_process_ddp_on_cifar_betons(vision_data, tmp_path):
     assert metrics["steps"] == 2 and metrics["mask_updates"] == 1
 
     # the sharded evaluation (4 + 4 of the 8 test images, summed over ranks) equals a 1-process one
-    from bench_powerprop.training.trainer import load_trained_model
+    from bench_powerprop.training.checkpointing import load_trained_model
 
     model, _ = load_trained_model(tmp_path / "run" / "model.pt")
     from bench_powerprop.data.tasks import build_task

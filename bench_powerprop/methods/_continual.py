@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bench_powerprop.lazy import LazyModule, no_grad
-from bench_powerprop.methods._sparse import GROW_INITS, RegrowthInit, mask_seed, reset_optimizer_state
+from bench_powerprop.methods._masked import mask_seed
+from bench_powerprop.methods._regrowth import GROW_INITS, RegrowthInit, reset_optimizer_state
 from bench_powerprop.methods.base import Method, Phase
 from bench_powerprop.options import Options, one_of, option, resolve_step, step_or_fraction
 

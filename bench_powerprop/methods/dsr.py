@@ -35,13 +35,9 @@ import math
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule, no_grad
-from bench_powerprop.methods._sparse import (
-    GROW_INITS,
-    DynamicSparseMethod,
-    DynamicSparseOptions,
-    LayerDistributionOptions,
-    reset_optimizer_state,
-)
+from bench_powerprop.methods._drop_and_grow import DynamicSparseMethod, DynamicSparseOptions
+from bench_powerprop.methods._layer_budget import LayerDistributionOptions
+from bench_powerprop.methods._regrowth import GROW_INITS, reset_optimizer_state
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import integer, number, one_of, option, step_or_fraction
 

@@ -22,7 +22,7 @@ the output layer included, at the target sparsity (Zhu & Gupta prune all layers 
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.methods._sparse import MaskedMethod
+from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import (
     OptionError,

@@ -33,7 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.methods._sparse import MaskedMethod
+from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import OptionError, Options, integer, number, one_of, option
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from bench_powerprop.lazy import LazyModule
 from bench_powerprop.methods._controls import redraw_weights
 from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, initialise_kept
-from bench_powerprop.methods._sparse import MaskedMethod
+from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import OptionError, boolean, integer, number, one_of, option, text
 from bench_powerprop.scoring.base import COUNTS, SCOPES, check_scope

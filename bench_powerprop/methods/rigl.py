@@ -20,7 +20,7 @@ weights) is fixed at its default 0.
 
 from dataclasses import dataclass
 
-from bench_powerprop.methods._sparse import DynamicSparseMethod, DynamicSparseOptions
+from bench_powerprop.methods._drop_and_grow import DynamicSparseMethod, DynamicSparseOptions
 from bench_powerprop.methods.base import METHODS
 
 

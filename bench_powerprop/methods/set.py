@@ -20,7 +20,7 @@ seeded torch generator, not the reference's stateless TF ops.
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.methods._sparse import DynamicSparseMethod, DynamicSparseOptions
+from bench_powerprop.methods._drop_and_grow import DynamicSparseMethod, DynamicSparseOptions
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import one_of, option
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
 from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, initialise_kept
-from bench_powerprop.methods._sparse import LayerDistributionOptions, MaskedMethod, plan_layer_counts
+from bench_powerprop.methods._layer_budget import LayerDistributionOptions, plan_layer_counts
+from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 
 masks = LazyModule("bench_powerprop.masks")

@@ -30,7 +30,8 @@ through momentum) and scales B∖A by 1/forward_sparsity; we follow the paper (a
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule, no_grad
-from bench_powerprop.methods._sparse import MaskedMethod, reset_optimizer_state
+from bench_powerprop.methods._masked import MaskedMethod
+from bench_powerprop.methods._regrowth import reset_optimizer_state
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import OptionError, Options, integer, number, one_of, option
 

@@ -12,10 +12,15 @@ sparse-initialisation comparison is the same everywhere.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from bench_powerprop.lazy import LazyModule
 from bench_powerprop.models import MODELS, ModelOptions
 from bench_powerprop.options import integer, list_of, option
+
+nn = LazyModule("torch.nn")
+initializers = LazyModule("bench_powerprop.models._initializers")
 
 MIN_SIDE = 16
 
@@ -28,12 +33,6 @@ class Lenet5Options(ModelOptions):
 
 @MODELS.register("lenet5", options=Lenet5Options)
 def build_lenet5(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int):
-    import math
-
-    from torch import nn
-
-    from bench_powerprop.models._initializers import fan_in_truncated_normal_
-
     side = math.isqrt(math.prod(input_shape))
     if side * side != math.prod(input_shape) or side < MIN_SIDE:
         raise ValueError(f"model lenet5: needs square images of at least {MIN_SIDE}x{MIN_SIDE} pixels, "
@@ -48,6 +47,6 @@ def build_lenet5(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int
               nn.Linear(model_cfg["hidden"][1], num_classes)]
     for layer in layers:
         if isinstance(layer, (nn.Linear, nn.Conv2d)):
-            fan_in_truncated_normal_(layer.weight)
+            initializers.fan_in_truncated_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)

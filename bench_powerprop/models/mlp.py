@@ -7,10 +7,15 @@ Initialised as the official Powerprop notebook (google-deepmind/deepmind-researc
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 
+from bench_powerprop.lazy import LazyModule
 from bench_powerprop.models import MODELS, ModelOptions
 from bench_powerprop.options import integer, list_of, option
+
+nn = LazyModule("torch.nn")
+initializers = LazyModule("bench_powerprop.models._initializers")
 
 
 @dataclass(frozen=True)
@@ -20,17 +25,11 @@ class MlpOptions(ModelOptions):
 
 @MODELS.register("mlp", options=MlpOptions)
 def build_mlp(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int):
-    import math
-
-    from torch import nn
-
-    from bench_powerprop.models._initializers import fan_in_truncated_normal_
-
     widths = [math.prod(input_shape), *model_cfg["hidden"], num_classes]
     layers: list[nn.Module] = [nn.Flatten()]
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(widths)):
         linear = nn.Linear(fan_in, fan_out)
-        fan_in_truncated_normal_(linear.weight)
+        initializers.fan_in_truncated_normal_(linear.weight)
         nn.init.zeros_(linear.bias)
         layers.append(linear)
         if i < len(widths) - 2:

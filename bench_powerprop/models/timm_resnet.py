@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench_powerprop.lazy import LazyModule
 from bench_powerprop.models import MODELS, ModelOptions
 from bench_powerprop.options import boolean, option, text
+
+nn = LazyModule("torch.nn")
+timm = LazyModule("timm")
 
 
 @dataclass(frozen=True)
@@ -20,8 +24,6 @@ class TimmOptions(ModelOptions):
 
 @MODELS.register("timm", options=TimmOptions)
 def build_timm(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int):
-    import timm
-
     model = timm.create_model(model_cfg["arch"], pretrained=False, num_classes=num_classes)
     if model_cfg["cifar_stem"]:
         use_cifar_stem(model)
@@ -30,8 +32,6 @@ def build_timm(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int):
 
 def use_cifar_stem(model):
     """3×3 stride-1 ``conv1`` (timm's ResNet init: Kaiming normal, fan-out) and no max-pool."""
-    from torch import nn
-
     if not (isinstance(getattr(model, "conv1", None), nn.Conv2d) and hasattr(model, "maxpool")):
         raise ValueError("model.cifar_stem: needs a ResNet with a single-conv stem (conv1 + maxpool)")
     old = model.conv1

@@ -51,7 +51,7 @@ class Trained:
 
     @classmethod
     def load(cls, path: str | Path) -> Trained:
-        from bench_powerprop.training.trainer import load_trained_model
+        from bench_powerprop.training.checkpointing import load_trained_model
 
         model, spec = load_trained_model(Path(path))
         return cls(model.eval(), spec)

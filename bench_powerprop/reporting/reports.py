@@ -63,7 +63,7 @@ def oneshot_figures(rows, manifest, out) -> None:
 def oneshot_figure_set(rows, manifest, out) -> dict:
     """The one-shot figures, drawn but not saved: {path: figure}."""
     from bench_powerprop.powerprop import effective_weights
-    from bench_powerprop.training.trainer import load_trained_model
+    from bench_powerprop.training.checkpointing import load_trained_model
 
     label = tables.line_key_label(rows)
     magnitudes, layer_thetas = {}, {}
@@ -127,13 +127,8 @@ def adaptive_figures(rows, manifest, out) -> None:
 
 # -- options and labels of the sparse-from-the-start reports -------------------------------------
 def method_options(manifest: dict, method: str, variant: str) -> dict:
-    """A method's options in this experiment (config, variant, defaults filled in)."""
-    from bench_powerprop.methods import METHODS
-
-    raw = dict(manifest["methods"].get(method, {}))
-    if variant != "default":
-        raw.update(manifest["variants"].get(method, {}).get(variant, {}))
-    return METHODS.options(method).parse(raw, f"{method} [{variant}]").as_dict()
+    """A method's options in this experiment (config, variant, defaults filled in: what the plan parsed)."""
+    return manifest["method_options"][method][variant]
 
 
 def init_suffix(options: dict) -> str:

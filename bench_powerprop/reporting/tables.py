@@ -21,6 +21,7 @@ from bench_powerprop.reporting.labels import (
     weights_remaining_label,
 )
 from bench_powerprop.reporting.summaries import stat_columns
+from bench_powerprop.training.options import train_options
 
 NO_RUN = "—"
 FLOPS_NOTE = ("Training FLOPs relative to dense training of the same model: forward and backward under the masks, "
@@ -249,9 +250,9 @@ def gradflow_table(summary: pd.DataFrame, norms: pd.DataFrame, label) -> pd.Data
 
 
 def gradflow_markdown(table: pd.DataFrame, manifest: dict) -> str:
-    train = manifest["train"]
-    every = f"every {train['gradient_norm_every']} steps" if train.get("gradient_norm_every") else ""
-    extra = f"at steps {train['gradient_norm_steps']}" if train.get("gradient_norm_steps") else ""
+    train = train_options(manifest["train"])
+    every = f"every {train.gradient_norm_every} steps" if train.gradient_norm_every else ""
+    extra = f"at steps {list(train.gradient_norm_steps)}" if train.gradient_norm_steps else ""
     header = (
         f"# {manifest['experiment']}: gradient flow during training\n\n"
         f"{setting_text(manifest)} The probe logs the L2 norm of the masked gradient of the unregularised loss on one fixed "

@@ -13,8 +13,13 @@ import os
 from pathlib import Path
 
 import torch
+from torch import nn
 
+from bench_powerprop.data.tasks import build_task
 from bench_powerprop.io import file_sha256, write_bytes_atomic, write_text_atomic
+from bench_powerprop.models import build_model
+from bench_powerprop.powerprop import powerpropify, restore_layer_alphas
+from bench_powerprop.training.lineage import load_model_file
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +150,15 @@ class CellLock:
         fcntl.flock(self._handle, fcntl.LOCK_UN)
         self._handle.close()
         self._handle = None
+
+
+def load_trained_model(path: Path) -> tuple[nn.Module, dict]:
+    """Rebuild a trained cell's model (architecture from its spec) and load its weights."""
+    payload = load_model_file(path)  # data only: a model.pt whose pickle would run code is refused
+    spec = payload["spec"]
+    task = build_task(spec["data"])
+    model = build_model(spec["model"], task.input_shape, task.num_classes)
+    powerpropify(model, spec["alpha"])
+    model.load_state_dict(payload["state_dict"])
+    restore_layer_alphas(model, payload.get("layer_alpha", {}))  # α may have changed in training (adaptive_alpha)
+    return model, spec

@@ -36,11 +36,12 @@ from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
-from bench_powerprop.powerprop import layer_alphas, powerpropify, restore_layer_alphas, weight_layers
-from bench_powerprop.training import optimizers
+from bench_powerprop.powerprop import layer_alphas, powerpropify, restore_layer_alphas
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
-from bench_powerprop.training.lineage import Lineage, SnapshotStore, load_model_file
+from bench_powerprop.training.lineage import Lineage, SnapshotStore
+from bench_powerprop.training.optimizers import learning_rate_factor, make_optimizer
+from bench_powerprop.training.options import REQUIRED, train_options
 from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, LIVE_LOG_NAME, TrainLog, csv_text, live_sinks, progress_bar
@@ -77,49 +78,6 @@ def build_cell(spec: dict):
     return model, tasks, build_method(spec)
 
 
-def make_optimizer(model: nn.Module, train_cfg: dict, method=None) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, train_cfg.get("weight_decay", 0.0), train_cfg.get("weight_decay_exclude_bias_norm", True),
-                              exclude_weights=bool(method and method.penalty_replaces_weight_decay))
-    name = train_cfg.get("optimizer", "sgd")
-    if name == "sgd":
-        return optimizers.SGD(groups, lr=train_cfg["lr"], momentum=train_cfg.get("momentum", 0.0),
-                              nesterov=train_cfg.get("nesterov", False))
-    if name == "adam":
-        return optimizers.Adam(groups, lr=train_cfg["lr"])
-    raise ValueError(f"unknown optimizer {name!r}")
-
-
-def parameter_groups(model: nn.Module, weight_decay: float, exclude_bias_norm: bool, exclude_weights: bool = False) -> list[dict]:
-    """Weight decay on Linear/Conv weights only (biases and norm parameters are 1-D).
-
-    ``exclude_weights``: the method's own penalty replaces weight decay on the Linear/Conv
-    weights (Top-KAST), so they get none; biases and norm parameters keep ``weight_decay``
-    unless ``exclude_bias_norm``.
-    """
-    layer_weights = {id(layer.weight) for layer in weight_layers(model).values()} if exclude_weights else set()
-    decayed, plain = [], []
-    for parameter in model.parameters():
-        skip = id(parameter) in layer_weights or (exclude_bias_norm and parameter.ndim <= 1)
-        (plain if skip else decayed).append(parameter)
-    groups = [{"params": decayed, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
-    return [group for group in groups if group["params"]]
-
-
-def learning_rate_factor(step: int, total: int, train_cfg: dict) -> float:
-    """Multiplier of the base lr at ``step`` of ``total`` (per phase): warm-up, then constant, cosine or step decay."""
-    warmup = train_cfg.get("warmup_steps", 0)
-    if step < warmup:
-        return (step + 1) / warmup
-    schedule = train_cfg.get("lr_schedule", "constant")
-    progress = (step - warmup) / max(1, total - warmup)
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * progress))
-    if schedule == "step":
-        passed = sum(step >= boundary for boundary in train_cfg.get("lr_decay_steps", []))
-        return train_cfg.get("lr_decay_factor", 0.1) ** passed
-    return 1.0
-
-
 def batch_seed(seed: int, task_index: int) -> int:
     """Seed of the training batches of a phase's task (the cell's seed for the first task)."""
     return int(seed) if task_index == 0 else (int(seed) * 104_729 + task_index) % (2**63 - 1)
@@ -149,23 +107,23 @@ class PreemptionFlag:
 # -- the trainer ------------------------------------------------------------------------------
 class Trainer:
     def __init__(self, spec: dict, checkpoint_dir: Path, strategy=None, progress: bool = True):
-        self.spec, self.train_cfg = spec, spec["train"]
+        self.spec, self.train = spec, train_options(spec["train"], "spec.train")
         self.hash = spec_hash(spec)
         self.code = code_version(spec["method"])
         self.checkpoint_dir = Path(checkpoint_dir)
         self.progress = progress
-        torch.set_num_threads(self.train_cfg.get("threads", 1))
+        torch.set_num_threads(self.train.threads)
         self.strategy = strategy or LocalStrategy(torch.device("cpu"))
         model, tasks, self.method = build_cell(spec)
         lineage = Lineage.from_spec(spec)
         lineage.apply_init(model, spec["alpha"])
         self._place_on_device(model, tasks)
-        optimizer = make_optimizer(model, self.train_cfg, self.method)
+        optimizer = make_optimizer(model, self.train, self.method)
         snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.get("snapshot_steps", []), self.hash)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.train_cfg.get("label_smoothing", 0.0))
+        loss_fn = nn.CrossEntropyLoss(label_smoothing=self.train.label_smoothing)
         self.ctx = TrainingContext(model, optimizer, spec, tasks, loss_fn, snapshots, lineage, self.strategy, self.method.phases())
-        self.precision = MixedPrecision(self.train_cfg.get("amp", "none"), self.strategy.device)
-        self.log = TrainLog(self.train_cfg.get("log_every", 100), self.train_cfg.get("eval_every", 500))
+        self.precision = MixedPrecision(self.train.amp, self.strategy.device)
+        self.log = TrainLog(self.train.log_every, self.train.eval_every)
         self.total_steps = sum(phase.steps for phase in self.ctx.phases)
         self.batches: dict[int, object] = {}
         self.diverged_reason: str | None = None
@@ -193,7 +151,7 @@ class Trainer:
 
     def _place_on_device(self, model: nn.Module, tasks: list) -> None:
         """Model on the strategy's device (channels-last with ``train.channels_last``); task batches there too."""
-        device, channels_last = self.strategy.device, self.train_cfg.get("channels_last", False)
+        device, channels_last = self.strategy.device, self.train.channels_last
         if device.type != "cpu" and not all(hasattr(task, "set_device") for task in tasks):
             raise ValueError(f"train.device: data {self.spec['data']['name']!r} is held in CPU memory; use device: cpu")
         if device.type == "cuda":
@@ -208,7 +166,7 @@ class Trainer:
         if task_index not in self.batches:
             task = self.ctx.tasks[task_index]
             seed = batch_seed(self.spec["seed"], task_index)
-            self.batches[task_index] = self.strategy.train_batches(task, self.train_cfg["batch_size"], seed)
+            self.batches[task_index] = self.strategy.train_batches(task, self.train.batch_size, seed)
         return self.batches[task_index]
 
     # -- checkpointing -------------------------------------------------------------------
@@ -281,7 +239,7 @@ class Trainer:
     def train_step(self) -> float:
         ctx, phase = self.ctx, self.ctx.phase
         for group in self.optimizer.param_groups:
-            group["lr"] = self.train_cfg["lr"] * learning_rate_factor(ctx.phase_step, phase.steps, self.train_cfg)
+            group["lr"] = self.train.lr * learning_rate_factor(ctx.phase_step, phase.steps, self.train)
         token = self.strategy.begin_step(self.model)
         self.method.before_forward(ctx)
         features, labels = self.batches_of(phase.task).next_batch()
@@ -380,13 +338,13 @@ class Trainer:
             if not math.isnan(val):
                 log.info("step %d: loss %.4f, val accuracy %.4f", ctx.step, loss, val)
             bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        if ctx.step % self.train_cfg.get("checkpoint_every", 1000) == 0 and ctx.step < self.total_steps:
+        if ctx.step % self.train.checkpoint_every == 0 and ctx.step < self.total_steps:
             self.checkpoint()
 
     def final_metrics(self, seconds: float) -> dict:
         val, test = self.accuracy("val"), self.accuracy("test")
         task = self.ctx.tasks[self.ctx.phases[-1].task]
-        chance_threshold = self.train_cfg.get("chance_accuracy_factor", 1.5) / task.num_classes
+        chance_threshold = self.train.chance_accuracy_factor / task.num_classes
         mask = masks.forward_mask(self.model)
         return {
             "spec_hash": self.hash,
@@ -399,7 +357,7 @@ class Trainer:
             "collapsed": self.diverged_reason is None and test <= chance_threshold,
             "chance_threshold": chance_threshold,
             "final_loss": self.log.last_loss(),
-            "actual_sparsity": masked_fraction(self.model, mask),
+            "actual_sparsity": masks.masked_fraction(self.model, mask),
             "zero_fraction": masks.zero_fraction(self.model),
             "layer_zero_fraction": masks.layer_zero_fractions(self.model),
             **weight_statistics(self.model, self.spec, self.ctx.tasks),
@@ -409,16 +367,8 @@ class Trainer:
         }
 
 
-def masked_fraction(model: nn.Module, mask: masks.Mask | None) -> float:
-    """Fraction of all Linear/Conv weights the forward mask removes (unmasked layers count as dense)."""
-    numels = {name: layer.weight.numel() for name, layer in weight_layers(model).items()}
-    removed = 0 if mask is None else sum(numels[name] - count for name, count in mask.layer_counts().items())
-    return removed / sum(numels.values())
-
-
 # -- one cell, end to end ---------------------------------------------------------------------
 SPEC_KEYS = ("experiment", "method", "alpha", "sparsity", "seed", "data", "model", "train")
-TRAIN_KEYS = ("steps", "batch_size", "lr")
 
 
 class SpecError(ValueError):
@@ -430,13 +380,14 @@ def check_spec(spec: dict) -> None:
     from bench_powerprop.data.datasets import resolve_data_config
     from bench_powerprop.models import resolve_model_config
 
-    missing = [key for key in SPEC_KEYS if key not in spec] + [f"train.{key}" for key in TRAIN_KEYS
+    missing = [key for key in SPEC_KEYS if key not in spec] + [f"train.{key}" for key in REQUIRED
                                                                if key not in spec.get("train", {})]
     if missing:
         raise SpecError(f"spec: missing {', '.join(missing)} (the workflow writes specs; see `train --help` for an example)")
     if spec["method"] not in METHODS:
         raise SpecError(f"spec.method: unknown method {spec['method']!r} (registered: {', '.join(METHODS.names())})")
-    if spec["train"].get("tensorboard") and importlib.util.find_spec("tensorboard") is None:
+    train = train_options(spec["train"], "spec.train")
+    if train.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise SpecError("spec.train.tensorboard: the tensorboard package is not installed "
                         "(pip install -e '.[tensorboard]'; `make run` installs it when a config asks for it)")
     resolve_data_config(spec["data"], "spec.data")
@@ -464,11 +415,11 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
     """
     check_spec(spec)
     run_dir, started = Path(run_dir), provenance()
-    with strategy_for(spec["train"].get("device", "cpu")) as strategy:
+    with strategy_for(train_options(spec["train"], "spec.train").device) as strategy:
         lock = CellLock(prepare_directory(checkpoint_dir)) if strategy.is_main else contextlib.nullcontext()
         with lock:
             trainer = Trainer(spec, checkpoint_dir, strategy, progress=progress)
-            with trainer.log.streaming(live_sinks(run_dir, spec["train"].get("tensorboard", False)) if strategy.is_main else []):
+            with trainer.log.streaming(live_sinks(run_dir, trainer.train.tensorboard) if strategy.is_main else []):
                 metrics = trainer.run()
             if strategy.is_main:
                 write_outputs(trainer, run_dir, {**started, "checkpoint_dir": str(checkpoint_dir), "world_size": strategy.world_size})
@@ -487,15 +438,3 @@ def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> Non
     write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
     trainer.ctx.snapshots.publish(run_dir)
     write_json_atomic(run_dir / "run.json", {"spec": trainer.spec, "spec_hash": trainer.hash, "code": trainer.code, **provenance_info})
-
-
-def load_trained_model(path: Path) -> tuple[nn.Module, dict]:
-    """Rebuild a trained cell's model (architecture from its spec) and load its weights."""
-    payload = load_model_file(path)
-    spec = payload["spec"]
-    task = build_task(spec["data"])
-    model = build_model(spec["model"], task.input_shape, task.num_classes)
-    powerpropify(model, spec["alpha"])
-    model.load_state_dict(payload["state_dict"])
-    restore_layer_alphas(model, payload.get("layer_alpha", {}))  # α may have changed in training (adaptive_alpha)
-    return model, spec

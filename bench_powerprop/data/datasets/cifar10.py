@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 from bench_powerprop.data.datasets import DATASETS
 from bench_powerprop.data.datasets._ffcv import FfcvLoaderOptions
+from bench_powerprop.lazy import LazyModule
 from bench_powerprop.options import integer, option, text
+
+vision = LazyModule("bench_powerprop.data.vision")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,4 @@ class Cifar10Options(FfcvLoaderOptions):
 
 @DATASETS.register("cifar10", options=Cifar10Options)
 def build_cifar10(data: dict):
-    from bench_powerprop.data.vision import FfcvVisionTask
-
-    return FfcvVisionTask(data)
+    return vision.FfcvVisionTask(data)

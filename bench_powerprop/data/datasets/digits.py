@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 from bench_powerprop.data.datasets import DATASETS
 from bench_powerprop.data.datasets._split import StratifiedSplitOptions
+from bench_powerprop.lazy import LazyModule
+
+tasks = LazyModule("bench_powerprop.data.tasks")
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,4 @@ class DigitsOptions(StratifiedSplitOptions):
 
 @DATASETS.register("digits", options=DigitsOptions)
 def build_digits(data: dict):
-    from bench_powerprop.data.tasks import ArrayTask
-
-    return ArrayTask(data)
+    return tasks.ArrayTask(data)

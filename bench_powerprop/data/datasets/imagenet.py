@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from bench_powerprop.data.datasets import DATASETS
 from bench_powerprop.data.datasets._ffcv import FfcvLoaderOptions
+from bench_powerprop.lazy import LazyModule
 from bench_powerprop.options import Options, integer, number, one_of, option, text
+
+vision = LazyModule("bench_powerprop.data.vision")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,4 @@ class ImagenetOptions(FfcvLoaderOptions):
 
 @DATASETS.register("imagenet", options=ImagenetOptions)
 def build_imagenet(data: dict):
-    from bench_powerprop.data.vision import FfcvVisionTask
-
-    return FfcvVisionTask(data)
+    return vision.FfcvVisionTask(data)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_powerprop.data.datasets import DATASETS, DatasetOptions
+from bench_powerprop.lazy import LazyModule
 from bench_powerprop.options import integer, option, text
+
+tasks = LazyModule("bench_powerprop.data.tasks")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,4 @@ class MnistOptions(DatasetOptions):
 
 @DATASETS.register("mnist", options=MnistOptions)
 def build_mnist(data: dict):
-    from bench_powerprop.data.tasks import ArrayTask
-
-    return ArrayTask(data)
+    return tasks.ArrayTask(data)

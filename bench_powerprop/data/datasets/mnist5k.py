@@ -13,6 +13,9 @@ from dataclasses import dataclass
 
 from bench_powerprop.data.datasets import DATASETS
 from bench_powerprop.data.datasets._split import StratifiedSplitOptions
+from bench_powerprop.lazy import LazyModule
+
+tasks = LazyModule("bench_powerprop.data.tasks")
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,4 @@ class Mnist5kOptions(StratifiedSplitOptions):
 
 @DATASETS.register("mnist5k", options=Mnist5kOptions)
 def build_mnist5k(data: dict):
-    from bench_powerprop.data.tasks import ArrayTask
-
-    return ArrayTask(data)
+    return tasks.ArrayTask(data)

@@ -15,7 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_powerprop.data.datasets import DATASETS, DatasetOptions
+from bench_powerprop.lazy import LazyModule
 from bench_powerprop.options import boolean, fail, integer, option
+
+permuted = LazyModule("bench_powerprop.data.permuted")
 
 
 def in_memory_dataset():
@@ -45,6 +48,4 @@ class PermutedOptions(DatasetOptions):
 
 @DATASETS.register("permuted", options=PermutedOptions)
 def build_permuted(data: dict):
-    from bench_powerprop.data.permuted import PermutedSequence
-
-    return PermutedSequence(data)
+    return permuted.PermutedSequence(data)

@@ -76,12 +76,6 @@ def manifest_of(wildcards):
     return PLAN.manifest(wildcards.experiment)
 
 
-def published_results_input(wildcards):
-    """The published-numbers CSV (a relative path is read from the repository); [] when none is configured."""
-    path = config.get("published_results", "")
-    return [os.path.join(workflow.basedir, path)] if path else []
-
-
 def experiment_resource(name, default):
     def lookup(wildcards):
         return (

@@ -1,17 +1,12 @@
-# Helpers of workflow/rules/report.smk and of the report() flags in every pipeline's rule file.
+# Helpers of workflow/rules/report.smk and of the report() flags of workflow/rules/pipelines.smk.
 from bench_powerprop.io import git_commit, spec_hash
-from bench_powerprop.pipelines import PIPELINES
+from bench_powerprop.pipelines import PIPELINES, TRAINING_FIGURES
+from bench_powerprop.reporting.curves import TRAINING_CURVES
 
 # Report categories: one per experiment (its wildcard) and one for the claims and provenance.
 EXPERIMENT_CATEGORY = "{experiment}"
 SUMMARY_CATEGORY = "Reproduction summary"
-# Subcategories: one per kind of figure (a new kind of figure adds one here), and the tables.
-ACCURACY_FIGURES = "Accuracy vs. sparsity"
-WEIGHT_FIGURES = "Weight distributions"
-GRADIENT_FLOW_FIGURES = "Gradient flow"
-CONTINUAL_FIGURES = "Continual learning"
-ALPHA_FIGURES = "α over training"
-TABLES = "Tables"
+# (Subcategories: bench_powerprop.pipelines, beside each output.)
 
 CONFIG_HASH = spec_hash(config)
 GIT_COMMIT = git_commit()
@@ -57,3 +52,8 @@ def report_targets():
             "provenance.html",
         )
     ]
+
+
+def curves_targets():
+    """The training curves of every active experiment (workflow/rules/curves.smk)."""
+    return [PLAN.experiment_file(name, TRAINING_CURVES) for name in PLAN.grids]
