@@ -28,6 +28,7 @@ The server exits when the Snakemake process that started it is gone, or on SIGTE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -49,8 +50,8 @@ IMPORT_TIME_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "GOTO_", "NUMEXPR_", "KMP_"
 #: Signals a client forwards to its worker (the trainer's preemption signals, and a hang-up).
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 #: Thread-count variables Snakemake gives a job with ``threads: 1`` (snakemake/shell.py); the server starts with them.
-ONE_THREAD_ENVIRONMENT = {name: "1" for name in ("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                 "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")}
+ONE_THREAD_ENVIRONMENT = dict.fromkeys(("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                        "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"), "1")
 PACKAGE = Path(__file__).resolve().parent.parent
 HANDSHAKE_TIMEOUT_S = 120.0  # a queued client waits this long for a server that is still importing
 PR_SET_PDEATHSIG = 1
@@ -170,10 +171,8 @@ def relay(connection: socket.socket, lines: Lines, pending: list[str]) -> int:
     """Forward this process's preemption signals to the worker until the manager reports how it ended."""
 
     def forward(signum, frame):
-        try:
+        with contextlib.suppress(OSError):
             connection.sendall(f"signal {signum}\n".encode())
-        except OSError:
-            pass
 
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, forward)
@@ -202,9 +201,9 @@ def die_by(signum: int) -> None:
 # -- the server -------------------------------------------------------------------------------
 def preload() -> None:
     """Import what a training job imports (torch, the trainer, every registry), and nothing runs."""
-    import bench_powerprop.data.arrays  # noqa: F401  (imported lazily by the datasets)
-    import bench_powerprop.data.idx  # noqa: F401
-    import bench_powerprop.models._initializers  # noqa: F401
+    import bench_powerprop.data.arrays  # imported lazily by the datasets
+    import bench_powerprop.data.idx
+    import bench_powerprop.models._initializers
     import bench_powerprop.training.trainer  # noqa: F401
     from bench_powerprop.data.datasets import DATASETS
     from bench_powerprop.methods import METHODS
@@ -377,10 +376,8 @@ def stop(started: tuple[int, Path] | None) -> None:
         return
     pid, directory = started
     os.environ.pop(SOCKET_VARIABLE, None)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     for leftover in directory.glob("*"):
         leftover.unlink(missing_ok=True)
     directory.rmdir()
