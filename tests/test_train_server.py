@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench_powerprop.training import server
+
 from helpers import digits_spec, train_command, wait_for_checkpoint
 
 pytestmark = pytest.mark.timeout(300)

@@ -270,6 +270,7 @@ def manage(connection: socket.socket, request: dict, fds: list[int]) -> None:
         os.close(fd)
     process = os.pidfd_open(worker)
     lines = Lines(connection)
+    print(f"train server: worker {worker}: {' '.join(request['argv'][:1] + request['argv'][3:])}", file=sys.stderr, flush=True)
     try:
         connection.sendall(f"started {worker}\n".encode())
         while True:

@@ -12,7 +12,6 @@ rule aggregate_gradflow:
     input:
         manifest=experiment_file("manifest.json"),
         metrics=cell_files_of("metrics.json"),
-        norms=cell_files_of("gradient_norms.csv"),
     output:
         runs=experiment_file("tables/gradflow_runs.csv"),
         summary=experiment_file("tables/gradflow_summary.csv"),
@@ -40,7 +39,6 @@ rule figures_gradflow:
     input:
         manifest=experiment_file("manifest.json"),
         runs=experiment_file("tables/gradflow_runs.csv"),
-        norms=cell_files_of("gradient_norms.csv"),
     output:
         report(
             experiment_file("figures/gradflow_gradient_norm_vs_step.png"),
