@@ -153,6 +153,8 @@ def workloads(quick: bool) -> list[Workload]:
                  targets=[("powerprop α=2 + masks 90%", 1.15)]),
         Workload("timm resnet18, 3x32x32, batch 32", "cpu", timm_resnet("resnet18"), (3, 32, 32), 32,
                  steps_per_round=1, rounds=max(3, int(15 * scale)), warmup_steps=2),
+        Workload("timm resnet18, 3x32x32, batch 128 (the CIFAR configs' batch)", "cpu", timm_resnet("resnet18"), (3, 32, 32),
+                 128, steps_per_round=1, rounds=max(3, int(9 * scale)), warmup_steps=1),
     ]
     if torch.cuda.is_available():
         chosen.append(
