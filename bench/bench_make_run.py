@@ -48,7 +48,7 @@ def train(targets: list[str], mode: str, scratch: Path, cores: int) -> tuple[flo
     workdir = scratch / mode
     workdir.mkdir()
     (workdir / "configs").symlink_to(REPO / "configs")
-    command = [sys.executable, "-m", "snakemake", f"-c{cores}", "--snakefile", str(REPO / "Snakefile"), "--quiet", *targets]
+    command = [sys.executable, "-m", "snakemake", f"-c{cores}", "--snakefile", str(REPO / "Snakefile"), *targets]
     environment = {**os.environ, "BENCH_POWERPROP_TRAIN_SERVER": mode}
     started = time.perf_counter()
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=environment, check=False)

@@ -37,13 +37,6 @@ def active_tables(wildcards):
     ]
 
 
-def every_run_info(wildcards):
-    """Every cell's run.json (what each training job recorded), through its metrics.json: a training job declares
-    only metrics.json, written after all its other files, and model.pt (bench_powerprop.integrity checks the rest).
-    """
-    return [f"{PLAN.run_dir(cell)}/metrics.json" for cell in PLAN.cells]
-
-
 def manifest_arguments(wildcards, input):
     return " ".join(f"--manifest {shlex.quote(path)}" for path in input.manifests)
 
