@@ -310,6 +310,7 @@ def work(request: dict, fds: list[int], manager: int) -> None:
     os.environ.clear()
     os.environ.update(request["environment"])
     os.environ.pop(SOCKET_VARIABLE)  # the worker trains itself
+    tempfile.tempdir = None  # re-read TMPDIR (Snakemake sets it per job) as a fresh process would
     reseed_numpy()
     sys.argv = [str(PACKAGE / "__main__.py"), *request["argv"]]
     os._exit(run_entry(request["argv"]))
