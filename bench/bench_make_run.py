@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,19 +44,25 @@ def chosen_cells(plan: Plan, count: int | None) -> list[str]:
     return [f"{plan.run_dir(cell)}/metrics.json" for cell in cells[::step][:count]]
 
 
-def train(targets: list[str], mode: str, scratch: Path, cores: int) -> tuple[float, int]:
-    """Wall seconds of the Snakemake run and the number of cells it trained."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def train(targets: list[str], mode: str, scratch: Path, cores: int) -> tuple[float, float, int]:
+    """Wall seconds and CPU seconds (user + system of Snakemake, its jobs and the server's workers, all waited for)
+    of the Snakemake run, and the number of cells it trained."""
     workdir = scratch / mode
     workdir.mkdir()
     (workdir / "configs").symlink_to(REPO / "configs")
     command = [sys.executable, "-m", "snakemake", f"-c{cores}", "--snakefile", str(REPO / "Snakefile"), *targets]
     environment = {**os.environ, "BENCH_POWERPROP_TRAIN_SERVER": mode}
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), children_cpu()
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=environment, check=False)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, children_cpu() - cpu_before
     if result.returncode != 0:
         raise SystemExit(f"snakemake ({mode}) failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return elapsed, len(list((workdir / "results").glob("*/runs/**/metrics.json")))
+    return elapsed, cpu, len(list((workdir / "results").glob("*/runs/**/metrics.json")))
 
 
 def main(argv=None) -> int:
@@ -70,7 +77,8 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as scratch:
         measured = {mode: train(targets, mode, Path(scratch), args.cores) for mode in MODES}
-    per_minute = {mode: 60 * cells / seconds for mode, (seconds, cells) in measured.items()}
+    per_minute = {mode: 60 * cells / seconds for mode, (seconds, _, cells) in measured.items()}
+    cpu_per_cell = {mode: cpu / cells for mode, (_, cpu, cells) in measured.items()}
     what = (f"all {len(plan.cells)} training cells" if args.all else
             f"a slice: {len(targets)} of the {len(plan.cells)} training cells (every {len(plan.cells) // len(targets)}th), "
             "plus the parents their lineage needs")
@@ -81,10 +89,11 @@ def main(argv=None) -> int:
         f"load average (1/5/15 min) before: {' '.join(f'{value:.2f}' for value in load_before)}, "
         f"after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}",
         f"cells: {what}; training jobs only (no tables, figures or report)",
-        *(f"train server {mode:>3}: {cells} cells in {seconds:.1f} s = {per_minute[mode]:.1f} cells/min"
-          for mode, (seconds, cells) in measured.items()),
-        f"ratio on/off: {per_minute['on'] / per_minute['off']:.2f}x (goal >= 2x): "
-        f"{'PASS' if per_minute['on'] >= 2 * per_minute['off'] else 'MISS'}",
+        *(f"train server {mode:>3}: {cells} cells in {seconds:.1f} s = {per_minute[mode]:.1f} cells/min; "
+          f"CPU {cpu:.1f} s = {cpu_per_cell[mode]:.2f} s per cell" for mode, (seconds, cpu, cells) in measured.items()),
+        f"ratio on/off: {per_minute['on'] / per_minute['off']:.2f}x cells per minute (goal >= 2x): "
+        f"{'PASS' if per_minute['on'] >= 2 * per_minute['off'] else 'MISS'}; "
+        f"{cpu_per_cell['off'] / cpu_per_cell['on']:.2f}x less CPU per cell (what other processes' load does not inflate)",
     ]
     name = "make_run" if not args.all else "make_run_all-cells"
     return save(name, args.label, lines)

@@ -222,10 +222,10 @@ def serve(path: Path, parent: int) -> None:
     listener.listen(128)  # clients that connect while the server still imports wait in this queue
     preload()
     ours = identity()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # managers are reaped by the kernel
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
         while os.getppid() == parent:
+            reap_managers()
             if not select.select([listener], [], [], 1.0)[0]:
                 continue
             connection, _ = listener.accept()
@@ -238,6 +238,14 @@ def serve(path: Path, parent: int) -> None:
     finally:
         listener.close()
         path.unlink(missing_ok=True)
+
+
+def reap_managers() -> None:
+    """Wait for the managers that ended (so their and their workers' CPU time is accounted to this process, as
+    a job's would be to Snakemake)."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
 
 
 def accept_client(connection: socket.socket, listener: socket.socket, ours: dict) -> None:
@@ -259,8 +267,8 @@ def accept_client(connection: socket.socket, listener: socket.socket, ours: dict
 
 def manage(connection: socket.socket, request: dict, fds: list[int]) -> None:
     """The manager: fork the worker, forward signals, relay its exit status; kill it when the client is gone."""
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, signal.SIG_DFL if signum != signal.SIGINT else signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     manager = os.getpid()
     worker = os.fork()
     if worker == 0:
@@ -303,7 +311,7 @@ def work(request: dict, fds: list[int], manager: int) -> None:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
-    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
+    for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.chdir(request["cwd"])
@@ -380,6 +388,10 @@ def stop(started: tuple[int, Path] | None) -> None:
     os.environ.pop(SOCKET_VARIABLE, None)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    with contextlib.suppress(ChildProcessError):
+        while not os.waitpid(pid, os.WNOHANG)[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
     for leftover in directory.glob("*"):
         leftover.unlink(missing_ok=True)
     directory.rmdir()
