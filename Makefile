@@ -1,6 +1,9 @@
-# `make run`  — set up .venv (if needed), regenerate every table and figure of the default config and
-#               write Snakemake's HTML report of the run (results/report.html).
-# `make test` — same set-up, then lint and the whole test suite (what CI runs).
+# `make run`  — set up .venv with what the active experiments need, regenerate every table and figure
+#               of the config and write Snakemake's HTML report of the run (<results_dir>/report.html).
+#               `make run CONFIG=configs/quickstart.yaml` (config files merged over configs/default.yaml),
+#               `make run SET='experiments.oneshot_digits.train.lr=0.05'` (overrides, see README),
+#               `make run TARGET=results/oneshot_digits/tables/oneshot_summary.md` (one output and what it needs).
+# `make test` — set up everything (FFCV, the test tools), then lint and the whole test suite (what CI runs).
 # Already have an environment with the dependencies? `snakemake -c all` runs everything;
 # `snakemake --report results/report.html` then writes the report.
 
@@ -12,35 +15,76 @@ PY := $(VENV)/bin/python
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 export PATH := $(abspath $(VENV))/bin:$(PATH)
-REPORT ?= results/report.html
-# Extra config files merged over configs/default.yaml, e.g. `make run CONFIG=configs/mnist.yaml`.
+# The HTML report; default: report.html in the config's results_dir.
+REPORT ?=
+# Extra config files merged over configs/default.yaml, e.g. `make run CONFIG=configs/quickstart.yaml`.
 CONFIG ?=
+# Overrides after the config files, OmegaConf dotlist syntax, space-separated (quote a value with spaces):
+# `make run SET='experiments.oneshot_digits.train.lr=0.05 experiments.oneshot_digits.grid[0].seed=[0,1,2]'`.
+SET ?=
+# Snakemake targets (files); default: everything the config's active experiments produce.
+TARGET ?=
+# With SET, validate writes the merged config (files + overrides) here and Snakemake reads only it.
+SET_CONFIG := .snakemake/bench_powerprop/config_with_overrides.yaml
+CONFIG_ARGS = configs/default.yaml $(CONFIG) $(if $(strip $(SET)),--set $(SET))
+# Targets go before --configfile: that option takes every word after it as a config file.
+SNAKEMAKE_CONFIG = $(if $(strip $(SET)),--configfile $(SET_CONFIG),$(if $(CONFIG),--configfile $(CONFIG)))
 
-.PHONY: setup run test test-fast lint clean
+.PHONY: setup setup-base setup-vision setup-tensorboard run test test-fast lint clean
 .DEFAULT_GOAL := run
 
-$(VENV)/.installed: pyproject.toml Makefile scripts/install_ffcv.sh
+# The base environment: torch, the package and its dependencies (enough for the in-memory datasets).
+$(VENV)/.installed-base: pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing into $(VENV) (first time: torch is large, ~1-2 min)"
+	@echo "==> installing the base environment into $(VENV) (first time: torch is large, ~1-2 min)"
 	@$(PIP) --upgrade pip
 	@$(PIP) $(TORCH_PINS)
-	@# FFCV compiles against system OpenCV/libjpeg-turbo (Debian packages, installed when root)
+	@$(PIP) -e .
+	@touch $@
+
+# FFCV, for the vision experiments' .beton files: compiles against system OpenCV/libjpeg-turbo
+# (Debian packages, installed when root).
+$(VENV)/.installed-vision: $(VENV)/.installed-base scripts/install_ffcv.sh
+	@echo "==> installing FFCV and OpenCV (the vision extra; Debian build packages when root)"
 	@bash scripts/install_ffcv.sh $(PY)
+	@touch $@
+
+$(VENV)/.installed-tensorboard: $(VENV)/.installed-base
+	@echo "==> installing tensorboard (the tensorboard extra)"
+	@$(PIP) -e '.[tensorboard]'
+	@touch $@
+
+# Everything `make test` tests: the base, FFCV and the test tools (pytest, ruff, snakefmt, tensorboard).
+$(VENV)/.installed: $(VENV)/.installed-base $(VENV)/.installed-vision
+	@echo "==> installing the test tools"
 	@$(PIP) -e '.[test]'
 	@touch $@
 
 setup: $(VENV)/.installed
+setup-base: $(VENV)/.installed-base
+setup-vision: $(VENV)/.installed-vision
+setup-tensorboard: $(VENV)/.installed-tensorboard
 
 # After the run, Snakemake writes its own HTML report of it: every figure and table with its caption,
 # the claims page, provenance and runtime statistics (workflow/report/, rules flagged with report()).
-run: setup
+# Only the extras the active experiments need are installed (`python -m bench_powerprop needs` names
+# them and why: FFCV for .beton data, tensorboard for train.tensorboard). set -f: a SET value such as
+# grid[1] is no file pattern.
+run: setup-base
 	@# validate first: a YAML error in CONFIG is then named with its file and line (Snakemake's own message is not)
-	$(PY) -m bench_powerprop validate configs/default.yaml $(CONFIG)
-	snakemake -c all $(if $(CONFIG),--configfile $(CONFIG)) --report $(REPORT) --report-after-run --report-stylesheet workflow/report/style.css
-	@echo
-	@echo "Done. Tables: results/*/tables/*.md (and .csv)   Figures: results/*/figures/*.png"
-	@echo "Claims: results/reproduction/claims.md"
-	@echo "Report (open in a browser): $(abspath $(REPORT))"
+	@set -f; results=$$($(PY) -m bench_powerprop validate $(CONFIG_ARGS) --print-results-dir \
+	    $(if $(strip $(SET)),--write-config $(SET_CONFIG))) || exit 1; \
+	  extras=$$($(PY) -m bench_powerprop needs $(CONFIG_ARGS)) || exit 1; \
+	  if [ -z "$$extras" ]; then echo "==> no optional extras needed (no FFCV: no active experiment reads .beton files)"; fi; \
+	  for extra in $$extras; do $(MAKE) --no-print-directory setup-$$extra || exit 1; done; \
+	  report=$(or $(REPORT),$$results/report.html); \
+	  echo "+ snakemake -c all $(TARGET) $(SNAKEMAKE_CONFIG) --report $$report ..."; \
+	  snakemake -c all $(TARGET) $(SNAKEMAKE_CONFIG) \
+	    --report "$$report" --report-after-run --report-stylesheet workflow/report/style.css || exit 1; \
+	  echo; \
+	  echo "Done. Tables: $$results/*/tables/*.md (and .csv)   Figures: $$results/*/figures/*.png"; \
+	  echo "Claims: $$results/reproduction/claims.md"; \
+	  echo "Report (open in a browser): $$(realpath -m "$$report")"
 
 test: lint
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/install_slurm.sh; else echo "not root: the live-SLURM test will be skipped"; fi

@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = _command(commands, "report", "tables or figures of one experiment from its manifest",
                       "python -m bench_powerprop report tables --manifest results/x/manifest.json --out-dir results/x")
-    report.add_argument("what", choices=["tables", "figures"], help="tables (tidy rows, summary, Markdown) or figures")
+    report.add_argument("what", choices=["tables", "figures", "solutions"],
+                        help="tables (tidy rows, summary, Markdown), figures, or solutions (lottery: distances to the "
+                             "pruning solution and seed-pair ensembles)")
     report.add_argument("--manifest", type=Path, required=True, help="the experiment's manifest.json (written by the workflow)")
     report.add_argument("--out-dir", type=Path, required=True, help="the experiment's results directory")
     report.add_argument("--published", nargs="?", default="", const="",
@@ -83,11 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "python -m bench_powerprop claims --manifest results/oneshot_digits/manifest.json "
                       "--manifest results/sparse_digits/manifest.json --csv results/reproduction/claims.csv "
                       "--overview results/reproduction/claims_overview.html --markdown results/reproduction/claims.md "
-                      "--page results/reproduction/claims.html")
+                      "--page results/reproduction/claims.html --figure results/reproduction/claims_forest.png")
     _manifests_argument(claims)
     claims.add_argument("--overview", type=Path, required=True,
                         help="HTML fragment: the short table (claim, experiment, effect, verdict) the report's front page shows")
-    _page_arguments(claims, "one row per (claim, experiment): effect, standard error, seeds per group, verdict, source")
+    claims.add_argument("--figure", type=Path, help="the forest plot (PNG): per comparison, per-seed effects and interval")
+    _page_arguments(claims, "one row per (claim, experiment, comparison): effect, interval, seeds per group, verdict, source")
 
     provenance = _command(commands, "provenance", "the code, packages, hosts and config hash behind the results",
                           "python -m bench_powerprop provenance --manifest results/oneshot_digits/manifest.json "
@@ -96,11 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     _manifests_argument(provenance)
     provenance.add_argument("--config-hash", required=True, help="hash of the whole config the workflow ran with")
     provenance.add_argument("--git-commit", required=True, help="the workflow's git commit (\"-dirty\" when it had uncommitted changes)")
+    provenance.add_argument("--override", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                            help="a --set override the config was made with (once per override; make run SET=...)")
     _page_arguments(provenance, "one row per (scope, item): scope 'report' or an experiment")
 
     validate = _command(commands, "validate", "validate config files (merged in order) and count the training cells",
-                        "python -m bench_powerprop validate configs/default.yaml configs/my_overrides.yaml")
-    validate.add_argument("configfiles", type=Path, nargs="+", help="YAML configs; later files override earlier ones")
+                        "python -m bench_powerprop validate configs/default.yaml --set 'active_experiments=[sparse_digits]' "
+                        "experiments.sparse_digits.train.lr=0.05 'experiments.sparse_digits.grid[1].seed=[0,1,2]'")
+    _config_arguments(validate)
+    validate.add_argument("--write-config", type=Path, metavar="PATH",
+                          help="also write the merged config (files and overrides) to PATH, for snakemake --configfile PATH")
+    validate.add_argument("--print-results-dir", action="store_true",
+                          help="print only the config's results_dir on stdout (the summary goes to stderr); for make run")
+
+    needs = _command(commands, "needs", "the optional extras (vision, tensorboard) the active experiments need, one a line",
+                     "python -m bench_powerprop needs configs/default.yaml configs/cifar10_resnet.yaml")
+    _config_arguments(needs)
 
     listing = _command(commands, "list", "registered methods, scorers, datasets or models with their options",
                        "python -m bench_powerprop list methods")
@@ -110,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "python -m bench_powerprop beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton")
     beton.add_argument("arguments", nargs=argparse.REMAINDER, help="write-cifar10 ... | write-imagenet ... (see `beton -- --help`)")
     return parser
+
+
+def _config_arguments(parser) -> None:
+    parser.add_argument("configfiles", type=Path, nargs="+", help="YAML configs; later files override earlier ones")
+    parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="override one setting after the files, in OmegaConf's dotlist syntax (as Hydra): "
+                             "experiments.sparse_digits.train.lr=0.05 'experiments.sparse_digits.grid[1].seed=[0,1,2]'; "
+                             "values are read as YAML (0.05 a number, [0,1] a list) and validated like the files")
 
 
 def _manifests_argument(parser) -> None:
@@ -183,6 +205,8 @@ def run_report(args) -> int:
     manifest = read_json(args.manifest)
     if args.what == "tables":
         print(reports.write_tables(manifest, args.out_dir, args.published))
+    elif args.what == "solutions":
+        reports.write_solutions(manifest, args.out_dir)
     else:
         reports.write_figures(manifest, args.out_dir, args.published_curves)
     return 0
@@ -191,40 +215,111 @@ def run_report(args) -> int:
 def run_claims(args) -> int:
     from bench_powerprop.reporting import claims
 
-    print(claims.write_claims(args.manifest, args.csv, args.overview, args.markdown, args.page))
+    print(claims.write_claims(args.manifest, args.csv, args.overview, args.markdown, args.page, args.figure))
     return 0
 
 
 def run_provenance(args) -> int:
     from bench_powerprop.reporting import provenance
 
-    print(provenance.write_provenance(args.manifest, args.config_hash, args.git_commit, args.csv, args.markdown, args.page))
+    print(provenance.write_provenance(args.manifest, args.config_hash, args.git_commit, args.csv, args.markdown, args.page,
+                                      args.overrides))
     return 0
 
 
-def run_validate(args) -> int:
-    from bench_powerprop.config import ConfigError, grid_cells, load_configs, validate_config
+def validated_config(args) -> dict | None:
+    """The merged, validated config of ``configfiles`` and ``--set``; None (the error printed) when invalid."""
+    from bench_powerprop.config import ConfigError, load_configs, validate_config
 
     try:
-        config = load_configs(args.configfiles)
+        config = load_configs(args.configfiles, args.overrides)
         validate_config(config)
     except ConfigError as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
+        return None
+    return config
+
+
+def shared_results_warning(args, config: dict) -> str | None:
+    """A config other than the default that writes into the default run's results_dir replaces its claims page and tables."""
+    from bench_powerprop.config import REPO_ROOT, load_yaml
+
+    default_path = REPO_ROOT / "configs" / "default.yaml"
+    default_results = load_yaml(default_path).get("results_dir", "results")
+    other = args.overrides or any(path.resolve() != default_path for path in args.configfiles)
+    if not other or config.get("results_dir", "results") != default_results:
+        return None
+    return (f"bench_powerprop: warning: this config writes into {default_results}/, the default run's results (its claims page "
+            f"and tables would be replaced); give it its own results_dir (e.g. results_dir: {default_results}/mine)")
+
+
+def run_validate(args) -> int:
+    from bench_powerprop.config import grid_cells
+    from bench_powerprop.io import write_text_atomic
+
+    config = validated_config(args)
+    if config is None:
         return 1
+    warning = shared_results_warning(args, config)
+    if warning:
+        print(warning, file=sys.stderr)
+    if args.write_config:
+        import yaml
+
+        write_text_atomic(args.write_config, yaml.safe_dump(config, sort_keys=False))
     cells = grid_cells(config)
-    print(f"config ok: {len(cells)} training cells in {', '.join(config['active_experiments'])}")
+    summary = f"config ok: {len(cells)} training cells in {', '.join(config['active_experiments'])}"
+    print(summary, file=sys.stderr if args.print_results_dir else sys.stdout)
+    if args.print_results_dir:
+        print(config.get("results_dir", "results"))
+    return 0
+
+
+def extras_needed(config: dict) -> dict[str, str]:
+    """The optional extras (pyproject.toml) the active experiments need, each with the first reason."""
+    from bench_powerprop.plan import BETON_SPLITS
+
+    needed: dict[str, str] = {}
+    for name in config["active_experiments"]:
+        experiment = config["experiments"][name]
+        dataset = experiment["data"]["name"]
+        if dataset in BETON_SPLITS:
+            needed.setdefault("vision", f"experiment {name} reads {dataset} through FFCV .beton files")
+        if experiment["train"].get("tensorboard"):
+            needed.setdefault("tensorboard", f"experiment {name} sets train.tensorboard: true")
+    return needed
+
+
+def run_needs(args) -> int:
+    config = validated_config(args)
+    if config is None:
+        return 1
+    for extra, reason in extras_needed(config).items():
+        print(extra)
+        print(f"bench_powerprop: needs the {extra} extra: {reason}", file=sys.stderr)
     return 0
 
 
 def run_list(args) -> int:
+    import shutil
+    import textwrap
+
     registry = registry_named(args.registry)
+    width = min(shutil.get_terminal_size().columns, 120)
     for name in registry.names():
         entry = registry.get(name)
-        summary = (sys.modules[entry.__module__].__doc__ or entry.__doc__ or name).strip().splitlines()[0]
-        print(f"{name}: {summary}")
+        print(textwrap.fill(f"{name}: {summary_of(name, entry)}", width, subsequent_indent="  "))
         for option, default, doc in entry.Options.describe():
-            print(f"    {option} (default {json.dumps(default)}): {doc}")
+            print(textwrap.fill(f"{option} (default {json.dumps(default)}): {doc}", width,
+                                initial_indent="    ", subsequent_indent="      "))
     return 0
+
+
+def summary_of(name: str, entry) -> str:
+    """The first paragraph of the entry's module docstring, whole, on one line, without its leading ``name``:."""
+    doc = (sys.modules[entry.__module__].__doc__ or entry.__doc__ or "").strip()
+    paragraph = " ".join(doc.split("\n\n", 1)[0].split())
+    return paragraph.removeprefix(f"``{name}``:").strip().replace("``", "`") or name
 
 
 def registry_named(name: str):
@@ -253,6 +348,7 @@ COMMANDS = {
     "claims": run_claims,
     "provenance": run_provenance,
     "validate": run_validate,
+    "needs": run_needs,
     "list": run_list,
     "beton": run_beton,
 }
@@ -262,4 +358,10 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
-    return COMMANDS[args.command](args)
+    try:
+        return COMMANDS[args.command](args)
+    except BrokenPipeError:  # `... | head` closed stdout: stop quietly, as other command-line tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit-time flush must not raise again
+        return 141

@@ -65,11 +65,79 @@ def merge_configs(base: dict, update: dict) -> dict:
     return base
 
 
-def load_configs(paths) -> dict:
+def load_configs(paths, overrides=()) -> dict:
+    """The config files merged in order, then the ``--set`` overrides (recorded under ``overrides``)."""
     config: dict = {}
     for path in paths:
         merge_configs(config, load_yaml(path))
+    return apply_overrides(config, overrides)
+
+
+# -- command-line overrides (``--set``, ``make run SET=...``) ----------------------------------
+OVERRIDE_EXAMPLE = "experiments.sparse_digits.train.lr=0.05"
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``key.path[1].leaf=value`` in OmegaConf's dotlist grammar (the one Hydra users type): the key's
+    parts and the value typed as YAML reads it (``0.05`` a number, ``[0,1,2]`` a list, ``null`` None)."""
+    from omegaconf import OmegaConf
+
+    key, equals, _ = text.partition("=")
+    if not equals or not key:
+        raise ConfigError(f"--set {text}: expected key=value, e.g. {OVERRIDE_EXAMPLE}")
+    try:
+        path_tree = OmegaConf.to_container(OmegaConf.from_dotlist([f"{key}=null"]))
+        value = OmegaConf.to_container(OmegaConf.from_dotlist([text]))
+    except Exception as error:  # OmegaConf's grammar errors have no common base class
+        raise ConfigError(f"--set {text}: {str(error).splitlines()[0]}") from None
+    parts = []
+    while isinstance(path_tree, dict) and len(path_tree) == 1:
+        (part, path_tree), = path_tree.items()
+        parts.append(part)
+        value = value[part]
+    if path_tree is not None or not all(parts):
+        raise ConfigError(f"--set {text}: cannot read the key {key!r}, e.g. {OVERRIDE_EXAMPLE}")
+    return parts, value
+
+
+def apply_overrides(config: dict, overrides) -> dict:
+    """Set each override's value (in place); every part of its key but the last must exist already
+    (a list index in range), so a misspelt key is named here instead of creating a new section."""
+    for text in overrides:
+        parts, value = parse_override(text)
+        parent, where = config, []
+        for part in parts[:-1]:
+            parent, index = _override_child(parent, part, where, text)
+            where.append(index)
+        last = _override_key(parent, parts[-1], where, text)
+        existing = parent[last] if isinstance(parent, list) else parent.get(last)
+        if isinstance(value, dict) and isinstance(existing, dict):
+            merge_configs(existing, value)
+        else:
+            parent[last] = value
+    if overrides:
+        config["overrides"] = [*config.get("overrides", []), *overrides]
     return config
+
+
+def _override_key(parent, part: str, where: list, text: str):
+    """The key or list index ``part`` names in ``parent`` (a new key of a mapping is allowed: the schema judges it)."""
+    here = field_path(where) or "the config"
+    if isinstance(parent, dict):
+        return part
+    if isinstance(parent, list):
+        if not part.isdigit() or int(part) >= len(parent):
+            raise ConfigError(f"--set {text}: {here} is a list of {len(parent)} item(s); [{part}] is not one of them")
+        return int(part)
+    raise ConfigError(f"--set {text}: {here} is a value ({parent!r}), not a mapping or list")
+
+
+def _override_child(parent, part: str, where: list, text: str):
+    index = _override_key(parent, part, where, text)
+    if isinstance(parent, dict) and index not in parent:
+        known = ", ".join(map(str, parent)) or "none"
+        raise ConfigError(f"--set {text}: {field_path(where) or 'the config'} has no key {index!r} (it has: {known})")
+    return parent[index], index
 
 
 # -- checks ----------------------------------------------------------------------------------
@@ -227,6 +295,9 @@ def check_prune(prune: dict | None, where: str) -> None:
         raise ConfigError(f"{where}.scorer: unknown scorer {scorer!r} (registered: {', '.join(SCORERS.names())})")
     if SCORERS.get(scorer).needs_data:
         raise ConfigError(f"{where}.scorer: {scorer!r} needs data; one-shot pruning after training ranks by a data-free scorer")
+    if prune.get("scope") == "global" and prune.get("last_layer_keep_factor", 2.0) != 1:
+        raise ConfigError(f"{where}.last_layer_keep_factor: scope 'global' ranks the output layer with every other layer; "
+                          f"set it to 1 (default 2), or use scope 'global_separate_output'")
     levels = keep_levels(prune["keep_levels"])
     if len(set(levels)) != len(levels):
         raise ConfigError(f"{where}.keep_levels: the levels {levels} repeat a value")

@@ -50,7 +50,7 @@ PIPELINES = {
             tables={"runs": "tables/oneshot_runs.csv", "summary": "tables/oneshot_summary.csv",
                     "markdown": "tables/oneshot_summary.md", "page": "tables/oneshot_summary.html"},
             figures={"accuracy": "figures/oneshot_accuracy_vs_weights_remaining.png",
-                     "histograms": "figures/weight_histograms.png"},
+                     "histograms": "figures/weight_histograms.png", "layer_histograms": "figures/weight_histograms_per_layer.png"},
         ),
         Pipeline(
             "sparse_training",
@@ -93,7 +93,9 @@ PIPELINES = {
             "lottery",
             "iterative magnitude pruning with rewinding (one cell per level), the ticket beside its controls at every level",
             tables={"runs": "tables/lottery_runs.csv", "summary": "tables/lottery_summary.csv",
-                    "markdown": "tables/lottery_summary.md", "page": "tables/lottery_summary.html"},
+                    "markdown": "tables/lottery_summary.md", "page": "tables/lottery_summary.html",
+                    # written by their own rule from every cell's model.pt (bench_powerprop.reporting.lottery)
+                    "solutions": "tables/lottery_solutions.csv", "ensembles": "tables/lottery_ensembles.csv"},
             figures={"accuracy": "figures/lottery_ticket_vs_controls.png"},
         ),
         Pipeline(

@@ -1,5 +1,10 @@
-"""The claims registry and its one verdict rule, on tables whose answer is computed here independently."""
+"""The claims registry and its one verdict rule, on tables whose answer is computed here independently.
 
+t quantiles are the printed table values (two-sided 95%: t(0.975, df)); Welch's degrees of freedom
+and the seeds-needed search are written out by hand below, not taken from the code under test.
+"""
+
+import json
 import math
 
 import numpy as np
@@ -9,13 +14,19 @@ import pytest
 from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting import claims as c
+from bench_powerprop.reporting import statistics as st
 from bench_powerprop.reporting.adaptive import TRACE_COLUMNS
+from bench_powerprop.reporting.claim_registry import CLAIMS
+from bench_powerprop.reporting.lottery import ENSEMBLE_COLUMNS, SOLUTION_COLUMNS
 from bench_powerprop.reporting.pages import html_page
 from bench_powerprop.reporting.reports import REPORTS
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
 
-#: kinds other experiments will add; a claim naming any other kind absent from PIPELINES is a typo
-PLANNED_KINDS: set[str] = set()  # kinds a claim may name before their pipeline exists
+#: t(0.975, df) from a printed t table
+T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 15: 2.131450, 16: 2.119905, 17: 2.109816}
+#: t(0.95, df) (the one-sided 5% quantile: the 90% interval)
+T95 = {3: 2.353363, 4: 2.131847}
+
 
 
 def claim(**changes) -> c.Claim:
@@ -25,56 +36,145 @@ def claim(**changes) -> c.Claim:
 
 
 def table(treatment: dict[int, list[float]], baseline: dict[int, list[float]], **extra) -> pd.DataFrame:
-    """Rows of a toy table: {seed: values} per group (several rows per seed allowed)."""
-    rows = [{"alpha": alpha, "seed": seed, "score": value, "status": "ok", **extra}
+    """Rows of a toy table: {seed: values} per group (several rows per seed allowed), fingerprints shared per seed."""
+    rows = [{"alpha": alpha, "seed": seed, "score": value, "status": "ok", "init_fingerprint": f"init{seed}",
+             "batch_fingerprint": f"batches{seed}", **extra}
             for alpha, groups in ((2.0, treatment), (1.0, baseline)) for seed, values in groups.items() for value in values]
     return pd.DataFrame(rows)
 
 
-def welch(treatment: list[float], baseline: list[float]) -> tuple[float, float]:
-    t, b = np.array(treatment), np.array(baseline)
-    return t.mean() - b.mean(), math.sqrt(t.var(ddof=1) / len(t) + b.var(ddof=1) / len(b))
+def only(records: list[dict]) -> dict:
+    assert len(records) == 1
+    return records[0]
 
 
-@pytest.mark.parametrize(("effect", "se", "n", "expected"), [
-    (2.1, 1.0, 3, c.REPRODUCES),
-    (1.9, 1.0, 3, c.INCONCLUSIVE),
-    (-1.9, 1.0, 3, c.INCONCLUSIVE),
-    (-2.1, 1.0, 3, c.DOES_NOT_REPRODUCE),
-    (50.0, 1.0, 1, c.INCONCLUSIVE),  # one seed: never decided
-    (0.1, 0.0, 2, c.REPRODUCES),  # no spread at all: any effect in the claimed direction is beyond 2 SE
+# -- the statistics, against hand computations ------------------------------------------------
+def test_paired_interval_is_the_t_interval_with_n_minus_1_df():
+    differences = [1.0, 2.0, 3.0, 4.0]
+    sd = math.sqrt(sum((d - 2.5) ** 2 for d in differences) / 3)
+    half = T975[3] * sd / 2
+    estimate = st.paired_estimate(differences)
+    assert (estimate.effect, estimate.df, estimate.n_treatment) == (2.5, 3, 4)
+    assert estimate.low == pytest.approx(2.5 - half, abs=1e-5) and estimate.high == pytest.approx(2.5 + half, abs=1e-5)
+
+
+def test_welch_interval_uses_welch_satterthwaite_df():
+    treatment, baseline = [1.0, 2.0, 3.0], [2.0, 3.0, 5.0, 7.0]
+    var_t = sum((x - 2) ** 2 for x in treatment) / 2
+    var_b = sum((x - 4.25) ** 2 for x in baseline) / 3
+    a, b = var_t / 3, var_b / 4
+    df = (a + b) ** 2 / (a ** 2 / 2 + b ** 2 / 3)
+    estimate = st.welch_estimate(treatment, baseline)
+    assert estimate.df == pytest.approx(df) and estimate.effect == pytest.approx(-2.25)
+    from scipy import stats  # only the quantile at a non-integer df; the df and SE are the hand computation above
+
+    half = stats.t.ppf(0.975, df) * math.sqrt(a + b)
+    assert (estimate.low, estimate.high) == pytest.approx((-2.25 - half, -2.25 + half))
+    assert st.welch_df((math.sqrt(var_t), math.sqrt(var_b)), 5) == pytest.approx(
+        (var_t / 5 + var_b / 5) ** 2 / ((var_t / 5) ** 2 / 4 + (var_b / 5) ** 2 / 4))
+
+
+def test_seeds_needed_is_the_smallest_n_whose_t_half_width_clears_the_effect():
+    # d = 1, s = 2: t(0.975, n−1)·2/√n < 1 first at n = 18 (t table: 2.1314·2/4 = 1.066, 2.1199·2/√17 = 1.028,
+    # 2.1098·2/√18 = 0.995)
+    assert [T975[n - 1] * 2 / math.sqrt(n) < 1 for n in (16, 17, 18)] == [False, False, True]
+    assert st.seeds_needed(1.0, (2.0,), st.LEVEL, paired=True) == 18
+    assert st.seeds_needed(0.0, (2.0,), st.LEVEL, paired=True) is None
+    # unpaired, equal spreads s = √2 and d = 1: SE = √(2s²/n), Welch df = 2(n−1); t table:
+    # n = 16: t(0.975, 30) = 2.0423 · √(4/16) = 1.021; n = 17: t(0.975, 32) = 2.0369 · √(4/17) = 0.988 < 1
+    assert st.seeds_needed(1.0, (math.sqrt(2), math.sqrt(2)), st.LEVEL, paired=False) == 17
+
+
+@pytest.mark.parametrize(("differences", "verdict"), [
+    ([3.0, 4.0, 5.0], st.REPRODUCES),
+    ([-3.0, -4.0, -5.0], st.DOES_NOT_REPRODUCE),
+    ([-1.0, 1.0, 2.0], st.INCONCLUSIVE),
+    ([50.0], st.INCONCLUSIVE),  # one seed: no interval
 ])
-def test_verdict_rule(effect, se, n, expected):
-    assert c.verdict(effect, se, n, 3) == expected
-    assert c.verdict(effect, se, 3, n) == expected
+def test_difference_verdict_reads_the_whole_95_interval(differences, verdict):
+    judgement = st.judge_difference(st.paired_estimate(differences))
+    assert judgement.verdict == verdict
+    assert (judgement.seeds_needed is not None) == (verdict == st.INCONCLUSIVE and len(differences) > 1)
 
 
-def test_effect_and_standard_error_over_per_seed_means():
+def test_non_inferiority_margin_moves_the_boundary_to_minus_m():
+    estimate = st.paired_estimate([-0.2, 0.0, 0.1, -0.1])  # mean −0.05, interval about ±0.2
+    assert st.judge_difference(estimate).verdict == st.INCONCLUSIVE
+    assert st.judge_difference(estimate, margin=1.0).verdict == st.REPRODUCES
+    assert st.judge_difference(st.paired_estimate([-3.0, -2.9, -3.1]), margin=1.0).verdict == st.DOES_NOT_REPRODUCE
+
+
+def test_tost_equivalence_on_constructed_differences():
+    def verdict(differences, margin):
+        return st.judge_equivalence(st.paired_estimate(differences, st.EQUIVALENCE_LEVEL), st.paired_estimate(differences),
+                                    margin)
+
+    tight = [0.1, -0.1, 0.05, -0.05, 0.0]  # 90% interval: 0 ± t(0.95, 4)·s/√5
+    s = float(np.std(tight, ddof=1))
+    assert T95[4] * s / math.sqrt(5) < 0.1
+    judged = verdict(tight, 0.1)
+    assert judged.verdict == st.REPRODUCES and judged.level == st.EQUIVALENCE_LEVEL
+    assert judged.high == pytest.approx(T95[4] * s / math.sqrt(5), abs=1e-5)
+    assert verdict([5.0, 5.2, 4.8, 5.1], 1.0).verdict == st.DOES_NOT_REPRODUCE  # 95% interval wholly above +m
+    undecided = verdict([0.9, -0.5, 0.3, 1.4], 1.0)  # straddles the margin
+    assert undecided.verdict == st.INCONCLUSIVE and undecided.seeds_needed is not None
+
+
+def test_combining_comparisons():
+    assert st.combine([st.REPRODUCES, st.REPRODUCES]) == st.REPRODUCES
+    assert st.combine([st.REPRODUCES, st.INCONCLUSIVE]) == st.INCONCLUSIVE
+    assert st.combine([st.REPRODUCES, st.DOES_NOT_REPRODUCE]) == st.DOES_NOT_REPRODUCE
+    assert st.combine([st.REPRODUCES, st.NOT_RUN]) == st.REPRODUCES  # judged on what ran; the part says "not run"
+    assert st.combine([st.NOT_RUN]) == st.NOT_RUN
+    assert st.combine([st.DOES_NOT_REPRODUCE, st.REPRODUCES], "any") == st.REPRODUCES
+    assert st.combine([st.DOES_NOT_REPRODUCE, st.INCONCLUSIVE], "any") == st.INCONCLUSIVE
+
+
+# -- judging a claim on a table ---------------------------------------------------------------
+def test_paired_effect_over_per_seed_means():
     # two rows per seed in each group: a seed's value is the mean of its rows
-    rows = table({0: [0.9, 0.7], 1: [0.6, 0.6], 2: [0.8, 1.0]}, {0: [0.5, 0.3], 1: [0.4, 0.4], 2: [0.2, 0.2], 3: [0.3, 0.5]})
-    effect, se = welch([0.8, 0.6, 0.9], [0.4, 0.4, 0.2, 0.4])
-    result = c.judge(claim(), rows)
-    assert result["effect"] == pytest.approx(100 * effect) and result["se"] == pytest.approx(100 * se)
-    assert (result["n_treatment"], result["n_baseline"]) == (3, 4)
-    assert effect > 2 * se and result["verdict"] == c.REPRODUCES
-    assert result["treatment"] == f"{100 * np.mean([0.8, 0.6, 0.9]):.2f} ± {100 * np.std([0.8, 0.6, 0.9], ddof=1):.2f} (n=3)"
+    rows = table({0: [0.9, 0.7], 1: [0.6, 0.6], 2: [0.8, 1.0]}, {0: [0.5, 0.3], 1: [0.4, 0.4], 2: [0.2, 0.2]})
+    differences = [0.8 - 0.4, 0.6 - 0.4, 0.9 - 0.2]
+    mean, sd = np.mean(differences), np.std(differences, ddof=1)
+    result = only(c.judge(claim(), rows))
+    assert result["pairing"] == "paired by seed"
+    assert result["effect"] == pytest.approx(100 * mean)
+    assert result["low"] == pytest.approx(100 * (mean - T975[2] * sd / math.sqrt(3)), abs=1e-3)
+    assert json.loads(result["seed_effects"]) == pytest.approx([100 * d for d in differences])
+    assert (result["n_treatment"], result["n_baseline"], result["df"]) == (3, 3, 2)
+    # the interval still reaches below zero; four seeds would clear it at this effect and spread
+    assert result["verdict"] == c.INCONCLUSIVE
+    assert [T975[n - 1] * sd / math.sqrt(n) < mean for n in (3, 4)] == [False, True] and result["seeds_needed"] == 4
+
+
+def test_mismatched_fingerprints_refuse_the_pairing_and_fall_back_to_welch():
+    rows = table({0: [0.9], 1: [0.8], 2: [0.85]}, {0: [0.5], 1: [0.4], 2: [0.45]})
+    rows.loc[(rows["alpha"] == 1.0) & (rows["seed"] == 1), "init_fingerprint"] = "another init"
+    result = only(c.judge(claim(), rows))
+    assert "pairing refused" in result["pairing"] and "init_fingerprint differs" in result["pairing"] and "seed 1" in result["pairing"]
+    welch = st.welch_estimate([0.9, 0.8, 0.85], [0.5, 0.4, 0.45])
+    assert result["low"] == pytest.approx(100 * welch.low) and result["df"] == pytest.approx(welch.df)
+    rows["batch_fingerprint"] = rows["batch_fingerprint"].where(rows["alpha"] == 2.0, None)
+    rows["init_fingerprint"] = rows["seed"].map(lambda seed: f"init{seed}")
+    assert "batch_fingerprint is missing" in only(c.judge(claim(), rows))["pairing"]
+    assert "carries no" in only(c.judge(claim(), rows.drop(columns=["init_fingerprint"])))["pairing"]
+    assert only(c.judge(claim(paired=False), table({0: [0.9], 1: [0.8]}, {0: [0.5], 1: [0.4]})))["pairing"] == "unpaired (Welch)"
 
 
 def test_lower_is_better_flips_the_sign_and_diverged_runs_are_left_out():
     rows = table({0: [0.1], 1: [0.2], 2: [0.15]}, {0: [0.5], 1: [0.6], 2: [0.55]})
-    rows = pd.concat([rows, pd.DataFrame([{"alpha": 2.0, "seed": 3, "score": 99.0, "status": "diverged"}])])
-    result = c.judge(claim(higher_is_better=False, scale=1.0), rows)
-    effect, se = welch([0.5, 0.6, 0.55], [0.1, 0.2, 0.15])  # baseline − treatment
-    assert result["effect"] == pytest.approx(effect) and result["se"] == pytest.approx(se)
-    assert result["n_treatment"] == 3 and result["verdict"] == c.REPRODUCES
+    rows = pd.concat([rows, pd.DataFrame([{"alpha": 2.0, "seed": 0, "score": 99.0, "status": "diverged",
+                                           "init_fingerprint": "init0", "batch_fingerprint": "batches0"}])])
+    result = only(c.judge(claim(higher_is_better=False, scale=1.0), rows))
+    assert result["effect"] == pytest.approx(0.4) and result["n_treatment"] == 3 and result["verdict"] == c.REPRODUCES
 
 
 def test_a_clear_effect_the_other_way_does_not_reproduce():
-    rows = table({0: [0.1], 1: [0.12]}, {0: [0.9], 1: [0.92]})
-    assert c.judge(claim(), rows)["verdict"] == c.DOES_NOT_REPRODUCE
+    rows = table({0: [0.1], 1: [0.12], 2: [0.11]}, {0: [0.9], 1: [0.92], 2: [0.9]})
+    assert only(c.judge(claim(), rows))["verdict"] == c.DOES_NOT_REPRODUCE
 
 
-def test_selectors_equality_lists_and_operators():
+def test_selectors_equality_lists_operators_and_best_on_validation():
     rows = pd.DataFrame({"method": ["dense", "gmp", "rigl", "set"], "sparsity": [0.0, 0.8, 0.9, 0.95]})
     pick = lambda where: list(c.select(rows, where, claim())["method"])  # noqa: E731
     assert pick({"method": "gmp"}) == ["gmp"]
@@ -87,46 +187,215 @@ def test_selectors_equality_lists_and_operators():
         pick({"alpha": 1})
 
 
+def test_best_on_validation_is_chosen_per_method_and_sparsity_by_mean_over_seeds():
+    # gmp: α = 1.5 has the better mean validation accuracy; rigl: α = 2 (one seed worse, the mean better)
+    val = {("gmp", 1.5): [0.8, 0.8], ("gmp", 2.0): [0.7, 0.9 - 0.11], ("rigl", 1.5): [0.6, 0.6], ("rigl", 2.0): [0.55, 0.7]}
+    rows = pd.DataFrame([{"experiment": "e", "method": method, "variant": "default", "alpha": alpha, "sparsity": 0.9,
+                          "seed": seed, "level": math.nan, "val_accuracy": value}
+                         for (method, alpha), values in val.items() for seed, value in enumerate(values)])
+    chosen = c.select(rows, {"alpha": {">": 1, "best": "val_accuracy"}}, claim())
+    assert sorted(set(zip(chosen["method"], chosen["alpha"]))) == [("gmp", 1.5), ("rigl", 2.0)]
+    assert len(chosen) == 4  # both seeds of each chosen α
+    assert c.describe({"alpha": {">": 1, "best": "val_accuracy"}}) == "alpha > 1, alpha of the best mean val_accuracy"
+    assert c.chosen_text(chosen, {"alpha": {">": 1, "best": "val_accuracy"}}) == "alpha chosen on val_accuracy: 1.5 (1×), 2 (1×)"
+
+
 def test_describe_spells_out_the_selectors():
     selectors = {"alpha": {">": 1}, "method": {"!=": "dense"}, "sparsity": {">=": 0.9}}
     assert c.describe(selectors) == "alpha > 1, method ≠ dense, sparsity ≥ 0.9"
     assert c.describe({"variant": ["a", "b"], "seed": 0}) == "variant ∈ {a, b}, seed = 0"
 
 
+def methods_table(values: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"method": method, "seed": seed, "score": value, "status": "ok", "init_fingerprint": f"i{seed}",
+                          "batch_fingerprint": f"b{seed}"} for method, scores in values.items() for seed, value in enumerate(scores)])
+
+
+def test_ordering_judges_every_adjacent_pair():
+    rows = methods_table({"a": [0.9, 0.91, 0.92], "b": [0.8, 0.81, 0.82], "c": [0.85, 0.7, 0.9]})
+    ordering = claim(treatment={}, baseline={}, order=({"method": "a"}, {"method": "b"}, {"method": "c"}))
+    results = c.judge(ordering, rows)
+    assert [result["part"] for result in results] == ["method = a vs method = b", "method = b vs method = c"]
+    several = claim(treatment={"method": "gmp", "alpha": 1}, baseline=({"method": "rigl"}, {"method": "set"}))
+    assert [c.part_label(t, b, several.comparisons()) for t, b in several.comparisons()] == ["vs method = rigl", "vs method = set"]
+    assert [result["verdict"] for result in results] == [c.REPRODUCES, c.INCONCLUSIVE]
+    assert st.combine([result["verdict"] for result in results]) == c.INCONCLUSIVE
+
+
+def test_one_treatment_against_several_baselines_and_matched_levels():
+    rows = methods_table({"gmp": [0.9, 0.9, 0.9], "rigl": [0.8, 0.8, 0.81]}).assign(sparsity=0.9)
+    extra = methods_table({"gmp": [0.1, 0.1, 0.1]}).assign(sparsity=0.99)  # no rigl at 0.99: left out when matched
+    several = claim(treatment={"method": "gmp"}, baseline=({"method": "rigl"}, {"method": "dsr"}), matched_on=("sparsity",))
+    results = c.judge(several, pd.concat([rows, extra]))
+    assert results[0]["effect"] == pytest.approx(100 * (0.9 - np.mean([0.8, 0.8, 0.81])))
+    assert results[1]["verdict"] == c.NOT_RUN  # dsr absent: that comparison is not run
+
+
+def test_trend_is_the_mean_per_seed_spearman_rho():
+    rows = pd.DataFrame([{"alpha": alpha, "seed": seed, "score": score, "status": "ok", "init_fingerprint": f"i{seed}",
+                          "batch_fingerprint": f"b{seed}"}
+                         for seed, scores in enumerate([[1, 2, 3, 4], [1, 3, 2, 4], [2, 1, 3, 4]])
+                         for alpha, score in zip([1, 1.5, 2, 3], scores)])
+    rhos = [1.0, 0.8, 0.8]  # 1 − 6Σd²/(n(n²−1)) with Σd² = 0, 2, 2 and n = 4
+    result = only(c.judge(claim(trend="alpha", treatment={}, baseline={}), rows))
+    assert result["effect"] == pytest.approx(np.mean(rhos))
+    assert result["low"] == pytest.approx(np.mean(rhos) - T975[2] * np.std(rhos, ddof=1) / math.sqrt(3), abs=1e-5)
+    assert result["verdict"] == c.REPRODUCES
+    refused = only(c.judge(claim(trend="alpha", treatment={}, baseline={}), rows.drop(columns=["batch_fingerprint"])))
+    assert refused["verdict"] == c.INCONCLUSIVE and "pairing refused" in refused["pairing"]
+
+
+def test_split_with_any_names_the_sparsest_level_that_holds():
+    rows = pd.DataFrame([{"level": level, "seed": seed, "score": score + 0.001 * seed, "status": "ok", "init_fingerprint": f"i{seed}",
+                          "batch_fingerprint": f"b{seed}"}
+                         for level, score in ((0, 0.9), (1, 0.9), (2, 0.9), (3, 0.5)) for seed in range(4)])
+    tickets = claim(treatment={"level": {">=": 1}}, baseline={"level": 0}, split="level", combine="any",
+                    test=st.EQUIVALENCE, margin=0.01)
+    results = c.judge(tickets, rows)
+    assert [result["verdict"] for result in results] == [c.REPRODUCES, c.REPRODUCES, c.DOES_NOT_REPRODUCE]
+    assert all(result["note"] == "sparsest level = 2 where it holds" for result in results)
+
+
+def test_tables_without_fingerprints_take_them_from_the_runs_table():
+    norms = pd.DataFrame({"method": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "step": 0, "grad_norm": [1.0, 2.0, 3.0, 4.0]})
+    runs = pd.DataFrame({"method": ["a", "a", "b", "b"], "seed": [0, 1, 0, 1], "init_fingerprint": ["x", "y", "x", "y"],
+                         "batch_fingerprint": ["p", "q", "p", "q"]})
+    merged = c.with_fingerprints(norms, lambda: runs)
+    assert list(merged["init_fingerprint"]) == ["x", "y", "x", "y"] and c.pairing_refusal(merged, "seed") == ""
+
+
 def test_evaluate_one_row_per_testing_experiment_and_not_run_otherwise():
     tables = {"one": table({0: [0.9], 1: [0.8]}, {0: [0.5], 1: [0.4]}), "two": table({0: [0.5]}, {0: [0.5]}),
               "empty": table({}, {0: [0.5], 1: [0.6]})}
-    claims = [claim(), claim(key="absent", kind="nowhere")]
-    result = c.evaluate(claims, {"one": "toy", "two": "toy", "empty": "toy", "other": "elsewhere"},
-                        lambda experiment, kind, role: tables[experiment])
-    assert list(result["experiment"]) == ["one", "two", "empty", "—"]
-    assert list(result["verdict"]) == [c.REPRODUCES, c.INCONCLUSIVE, c.NOT_RUN, c.NOT_RUN]
-    assert "no active experiment of kind 'nowhere'" in result["note"].iloc[-1]
+
+    def read(experiment, kind, role):
+        if role != "runs":
+            raise KeyError(role)
+        return tables[experiment]
+
+    claims = [claim(), claim(key="absent", kind="nowhere", runs_with="configs/default.yaml"),
+              claim(key="old", experiments=("one",), metric="near_zero_first_layer - near_zero_last_layer"),
+              claim(key="named", experiments=("two",)), claim(key="missing", table="solutions"),
+              claim(key="unshipped", kind="nowhere", runs_with="configs/no_such_file.yaml")]
+    result = c.evaluate(claims, {"one": "toy", "two": "toy", "empty": "toy", "other": "elsewhere"}, read)
+    assert list(zip(result["key"], result["experiment"])) == [
+        ("k", "one"), ("k", "two"), ("k", "empty"), ("absent", "—"), ("old", "one"), ("named", "two"), ("missing", "one"),
+        ("missing", "two"), ("missing", "empty"), ("unshipped", "—")]
+    assert list(result["verdict"][:4]) == [c.REPRODUCES, c.INCONCLUSIVE, c.NOT_RUN, c.NOT_RUN]
+    notes = dict(zip(result["key"], result["note"]))
+    assert "no active experiment of kind 'nowhere'" in notes["absent"] and "`configs/default.yaml`" in notes["absent"]
+    assert "not shipped" not in notes["absent"] and "(not shipped)" in notes["unshipped"]
+    assert "cannot give 'near_zero_first_layer - near_zero_last_layer'" in notes["old"]  # a table written before the column
+    assert "table 'solutions' of one is missing" in result["note"].iloc[6]
     assert "no rows match" in result["note"].iloc[2]
     assert list(result.columns) == c.CLAIM_COLUMNS
 
 
-def test_claims_page_prints_the_rule_and_one_row_per_result():
-    tables = {"one": table({0: [0.9], 1: [0.8]}, {0: [0.5], 1: [0.4]})}
-    result = c.evaluate([claim(metric_text="fraction of |θ| < ε"), claim(key="x", kind="nowhere")], {"one": "toy"},
+def test_claims_page_prints_the_rule_one_row_per_result_and_the_failures_up_front(tmp_path):
+    tables = {"one": table({0: [0.9], 1: [0.8], 2: [0.85]}, {0: [0.5], 1: [0.4], 2: [0.45]})}
+    result = c.evaluate([claim(metric_text="fraction of |θ| < ε"), claim(key="x", kind="nowhere"),
+                         claim(key="worse", higher_is_better=False)], {"one": "toy"},
                         lambda experiment, kind, role: tables[experiment])
-    markdown = c.page_markdown(result)
-    assert c.VERDICT_RULE in markdown
+    markdown = c.page_markdown(result, "forest.png")
+    assert c.VERDICT_RULE in markdown and "![Forest plot" in markdown
+    assert f"* **{c.DOES_NOT_REPRODUCE}** (1): worse (one)" in markdown
+    assert f"* **{c.REPRODUCES}** (1): k (one)" in markdown
     page = html_page(markdown, "claims")
     assert page.count("<tr>") == 1 + len(result)  # the header and one row each: the pipes in |θ| do not split cells
     assert "fraction of |θ| &lt; ε" in page
     assert c.overview_html(result).count("<tr>") == 1 + len(result)
 
+    from bench_powerprop.reporting import forest
+
+    path = tmp_path / "forest.png"
+    forest.save(forest.forest_figure(result), path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and forest.data_uri(path).startswith("data:image/png;base64,")
+
+
+# -- the registry -----------------------------------------------------------------------------
+def test_every_claim_of_issue_18_is_declared_with_its_source_and_scale():
+    keys = [entry.key for entry in CLAIMS]
+    assert len(set(keys)) == len(keys)
+    wanted = {f"P{i}" for i in range(1, 6)} | {f"S{i}" for i in range(1, 9)} | {f"G{i}" for i in range(1, 7)} | {
+        f"L{i}" for i in range(1, 7)}
+    assert wanted <= {key.rstrip("abc") for key in keys}
+    assert all(entry.source and entry.scale_note for entry in CLAIMS)
+
 
 def test_every_claim_names_a_known_kind_table_and_columns():
-    assert len({claim.key for claim in c.CLAIMS}) == len(c.CLAIMS)
-    for entry in c.CLAIMS:
-        if entry.kind not in PIPELINES:
-            assert entry.kind in PLANNED_KINDS, f"{entry.key}: unknown kind {entry.kind!r}"
-            continue
+    norms = [*CELL_COLUMNS, "status", *GRADIENT_NORM_COLUMNS]
+    for entry in CLAIMS:
+        assert entry.kind in PIPELINES, f"{entry.key}: unknown kind {entry.kind!r}"
+        declared = {"runs": REPORTS[entry.kind].columns, "trace": TRACE_COLUMNS, "norms": norms,
+                    "solutions": SOLUTION_COLUMNS, "ensembles": ENSEMBLE_COLUMNS}
         assert entry.table in PIPELINES[entry.kind].tables, entry.key
-        norms = [*CELL_COLUMNS, "status", *GRADIENT_NORM_COLUMNS]
-        columns = {"runs": REPORTS[entry.kind].columns, "trace": TRACE_COLUMNS, "norms": norms}  # the tables claims read
-        assert entry.table in columns, f"{entry.key}: table {entry.table!r} has no declared columns"
-        named = {*entry.where, *entry.treatment, *entry.baseline, entry.metric, entry.unit}
-        assert named <= set(columns[entry.table]), entry.key
+        columns = declared[entry.table]
+        selectors = [entry.where, *(s for pair in entry.comparisons() for s in pair), *entry.order]
+        named = {column for selector in selectors for column in selector} | {entry.unit, entry.trend, entry.split} - {""}
+        named |= {wanted["best"] for selector in selectors for wanted in selector.values()
+                  if isinstance(wanted, dict) and "best" in wanted}
+        assert named <= set(columns), (entry.key, named - set(columns))
+        pd.DataFrame({column: [1.0] for column in columns}).eval(entry.metric)  # the metric is an expression of columns
+
+
+# -- the per-cell weight statistics -----------------------------------------------------------
+def spec(alpha: float, seed: int) -> dict:
+    return {"experiment": "e", "method": "dense", "variant": "default", "alpha": alpha, "sparsity": 0.0, "seed": seed,
+            "data": {"name": "digits", "split_seed": 0}, "model": {"name": "mlp", "hidden": [8]},
+            "train": {"steps": 1, "batch_size": 4, "lr": 0.1}}
+
+
+def test_init_fingerprint_is_the_seed_dense_init_and_batch_fingerprint_the_first_indices():
+    from bench_powerprop.powerprop import effective_weights
+    from bench_powerprop.training import weight_statistics as ws
+    from bench_powerprop.training.trainer import build_cell
+
+    model, tasks, _ = build_cell(spec(1.0, 3))  # α = 1: powerpropify leaves θ bit-identical
+    thetas = [theta.double().numpy() for theta in effective_weights(model).values()]
+    statistics = ws.weight_statistics(model, spec(1.0, 3), tasks)
+    assert statistics["init_fingerprint"] == ws.digest(*thetas)
+    model2, tasks2, _ = build_cell(spec(2.0, 3))
+    assert ws.weight_statistics(model2, spec(2.0, 3), tasks2)["init_fingerprint"] == statistics["init_fingerprint"]
+    model4, tasks4, _ = build_cell(spec(1.0, 4))
+    other = ws.weight_statistics(model4, spec(1.0, 4), tasks4)
+    assert other["init_fingerprint"] != statistics["init_fingerprint"]
+    assert other["batch_fingerprint"] != statistics["batch_fingerprint"]
+    first = [tasks[0].train_batches(4, 3).order[: 4 * ws.FINGERPRINT_BATCHES].numpy()]
+    assert statistics["batch_fingerprint"] == ws.digest(np.array([4]), *first)
+    # near zero: |θ| < 0.1 × the layer's initial std, weighted by layer size
+    threshold = [ws.NEAR_ZERO_FACTOR * theta.std() for theta in thetas]
+    below = sum(int((np.abs(theta) < t).sum()) for theta, t in zip(thetas, threshold))
+    assert statistics["near_zero_fraction"] == pytest.approx(below / sum(theta.size for theta in thetas))
+    assert statistics["near_zero_first_layer"] == pytest.approx(float(np.mean(np.abs(thetas[0]) < threshold[0])))
+
+
+def test_bimodality_coefficient_separates_one_heap_from_two():
+    from bench_powerprop.training.weight_statistics import bimodality_coefficient
+
+    rng = np.random.default_rng(0)
+    peaked = rng.laplace(size=20_000)
+    heaps = np.concatenate([rng.normal(-3, 0.3, 10_000), rng.normal(3, 0.3, 10_000)])
+    assert bimodality_coefficient(peaked) < 5 / 9 < bimodality_coefficient(heaps)
+    values = np.array([0.0, 1.0, 2.0, 10.0, 3.0])
+    n, g = len(values), float(pd.Series(values).skew())
+    k = float(pd.Series(values).kurt())  # pandas: the same bias-corrected estimators, computed independently
+    assert bimodality_coefficient(values) == pytest.approx((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+
+
+def test_training_records_the_statistics_and_the_tidy_rows_carry_them(tmp_path):
+    from bench_powerprop.reporting.rows import WEIGHT_COLUMNS, trained_row
+    from bench_powerprop.training.trainer import train_cell
+
+    from helpers import digits_spec
+
+    metrics = {alpha: train_cell(digits_spec(steps=5, alpha=alpha, method=method, sparsity=sparsity), tmp_path / f"run{alpha}",
+                                 tmp_path / f"ckpt{alpha}", progress=False)
+               for alpha, method, sparsity in ((1.0, "dense", 0.0), (2.0, "static", 0.9))}
+    one, two = metrics[1.0], metrics[2.0]
+    assert one["init_fingerprint"] == two["init_fingerprint"] and one["batch_fingerprint"] == two["batch_fingerprint"]
+    assert 0 <= one["near_zero_fraction"] <= 1 and set(one["layer_near_zero_fraction"]) == set(one["layer_zero_fraction"])
+    assert two["near_zero_fraction"] >= two["actual_sparsity"] > 0.8  # the static mask's exact zeros count as near zero
+    cell = {"experiment": "oneshot_digits", "method": "dense", "variant": "default", "alpha": 1.0, "sparsity": 0.0,
+            "seed": 0, "level": None}
+    row = trained_row(cell, one)
+    assert {column: row[column] for column in WEIGHT_COLUMNS} == {column: one[column] for column in WEIGHT_COLUMNS}

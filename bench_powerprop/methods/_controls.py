@@ -25,9 +25,14 @@ def fresh_seed(seed: int) -> int:
     return (int(seed) * 2_654_435_761 + 0xF4E5) % (2**63 - 1)
 
 
+def redraw_weights(ctx, seed: int) -> None:
+    """Replace the model's weights by a fresh draw of its own initialiser, decorrelated from the cell's ``seed``."""
+    task = ctx.tasks[0]
+    sparse_init.redraw(ctx.model, lambda: models.build_model(ctx.spec["model"], task.input_shape, task.num_classes),
+                       fresh_seed(seed))
+
+
 class FreshWeightsControl(Static):
     def prepare(self, ctx):
-        task = ctx.tasks[0]
-        sparse_init.redraw(ctx.model, lambda: models.build_model(ctx.spec["model"], task.input_shape, task.num_classes),
-                           fresh_seed(self.seed))
+        redraw_weights(ctx, self.seed)
         super().prepare(ctx)

@@ -111,6 +111,33 @@ def weight_histograms(magnitudes: dict[str, np.ndarray], title: str):
     return figure
 
 
+def per_layer_weight_histograms(thetas: dict[str, dict[str, np.ndarray]], title: str):
+    """One panel per layer, one step histogram of log10(|θ| / max |θ| of the layer) per trained configuration
+    (``thetas``: configuration label → layer name → θ); the legend gives each one's share below 1 % of the layer max."""
+    plt = _pyplot()
+    labels = list(thetas)
+    layers = list(thetas[labels[0]])
+    colours = dict(zip(labels, plt.get_cmap("tab10")(range(len(labels)))))
+    figure, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.4), sharex=True, squeeze=False)
+    for axis, layer in zip(axes[0], layers):
+        for label in labels:
+            theta = np.abs(thetas[label][layer]).ravel()
+            if not np.isfinite(theta).all() or theta.max() == 0:
+                axis.plot([], [], color=colours[label], linestyle=":", label=f"{label}: diverged or all zero")
+                continue
+            values = theta / theta.max()
+            axis.hist(np.log10(values[values > 0]), bins=60, range=(-6, 0), histtype="step", color=colours[label],
+                      label=f"{label}: {100 * np.mean(values < 0.01):.0f}% < 1% of max")
+        shape = tuple(thetas[labels[0]][layer].shape)
+        axis.set_title(f"{'conv' if len(shape) == 4 else 'dense'} {layer} {shape}", fontsize=9)
+        axis.set_xlabel("log10 (|θ| / max |θ| in layer)")
+        axis.legend(fontsize=6, loc="upper left")
+    axes[0][0].set_ylabel("number of weights")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
 def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, title: str):
     """Sparse training: one panel per method (and variant), a line per α, dense runs as dashed lines."""
     plt = _pyplot()

@@ -29,13 +29,14 @@ def counted(values: Iterable[str]) -> str:
     return "; ".join(f"{value} ({n} cell{'s' if n != 1 else ''})" for value, n in counts.most_common())
 
 
-def report_rows(config_hash: str, commit: str) -> list[tuple[str, str, str]]:
+def report_rows(config_hash: str, commit: str, overrides: Iterable[str] = ()) -> list[tuple[str, str, str]]:
     rows = [
         ("built (UTC)", datetime.now(UTC).isoformat(timespec="seconds")),
         ("workflow git commit", commit),
         ("host", platform.node()),
         ("platform", platform.platform()),
         ("config hash", config_hash),
+        *(("config override (--set)", text) for text in overrides),
         *((f"{name} version", version) for name, version in package_versions().items()),
     ]
     return [(REPORT_SCOPE, item, value) for item, value in rows]
@@ -58,8 +59,8 @@ def experiment_rows(manifest: dict) -> list[tuple[str, str, str]]:
     return [(manifest["experiment"], item, value) for item, value in rows]
 
 
-def provenance_table(manifests: Iterable[dict], config_hash: str, commit: str) -> pd.DataFrame:
-    rows = report_rows(config_hash, commit)
+def provenance_table(manifests: Iterable[dict], config_hash: str, commit: str, overrides: Iterable[str] = ()) -> pd.DataFrame:
+    rows = report_rows(config_hash, commit, overrides)
     for manifest in manifests:
         rows += experiment_rows(manifest)
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -72,8 +73,8 @@ def page_markdown(table: pd.DataFrame) -> str:
 
 
 def write_provenance(manifest_paths: Iterable[Path], config_hash: str, commit: str, csv: Path, markdown_path: Path,
-                     page: Path) -> str:
-    table = provenance_table((read_json(path) for path in manifest_paths), config_hash, commit)
+                     page: Path, overrides: Iterable[str] = ()) -> str:
+    table = provenance_table((read_json(path) for path in manifest_paths), config_hash, commit, overrides)
     text = page_markdown(table)
     write_table_page(table, text, "Provenance", csv, markdown_path, page)
     return text

@@ -66,15 +66,20 @@ def oneshot_figure_set(rows, manifest, out) -> dict:
     from bench_powerprop.training.trainer import load_trained_model
 
     label = tables.line_key_label(rows)
-    magnitudes = {}
+    magnitudes, layer_thetas = {}, {}
     for cell in first_seed_cells(manifest["cells"]):
         model, _ = load_trained_model(Path(cell["run_dir"]) / "model.pt")
-        thetas = [theta.numpy() for theta in effective_weights(model).values()]
-        magnitudes[label(cell["method"], cell["variant"], cell["sparsity"], cell["alpha"])] = figures.relative_magnitudes(thetas)
-    return {
+        key = label(cell["method"], cell["variant"], cell["sparsity"], cell["alpha"])
+        layer_thetas[key] = {name: theta.numpy() for name, theta in effective_weights(model).items()}
+        magnitudes[key] = figures.relative_magnitudes(list(layer_thetas[key].values()))
+    drawn = {
         out["accuracy"]: figures.accuracy_vs_weights_remaining(rows, title(manifest)),
         out["histograms"]: figures.weight_histograms(magnitudes, f"{title(manifest)}: effective weights after training"),
     }
+    if "layer_histograms" in out:
+        drawn[out["layer_histograms"]] = figures.per_layer_weight_histograms(layer_thetas, f"{title(manifest)}: effective weights "
+                                                                            "after training, per layer")
+    return drawn
 
 
 # -- sparse training ---------------------------------------------------------------------------
@@ -143,7 +148,9 @@ def sparse_from_start_labels(manifest: dict):
             return method_label(method, variant)
         options = method_options(manifest, method, variant)
         if method == "pai":
-            return f"{options['scorer']}{init_suffix(options)}"
+            controls = ", shuffled within layers" if options["shuffle"] == "within_layer" else ""
+            controls += ", reinit" if options["reinit"] else ""
+            return f"{options['scorer']}{controls}{init_suffix(options)}"
         if method == "lottery":
             step = options["rewind_step"]
             return "ticket, rewind to init (k=0)" if step == 0 else f"ticket, rewind to step {step}"
@@ -263,6 +270,13 @@ def write_tables(manifest: dict, out_dir: Path, published_path: str | None = Non
     if "page" in out:
         write_text_atomic(out["page"], html_page(markdown, title(manifest)))
     return markdown
+
+
+def write_solutions(manifest: dict, out_dir: Path) -> None:
+    """The lottery kind's solution-distance and ensemble tables (``bench_powerprop.reporting.lottery``)."""
+    from bench_powerprop.reporting import lottery
+
+    lottery.write_solution_tables(manifest, paths(out_dir, PIPELINES[manifest["kind"]].tables))
 
 
 def write_figures(manifest: dict, out_dir: Path, published_curves: str = "") -> None:

@@ -24,7 +24,14 @@ One row is one evaluation of one trained cell. Columns (``ROW_COLUMNS``):
   flagged); or ``diverged`` (numerical failure during training: non-finite loss; excluded from
   means and counted);
 * ``training_flops_fraction`` — training FLOPs relative to dense training (RigL's accounting);
-* ``steps``, ``spec_hash`` — the steps trained and the hash of the cell's spec.
+* ``steps``, ``spec_hash`` — the steps trained and the hash of the cell's spec;
+* ``WEIGHT_COLUMNS`` — of the trained cell's weights, the same on every row of the cell
+  (``bench_powerprop.training.weight_statistics`` defines them; empty for results written before
+  they existed): ``near_zero_fraction`` (|θ| < 0.1 × the layer's initial std), its
+  ``near_zero_first_layer`` / ``near_zero_last_layer``, the ``bimodality`` coefficient of θ, and
+  the pairing fingerprints ``init_fingerprint`` (the seed's dense θ₀) and ``batch_fingerprint``
+  (the first batches' example indices) with which the claims page checks that cells it pairs by
+  seed really shared their start and their data order.
 
 Rows of the ``continual`` kind (``evaluation == "task"``) carry ``CONTINUAL_COLUMNS`` after these:
 
@@ -65,6 +72,9 @@ ROW_COLUMNS = [
     "steps",
     "spec_hash",
 ]
+WEIGHT_COLUMNS = ["near_zero_fraction", "near_zero_first_layer", "near_zero_last_layer", "bimodality",
+                  "init_fingerprint", "batch_fingerprint"]
+ROW_COLUMNS += WEIGHT_COLUMNS
 CONTINUAL_COLUMNS = ["trained_tasks", "evaluated_task", "capacity", "capacity_new", "capacity_total", "final"]
 TRAINED, ONESHOT, TASK = "trained", "oneshot", "task"
 OK, COLLAPSED, DIVERGED = "ok", "collapsed", "diverged"
@@ -106,6 +116,7 @@ def trained_row(cell: dict, metrics: dict) -> dict:
         "training_flops_fraction": metrics.get("training_flops_fraction", math.nan),
         "steps": metrics["steps"],
         "spec_hash": metrics["spec_hash"],
+        **{column: metrics.get(column) for column in WEIGHT_COLUMNS},
     }
 
 

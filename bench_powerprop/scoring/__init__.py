@@ -13,7 +13,7 @@ works under Powerprop. ``score(name, model, inputs)`` is the shortcut the method
 ``scorer(name, options).select(model, inputs, keep, scope)`` returns the kept ``Mask`` (one scoring,
 or the rounds of an iterative scorer: ``synflow``, ``force``).
 
-Registered: ``magnitude``, ``random`` (data-free), ``snip``, ``grasp``, ``force`` (data), ``synflow``
+Registered: ``magnitude``, ``random`` (data-free), ``snip``, ``grasp``, ``force``, ``obd`` (data), ``synflow``
 (data-free: an all-ones input).
 """
 

@@ -17,6 +17,7 @@ result (reported, never dropped).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import logging
 import math
@@ -41,8 +42,9 @@ from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
 from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
-from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, TrainLog, csv_text, progress_bar
+from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, LIVE_LOG_NAME, TrainLog, csv_text, live_sinks, progress_bar
 from bench_powerprop.training.strategy import LocalStrategy, strategy_for
+from bench_powerprop.training.weight_statistics import weight_statistics
 
 log = logging.getLogger(__name__)
 
@@ -402,6 +404,7 @@ class Trainer:
             "actual_sparsity": masked_fraction(self.model, mask),
             "zero_fraction": masks.zero_fraction(self.model),
             "layer_zero_fraction": masks.layer_zero_fractions(self.model),
+            **weight_statistics(self.model, self.spec, self.ctx.tasks),
             "resumed_from_step": self.resumed_from,
             "train_seconds_this_process": seconds,
             **self.method.report(self.ctx),
@@ -435,6 +438,9 @@ def check_spec(spec: dict) -> None:
         raise SpecError(f"spec: missing {', '.join(missing)} (the workflow writes specs; see `train --help` for an example)")
     if spec["method"] not in METHODS:
         raise SpecError(f"spec.method: unknown method {spec['method']!r} (registered: {', '.join(METHODS.names())})")
+    if spec["train"].get("tensorboard") and importlib.util.find_spec("tensorboard") is None:
+        raise SpecError("spec.train.tensorboard: the tensorboard package is not installed "
+                        "(pip install -e '.[tensorboard]'; `make run` installs it when a config asks for it)")
     resolve_data_config(spec["data"], "spec.data")
     resolve_model_config(spec["model"], "spec.model")
     METHODS.options(spec["method"]).parse(spec.get("method_options"), "spec.method_options", cell_facts(spec))
@@ -464,7 +470,8 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
         lock = CellLock(prepare_directory(checkpoint_dir)) if strategy.is_main else contextlib.nullcontext()
         with lock:
             trainer = Trainer(spec, checkpoint_dir, strategy, progress=progress)
-            metrics = trainer.run()
+            with trainer.log.streaming(live_sinks(run_dir, spec["train"].get("tensorboard", False)) if strategy.is_main else []):
+                metrics = trainer.run()
             if strategy.is_main:
                 write_outputs(trainer, run_dir, {**started, "checkpoint_dir": str(checkpoint_dir), "world_size": strategy.world_size})
                 metrics = {**metrics, "outputs": output_sizes(run_dir)}
@@ -475,6 +482,7 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
 def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> None:
     """Everything but metrics.json: the log, the model, the snapshots, run.json (spec + provenance)."""
     write_text_atomic(run_dir / "train_log.csv", trainer.log.csv_text())
+    (run_dir / LIVE_LOG_NAME).unlink(missing_ok=True)  # its rows are train_log.csv's now
     write_text_atomic(run_dir / "gradient_norms.csv", csv_text(trainer.gradient_norms(), GRADIENT_NORM_COLUMNS))
     buffer = io.BytesIO()
     torch.save(model_payload(trainer), buffer)

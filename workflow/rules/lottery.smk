@@ -1,12 +1,14 @@
 # Lottery tickets (kind: lottery): every level of every chain, and every control, is a cell trained by the
 # `train` rule; a level's lineage (mask_from the previous level, init_from level 0 at the rewind step) makes
 # the previous level's files its inputs, so the DAG is the chain and a finished level is never recomputed.
-# Then the tidy table, a summary by level, and the ticket-vs-controls figure.
+# Then the tidy table, a summary by level, and the ticket-vs-controls figure; and, from every cell's model, each
+# level's distance to its pruning solution and the seed-pair ensemble gains (bench_powerprop.reporting.lottery).
 
 
 localrules:
     aggregate_lottery,
     figures_lottery,
+    solutions_lottery,
 
 
 rule aggregate_lottery:
@@ -56,3 +58,21 @@ rule figures_lottery:
     shell:
         "python -m bench_powerprop report figures --manifest {input.manifest}"
         " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule solutions_lottery:
+    input:
+        manifest=experiment_file("manifest.json"),
+        models=cell_files_of("model.pt"),
+    output:
+        solutions=experiment_file("tables/lottery_solutions.csv"),
+        ensembles=experiment_file("tables/lottery_ensembles.csv"),
+    log:
+        experiment_log("solutions_lottery"),
+    conda:
+        CONDA_ENV
+    params:
+        out_dir=experiment_dir,
+    shell:
+        "python -m bench_powerprop report solutions --manifest {input.manifest:q}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"

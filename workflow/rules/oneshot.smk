@@ -74,6 +74,13 @@ rule figures_oneshot:
             subcategory=WEIGHT_FIGURES,
             labels={"figure": "effective-weight magnitudes after training"},
         ),
+        layer_histograms=report(
+            experiment_file("figures/weight_histograms_per_layer.png"),
+            caption="../report/weight_histograms_per_layer.rst",
+            category=EXPERIMENT_CATEGORY,
+            subcategory=WEIGHT_FIGURES,
+            labels={"figure": "effective-weight magnitudes after training, per layer"},
+        ),
     log:
         experiment_log("figures_oneshot"),
     conda:

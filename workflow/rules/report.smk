@@ -24,6 +24,13 @@ rule claims:
             subcategory="Claims",
             labels={"table": "claims: what reproduced"},
         ),
+        forest=report(
+            reproduction_file("claims_forest.png"),
+            caption="../report/claims_forest.rst",
+            category=SUMMARY_CATEGORY,
+            subcategory="Claims",
+            labels={"figure": "claims: forest plot"},
+        ),
     log:
         reproduction_file("logs/claims.log"),
     conda:
@@ -32,7 +39,8 @@ rule claims:
         manifests=manifest_arguments,
     shell:
         "python -m bench_powerprop claims {params.manifests} --csv {output.csv:q}"
-        " --overview {output.overview:q} --markdown {output.markdown:q} --page {output.page:q} > {log} 2>&1"
+        " --overview {output.overview:q} --markdown {output.markdown:q} --page {output.page:q}"
+        " --figure {output.forest:q} > {log} 2>&1"
 
 
 # Provenance reads every cell's run.json; training writes it before the cell's metrics.json, on which every
@@ -59,7 +67,8 @@ rule provenance:
         manifests=manifest_arguments,
         config_hash=CONFIG_HASH,
         git_commit=GIT_COMMIT,
+        overrides=OVERRIDE_ARGUMENTS,
     shell:
         "python -m bench_powerprop provenance {params.manifests} --config-hash {params.config_hash}"
-        " --git-commit {params.git_commit} --csv {output.csv:q} --markdown {output.markdown:q}"
+        " --git-commit {params.git_commit} {params.overrides:q} --csv {output.csv:q} --markdown {output.markdown:q}"
         " --page {output.page:q} > {log} 2>&1"

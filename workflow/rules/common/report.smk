@@ -17,6 +17,8 @@ TABLES = "Tables"
 
 CONFIG_HASH = spec_hash(config)
 GIT_COMMIT = git_commit()
+# the --set overrides of `make run SET=...`, shown on the provenance page
+OVERRIDE_ARGUMENTS = [f"--override={text}" for text in config.get("overrides", [])]
 
 
 def reproduction_file(name):

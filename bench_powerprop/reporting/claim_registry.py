@@ -1,0 +1,212 @@
+"""Every testable claim of the four source documents, as data (``claims.Claim``), keyed as in issue 18.
+
+P: Powerpropagation (Schwarz et al., NeurIPS 2021); S: the student reproduction report (Jain, Raj,
+Asgaonkar 2022); G: Evci, Ioannou, Keskin, Dauphin, "Gradient Flow in Sparse Neural Networks and How
+Lottery Tickets Win", AAAI 2022; L: Price, "Sparsity in Deep Learning", lecture, Oxford 2021. Claims
+are keyed by experiment kind (and, where a claim belongs to one experiment, its name); a table or
+experiment that a run lacks gives a "not run" row. Accuracy margins are stated once
+(``ACCURACY_MARGIN``) and never tuned to a result.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bench_powerprop.reporting.claims import Claim
+from bench_powerprop.reporting.statistics import EQUIVALENCE
+
+POWERPROP = "Schwarz, Jayakumar, Pascanu, Latham, Teh: Powerpropagation, NeurIPS 2021 (arXiv:2110.00296)"
+NOTEBOOK = ("github.com/google-deepmind/deepmind-research powerpropagation/powerpropagation.ipynb @ 243aff2, "
+            "cells 'Pruning' and 'Plot'")
+STUDENT = "Jain, Raj, Asgaonkar: Powerpropagation (reproduction report, 2022)"
+EVCI = ("Evci, Ioannou, Keskin, Dauphin: Gradient Flow in Sparse Neural Networks and How Lottery Tickets Win, AAAI 2022 "
+        "(arXiv:2010.03533)")
+PRICE = "Price: Sparsity in Deep Learning, lecture, Oxford 2021"
+
+#: accuracy differences smaller than one percentage point count as "the same accuracy" / "without sacrificing much"
+ACCURACY_MARGIN = 0.01
+#: a gradient norm within 10% (log ratio log 1.1) counts as "not improved"
+GRADIENT_LOG_MARGIN = math.log(1.1)
+
+POWERPROP_ALPHA = {"alpha": {">": 1}}
+NO_POWERPROP = {"alpha": 1}
+BEST_POWERPROP_ALPHA = {"alpha": {">": 1, "best": "val_accuracy"}}
+UNPRUNED = {"evaluation": "oneshot", "target_sparsity": {"<": 0.001}}
+CNN_EXPERIMENT = "oneshot_mnist_cnn"
+CIFAR_CNN_EXPERIMENT = "oneshot_cifar10_cnn"
+
+MLP_SCALE = ("LeNet-300-100 on the default run's data (mnist5k: 5,000 real MNIST images, or the 8×8 digits) for a few "
+             "thousand steps; the source: full MNIST (60,000), 50,000 steps")
+SPARSE_SCALE = "LeNet-300-100 on the default run's small data; the source: ResNet-50 on ImageNet (and CIFAR-10)"
+CNN_SCALE = "LeNet-5 on mnist5k (5,000 images); the report: their small CNN on full MNIST"
+GRADFLOW_SCALE = "LeNet-300-100 on the default run's small data; the source: MNIST MLPs, CIFAR-10 and ImageNet ResNets"
+LOTTERY_SCALE = "LeNet-300-100 on the default run's small data, three pruning levels; the sources: full MNIST, CIFAR-10"
+PAI_SCALE = "LeNet-300-100 on the default run's small data; the sources: CIFAR-10/ImageNet VGG and ResNets"
+
+GRADIENT_NORM = {"kind": "gradflow", "table": "norms", "metric": "grad_norm", "scale": 1.0, "unit_text": "",
+                 "scale_note": GRADFLOW_SCALE}
+DENSITY = {"metric": "near_zero_fraction", "metric_text": "fraction of |θ| below 0.1 × the layer's initial std", "unit_text": "pp"}
+
+CLAIMS: tuple[Claim, ...] = (
+    # -- Powerpropagation ---------------------------------------------------------------------
+    Claim("P1a", "Powerprop (α ∈ {1.25, 1.5, 2}) trains to the same accuracy as α = 1 (\"similar performance\")",
+          f"{POWERPROP}, abstract and the MNIST weight-distribution figure; {NOTEBOOK}",
+          kind="oneshot", metric="test_accuracy", treatment={"alpha": [1.25, 1.5, 2]}, baseline=NO_POWERPROP,
+          where=UNPRUNED, split="alpha", test=EQUIVALENCE, margin=ACCURACY_MARGIN, skip_experiments=(CNN_EXPERIMENT,),
+          scale_note=MLP_SCALE),
+    Claim("P1b", "…but with markedly higher density at zero: a larger fraction of |θ| near zero than α = 1",
+          f"{POWERPROP}, abstract (\"markedly higher density at zero\") and the MNIST weight-distribution figure",
+          kind="oneshot", treatment={"alpha": [1.25, 1.5, 2]}, baseline=NO_POWERPROP, where=UNPRUNED, split="alpha",
+          skip_experiments=(CNN_EXPERIMENT,), scale_note=MLP_SCALE, **DENSITY),
+    Claim("P2", "Powerprop (α > 1) keeps more test accuracy than α = 1 under one-shot magnitude pruning with ≤ 5% of the "
+          "weights left", f"{POWERPROP}, MNIST one-shot pruning figure (LeNet-300-100, α ∈ {{1, …, 5}}); {NOTEBOOK}",
+          kind="oneshot", metric="test_accuracy", treatment=POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where={"evaluation": "oneshot", "target_sparsity": {">=": 0.95}}, skip_experiments=(CNN_EXPERIMENT,),
+          scale_note=MLP_SCALE),
+    Claim("P3", "Powerprop (the α > 1 chosen on validation accuracy) improves the test accuracy of sparse training at 90% "
+          "sparsity and above", f"{POWERPROP}, sparse-training experiments, ImageNet ResNet-50 tables (GMP, RigL, Top-KAST ± Powerprop; "
+          "published numbers in configs/published_results.csv)",
+          kind="sparse_training", metric="test_accuracy", treatment=BEST_POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where={"method": {"!=": "dense"}, "sparsity": {">=": 0.9}}, matched_on=("method", "variant", "sparsity"),
+          scale_note=SPARSE_SCALE),
+    Claim("P4", "EfficientPackNet with Powerprop fits more tasks into one network than with α = 1: higher test accuracy "
+          "over all tasks, each with its own mask, once the whole sequence is learnt",
+          f"{POWERPROP}, continual-learning experiments (EfficientPackNet); {STUDENT}, its Algorithm 1",
+          kind="continual", metric="test_accuracy", treatment={"method": "efficient_packnet", **POWERPROP_ALPHA},
+          baseline={"method": "efficient_packnet", **NO_POWERPROP}, where={"final": True},
+          scale_note="permuted digits / mnist5k, a 100-unit MLP; the paper: permuted MNIST and others at full size"),
+    Claim("P5", "Powerprop + gradual magnitude pruning beats GMP alone at high sparsity (≥ 90%)",
+          f"{POWERPROP}, sparse-training experiments, the CIFAR-10 / ImageNet GMP ± Powerprop results",
+          kind="sparse_training", metric="test_accuracy", treatment={"method": "gmp", **BEST_POWERPROP_ALPHA},
+          baseline={"method": "gmp", **NO_POWERPROP}, where={"sparsity": {">=": 0.9}},
+          matched_on=("variant", "sparsity"), scale_note=SPARSE_SCALE),
+    # -- the student reproduction report ------------------------------------------------------
+    Claim("S1", "α = 1.25 and 1.5 keep the accuracy of the MNIST MLP (equivalence with α = 1)",
+          f"{STUDENT}, MNIST MLP experiments (accuracy per α)", kind="oneshot", metric="test_accuracy",
+          treatment={"alpha": [1.25, 1.5]}, baseline=NO_POWERPROP, where=UNPRUNED, split="alpha", test=EQUIVALENCE,
+          margin=ACCURACY_MARGIN, skip_experiments=(CNN_EXPERIMENT,),
+          scale_note="LeNet-300-100 (two hidden layers) on mnist5k; the report: a one-hidden-layer MLP on full MNIST"),
+    Claim("S2", "The fraction of weights near zero grows with α (α ∈ {1, 1.25, 1.5, 2, 3})",
+          f"{STUDENT}, weight histograms per α", kind="oneshot", trend="alpha",
+          treatment={"alpha": {"<=": 3}}, where=UNPRUNED, skip_experiments=(CNN_EXPERIMENT,), scale_note=MLP_SCALE,
+          **{**DENSITY, "metric_text": "Spearman ρ of the near-zero fraction over α"}),
+    Claim("S3a", "At large α (4) the weights move away from zero again: fewer |θ| near zero than at α = 3",
+          f"{STUDENT}, weight histograms at α = 4 (two heaps)", kind="oneshot", treatment={"alpha": 4},
+          baseline={"alpha": 3}, where=UNPRUNED, higher_is_better=False, skip_experiments=(CNN_EXPERIMENT,),
+          scale_note=MLP_SCALE, **DENSITY),
+    Claim("S3b", "…split into two heaps: θ is more bimodal at α = 4 than at α = 3 (Sarle's bimodality coefficient of "
+          "θ / initial std)", f"{STUDENT}, weight histograms at α = 4 (two heaps)", kind="oneshot", metric="bimodality",
+          treatment={"alpha": 4}, baseline={"alpha": 3}, where=UNPRUNED, skip_experiments=(CNN_EXPERIMENT,),
+          scale=1.0, unit_text="", metric_text="bimodality coefficient of θ", scale_note=MLP_SCALE),
+    Claim("S4", "Powerprop's effect weakens in deeper layers: the near-zero fraction grows more (α > 1 vs α = 1) in the "
+          "first layer than in the last", f"{STUDENT}, per-layer weight histograms", kind="oneshot",
+          metric="near_zero_first_layer - near_zero_last_layer", treatment=POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where=UNPRUNED, skip_experiments=(CNN_EXPERIMENT,), scale_note=MLP_SCALE, unit_text="pp",
+          metric_text="near-zero fraction, first layer minus last layer"),
+    Claim("S5", "A CNN on MNIST trains at least as well with Powerprop (α = 2) as with α = 1 (their 0.99 vs 0.98)",
+          f"{STUDENT}, MNIST CNN experiment (and its per-layer weight histograms)", kind="oneshot",
+          metric="test_accuracy", treatment={"alpha": 2}, baseline=NO_POWERPROP, where=UNPRUNED,
+          margin=ACCURACY_MARGIN, experiments=(CNN_EXPERIMENT,), scale_note=CNN_SCALE),
+    Claim("S6", "The one-shot pruning advantage of Powerprop also holds for that CNN (≤ 5% of the weights left)",
+          f"{STUDENT}, MNIST CNN pruning experiment", kind="oneshot", metric="test_accuracy", treatment=POWERPROP_ALPHA,
+          baseline=NO_POWERPROP, where={"evaluation": "oneshot", "target_sparsity": {">=": 0.95}},
+          experiments=(CNN_EXPERIMENT,), scale_note=CNN_SCALE),
+    Claim("S5c", "Their five-layer CIFAR-10 CNN trains better with Powerprop (0.58 vs 0.50)",
+          f"{STUDENT}, CIFAR-10 CNN experiment", kind="oneshot", metric="test_accuracy", treatment=POWERPROP_ALPHA,
+          baseline=NO_POWERPROP, where=UNPRUNED, experiments=(CIFAR_CNN_EXPERIMENT,), runs_with="configs/cifar10_cnn.yaml",
+          scale_note="needs CIFAR-10, which the embedded data lacks"),
+    Claim("S7", "EfficientPackNet with α = 1.5 is (marginally) better than α = 1 on 3 permuted-MNIST tasks at one "
+          "sparsity rate 0.2", f"{STUDENT}, EfficientPackNet on permuted MNIST", kind="continual",
+          metric="test_accuracy", treatment={"method": "efficient_packnet", "alpha": 1.5},
+          baseline={"method": "efficient_packnet", **NO_POWERPROP}, where={"final": True},
+          experiments=("continual_mnist_epn",), scale_note="3 permuted mnist5k tasks; the report: full permuted MNIST"),
+    Claim("S8", "Adaptive α (the report's controller, from α = 1.5) gives sparser weights than the same α kept fixed: "
+          "a larger fraction of effective weights with |θ| < ε at the end of training",
+          f"{STUDENT}, section 'Adaptive Tuning of α'", kind="adaptive_alpha", table="trace",
+          metric="fraction_below_epsilon", treatment={"variant": "default", "alpha": 1.5},
+          baseline={"variant": "fixed", "alpha": 1.5}, where={"final": True}, metric_text="fraction of |θ| < ε",
+          scale_note=MLP_SCALE),
+    # -- gradient flow and lottery tickets (Evci et al.) ---------------------------------------
+    Claim("G1", "A sparse network with a dense-style initialisation has weaker gradient flow at initialisation than the "
+          "dense network", f"{EVCI}, abstract and the analysis of gradient flow at initialisation (static sparse vs dense)",
+          treatment={"method": "static", "variant": "default"}, baseline={"method": "dense"},
+          where={"alpha": 1, "step": 0}, higher_is_better=False, metric_text="gradient norm at step 0", **GRADIENT_NORM),
+    Claim("G2", "Sparse-aware initialisation improves the gradient flow of static sparse training",
+          f"{EVCI}, sparsity-aware initialisation; official code github.com/google-research/rigl "
+          "rigl/rigl_tf2/init_utils.py::unit_scaled_init",
+          treatment={"method": "static", "variant": "sparse_init"}, baseline={"method": "static", "variant": "default"},
+          where={"alpha": 1, "step": {"<=": 100}}, metric_text="gradient norm over the first 100 steps", **GRADIENT_NORM),
+    Claim("G3", "Dynamic sparse training (RigL, SET) improves gradient flow during training over static sparse training",
+          f"{EVCI}, abstract and the analysis of gradient flow during training (DST vs static)",
+          treatment=({"method": "rigl"}, {"method": "set"}), baseline={"method": "static", "variant": "default"},
+          where={"alpha": 1, "step": {">": 0}}, metric_text="gradient norm during training (step > 0)", **GRADIENT_NORM),
+    Claim("G4", "Lottery tickets do not improve gradient flow at initialisation over a random sparse initialisation: "
+          "the ticket's gradient norm at step 0 is not above the static default's (within 10%)",
+          f"{EVCI}, abstract (\"LTs do not improve gradient flow\") and the lottery-ticket analysis (LT vs scratch)",
+          treatment={"method": "static", "variant": "ticket"}, baseline={"method": "static", "variant": "default"},
+          where={"alpha": 1, "step": 0}, higher_is_better=False, margin=GRADIENT_LOG_MARGIN,
+          **{**GRADIENT_NORM, "metric": "log(grad_norm)", "metric_text": "log gradient norm at step 0"}),
+    Claim("G5a", "Lottery tickets re-learn their pruning solution: the ticket's trained θ is closer (L2) to the solution "
+          "it was pruned from than a random-reinit or scratch solution with the same mask",
+          f"{EVCI}, the lottery-ticket analysis (distance to the pruning solution)", kind="lottery", table="solutions",
+          metric="theta_distance", treatment={"method": "lottery", "variant": "default"},
+          baseline=({"method": "lottery_reinit"}, {"method": "lottery_scratch"}), where={"alpha": 1},
+          higher_is_better=False, scale=1.0, unit_text="", metric_text="relative L2 distance of θ to the pruning solution",
+          scale_note=LOTTERY_SCALE),
+    Claim("G5b", "…and disagree less with it in their test predictions", f"{EVCI}, the lottery-ticket analysis (prediction disagreement)",
+          kind="lottery", table="solutions", metric="disagreement", treatment={"method": "lottery", "variant": "default"},
+          baseline=({"method": "lottery_reinit"}, {"method": "lottery_scratch"}), where={"alpha": 1},
+          higher_is_better=False, metric_text="test-set prediction disagreement with the pruning solution",
+          scale_note=LOTTERY_SCALE),
+    Claim("G6", "…at the cost of novel solutions: an ensemble of tickets gains less over its members than an ensemble of "
+          "scratch solutions", f"{EVCI}, the lottery-ticket analysis (ensembles: \"at the cost of learning novel solutions\")",
+          kind="lottery", table="ensembles",
+          metric="ensemble_gain", treatment={"method": "lottery", "variant": "default"},
+          baseline={"method": "lottery_scratch"}, where={"alpha": 1, "level": {">=": 1}}, higher_is_better=False,
+          metric_text="two-member ensemble gain in test accuracy", scale_note=LOTTERY_SCALE),
+    Claim("LTH", "Lottery tickets (the iterative-magnitude-pruning mask with the original initialisation) beat random "
+          "re-initialisation at the same mask", "Frankle & Carbin: The Lottery Ticket Hypothesis, ICLR 2019 "
+          "(arXiv:1803.03635), Sec. 2, LeNet-300-100 on MNIST", kind="lottery", metric="test_accuracy",
+          treatment={"method": "lottery", "variant": "default"}, baseline={"method": "lottery_reinit"},
+          where={"alpha": 1, "level": {">=": 1}}, scale_note=LOTTERY_SCALE),
+    # -- the lecture (Price) -------------------------------------------------------------------
+    Claim("L1", "Well-tuned gradual magnitude pruning is hard to beat (Gale et al. 2019): GMP at least as accurate as every "
+          "other sparse method at the same sparsity and budget", f"{PRICE}, 'pruning during training' (Gale et al. 2019)",
+          kind="sparse_training", metric="test_accuracy", treatment={"method": "gmp"},
+          baseline=tuple({"method": method} for method in ("rigl", "set", "static", "topkast", "dsr")),
+          where={"alpha": 1, "variant": "default", "sparsity": {">": 0}}, matched_on=("sparsity",),
+          margin=ACCURACY_MARGIN, scale_note=SPARSE_SCALE),
+    Claim("L2", "Winning tickets: the IMP mask with the original initialisation matches the dense network's accuracy down "
+          "to some sparsity (the sparsest level where it holds is in the note)",
+          f"{PRICE}, 'lottery tickets' (Frankle & Carbin 2019)", kind="lottery", metric="test_accuracy",
+          treatment={"method": "lottery", "variant": "default", "level": {">=": 1}},
+          baseline={"method": "lottery", "variant": "default", "level": 0}, where={"alpha": 1}, split="level",
+          combine="any", test=EQUIVALENCE, margin=ACCURACY_MARGIN, scale_note=LOTTERY_SCALE),
+    Claim("L3", "After pruning at initialisation, shuffling the kept positions within each layer trains to the same "
+          "accuracy (Frankle et al. 2021)", f"{PRICE}, 'pruning at initialisation' (Frankle et al. 2021, 'Missing the mark')",
+          kind="pai", metric="test_accuracy",
+          treatment=tuple({"variant": scorer} for scorer in ("snip", "grasp", "synflow")),
+          baseline=tuple({"variant": f"{scorer}_shuffled"} for scorer in ("snip", "grasp", "synflow")),
+          where={"method": "pai", "alpha": 1}, matched_on=("sparsity",), test=EQUIVALENCE, margin=ACCURACY_MARGIN,
+          scale_note=PAI_SCALE),
+    Claim("L3b", "…and so does re-initialising the shuffled network's weights (Frankle et al. 2021's second control)",
+          f"{PRICE}, 'pruning at initialisation' (Frankle et al. 2021)", kind="pai", metric="test_accuracy",
+          treatment=tuple({"variant": scorer} for scorer in ("snip", "grasp", "synflow")),
+          baseline=tuple({"variant": f"{scorer}_shuffled_reinit"} for scorer in ("snip", "grasp", "synflow")),
+          where={"method": "pai", "alpha": 1}, matched_on=("sparsity",), test=EQUIVALENCE, margin=ACCURACY_MARGIN,
+          scale_note=PAI_SCALE),
+    Claim("L4", "Among dynamic sparse training methods RigL ≥ SET ≥ static", f"{PRICE}, 'dynamic sparse training' "
+          "(Evci et al. 2020, RigL)", kind="sparse_training", metric="test_accuracy",
+          order=({"method": "rigl"}, {"method": "set"}, {"method": "static"}),
+          where={"alpha": 1, "variant": "default", "sparsity": {">": 0}}, matched_on=("sparsity",), scale_note=SPARSE_SCALE),
+    Claim("L5", "SNIP, GraSP and SynFlow beat random pruning at initialisation at high sparsity (98%)",
+          f"{PRICE}, 'pruning at initialisation'", kind="pai", metric="test_accuracy",
+          treatment=tuple({"variant": scorer} for scorer in ("snip", "grasp", "synflow")), baseline={"variant": "random"},
+          where={"method": "pai", "alpha": 1, "sparsity": 0.98}, scale_note=PAI_SCALE),
+    Claim("L6", "20× to even 100× compression without sacrificing much performance: the best sparse method (chosen on "
+          "validation accuracy) at 95% and 99% sparsity within 1 pp of dense", f"{PRICE}, introduction",
+          kind="sparse_training", metric="test_accuracy",
+          treatment=tuple({"method": {"!=": "dense", "best": "val_accuracy"}, "sparsity": sparsity} for sparsity in (0.95, 0.99)),
+          baseline={"method": "dense"}, where={"alpha": 1, "variant": "default"}, margin=ACCURACY_MARGIN,
+          scale_note=SPARSE_SCALE),
+)

@@ -1,0 +1,194 @@
+"""The one statistical rule of the claims page: intervals over seeds, verdicts, and the seeds a verdict would need.
+
+Every effect is signed so that positive is the direction a claim states. The seed is the unit of
+replication. Intervals come from ``scipy.stats``:
+
+* paired by seed: the per-seed differences d₁…dₙ, a t-interval with n − 1 degrees of freedom
+  (``stats.ttest_1samp(d).confidence_interval``);
+* unpaired: Welch's interval with Welch–Satterthwaite degrees of freedom
+  (``stats.ttest_ind(equal_var=False).confidence_interval``).
+
+Verdicts (``TESTS``): a *difference* claim (margin m ≥ 0; m > 0 makes it a non-inferiority claim,
+"at least as well") reproduces when the whole 95% interval lies above −m and does not reproduce
+when it lies wholly below −m. An *equivalence* claim (two one-sided tests against ±m) reproduces
+when the 90% interval lies inside (−m, m) and does not reproduce when the 95% interval lies wholly
+outside [−m, m]. Anything else is inconclusive, and ``seeds_needed`` says how many seeds per group
+would decide it if the observed effect and spread held.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+#: the two one-sided tests at 5% each are the 90% interval inside the margins
+EQUIVALENCE_LEVEL = 0.90
+MIN_SEEDS = 2
+MAX_SEEDS = 10_000
+
+REPRODUCES = "reproduces"
+DOES_NOT_REPRODUCE = "does not reproduce"
+INCONCLUSIVE = "inconclusive"
+NOT_RUN = "not run"
+
+DIFFERENCE, EQUIVALENCE = "difference", "equivalence"
+TESTS = (DIFFERENCE, EQUIVALENCE)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An effect (positive = the claimed direction) with its interval at ``level``."""
+
+    effect: float
+    low: float
+    high: float
+    level: float
+    df: float
+    paired: bool
+    n_treatment: int
+    n_baseline: int
+    #: spread the seeds-needed projection assumes: the sd of the differences (paired), of each group (unpaired)
+    spreads: tuple[float, ...]
+    #: one effect per seed: the paired differences, or (unpaired) each treatment seed minus the baseline mean
+    seed_effects: tuple[float, ...]
+
+    @property
+    def decidable(self) -> bool:
+        return min(self.n_treatment, self.n_baseline) >= MIN_SEEDS and math.isfinite(self.low) and math.isfinite(self.high)
+
+
+def negligible(spread: float, values: np.ndarray) -> bool:
+    """A spread at float-rounding level (identical seeds up to the last bits): no interval width, no scipy warning."""
+    return spread <= 1e-12 * max(1.0, float(np.abs(values).max()))
+
+
+def nan_estimate(paired: bool, n_treatment: int, n_baseline: int, effect: float, seed_effects=()) -> Estimate:
+    return Estimate(effect, math.nan, math.nan, math.nan, math.nan, paired, n_treatment, n_baseline, (), tuple(seed_effects))
+
+
+def paired_estimate(differences: Sequence[float], level: float = LEVEL) -> Estimate:
+    """t-interval of the mean per-seed difference, n − 1 degrees of freedom."""
+    d = np.asarray(differences, dtype=float)
+    n = len(d)
+    if n < MIN_SEEDS:
+        return nan_estimate(True, n, n, float(d.mean()) if n else math.nan, d)
+    sd = float(d.std(ddof=1))
+    if negligible(sd, d):
+        low = high = float(d.mean())
+    else:
+        low, high = stats.ttest_1samp(d, 0.0).confidence_interval(level)
+    return Estimate(float(d.mean()), float(low), float(high), level, n - 1, True, n, n, (sd,), tuple(d))
+
+
+def welch_estimate(treatment: Sequence[float], baseline: Sequence[float], level: float = LEVEL) -> Estimate:
+    """Welch's interval of mean(treatment) − mean(baseline), Welch–Satterthwaite degrees of freedom."""
+    t, b = np.asarray(treatment, dtype=float), np.asarray(baseline, dtype=float)
+    effect = float(t.mean() - b.mean()) if len(t) and len(b) else math.nan
+    seed_effects = tuple(t - b.mean()) if len(b) else ()
+    if min(len(t), len(b)) < MIN_SEEDS:
+        return nan_estimate(False, len(t), len(b), effect, seed_effects)
+    spreads = (float(t.std(ddof=1)), float(b.std(ddof=1)))
+    if negligible(max(spreads), np.concatenate([t, b])):
+        return Estimate(effect, effect, effect, level, math.inf, False, len(t), len(b), spreads, seed_effects)
+    result = stats.ttest_ind(t, b, equal_var=False)
+    low, high = result.confidence_interval(level)
+    return Estimate(effect, float(low), float(high), level, float(result.df), False, len(t), len(b), spreads, seed_effects)
+
+
+def estimate(treatment: Sequence[float], baseline: Sequence[float], paired: bool, level: float = LEVEL) -> Estimate:
+    """``paired``: ``treatment`` and ``baseline`` are aligned by seed."""
+    if paired:
+        return paired_estimate(np.asarray(treatment, dtype=float) - np.asarray(baseline, dtype=float), level)
+    return welch_estimate(treatment, baseline, level)
+
+
+def welch_df(spreads: tuple[float, float], n: int) -> float:
+    """Welch–Satterthwaite degrees of freedom with ``n`` seeds in each group."""
+    a, b = (s ** 2 / n for s in spreads)
+    return (a + b) ** 2 / (a ** 2 / (n - 1) + b ** 2 / (n - 1))
+
+
+def half_width(spreads: tuple[float, ...], n: int, level: float, paired: bool) -> float:
+    """t_{(1+level)/2, df}·SE at ``n`` seeds per group: SE = s/√n, df = n − 1 (paired); SE = √((s²ₜ + s²ᵦ)/n), Welch df."""
+    quantile = (1 + level) / 2
+    if paired:
+        return float(stats.t.ppf(quantile, n - 1)) * spreads[0] / math.sqrt(n)
+    return float(stats.t.ppf(quantile, welch_df(spreads, n))) * math.sqrt(sum(s ** 2 for s in spreads) / n)
+
+
+def seeds_needed(distance: float, spreads: tuple[float, ...], level: float, paired: bool) -> int | None:
+    """The smallest n ≥ 2 with t_{(1+level)/2, df(n)}·SE(n) < ``distance`` (the observed effect's distance from the
+    boundary the interval must clear), at the observed spreads; None when no n up to ``MAX_SEEDS`` does."""
+    if not spreads or not math.isfinite(distance) or distance <= 0 or not all(map(math.isfinite, spreads)):
+        return None
+    for n in range(MIN_SEEDS, MAX_SEEDS + 1):
+        if half_width(spreads, n, level, paired) < distance:
+            return n
+    return None
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: str
+    #: the interval the verdict read (the 90% one when an equivalence claim is equivalent or undecided)
+    low: float
+    high: float
+    level: float
+    seeds_needed: int | None
+
+
+def judge_difference(estimate_95: Estimate, margin: float = 0.0) -> Judgement:
+    """Reproduces when the 95% interval lies above −margin, does not when it lies wholly below."""
+    low, high = estimate_95.low, estimate_95.high
+    if not estimate_95.decidable:
+        return Judgement(INCONCLUSIVE, low, high, estimate_95.level, None)
+    if low > -margin:
+        return Judgement(REPRODUCES, low, high, estimate_95.level, None)
+    if high < -margin:
+        return Judgement(DOES_NOT_REPRODUCE, low, high, estimate_95.level, None)
+    needed = seeds_needed(abs(estimate_95.effect + margin), estimate_95.spreads, estimate_95.level, estimate_95.paired)
+    return Judgement(INCONCLUSIVE, low, high, estimate_95.level, needed)
+
+
+def judge_equivalence(estimate_90: Estimate, estimate_95: Estimate, margin: float) -> Judgement:
+    """Two one-sided tests: equivalent when the 90% interval lies inside (−margin, margin); not equivalent when the
+    95% interval lies wholly outside [−margin, margin]."""
+    if not estimate_95.decidable:
+        return Judgement(INCONCLUSIVE, estimate_90.low, estimate_90.high, estimate_90.level, None)
+    if -margin < estimate_90.low and estimate_90.high < margin:
+        return Judgement(REPRODUCES, estimate_90.low, estimate_90.high, estimate_90.level, None)
+    if estimate_95.low > margin or estimate_95.high < -margin:
+        return Judgement(DOES_NOT_REPRODUCE, estimate_95.low, estimate_95.high, estimate_95.level, None)
+    effect = abs(estimate_90.effect)
+    if effect < margin:  # more seeds would narrow the 90% interval into the margins
+        needed = seeds_needed(margin - effect, estimate_90.spreads, EQUIVALENCE_LEVEL, estimate_90.paired)
+    else:  # ... or the 95% interval out of them
+        needed = seeds_needed(effect - margin, estimate_95.spreads, LEVEL, estimate_95.paired)
+    return Judgement(INCONCLUSIVE, estimate_90.low, estimate_90.high, estimate_90.level, needed)
+
+
+def combine(verdicts: Sequence[str], rule: str = "all") -> str:
+    """A claim of several comparisons, judged on those that ran. ``all``: reproduces when every one does, does not
+    when any does not. ``any``: reproduces when at least one does, does not when every one does not."""
+    verdicts = [verdict for verdict in verdicts if verdict != NOT_RUN]
+    if not verdicts:
+        return NOT_RUN
+    if rule == "any":
+        if REPRODUCES in verdicts:
+            return REPRODUCES
+        return DOES_NOT_REPRODUCE if all(verdict == DOES_NOT_REPRODUCE for verdict in verdicts) else INCONCLUSIVE
+    if DOES_NOT_REPRODUCE in verdicts:
+        return DOES_NOT_REPRODUCE
+    return REPRODUCES if all(verdict == REPRODUCES for verdict in verdicts) else INCONCLUSIVE
+
+
+def spearman_per_seed(levels: Sequence[float], values: Sequence[float]) -> float:
+    """Spearman's ρ of ``values`` over the ordered ``levels`` (NaN when either is constant)."""
+    if len(set(levels)) < 2 or len(set(values)) < 2:
+        return math.nan
+    return float(stats.spearmanr(levels, values).statistic)

@@ -1,0 +1,94 @@
+"""What a cell's final metrics say about its weights beyond accuracy: pairing fingerprints and near-zero statistics.
+
+``weight_statistics(model, spec, tasks)`` (one call in ``Trainer.final_metrics``) returns
+
+* ``init_fingerprint`` — SHA-256 of the dense initial θ₀ the cell's seed draws (``build_model``
+  right after ``torch.manual_seed(seed)``, before ``powerpropify``, lineage and the method's
+  ``prepare``): identical across α, methods and variants of the same seed and model. It is
+  recomputed here from the seed (the global RNG is forked, training's is untouched);
+  ``tests/test_claims.py`` checks that it is the hash of ``build_cell``'s model at α = 1, whose
+  weights ``powerpropify`` leaves bit-identical.
+* ``batch_fingerprint`` — SHA-256 of the batch size and the example indices of the first
+  ``FINGERPRINT_BATCHES`` training batches of the first task (a fresh batch source with the
+  trainer's seed); ``None`` for data not held in memory (FFCV loaders), whose pairing is then refused.
+  The claims page pairs two cells by seed only when both fingerprints agree.
+* ``near_zero_fraction`` — the fraction of effective weights θ with |θ| < ``NEAR_ZERO_FACTOR``·σ₀,
+  σ₀ the standard deviation of that layer's initial θ₀ (so the threshold is one tenth of the
+  layer's initial spread: ≈ 8% of a normal initialisation lies below it, ≈ 6% of a uniform one);
+  ``layer_near_zero_fraction`` per layer, ``near_zero_first_layer`` / ``near_zero_last_layer``
+  for the first and the last Linear/Conv layer. Masked weights are exactly zero and count.
+* ``bimodality`` — Sarle's bimodality coefficient BC = (g² + 1) / (κ + 3(n−1)²/((n−2)(n−3)))
+  (g the sample skewness, κ the sample excess kurtosis, both bias-corrected, scipy.stats) of
+  θ/σ₀ pooled over layers: weights heaped at zero give a peaked distribution (high κ, small BC);
+  two heaps away from zero give a flat or two-peaked one (BC above 5/9, a uniform's value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import nn
+
+from bench_powerprop.models import build_model
+from bench_powerprop.powerprop import effective_weights, weight_layers
+
+NEAR_ZERO_FACTOR = 0.1
+FINGERPRINT_BATCHES = 10
+
+
+def digest(*arrays: np.ndarray) -> str:
+    hasher = hashlib.sha256()
+    for array in arrays:
+        hasher.update(str(array.shape).encode())
+        hasher.update(np.ascontiguousarray(array).tobytes())
+    return hasher.hexdigest()
+
+
+def initial_thetas(spec: dict, task) -> dict[str, np.ndarray]:
+    """The dense θ₀ of the cell's seed, drawn as ``build_cell`` draws it (before ``powerpropify``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec["seed"])
+        model = build_model(spec["model"], task.input_shape, task.num_classes)
+    return {name: layer.weight.detach().double().numpy() for name, layer in weight_layers(model).items()}
+
+
+def batch_fingerprint(task, batch_size: int, seed: int) -> str | None:
+    if not hasattr(task, "splits"):  # streamed data (FFCV): building a loader only to hash its order costs too much
+        return None
+    source = task.train_batches(batch_size, seed)
+    order = getattr(source, "order", None)
+    if order is None:
+        return None
+    return digest(np.array([batch_size]), order[: FINGERPRINT_BATCHES * batch_size].numpy())
+
+
+def bimodality_coefficient(values: np.ndarray) -> float:
+    n = len(values)
+    if n < 4 or np.ptp(values) == 0:
+        return float("nan")
+    skew, kurtosis = stats.skew(values, bias=False), stats.kurtosis(values, bias=False)
+    return float((skew ** 2 + 1) / (kurtosis + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
+
+
+def weight_statistics(model: nn.Module, spec: dict, tasks: list) -> dict:
+    from bench_powerprop.training.trainer import batch_seed
+
+    initial = initial_thetas(spec, tasks[0])
+    thetas = {name: theta.cpu().double().numpy() for name, theta in effective_weights(model).items()}
+    spread = {name: float(initial[name].std()) for name in thetas}
+    near = {name: float(np.mean(np.abs(theta) < NEAR_ZERO_FACTOR * spread[name])) for name, theta in thetas.items()}
+    counts = np.array([theta.size for theta in thetas.values()])
+    names = list(thetas)
+    return {
+        "init_fingerprint": digest(*initial.values()),
+        "batch_fingerprint": batch_fingerprint(tasks[0], spec["train"]["batch_size"], batch_seed(spec["seed"], 0)),
+        "near_zero_threshold": f"{NEAR_ZERO_FACTOR:g} x initial std of the layer",
+        "near_zero_fraction": float(np.dot(counts, [near[name] for name in names]) / counts.sum()),
+        "layer_near_zero_fraction": near,
+        "near_zero_first_layer": near[names[0]],
+        "near_zero_last_layer": near[names[-1]],
+        "bimodality": bimodality_coefficient(np.concatenate([thetas[name].ravel() / spread[name] for name in names])),
+    }
