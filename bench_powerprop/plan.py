@@ -116,10 +116,11 @@ class Plan:
         return f"{self.run_dir(parent)}/snapshots/step_{int(step):08d}.pt"
 
     def lineage_inputs(self, cell: Cell) -> list[str]:
-        """The parents' outputs a cell's training reads: ``model.pt``, or the snapshot index (the snapshots beside it)."""
+        """The parents' outputs a cell's training reads: ``model.pt``, or its snapshots, which the parent's
+        ``metrics.json`` stands for (training writes it last and declares no other file besides model.pt)."""
         inputs = []
         for parent, step in self.parents(cell).values():
-            inputs.append(f"{self.run_dir(parent)}/model.pt" if step == FINAL else f"{self.run_dir(parent)}/snapshots/index.json")
+            inputs.append(f"{self.run_dir(parent)}/model.pt" if step == FINAL else f"{self.run_dir(parent)}/metrics.json")
         return sorted(set(inputs))
 
     # -- experiments -------------------------------------------------------------------------

@@ -34,11 +34,6 @@ def active_tables(wildcards):
     ]
 
 
-def every_run_info(wildcards):
-    """run.json of every cell of every active experiment (what each training job recorded)."""
-    return [f"{PLAN.run_dir(cell)}/run.json" for cell in PLAN.cells]
-
-
 def manifest_arguments(wildcards, input):
     return " ".join(f"--manifest {shlex.quote(path)}" for path in input.manifests)
 
