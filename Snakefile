@@ -26,6 +26,7 @@ include: "workflow/rules/pai.smk"
 include: "workflow/rules/lottery.smk"
 include: "workflow/rules/gradflow.smk"
 include: "workflow/rules/ffcv.smk"
+include: "workflow/rules/curves.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -33,4 +34,5 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        curves_targets(),
         report_targets(),

@@ -295,6 +295,9 @@ def check_prune(prune: dict | None, where: str) -> None:
         raise ConfigError(f"{where}.scorer: unknown scorer {scorer!r} (registered: {', '.join(SCORERS.names())})")
     if SCORERS.get(scorer).needs_data:
         raise ConfigError(f"{where}.scorer: {scorer!r} needs data; one-shot pruning after training ranks by a data-free scorer")
+    if prune.get("scope") == "global" and prune.get("last_layer_keep_factor", 2.0) != 1:
+        raise ConfigError(f"{where}.last_layer_keep_factor: scope 'global' ranks the output layer with every other layer; "
+                          f"set it to 1 (default 2), or use scope 'global_separate_output'")
     levels = keep_levels(prune["keep_levels"])
     if len(set(levels)) != len(levels):
         raise ConfigError(f"{where}.keep_levels: the levels {levels} repeat a value")

@@ -122,11 +122,31 @@ class Mask(Mapping):
 
 
 # -- exact selection ------------------------------------------------------------------------
-def kept_count(numel: int, keep: float) -> int:
-    """Number of weights kept for a fraction ``keep`` in (0, 1]; at least one."""
+#: How a kept fraction d of n weights becomes a selection (``choose``). ``round`` (the harness's default)
+#: and ``floor`` keep exactly round(d·n) and int(d·n) top-scoring weights (``floor`` is EfficientPackNet's
+#: TopK(φ, ⌊s·dim(φ)⌋)). The other two are the reference codes' own rules, their expressions evaluated
+#: in the same floating-point order: ``synaptic_flow`` (``Pruners/pruners.py::Pruner._global_mask`` and
+#: ``_local_mask``, commit 9dfa57a) prunes every weight scoring <= the k-th smallest score, k = int((1 − d)·n),
+#: so n − k are kept (nothing is pruned when k < 1); ``force`` (naver/force ``pruning/pruning_algos.py::
+#: get_mask``, commit 7494eed) keeps every weight scoring >= the k-th largest, k = int(d·n). Without ties
+#: at the threshold the two reference rules keep exactly ``kept_count`` weights; with ties they keep fewer
+#: (Synaptic-Flow) or more (FORCE), as the references do.
+ROUNDINGS = ("round", "floor", "synaptic_flow", "force")
+
+
+def kept_count(numel: int, keep: float, rounding: str = "round") -> int:
+    """Number of weights kept for a fraction ``keep`` in (0, 1] by the rule ``rounding`` (no ties); at least one."""
     if not 0 < keep <= 1:
         raise ValueError(f"keep must be in (0, 1], got {keep}")
-    return max(1, min(numel, round(keep * numel)))
+    if rounding == "round":
+        count = round(keep * numel)
+    elif rounding == "synaptic_flow":
+        count = numel - int((1.0 - keep) * numel)
+    elif rounding in ("floor", "force"):
+        count = int(numel * keep)
+    else:
+        raise ValueError(f"unknown rounding {rounding!r} (expected one of {list(ROUNDINGS)})")
+    return max(1, min(numel, count))
 
 
 def topk(scores: torch.Tensor, k: int) -> torch.Tensor:
@@ -138,6 +158,19 @@ def topk(scores: torch.Tensor, k: int) -> torch.Tensor:
     return kept.view(scores.shape)
 
 
+def choose(scores: torch.Tensor, keep: float, rounding: str = "round") -> torch.Tensor:
+    """Bool tensor (shape of ``scores``) of the weights the rule ``rounding`` keeps for the fraction ``keep``."""
+    numel = scores.numel()
+    if rounding == "synaptic_flow":
+        pruned = int((1.0 - keep) * numel)
+        if pruned < 1:
+            return torch.ones_like(scores, dtype=torch.bool)
+        return scores > torch.kthvalue(scores.reshape(-1), pruned).values
+    if rounding == "force":
+        return scores >= torch.topk(scores.reshape(-1), kept_count(numel, keep, rounding)).values[-1]
+    return topk(scores, kept_count(numel, keep, rounding))
+
+
 def keep_top(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Mask:
     """Per layer, exactly ``counts[name]`` weights with the largest score."""
     return Mask({name: topk(scores[name], counts[name]) for name in counts})
@@ -145,10 +178,28 @@ def keep_top(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> M
 
 def keep_top_jointly(scores: Mapping[str, torch.Tensor], count: int) -> Mask:
     """Exactly ``count`` weights with the largest score over all the given layers together."""
-    names = list(scores)
-    joint = topk(torch.cat([scores[name].reshape(-1).float() for name in names]), count)
-    chunks = torch.split(joint, [scores[name].numel() for name in names])
-    return Mask({name: chunk.view(scores[name].shape) for name, chunk in zip(names, chunks)})
+    return _split(scores, topk(_joined(scores), count))
+
+
+def keep_fractions(scores: Mapping[str, torch.Tensor], fractions: Mapping[str, float], rounding: str = "round") -> Mask:
+    """Per layer, the fraction ``fractions[name]`` of the weights with the largest score, by the rule ``rounding``."""
+    return Mask({name: choose(scores[name], fractions[name], rounding) for name in fractions})
+
+
+def keep_fraction_jointly(scores: Mapping[str, torch.Tensor], keep: float, rounding: str = "round") -> Mask:
+    """The fraction ``keep`` of the weights with the largest score over all the given layers together, by ``rounding``."""
+    return _split(scores, choose(_joined(scores), keep, rounding))
+
+
+def _joined(scores: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Every layer's scores in one flat tensor, in float32 or the scores' wider type."""
+    dtype = torch.promote_types(torch.float32, next(iter(scores.values())).dtype)
+    return torch.cat([score.reshape(-1).to(dtype) for score in scores.values()])
+
+
+def _split(scores: Mapping[str, torch.Tensor], joint: torch.Tensor) -> Mask:
+    chunks = torch.split(joint, [score.numel() for score in scores.values()])
+    return Mask({name: chunk.view(score.shape) for (name, score), chunk in zip(scores.items(), chunks)})
 
 
 def layer_keep_fractions(names: list[str], keep: float, last_layer_keep_factor: float) -> dict[str, float]:
@@ -159,25 +210,34 @@ def layer_keep_fractions(names: list[str], keep: float, last_layer_keep_factor: 
 
 
 def prune(scores: Mapping[str, torch.Tensor], keep: float, scope: str = "layerwise",
-          last_layer_keep_factor: float = 1.0) -> Mask:
-    """Keep the highest-scoring fraction ``keep`` of the weights, with exact counts.
+          last_layer_keep_factor: float = 1.0, rounding: str = "round") -> Mask:
+    """Keep the highest-scoring fraction ``keep`` of the weights; counts by ``rounding`` (``choose``; default exact).
 
-    ``layerwise``: each layer keeps round(keep·n_l). ``global``: all layers but the output layer
-    compete for round(keep·N_hidden) weights. In both, the output layer keeps
-    round(min(1, last_layer_keep_factor·keep)·n_out) of its own weights.
+    Scopes (``SCOPES`` in ``bench_powerprop.scoring.base``):
+
+    * ``layerwise``: each layer keeps the fraction keep of its n_l weights, the output layer
+      min(1, last_layer_keep_factor·keep);
+    * ``global``: every layer competes for the fraction keep of all N weights (Synaptic-Flow's
+      ``global`` scope without ``--dense-classifier``; FORCE); ``last_layer_keep_factor`` must be 1;
+    * ``global_separate_output``: the layers before the output layer compete for the fraction keep of
+      their weights; the output layer keeps min(1, factor·keep) of its own.
     """
     names = list(scores)
     fractions = layer_keep_fractions(names, keep, last_layer_keep_factor)
     if scope == "layerwise":
-        return keep_top(scores, {name: kept_count(scores[name].numel(), fractions[name]) for name in names})
-    if scope != "global":
-        raise ValueError(f"unknown pruning scope {scope!r} (expected 'layerwise' or 'global')")
+        return keep_fractions(scores, fractions, rounding)
+    if scope == "global":
+        if last_layer_keep_factor != 1:
+            raise ValueError(f"scope 'global' ranks the output layer with the others: last_layer_keep_factor must be 1, "
+                             f"got {last_layer_keep_factor}")
+        return keep_fraction_jointly(scores, keep, rounding)
+    if scope != "global_separate_output":
+        raise ValueError(f"unknown pruning scope {scope!r} (expected 'layerwise', 'global' or 'global_separate_output')")
     output, hidden = names[-1], names[:-1]
-    masks = dict(keep_top({output: scores[output]}, {output: kept_count(scores[output].numel(), fractions[output])}))
+    selected = dict(keep_fractions({output: scores[output]}, {output: fractions[output]}, rounding))
     if hidden:
-        hidden_scores = {name: scores[name] for name in hidden}
-        masks.update(keep_top_jointly(hidden_scores, kept_count(sum(s.numel() for s in hidden_scores.values()), keep)))
-    return Mask({name: masks[name] for name in names})
+        selected.update(keep_fraction_jointly({name: scores[name] for name in hidden}, keep, rounding))
+    return Mask({name: selected[name] for name in names})
 
 
 def random_mask(shapes: Mapping[str, tuple[int, ...]], counts: Mapping[str, int], generator: torch.Generator) -> Mask:

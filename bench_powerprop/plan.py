@@ -198,6 +198,6 @@ class Plan:
 
 
 def write_manifest(path: str, log_path: str, manifest: dict) -> None:
-    """The manifest rule's action (run inside Snakemake: the manifest never crosses a command line)."""
+    """The manifest rule's action (workflow/scripts/manifest.py: the manifest never crosses a command line)."""
     write_json_atomic(path, manifest)
     write_text_atomic(log_path, f"manifest of {manifest['experiment']}: {len(manifest['cells'])} cells\n")

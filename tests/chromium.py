@@ -166,17 +166,22 @@ class Page:
             time.sleep(0.1)
         return value
 
-    def frame_context(self, url_prefix: str) -> int:
-        """An execution context in the page's child frame whose URL starts with ``url_prefix``.
+    def frame_context(self, url_prefix: str, timeout: float = 20.0) -> int:
+        """An execution context in the page's child frame whose URL starts with ``url_prefix``, once the
+        frame is attached (the iframe element exists before its frame does).
 
         The protocol reaches into a frame of another origin (a ``data:`` iframe) where the page's
         own JavaScript cannot.
         """
-        children = self.send("Page.getFrameTree")["frameTree"].get("childFrames", [])
-        frames = [child["frame"]["id"] for child in children if child["frame"]["url"].startswith(url_prefix)]
-        if not frames:
-            raise ProtocolError(f"no child frame with a URL starting {url_prefix[:60]!r}")
-        return self.send("Page.createIsolatedWorld", {"frameId": frames[-1]})["executionContextId"]
+        deadline = time.monotonic() + timeout
+        while True:
+            children = self.send("Page.getFrameTree")["frameTree"].get("childFrames", [])
+            frames = [child["frame"]["id"] for child in children if child["frame"]["url"].startswith(url_prefix)]
+            if frames:
+                return self.send("Page.createIsolatedWorld", {"frameId": frames[-1]})["executionContextId"]
+            if time.monotonic() > deadline:
+                raise ProtocolError(f"no child frame with a URL starting {url_prefix[:60]!r} after {timeout:g} s")
+            time.sleep(0.1)
 
     def screenshot(self, path: Path) -> None:
         data = self.send("Page.captureScreenshot", {"format": "png"})["data"]

@@ -42,3 +42,19 @@ def workdir(tmp_path):
     for name in ("configs", "profiles"):
         (tmp_path / name).symlink_to(REPO / name)
     return tmp_path
+
+
+TINY_REPORT = REPO / "tests" / "configs" / "tiny_report.yaml"
+STYLESHEET = REPO / "workflow" / "report" / "style.css"
+
+
+@pytest.fixture(scope="session")
+def report_run(tmp_path_factory):
+    """A tiny run of one experiment of every pipeline kind and its report, built with make run's options
+    (shared by the report's browser test and the figure tests)."""
+    path = tmp_path_factory.mktemp("report")
+    for name in ("configs", "profiles"):
+        (path / name).symlink_to(REPO / name)
+    run_snakemake("-c2", "--configfile", str(TINY_REPORT), "--report", "results/report.html", "--report-after-run",
+                  "--report-stylesheet", str(STYLESHEET), cwd=path)
+    return path

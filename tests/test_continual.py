@@ -9,23 +9,26 @@ import itertools
 import json
 import subprocess
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from bench_powerprop import masks
+from bench_powerprop.config import load_yaml, validate_config
 from bench_powerprop.data.permuted import permute
 from bench_powerprop.methods import METHODS
-from bench_powerprop.methods.efficient_packnet import bisect_keep, sparsest_meeting
+from bench_powerprop.methods.efficient_packnet import bisect_keep, last_passing, sparsest_meeting
 from bench_powerprop.methods.packnet import share
 from bench_powerprop.options import CellFacts, OptionError
+from bench_powerprop.plan import Plan
 from bench_powerprop.powerprop import phi_from_theta, powerpropify, theta_from_phi, weight_layers
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage
 from bench_powerprop.training.strategy import LocalStrategy
 from bench_powerprop.training.trainer import Trainer, train_cell
 
-from helpers import continual_spec, kill_hard, start_training, train_command, wait_for_checkpoint
+from helpers import REPO, continual_spec, kill_hard, start_training, train_command, wait_for_checkpoint
 
 TASKS, STEPS = 4, 30
 STRESS = {"momentum": 0.9, "weight_decay": 1e-3}
@@ -98,24 +101,40 @@ def test_efficient_packnet_masks_may_overlap_and_search_the_levels(tmp_path):
     task_masks = trainer.method.task_masks
     reused = [(task_masks[later] & task_masks[earlier]).count() for later in range(TASKS) for earlier in range(later)]
     assert any(reused), "no task reused an earlier task's weight"
-    levels = set(METHODS.options("efficient_packnet")().keep_levels)
+    levels = sorted(METHODS.options("efficient_packnet")().keep_levels, reverse=True)
     for record, mask in zip(metrics["continual"]["task_capacity"], task_masks):
-        assert record["keep"] in levels
-        assert record["search"][-1]["keep"] == record["keep"] and record["search"][-1]["val_accuracy"] >= record["threshold"]
-        assert all(tried["val_accuracy"] < record["threshold"] for tried in record["search"][:-1])
+        tried = record["search"]
+        assert [entry["keep"] for entry in tried] == levels[: len(tried)]  # from the densest level down
+        passed = [entry for entry in tried if entry["val_accuracy"] > record["threshold"]]
+        assert tried[: len(passed)] == passed  # every level before the first failure passed (strictly)
+        assert record["keep"] == (passed[-1]["keep"] if passed else 1.0)
+        assert len(passed) == len(tried) or tried[len(passed)]["val_accuracy"] <= record["threshold"]
         assert record["capacity"] == mask.density()
+        assert mask.count() == int(mask.numel() * record["keep"])  # ⌊s·dim(φ)⌋ over every weight together
+
+
+def test_sequential_search_stops_at_the_first_failure_and_keeps_the_last_passing_level():
+    accuracy = {0.01: 0.5, 0.05: 0.91, 0.1: 0.8, 0.5: 0.95, 1.0: 0.97}
+    assert last_passing([0.5, 0.1, 0.05, 0.01], accuracy.__getitem__, 0.9) == (0.5, [{"keep": 0.5, "val_accuracy": 0.95},
+                                                                                     {"keep": 0.1, "val_accuracy": 0.8}])
+    assert last_passing([0.5, 0.1, 0.05, 0.01], accuracy.__getitem__, 0.2)[0] == 0.01
+    assert last_passing([0.5, 0.1], accuracy.__getitem__, 0.96)[0] == 1.0  # the densest level fails: every weight
+    assert last_passing([0.5, 0.1], accuracy.__getitem__, 0.95)[0] == 1.0  # 0.95 is not > 0.95 (Algorithm 1's strict >)
+    assert last_passing([0.5, 0.1], accuracy.__getitem__, 0.95, strict=False)[0] == 0.5
 
 
 def test_search_takes_the_sparsest_level_meeting_the_threshold_even_if_accuracy_is_not_monotone():
     accuracy = {0.01: 0.5, 0.05: 0.91, 0.1: 0.8, 0.5: 0.95, 1.0: 0.97}
     assert sparsest_meeting([0.5, 0.1, 0.05, 0.01], accuracy.__getitem__, 0.9)[0] == 0.05
     assert sparsest_meeting([0.5, 0.1, 0.05, 0.01], accuracy.__getitem__, 0.96)[0] == 1.0  # none meets: every weight
+    assert sparsest_meeting([0.5, 0.1, 0.05, 0.01], accuracy.__getitem__, 0.91)[0] == 0.5  # strict: 0.91 does not pass
+    assert sparsest_meeting([0.5, 0.1, 0.05, 0.01], accuracy.__getitem__, 0.91, strict=False)[0] == 0.05
     keep, tried = sparsest_meeting([0.5, 0.1, 0.05, 0.01], accuracy.__getitem__, 0.2)
     assert keep == 0.01 and len(tried) == 1
 
 
 def test_bisection_finds_the_sparsest_fraction_of_a_monotone_accuracy():
-    keep, _ = bisect_keep(0.001, lambda level: float(level >= 0.037), 1.0, steps=30)
+    keep, _ = bisect_keep(0.001, lambda level: float(level >= 0.037), 0.5, steps=30)
     assert keep == pytest.approx(0.037, rel=1e-6) and keep >= 0.037
     assert bisect_keep(0.001, lambda level: 1.0, 0.5, steps=5) == (0.001, [{"keep": 0.001, "val_accuracy": 1.0}])
 
@@ -135,24 +154,60 @@ class ToyTask:
             return float((model(self.features).argmax(1) == self.labels).float().mean())
 
 
-@pytest.mark.parametrize("alpha", [1.0, 2.0])
-@pytest.mark.parametrize("gamma, expected_keep, expected_kept", [(0.4, 1 / 6, 1), (0.7, 4 / 6, 4), (0.8, 1.0, 6)])
-def test_efficient_packnet_picks_the_known_sparsest_mask_on_a_toy_model(alpha, gamma, expected_keep, expected_kept):
-    # Top-|θ| masks of the 2×3 weights keep 1 or 2 weights (±2: accuracy 2/4), 4 (±2, ±0.5: 3/4) or all 6 (4/4).
-    model = powerpropify(nn.Sequential(nn.Linear(3, 2, bias=False)), alpha)
-    with torch.no_grad():
-        model[0].weight.copy_(phi_from_theta(torch.tensor([[2.0, 0.5, 0.1], [-2.0, -0.5, -0.1]]), alpha))
-    options = {"gamma": gamma, "keep_levels": [1 / 6, 2 / 6, 4 / 6, 1.0], "last_layer_keep_factor": 1.0}
+def toy_method_and_context(model, alpha, options):
     facts = CellFacts(steps=1, alpha=alpha, tasks=1)
     method = METHODS.get("efficient_packnet")(METHODS.options("efficient_packnet").parse(options, "m", facts), facts, 0)
     ctx = TrainingContext(model, torch.optim.SGD(model.parameters(), lr=0.1), {"seed": 0, "train": {"batch_size": 4}},
                           [ToyTask()], nn.functional.cross_entropy, None, Lineage(), LocalStrategy(torch.device("cpu")),
                           method.phases())
     method.setup(ctx)
+    return method, ctx
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0])
+@pytest.mark.parametrize("search", ["sequential", "grid"])
+@pytest.mark.parametrize("gamma, expected_keep, expected_kept", [(0.4, 1 / 6, 1), (0.7, 4 / 6, 4), (0.8, 1.0, 6),
+                                                                 (0.75, 1.0, 6)])  # 0.75·1 is not > 0.75
+def test_efficient_packnet_picks_the_known_sparsest_mask_on_a_toy_model(alpha, search, gamma, expected_keep, expected_kept):
+    # Top-|θ| masks of the 2×3 weights keep 1 or 2 weights (±2: accuracy 2/4), 4 (±2, ±0.5: 3/4) or all 6 (4/4).
+    model = powerpropify(nn.Sequential(nn.Linear(3, 2, bias=False)), alpha)
+    with torch.no_grad():
+        model[0].weight.copy_(phi_from_theta(torch.tensor([[2.0, 0.5, 0.1], [-2.0, -0.5, -0.1]]), alpha))
+    method, ctx = toy_method_and_context(model, alpha, {"gamma": gamma, "keep_levels": [1 / 6, 2 / 6, 4 / 6, 1.0], "search": search})
     mask, record = method.choose_mask(ctx)
     assert record["dense_val_accuracy"] == 1.0
     assert record["keep"] == pytest.approx(expected_keep) and mask.count() == expected_kept
-    assert [tried["val_accuracy"] for tried in record["search"]] == [0.5, 0.5, 0.75, 1.0][: len(record["search"])]
+    accuracies = {1 / 6: 0.5, 2 / 6: 0.5, 4 / 6: 0.75, 1.0: 1.0}
+    assert all(accuracies[tried["keep"]] == tried["val_accuracy"] for tried in record["search"])
+
+
+@pytest.mark.parametrize("keep", [0.1, 0.37, 0.5])
+def test_efficient_packnet_takes_the_top_floor_s_n_of_all_weights_together(keep):
+    """Algorithm 1's TopK(φ, ⌊s·dim(φ)⌋): the ⌊s·N⌋ largest |φ| of the whole network, counted and ranked here in numpy."""
+    torch.manual_seed(4)
+    model = powerpropify(nn.Sequential(nn.Linear(3, 7), nn.ReLU(), nn.Linear(7, 2)), 2.0)
+    method, ctx = toy_method_and_context(model, 2.0, {"gamma": 0.01, "keep_levels": [keep]})
+    mask, record = method.choose_mask(ctx)
+    phis = np.concatenate([layer.weight.detach().abs().numpy().reshape(-1) for layer in weight_layers(model).values()])
+    count = int(np.floor(keep * phis.size))  # N = 35: 3, 12, 17
+    assert record["keep"] == keep and mask.count() == count
+    threshold = np.sort(phis)[::-1][count - 1]
+    for name, layer in weight_layers(model).items():
+        assert torch.equal(mask[name], layer.weight.detach().abs() >= float(threshold)), name
+
+
+def test_efficient_packnet_per_layer_option_keeps_the_output_factor():
+    torch.manual_seed(4)
+    model = powerpropify(nn.Sequential(nn.Linear(3, 10), nn.ReLU(), nn.Linear(10, 2)), 1.0)
+    options = {"gamma": 0.01, "keep_levels": [0.25], "scope": "layerwise", "last_layer_keep_factor": 2.0, "count": "exact"}
+    method, ctx = toy_method_and_context(model, 1.0, options)
+    mask, _ = method.choose_mask(ctx)
+    assert mask.layer_counts() == {"0.weight": round(0.25 * 30), "2.weight": round(0.5 * 20)}
+
+
+def test_efficient_packnet_global_scope_refuses_an_output_factor():
+    with pytest.raises(OptionError, match=r"^m\.last_layer_keep_factor: scope 'global' ranks the output layer"):
+        METHODS.options("efficient_packnet").parse({"last_layer_keep_factor": 2.0}, "m")
 
 
 @pytest.mark.parametrize("method, alpha", [("efficient_packnet", 1.0), ("efficient_packnet", 2.0), ("packnet", 2.0)])
@@ -226,3 +281,20 @@ def test_a_continual_job_killed_hard_at_a_task_boundary_reruns_to_the_same_resul
     resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert resumed["resumed_from_step"] % 450 in (0, 400)  # a phase boundary
     assert resumed["continual"] == reference["continual"] and resumed["test_accuracy"] == reference["test_accuracy"]
+
+
+def test_the_reports_epn_setting_is_declared_and_left_inactive():
+    """continual_mnist_epn: the reproduction report's S7 (EPN, 3 permuted-MNIST tasks, one rate 0.2, α 1 vs 1.5), 5 seeds."""
+    config = load_yaml(REPO / "configs" / "default.yaml")
+    assert "continual_mnist_epn" not in config["active_experiments"]
+    config["active_experiments"] = ["continual_mnist_epn"]
+    validate_config(config)
+    plan = Plan(config)
+    cells = [cell for cell in plan.cells if cell.experiment == "continual_mnist_epn"]
+    assert {cell.method for cell in cells} == {"efficient_packnet"} and len(cells) == 10
+    assert {float(cell.alpha) for cell in cells} == {1.0, 1.5} and {cell.seed for cell in cells} == set(range(5))
+    spec = plan.spec(cells[0])
+    assert spec["data"]["name"] == "permuted" and spec["data"]["base"]["name"] == "mnist5k" and spec["data"]["tasks"] == 3
+    options = spec["method_options"]
+    assert options["keep_levels"] == [0.2] and options["scope"] == "global" and options["count"] == "reference"
+    assert options["search"] == "sequential" and options["strict"] is True

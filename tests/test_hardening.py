@@ -19,6 +19,7 @@ import pytest
 from bench_powerprop.io import write_json_atomic
 from bench_powerprop.reporting import reports, tables
 from bench_powerprop.reporting.figures import sparse_accuracy_vs_sparsity, weight_histograms
+from bench_powerprop.reporting.rows import ROW_COLUMNS
 from bench_powerprop.reporting.summaries import summarise
 from bench_powerprop.training.checkpointing import CheckpointDirectoryError, load_latest_checkpoint, save_checkpoint
 from bench_powerprop.training.trainer import train_cell
@@ -132,7 +133,8 @@ def test_a_second_process_for_the_same_cell_fails_clearly(tmp_path):
 
 # -- results --------------------------------------------------------------------------------------
 def fake_trained_rows(statuses=("ok", "ok"), accuracies=(0.9, 0.8)):
-    return pd.DataFrame([
+    """Tidy rows of two seeds (every ROW_COLUMNS column; the weight-statistics ones empty)."""
+    return pd.DataFrame(columns=ROW_COLUMNS, data=[
         {"experiment": "e", "method": "gmp", "variant": "default", "alpha": 2.0, "sparsity": 0.9, "seed": seed, "level": None,
          "evaluation": "trained", "target_sparsity": 0.9, "actual_sparsity": 0.9, "zero_fraction": 0.9,
          "test_accuracy": accuracy, "val_accuracy": accuracy, "status": status, "training_flops_fraction": 0.2,
@@ -153,7 +155,7 @@ def test_figures_of_diverged_runs_say_so(tmp_path):
     figure = sparse_accuracy_vs_sparsity(rows, "all diverged")
     assert any("every seed diverged" in text.get_text() for axis in figure.axes for text in axis.texts)
     histograms = weight_histograms({"α=1": np.array([0.5, 1.0]), "α=2": np.array([np.nan, 1.0])}, "t")
-    assert [axis.get_title() for axis in histograms.axes] == ["α=1: 0% below 1% of layer max", "α=2: diverged"]
+    assert [axis.get_title() for axis in histograms.axes] == ["α=1\n0% below 1% of layer max", "α=2\ndiverged"]
 
 
 def test_cells_that_differ_on_any_axis_are_never_pooled():

@@ -116,3 +116,10 @@ def test_paper_configs_validate(tmp_path, imagenet_dirs):
                              str(IMAGENET), paths], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
     assert "config ok: 32 training cells in imagenet_resnet50" in result.stdout
+
+
+def test_cifar10_topkast_gets_the_same_l2_strength_as_weight_decay():
+    """Top-KAST's penalty/2·Σw² on its forward set replaces weight decay there; its gradient penalty·w equals SGD's
+    weight_decay·w only when the two coefficients are equal (methods/topkast.py), so they must be."""
+    experiment = yaml.safe_load(CIFAR.read_text())["experiments"]["cifar10_resnet18"]
+    assert experiment["methods"]["topkast"]["penalty"] == experiment["train"]["weight_decay"] == 0.0005

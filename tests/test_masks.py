@@ -1,5 +1,8 @@
 """The Mask type, exact selection from scores, and masks held on a model through optimizer steps."""
 
+from fractions import Fraction
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -59,11 +62,82 @@ def test_masks_keep_largest_effective_weights():
         assert thetas[name].abs()[kept].min() >= thetas[name].abs()[~kept].max()
 
 
-def test_global_scope_count_and_output_layer():
-    mask = magnitude_prune(mlp(), 0.05, scope="global")
+def test_global_separate_output_scope_count_and_output_layer():
+    mask = magnitude_prune(mlp(), 0.05, scope="global_separate_output")
     hidden = mask["0.weight"].numel() + mask["2.weight"].numel()
     assert int(mask["0.weight"].sum() + mask["2.weight"].sum()) == round(0.05 * hidden)
     assert int(mask["4.weight"].sum()) == round(0.1 * 1000)
+
+
+@pytest.mark.parametrize("keep", [0.02, 0.05, 0.1, 0.3])
+def test_global_scope_ranks_every_layer_together(keep):
+    """The kept weights are the top round(keep·N) of all N scores, output layer included (sorted independently in numpy)."""
+    net = mlp()
+    scores = score("magnitude", net)
+    mask = masks.prune(scores, keep, "global")
+    joint = np.concatenate([value.numpy().reshape(-1) for value in scores.values()])
+    count = int(np.floor(keep * joint.size + 0.5))
+    threshold = np.sort(joint)[::-1][count - 1]
+    assert mask.count() == count
+    for name, value in scores.items():
+        assert torch.equal(mask[name], value >= float(threshold)), name  # continuous scores: no ties
+    assert mask["4.weight"].sum() != round(keep * 1000)  # the output layer has no budget of its own
+
+
+def test_global_scope_has_no_output_factor():
+    with pytest.raises(ValueError, match="last_layer_keep_factor must be 1"):
+        magnitude_prune(mlp(), 0.1, scope="global", last_layer_keep_factor=2.0)
+
+
+# The references' counts, computed here from their own source lines (Synaptic-Flow Pruners/pruners.py::_global_mask:
+# k = int((1.0 - sparsity) * numel) pruned, sparsity being the kept fraction; naver/force get_mask:
+# int(len(all_scores) * pruning_factor) kept) and from exact rational arithmetic for the default.
+REFERENCE_CASES = [(numel, keep) for numel in (7, 100, 1000, 6400, 50200) for keep in (0.02, 0.1, 0.29, 0.3, 1 / 3, 0.57, 0.7943, 0.99)]
+
+
+@pytest.mark.parametrize("numel, keep", REFERENCE_CASES)
+def test_counts_follow_each_rule(numel, keep):
+    exact = Fraction(keep) * numel  # the binary fraction keep, times n, without rounding error
+    assert kept_count(numel, keep) == max(1, min(numel, int(exact + Fraction(1, 2)) if exact.denominator != 2 else round(exact)))
+    synaptic_flow_pruned = int((1.0 - keep) * numel)
+    assert kept_count(numel, keep, "synaptic_flow") == max(1, numel - synaptic_flow_pruned)
+    assert kept_count(numel, keep, "force") == kept_count(numel, keep, "floor") == max(1, int(numel * keep))
+
+
+def test_the_rules_differ_where_floating_point_says_so():
+    """0.29·100 is 28.999999999999996 in binary floating point: FORCE and TopK keep 28; Synaptic-Flow prunes
+    int(0.71·100) = 71 and keeps 29; round keeps 29. 0.57·100 = 56.99999999999999 (FORCE 56, the others 57)."""
+    assert [kept_count(100, 0.29, rule) for rule in ("round", "synaptic_flow", "force", "floor")] == [29, 29, 28, 28]
+    assert [kept_count(100, 0.57, rule) for rule in ("round", "synaptic_flow", "force")] == [57, 57, 56]
+    assert [kept_count(1000, 0.7943, rule) for rule in ("round", "synaptic_flow", "force")] == [794, 795, 794]
+
+
+@pytest.mark.parametrize("rule", ["synaptic_flow", "force", "floor", "round"])
+@pytest.mark.parametrize("scope", ["layerwise", "global", "global_separate_output"])
+def test_reference_rules_keep_their_counts_in_every_scope(rule, scope):
+    net = mlp()
+    scores = score("magnitude", net)
+    keep, factor = 0.0713, (1.0 if scope == "global" else 2.0)
+    mask = masks.prune(scores, keep, scope, factor, rule)
+    numels = {name: value.numel() for name, value in scores.items()}
+    if scope == "global":
+        assert mask.count() == kept_count(sum(numels.values()), keep, rule)
+        return
+    assert mask.layer_counts()["4.weight"] == kept_count(1000, min(1.0, factor * keep), rule)
+    if scope == "layerwise":
+        assert all(mask.layer_counts()[name] == kept_count(numels[name], keep, rule) for name in ("0.weight", "2.weight"))
+    else:
+        assert mask.layer_counts()["0.weight"] + mask.layer_counts()["2.weight"] == kept_count(64 * 300 + 300 * 100, keep, rule)
+
+
+def test_ties_at_the_threshold_follow_each_reference():
+    """Six scores tie at the threshold of keeping 5 of 10: Synaptic-Flow prunes every score <= the 5th smallest
+    (keeps 4), FORCE keeps every score >= the 5th largest (keeps 10), the exact rules keep 5."""
+    scores = {"w": torch.tensor([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0])}
+    assert masks.prune(scores, 0.5, rounding="synaptic_flow")["w"].tolist() == [False] * 6 + [True] * 4
+    assert masks.prune(scores, 0.5, rounding="force")["w"].all()
+    assert masks.prune(scores, 0.5, rounding="round")["w"].sum() == 5 == masks.prune(scores, 0.5, rounding="floor")["w"].sum()
+    assert masks.prune(scores, 0.95, rounding="synaptic_flow")["w"].all()  # int(0.05·10) = 0 pruned: the reference skips
 
 
 def test_ties_still_give_exact_counts():

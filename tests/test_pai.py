@@ -40,6 +40,19 @@ def test_pai_mask_is_the_scorers_choice_on_the_scoring_stream(name, tmp_path):
         assert count == kept_count(installed[layer].numel(), 0.1 if layer == names[-1] else 0.05)
 
 
+@pytest.mark.parametrize("name, reference_count", [("snip", lambda n, d: n - int((1.0 - d) * n)),
+                                                   ("synflow", lambda n, d: n - int((1.0 - d) * n))])
+def test_pai_default_scope_ranks_every_layer_and_count_reference_keeps_the_references_count(name, reference_count, tmp_path):
+    options = {"scorer": name, "scoring_batch_size": 50, "count": "reference",
+               "scorer_options": {"rounds": 3} if name == "synflow" else {}}
+    spec = digits_spec("pai", alpha=1.0, sparsity=0.95, steps=5, options=options)
+    installed = masks.forward_mask(Trainer(spec, tmp_path, progress=False).model)
+    model, tasks, _ = build_cell(spec)
+    inputs = ScoringInputs(batches=[tasks[0].train_batches(50, scoring_seed(spec["seed"])).next_batch()], loss_fn=nn.CrossEntropyLoss())
+    assert installed == scorer(name, options["scorer_options"]).select(model, inputs, 0.05, "global", 1.0, "reference")
+    assert installed.count() == reference_count(installed.numel(), 0.05)  # Synaptic-Flow's count over every layer together
+
+
 def pai_start(tmp_path, **options):
     spec = digits_spec("pai", alpha=2.0, sparsity=0.9, steps=5, options={"scorer": "snip", **options})
     trainer = Trainer(spec, tmp_path, progress=False)
@@ -87,6 +100,12 @@ def default_config():
      r"pai_digits.variants.pai.\w+.scorer_options.temprature: unknown option"),
     (lambda e: e["variants"]["pai"]["synflow"].update(scorer_options={"rounds": 0}),
      r"pai_digits.variants.pai.synflow.scorer_options.rounds: must be an integer >= 1"),
+    (lambda e: e["methods"]["pai"].update(last_layer_keep_factor=2.0),
+     r"pai_digits.variants.pai.\w+.last_layer_keep_factor: scope 'global' ranks the output layer with every other layer"),
+    (lambda e: e["methods"]["pai"].update(count="nearest"), r"pai_digits.variants.pai.\w+.count: must be one of \['exact', 'reference'\]"),
+    (lambda e: e["methods"]["pai"].update(scope="hidden"), r"pai_digits.variants.pai.\w+.scope: must be one of"),
+    (lambda e: e["variants"]["pai"]["snip"].update(scorer="obd", count="reference"),
+     r"pai_digits.variants.pai.snip.count: scorer 'obd' has no reference code"),
     (lambda e: e["train"].update(steps=999), r"pai_digits.reference.experiment: 'sparse_digits' has a different train section"),
     (lambda e: e["reference"].update(experiment="nope"), r"pai_digits.reference.experiment: 'nope' is not another experiment"),
 ])
@@ -101,6 +120,9 @@ def test_scorer_defaults_are_part_of_the_hashed_spec():
     plan = Plan(default_config())
     synflow = next(cell for cell in plan.cells if cell.method == "pai" and cell.variant == "synflow")
     assert plan.spec(synflow)["method_options"]["scorer_options"] == {"rounds": 100, "schedule": "exponential"}
+    force = next(cell for cell in plan.cells if cell.method == "pai" and cell.variant == "force")
+    assert plan.spec(force)["method_options"]["scorer_options"] == {"rounds": 10, "schedule": "exponential", "mode": "train"}
+    assert plan.spec(force)["method_options"]["scope"] == "global" and plan.spec(force)["method_options"]["count"] == "exact"
     assert "level" not in plan.spec(synflow)  # an unset optional axis never enters a spec (old hashes stay valid)
 
 

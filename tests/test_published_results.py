@@ -88,7 +88,21 @@ def test_synflow_curves_average_to_the_published_means():
     assert set(curves["model"]) == {"vgg16_bn", "resnet18"} and set(curves["run"]) == {0, 1, 2}
     means = curves.groupby(["model", "method", "sparsity"])["top1_accuracy_percent"].mean()
     published = load_published(PUBLISHED)
-    synflow = published[published["dataset"] == "cifar10"].set_index(["model", "method", "sparsity"])["value"]
+    synflow = published[published["paper"] == "Tanaka et al. 2020 (SynFlow)"].set_index(["model", "method", "sparsity"])["value"]
     assert len(synflow) == len(means) == 2 * 5 * 13
     for key, value in means.items():
         assert synflow[key] == pytest.approx(value, abs=1e-4), key
+
+
+def test_the_rigl_authors_cifar10_numbers_are_transcribed_from_the_issue_thread(raw):
+    """google-research/rigl issue #8: the first author's WRN-22-2 CIFAR-10 accuracies, four sparsities per series."""
+    rigl = raw[(raw["paper"] == "Evci et al. 2020 (RigL)") & (raw["dataset"] == "cifar10")]
+    assert set(rigl["model"]) == {"wrn_22_2"} and (rigl["source"].str.contains("github.com/google-research/rigl/issues/8")).all()
+    table = {(row.method, row.variant, row.sparsity): row.value for row in rigl.itertuples()}
+    assert len(table) == 20 and set(rigl["sparsity"]) == {"0.5", "0.8", "0.9", "0.95"}
+    assert [table[("rigl", "", s)] for s in ("0.5", "0.8", "0.9", "0.95")] == ["94.2", "93.6", "92.9", "91.8"]
+    assert [table[("static", "", s)] for s in ("0.5", "0.8", "0.9", "0.95")] == ["94.1", "92.9", "91.5", "89.0"]
+    assert [table[("gmp", "erk", s)] for s in ("0.5", "0.8", "0.9", "0.95")] == ["94.0", "93.6", "93.3", "92.3"]
+    for row in rigl.itertuples():  # each value is the posted fraction, as a percentage
+        posted = row.source.split("Acc: ")[1][:5]
+        assert f"{float(posted) * 100:.1f}" == row.value

@@ -11,6 +11,7 @@ reStructuredText error; the runtime statistics are drawn. Chromium comes from De
 """
 
 import json
+import math
 import os
 import re
 import struct
@@ -23,14 +24,13 @@ from bench_powerprop.io import read_json
 from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting.claim_registry import CLAIMS
 from bench_powerprop.reporting.claims import DOES_NOT_REPRODUCE, INCONCLUSIVE, NOT_RUN, REPRODUCES, overview
+from bench_powerprop.reporting.curves import TRAINING_CURVES
 
 from chromium import Browser, find_chromium
-from conftest import REPO, run_snakemake
+from conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-TINY_REPORT = str(REPO / "tests" / "configs" / "tiny_report.yaml")
-STYLESHEET = str(REPO / "workflow" / "report" / "style.css")
 SUMMARY_FILES = {"claims.html", "claims_forest.png", "provenance.html"}
 VERDICTS = {REPRODUCES, DOES_NOT_REPRODUCE, INCONCLUSIVE, NOT_RUN}
 
@@ -61,14 +61,8 @@ def chromium():
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A tiny run of one experiment of every pipeline kind and its report, built with make run's options."""
-    path = tmp_path_factory.mktemp("report")
-    for name in ("configs", "profiles"):
-        (path / name).symlink_to(REPO / name)
-    run_snakemake("-c2", "--configfile", TINY_REPORT, "--report", "results/report.html", "--report-after-run",
-                  "--report-stylesheet", STYLESHEET, cwd=path)
-    return path
+def workdir(report_run):
+    return report_run
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +82,8 @@ def claims(workdir):
 
 
 def expected_files(workdir) -> dict[str, set[str]]:
-    """{report category: file names}: every figure and the table page each active experiment's pipeline declares.
+    """{report category: file names}: every figure and the table page each active experiment's pipeline declares,
+    and its training curves.
 
     The tiny run has an experiment of every pipeline kind, and every kind declares a table page for the report."""
     expected = {"Reproduction summary": set(SUMMARY_FILES)}
@@ -97,7 +92,8 @@ def expected_files(workdir) -> dict[str, set[str]]:
     for manifest in manifests:
         pipeline = PIPELINES[manifest["kind"]]
         assert "page" in pipeline.tables, manifest["kind"]
-        expected[manifest["experiment"]] = {path.rsplit("/", 1)[-1] for path in [*pipeline.figures.values(), pipeline.tables["page"]]}
+        drawn = [*pipeline.figures.values(), pipeline.tables["page"], TRAINING_CURVES]
+        expected[manifest["experiment"]] = {path.rsplit("/", 1)[-1] for path in drawn}
     return expected
 
 
@@ -181,6 +177,19 @@ def test_every_caption_renders_and_statistics_are_drawn(page):
     go_home(page)
     click(page, "Statistics")
     page.wait_for("document.querySelector('#runtimes svg, #runtimes canvas') !== null")
+
+
+def test_every_job_of_the_run_has_a_positive_runtime(workdir):
+    """The Statistics page plots end − start per job (Snakemake's metadata, one record per output, a job's start
+    the earliest of its outputs' and its end the latest, as the report combines them) on a log axis."""
+    jobs: dict[tuple, list[float]] = {}
+    for path in (workdir / ".snakemake" / "metadata").iterdir():
+        record = json.loads(path.read_text())
+        times = jobs.setdefault((record["rule"], record["job_hash"]), [math.inf, -math.inf])
+        times[0], times[1] = min(times[0], record["starttime"]), max(times[1], record["endtime"])
+    runtimes = {job: end - start for job, (start, end) in jobs.items()}
+    assert {rule for rule, _ in runtimes} >= {"manifest", "train", "claims"}
+    assert not {job: runtime for job, runtime in runtimes.items() if not runtime > 0}
 
 
 def test_screenshot_of_the_landing_page(page, tmp_path):

@@ -5,6 +5,8 @@ differentiate with respect to θ, or use the closed form (SynFlow); the scorers 
 model. Masks from every scorer's ``select`` keep exact counts in both scopes.
 """
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -13,6 +15,7 @@ from bench_powerprop import masks
 from bench_powerprop.masks import Mask, kept_count
 from bench_powerprop.powerprop import powerpropify, weight_layers
 from bench_powerprop.scoring import SCORERS, ScoringInputs, score, scorer
+from bench_powerprop.scoring.base import SCOPES
 
 ALPHAS = [1.0, 2.5]
 SIZES = (6, 5, 4, 3)
@@ -146,13 +149,16 @@ def wide_batches():
     return [(torch.randn(32, 16, generator=generator), torch.randint(0, 4, (32,), generator=generator))]
 
 
-@pytest.mark.parametrize("scope", ["layerwise", "global"])
+@pytest.mark.parametrize("scope", SCOPES)
 @pytest.mark.parametrize("name", SCORERS.names())
 def test_every_scorer_selects_exact_counts(name, scope):
-    model, keep, factor = wide_mlp(2.0), 0.1, 2.0
+    model, keep, factor = wide_mlp(2.0), 0.1, (1.0 if scope == "global" else 2.0)
     options = {"rounds": 5} if "rounds" in SCORERS.options(name).__dataclass_fields__ else {}
     mask = scorer(name, options).select(model, inputs_for(wide_batches()), keep, scope, factor)
     counts, layers = mask.layer_counts(), list(weight_layers(model).items())
+    if scope == "global":
+        assert mask.count() == kept_count(sum(layer.weight.numel() for _, layer in layers), keep)
+        return
     output_name, output = layers[-1]
     assert counts[output_name] == kept_count(output.weight.numel(), min(1.0, factor * keep))
     hidden = {name: layer.weight.numel() for name, layer in layers[:-1]}
@@ -160,6 +166,79 @@ def test_every_scorer_selects_exact_counts(name, scope):
         assert all(counts[layer] == kept_count(numel, keep) for layer, numel in hidden.items())
     else:
         assert sum(counts[layer] for layer in hidden) == kept_count(sum(hidden.values()), keep)
+
+
+SYNAPTIC_FLOW_COUNT = lambda n, d: n - int((1.0 - d) * n)  # noqa: E731  Pruners/pruners.py::_global_mask
+FORCE_COUNT = lambda n, d: int(n * d)  # noqa: E731  pruning/pruning_algos.py::get_mask
+
+
+@pytest.mark.parametrize("name, keep, reference_count, expected, exact", [
+    # N = 16·40 + 40·30 + 30·4 = 1960. d = 0.0711: d·N = 139.356, Synaptic-Flow prunes int(1820.644) = 1820 → 140.
+    ("snip", 0.0711, SYNAPTIC_FLOW_COUNT, 140, 139), ("synflow", 0.0711, SYNAPTIC_FLOW_COUNT, 140, 139),
+    # d = 0.0713: d·N = 139.748, FORCE keeps int(139.748) = 139, the default round(139.748) = 140.
+    ("force", 0.0713, FORCE_COUNT, 139, 140)])
+def test_count_reference_keeps_the_reference_codes_count(name, keep, reference_count, expected, exact):
+    model = wide_mlp(1.0)
+    options = {"rounds": 3} if name in ("synflow", "force") else {}
+    total = sum(layer.weight.numel() for layer in weight_layers(model).values())
+    assert total == 1960 and reference_count(total, keep) == expected
+    chosen = scorer(name, options)
+    assert chosen.select(model, inputs_for(wide_batches()), keep, "global", count="reference").count() == expected
+    assert chosen.select(model, inputs_for(wide_batches()), keep, "global").count() == exact
+
+
+def batch_norm_mlp():
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(16, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 4))
+    with torch.no_grad():  # running statistics far from any batch's, so train and eval mode score differently
+        model[1].running_mean.fill_(3.0)
+        model[1].running_var.fill_(9.0)
+    return model
+
+
+def gradient_by_autograd(model, data, train: bool, temperature=1.0):
+    """∂L/∂W of every Linear weight, summed over the batches, on a copy in train or eval mode (plain autograd)."""
+    copy_ = copy.deepcopy(model).train(train)
+    weights = [m.weight for m in copy_.modules() if isinstance(m, nn.Linear)]
+    loss = sum(nn.functional.cross_entropy(copy_(x) / temperature, y) for x, y in data)
+    return [w.detach() for w in weights], torch.autograd.grad(loss, weights)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_force_scores_in_train_mode_by_default_as_its_reference(mode):
+    model, data = batch_norm_mlp(), wide_batches()
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    options = {"rounds": 1} if mode == "train" else {"rounds": 1, "mode": "eval"}
+    got = as_list(scorer("force", options).score(model, inputs_for(data)), model)
+    weights, grads = gradient_by_autograd(model, data, train=mode == "train")
+    for got_layer, weight, grad in zip(got, weights, grads):
+        torch.testing.assert_close(got_layer, (weight * grad / len(data)).abs(), rtol=1e-5, atol=1e-7)
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in before.items())  # running stats restored
+    assert model.training
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_grasp_scores_in_train_mode_by_default_as_its_reference(mode):
+    """θ ⊙ Hg with Hg by a second autograd pass through the gradient, on a copy in the given mode."""
+    model, data = batch_norm_mlp(), wide_batches()
+    model.eval()  # the scorer sets the mode itself and restores this one
+    copy_ = copy.deepcopy(model).train(mode == "train")
+    weights = [m.weight for m in copy_.modules() if isinstance(m, nn.Linear)]
+    loss = sum(nn.functional.cross_entropy(copy_(x) / 200.0, y) for x, y in data)
+    gradient = torch.autograd.grad(loss, weights, create_graph=True)
+    stopped = [g.detach() for g in gradient]
+    hg = torch.autograd.grad(sum((g * s).sum() for g, s in zip(gradient, stopped)), weights)
+    got = as_list(scorer("grasp", {} if mode == "train" else {"mode": "eval"}).score(model, inputs_for(data)), model)
+    for got_layer, weight, product in zip(got, weights, hg):
+        torch.testing.assert_close(got_layer, weight.detach() * product, rtol=1e-4, atol=1e-9)
+    assert not model.training
+
+
+def test_train_and_eval_mode_scores_differ_with_batch_norm():
+    model, data = batch_norm_mlp(), wide_batches()
+    train = scorer("force", {"rounds": 1}).score(model, inputs_for(data))
+    evaluated = scorer("force", {"rounds": 1, "mode": "eval"}).score(model, inputs_for(data))
+    assert not all(torch.allclose(train[name], evaluated[name]) for name in train)
 
 
 def test_synflow_rounds_are_nested_and_follow_the_exponential_schedule():
@@ -177,7 +256,7 @@ def test_iterative_synflow_avoids_layer_collapse_where_one_shot_magnitude_does_n
     model = wide_mlp(1.0)
     with torch.no_grad():
         weight_layers(model)["2.weight"].weight.mul_(1e-3)
-    keep = 0.05
+    keep = 0.1  # (at 0.05, 98 weights, fewer than the output layer's 120, SynFlow gives them all to the output layer)
     magnitude = masks.prune(score("magnitude", model), keep, "global")
     synflow = scorer("synflow", {"rounds": 20}).select(model, inputs_for(None), keep, "global")
     assert magnitude.layer_counts()["2.weight"] == 0

@@ -146,7 +146,7 @@ def test_default_config_declares_the_sparse_experiment():
     experiment = config["experiments"]["sparse_digits"]
     assert experiment["kind"] == "sparse_training" and "sparse_digits" in config["active_experiments"]
     methods = {cell.method for cell in grid_cells(config) if cell.experiment == "sparse_digits"}
-    assert methods == {"dense", "gmp", "rigl", "topkast", "set", "static"}
+    assert methods == {"dense", "gmp", "rigl", "topkast", "set", "static", "dsr"}
 
 
 def test_published_results_default_loads():

@@ -34,6 +34,7 @@ from bench_powerprop.options import (
     resolve_step,
     step_or_fraction,
 )
+from bench_powerprop.scoring.base import SCOPES, check_scope
 
 masks = LazyModule("bench_powerprop.masks")
 scoring = LazyModule("bench_powerprop.scoring")
@@ -47,12 +48,13 @@ class GMPOptions(Options):
     frequency: int = option(100, "Δt: steps between pruning steps (Zhu & Gupta: 100-1000 make no difference)",
                             check=integer(minimum=1))
     initial_sparsity: float = option(0.0, "s_i: sparsity at t₀", check=number(minimum=0, maximum=1, exclusive_maximum=True))
-    scope: str = option("layerwise", "rank weights per layer or over all hidden layers together",
-                        check=one_of("layerwise", "global"))
+    scope: str = option("layerwise", "rank weights per layer (layerwise), over every layer together (global), or over the "
+                        "layers before the output together (global_separate_output)", check=one_of(*SCOPES))
     last_layer_keep_factor: float = option(1.0, "the output layer keeps this many times the kept fraction",
                                            check=number(minimum=1))
 
     def check(self, where, cell):
+        check_scope(self.scope, self.last_layer_keep_factor, where)
         if self.initial_sparsity > cell.sparsity:
             raise OptionError(f"{where}.initial_sparsity: {self.initial_sparsity:g} exceeds the cell's sparsity {cell.sparsity:g}")
         if resolve_step(self.end_step, cell.steps) < resolve_step(self.begin_step, cell.steps):

@@ -5,13 +5,26 @@ mask, train it static. The scorer is any registered one: ``random``, ``magnitude
 section, reference code and deviations.
 
 Protocol (as the references' "singleshot" experiments: Synaptic-Flow ``Experiments/singleshot.py``,
-commit 9dfa57a): in ``prepare`` (fresh runs only) the scorer selects exactly the kept fraction
-1 − sparsity of the weights — ``global`` (default, as the references: the hidden layers ranked
-together; the output layer keeps min(1, factor·keep) of its own) or ``layerwise`` — on
-``scoring_batches`` batches of the context's separate seeded scoring stream (so training batches are
-the same as every other method's); then the ``init`` option may re-initialise the kept weights
-(sparse-aware initialisation, Evci et al. 2022); then the mask is static: masked φ is re-zeroed
-after every step. Scores are taken on the effective weights θ, so the method works under Powerprop.
+commit 9dfa57a): in ``prepare`` (fresh runs only) the scorer selects the kept fraction 1 − sparsity
+of the weights on ``scoring_batches`` batches of the context's separate seeded scoring stream (so
+training batches are the same as every other method's); then the ``init`` option may re-initialise
+the kept weights (sparse-aware initialisation, Evci et al. 2022); then the mask is static: masked φ
+is re-zeroed after every step. Scores are taken on the effective weights θ, so the method works
+under Powerprop.
+
+``scope`` (``masks.prune``): ``global`` (default) ranks every prunable layer together, the output
+layer included, as Synaptic-Flow's ``--pruner-scope global`` without ``--dense-classifier`` and as
+FORCE's ``get_mask``; ``global_separate_output`` ranks the layers before the output layer together
+and gives the output layer its own budget min(1, factor·keep) (this harness's default before the
+fidelity check); ``layerwise`` ranks each layer on its own.
+
+``count``: ``exact`` (default) keeps exactly round(d·n) weights per ranked group, the count closest
+to the configured sparsity; ``reference`` applies the scorer's reference code's rule (``masks.choose``)
+— Synaptic-Flow's for random, magnitude, SNIP, GraSP and SynFlow (n − int((1 − d)·n) kept, weights
+tying the threshold pruned), FORCE's for FORCE (every weight scoring >= the int(d·n)-th largest) — so
+a reference mask can be reproduced weight for weight (``obd`` has no reference code: refused). The
+masks of every scorer were compared with the reference code's, run unchanged on the same network,
+weights and batch: ``docs/fidelity.md``.
 
 Controls of Frankle, Dziugaite, Roy & Carbin, "Pruning neural networks at initialization: why are we missing the
 mark?", ICLR 2021, the ablations "randomly shuffling" and "reinitializing" at initialisation): ``shuffle: within_layer`` keeps the
@@ -31,6 +44,7 @@ from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inhe
 from bench_powerprop.methods._sparse import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import OptionError, boolean, integer, number, one_of, option, text
+from bench_powerprop.scoring.base import COUNTS, SCOPES, check_scope
 
 masks = LazyModule("bench_powerprop.masks")
 scoring = LazyModule("bench_powerprop.scoring")
@@ -51,9 +65,13 @@ class PaiOptions(SparseInitOptions):
                          check=text(pattern=r"[a-z0-9_]+"))
     scorer_options: dict | None = option(None, "the scorer's own options (e.g. synflow: {rounds: 100}); defaults filled in",
                                          check=scorer_settings())
-    scope: str = option("global", "rank the hidden layers together (global, as the references) or each layer on its own",
-                        check=one_of("layerwise", "global"))
-    last_layer_keep_factor: float = option(1.0, "the output layer keeps min(1, factor × keep) of its weights", check=number(minimum=1))
+    scope: str = option("global", "global: every layer ranked together (as Synaptic-Flow and FORCE); global_separate_output: "
+                        "the layers before the output together, the output layer its own budget; layerwise: each layer on its own",
+                        check=one_of(*SCOPES))
+    last_layer_keep_factor: float = option(1.0, "the output layer keeps min(1, factor × keep) of its weights (layerwise, "
+                                           "global_separate_output)", check=number(minimum=1))
+    count: str = option("exact", "weights kept of n: exact round(d·n), or reference, the scorer's reference code's count "
+                        "(Synaptic-Flow n − int((1−d)·n); FORCE int(d·n))", check=one_of(*COUNTS))
     scoring_batches: int = option(1, "batches of the scoring stream the scorer sees (SNIP: one batch)", check=integer(minimum=1))
     scoring_batch_size: int | None = option(None, "their size (default: train.batch_size)", check=integer(minimum=1, nullable=True))
     shuffle: str = option("none", "within_layer: keep the scorer's per-layer counts at random positions of each layer "
@@ -64,6 +82,10 @@ class PaiOptions(SparseInitOptions):
     def check(self, where, cell):
         from bench_powerprop.scoring import SCORERS
 
+        check_scope(self.scope, self.last_layer_keep_factor, where)
+        if self.scorer in SCORERS and self.count == "reference" and SCORERS.get(self.scorer).reference_rounding is None:
+            raise OptionError(f"{where}.count: scorer {self.scorer!r} has no reference code whose count could be reproduced "
+                              f"(use exact), got 'reference'")
         if self.scorer not in SCORERS:
             raise OptionError(f"{where}.scorer: unknown scorer {self.scorer!r} (registered: {', '.join(SCORERS.names())})")
         parsed = SCORERS.options(self.scorer).parse(self.scorer_options, f"{where}.scorer_options")
@@ -83,7 +105,7 @@ class PruneAtInit(MaskedMethod):
         inputs = scoring.ScoringInputs(batches=ctx.scoring_batches(options.scoring_batches, options.scoring_batch_size),
                                        loss_fn=ctx.loss_fn, generator=self.generator)
         chosen = scoring.scorer(options.scorer, options.scorer_options)
-        mask = chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor)
+        mask = chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor, options.count)
         if options.shuffle == "within_layer":
             mask = masks.random_mask(masks.layer_shapes(ctx.model), mask.layer_counts(), self.generator)
         if options.reinit:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.reporting.continual import CONFIG, of_configuration
-from bench_powerprop.reporting.figures import _pyplot
+from bench_powerprop.reporting.figures import _pyplot, figure_title
 from bench_powerprop.reporting.labels import alpha_label
 from bench_powerprop.reporting.pages import markdown_table
 from bench_powerprop.reporting.rows import DIVERGED, OK, checked_metrics
@@ -92,7 +92,7 @@ def trace_figure(trace: pd.DataFrame, title: str, epsilon_text: str):
         axis.set_xlabel("epoch")
         axis.grid(True, alpha=0.3)
     axes[0].legend(fontsize=7)
-    figure.suptitle(f"{title}: adaptive vs fixed α", fontsize=10)
+    figure_title(figure, f"{title}: adaptive vs fixed α")
     figure.tight_layout()
     return figure
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
-from bench_powerprop.reporting.figures import _pyplot, line_label, plot_line
+from bench_powerprop.reporting.figures import _pyplot, figure_title, line_label, plot_line
 from bench_powerprop.reporting.labels import STATUS_LEGEND, accuracy_text
 from bench_powerprop.reporting.rows import COLLAPSED, DIVERGED, OK
 from bench_powerprop.reporting.summaries import MEAN_COLUMNS, stat_columns, summarise
@@ -140,7 +140,7 @@ def average_accuracy_figure(rows: pd.DataFrame, title: str):
         plot_line(axis, group, "trained_tasks", colours[key], line_label(row_label(*key), group, "trained_tasks"), scale=1.0)
     axis.set_xticks(sorted(averages["trained_tasks"].unique()))
     axis.set_xlabel("tasks learnt")
-    axis.set_ylabel("average test accuracy over the tasks seen")
+    axis.set_ylabel("average test accuracy over the tasks seen (%)")
     axis.set_title(f"{title}: line = mean over seeds, band = min–max", fontsize=10)
     axis.grid(True, alpha=0.3)
     axis.legend(fontsize=8)
@@ -158,8 +158,9 @@ def panels(rows: pd.DataFrame, width: float, **subplots):
 
 def capacity_figure(rows: pd.DataFrame, title: str):
     """Per configuration: stacked bars of the weights each task claimed (new), dots for the size of each task's own mask."""
-    figure, axes, per_key, tasks = panels(rows, 3.6, sharey=True)
-    task_colours = _pyplot().get_cmap("viridis")(np.linspace(0, 0.95, tasks))
+    figure, axes, per_key, tasks = panels(rows, 3.6, sharey=True, layout="constrained")
+    task_map, task_norm = task_colour_scale(tasks)
+    task_colours = task_map(task_norm(np.arange(1, tasks + 1)))
     for axis, key, entries in per_key:
         claimed = entries.groupby("evaluated_task")["mean_capacity_new"].first()
         own = entries[entries["trained_tasks"] == entries["evaluated_task"]].set_index("trained_tasks")["mean_capacity"]
@@ -172,13 +173,30 @@ def capacity_figure(rows: pd.DataFrame, title: str):
         axis.plot(own.index, 100 * own.to_numpy(), "k.", markersize=7, label="size of the task's own mask")
         axis.set_title(row_label(*key), fontsize=9)
         axis.set_xlabel("tasks learnt")
+        axis.set_xticks(task_ticks(tasks))
         axis.set_ylim(0, 100)
         axis.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("% of all weights (stack: claimed by task 1, 2, ...)")
     axes[0].legend(fontsize=7, loc="upper left")
-    figure.suptitle(f"{title}: capacity used per task (mean over seeds)", fontsize=10)
-    figure.tight_layout()
+    from matplotlib.cm import ScalarMappable
+
+    key = figure.colorbar(ScalarMappable(task_norm, task_map), ax=axes.tolist(), shrink=0.9, label="task that claimed the weights")
+    key.set_ticks(task_ticks(tasks))
+    figure_title(figure, f"{title}: capacity used per task (mean over seeds)")
     return figure
+
+
+def task_colour_scale(tasks: int):
+    """One colour per task (viridis), as a colormap and a norm whose bins are the task numbers 1..tasks."""
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    colourmap = ListedColormap(_pyplot().get_cmap("viridis")(np.linspace(0, 0.95, tasks)))
+    return colourmap, BoundaryNorm(np.arange(0.5, tasks + 1.5), tasks)
+
+
+def task_ticks(tasks: int) -> list[int]:
+    """Every task number up to 12 tasks, else about ten of them."""
+    return list(range(1, tasks + 1, max(1, -(-tasks // 10))))
 
 
 def matrix_figure(rows: pd.DataFrame, title: str):
@@ -188,18 +206,18 @@ def matrix_figure(rows: pd.DataFrame, title: str):
     for axis, key, entries in per_key:
         grid = np.full((tasks, tasks), np.nan)
         for entry in entries.itertuples():
-            grid[int(entry.trained_tasks) - 1, int(entry.evaluated_task) - 1] = entry.mean
-        image = axis.imshow(grid, vmin=0, vmax=1, cmap="magma", origin="upper")
+            grid[int(entry.trained_tasks) - 1, int(entry.evaluated_task) - 1] = 100 * entry.mean
+        image = axis.imshow(grid, vmin=0, vmax=100, cmap="magma", origin="upper")
         if tasks <= 12:
             for (row, column), value in np.ndenumerate(grid):
                 if not np.isnan(value):
-                    axis.text(column, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=6,
-                              color="black" if value > 0.6 else "white")
+                    axis.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=6,
+                              color="black" if value > 60 else "white")
         axis.set_xticks(range(tasks), range(1, tasks + 1), fontsize=7)
         axis.set_yticks(range(tasks), range(1, tasks + 1), fontsize=7)
         axis.set_xlabel("task evaluated")
         axis.set_title(row_label(*key), fontsize=8)
     axes[0].set_ylabel("tasks learnt")
-    figure.colorbar(image, ax=axes.tolist(), shrink=0.8, label="test accuracy")
-    figure.suptitle(f"{title}: accuracy matrix (each task with its own mask; constant down a column = no forgetting)", fontsize=10)
+    figure.colorbar(image, ax=axes.tolist(), shrink=0.8, label="test accuracy (%)")
+    figure_title(figure, f"{title}: accuracy matrix (each task with its own mask; constant down a column = no forgetting)")
     return figure

@@ -3,21 +3,29 @@
 A line is the mean over the seeds that did not diverge, with a min–max band over those seeds.
 Seeds that diverged (non-finite loss) are left out and counted in the legend; seeds at chance
 accuracy are kept in the line and drawn as grey crosses. A panel with no usable run says so.
+Accuracy is drawn in percent, as every table prints it.
 """
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from bench_powerprop.io import save_figure_atomic
-from bench_powerprop.reporting.labels import alpha_label, method_label, seeds_note
+from bench_powerprop.reporting.labels import alpha_label, method_label, seeds_note, split_seeds_note
 from bench_powerprop.reporting.rows import COLLAPSED, DIVERGED
 from bench_powerprop.reporting.tables import line_key_label
 
 LINE_KEYS = ["method", "variant", "sparsity", "alpha"]
+#: columns holding a fraction that figures draw in percent
+PERCENT_COLUMNS = ("test_accuracy", "val_accuracy")
+ACCURACY_LABEL = "test accuracy (%)"
+#: when colour alone runs out (tab10), lines also differ in style and marker
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _pyplot():
@@ -44,26 +52,63 @@ def line_label(base: str, group: pd.DataFrame, x: str) -> str:
     return base + seeds_note(int(diverged), int(at_chance or 0), int(seeds))
 
 
+def y_scale(column: str) -> float:
+    return 100.0 if column in PERCENT_COLUMNS else 1.0
+
+
 def plot_line(axis, group: pd.DataFrame, x: str, colour, label: str, scale: float = 100.0, y: str = "test_accuracy",
-              linestyle: str = "-") -> bool:
+              linestyle: str = "-", marker: str = "o", zorder: float = 2, linewidth: float = 1.5, alpha: float = 1.0) -> bool:
     """Mean with min–max band over non-diverged seeds; crosses at seeds at chance. False when nothing is left."""
     included = group[group["status"] != DIVERGED]
     if included.empty:
         axis.plot([], [], color=colour, linestyle=":", label=f"{label}: no run left")
         return False
-    stats = included.groupby(x)[y].agg(["mean", "min", "max"])
+    stats = y_scale(y) * included.groupby(x)[y].agg(["mean", "min", "max"])
     xs = scale * stats.index.to_numpy()
-    axis.plot(xs, stats["mean"], color=colour, marker="o", markersize=3, label=label, linestyle=linestyle)
-    axis.fill_between(xs, stats["min"], stats["max"], color=colour, alpha=0.2)
+    axis.plot(xs, stats["mean"], color=colour, marker=marker, markersize=3, label=label, linestyle=linestyle, zorder=zorder,
+              linewidth=linewidth, alpha=alpha)
+    axis.fill_between(xs, stats["min"], stats["max"], color=colour, alpha=0.2, zorder=zorder - 1)
     chance = included[included["status"] == COLLAPSED]
     if not chance.empty and y == "test_accuracy":
-        axis.scatter(scale * chance[x], chance[y], marker="x", color="grey", s=14, zorder=3)
+        axis.scatter(scale * chance[x], y_scale(y) * chance[y], marker="x", color="grey", s=14, zorder=zorder + 1)
     return True
 
 
 def _chance_legend(axis, rows: pd.DataFrame) -> None:
     if (rows["status"] == COLLAPSED).any():
-        axis.scatter([], [], marker="x", color="grey", s=14, label="× a seed at chance accuracy")
+        axis.scatter([], [], marker="x", color="grey", s=14, label="a seed at chance accuracy")
+
+
+def line_styles(count: int, colourmap: str = "tab10") -> list[dict]:
+    """``count`` distinguishable lines: colours of ``colourmap`` (viridis: ordered), then line style and marker."""
+    plt = _pyplot()
+    if colourmap == "viridis":
+        colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, count)))
+    else:
+        colours = plt.get_cmap("tab10")(np.arange(count) % 10)
+    return [{"colour": colours[index], "linestyle": LINE_STYLES[index // 10 % len(LINE_STYLES)],
+             "marker": MARKERS[index % len(MARKERS)]} for index in range(count)]
+
+
+def shared_legend(figure, axes, fontsize: float = 9, columns: int | None = None) -> None:
+    """One legend below all panels, each configuration once (the panels draw the same ones); what a
+    label says about one panel's seeds ("1/2 diverged") moves to that panel's title."""
+    entries: dict[str, object] = {}
+    for axis in np.ravel(axes):
+        notes = []
+        for handle, label in zip(*axis.get_legend_handles_labels()):
+            name, note = split_seeds_note(label)
+            entries.setdefault(name, handle)
+            if note:
+                notes.append(f"{name}: {note}")
+        if notes:
+            text = wrapped("; ".join(notes), axis.get_position().width * figure.get_figwidth(), 8)
+            axis.set_title(f"{axis.get_title()}\n{text}", fontsize=min(axis.title.get_fontsize(), 9))
+    if not entries:
+        return
+    width = max(len(label) for label in entries)
+    columns = columns or max(1, min(len(entries), int(figure.get_figwidth() * 72 / (fontsize * 0.62 * width + 40))))
+    figure.legend(list(entries.values()), list(entries), loc="outside lower center", ncol=columns, fontsize=fontsize)
 
 
 def accuracy_vs_weights_remaining(rows: pd.DataFrame, title: str):
@@ -72,18 +117,30 @@ def accuracy_vs_weights_remaining(rows: pd.DataFrame, title: str):
     rows = rows.assign(weights_kept=1.0 - rows["target_sparsity"])
     label = line_key_label(rows)
     groups = list(rows.groupby(LINE_KEYS, sort=True))
-    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(1, len(groups))))
+    only_alpha_differs = len(rows[["method", "variant", "sparsity"]].drop_duplicates()) == 1
+    styles = line_styles(len(groups), "viridis" if only_alpha_differs else "tab10")
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for colour, (key, group) in zip(colours, groups):
-        plot_line(axis, group, "weights_kept", colour, line_label(label(*key), group, "weights_kept"))
+    for style, (key, group) in zip(styles, groups):
+        plot_line(axis, group, "weights_kept", style["colour"], line_label(label(*key), group, "weights_kept"),
+                  linestyle=style["linestyle"], marker=style["marker"])
     _chance_legend(axis, rows)
-    axis.set_xscale("log")
+    _percent_log_axis(axis)
     axis.set_xlabel("weights remaining (%)")
-    axis.set_ylabel("test accuracy")
+    axis.set_ylabel(ACCURACY_LABEL)
     axis.set_title(title)
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
     return figure
+
+
+def wrapped(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` in lines that fit ``width_inches`` at ``fontsize`` (an average glyph is about 0.55 em wide)."""
+    return "\n".join(textwrap.wrap(text, max(30, int(width_inches * 72 / (0.55 * fontsize)))))
+
+
+def figure_title(figure, text: str, fontsize: float = 10) -> None:
+    """The suptitle, wrapped to the figure's width: a long title never runs past a narrow figure."""
+    figure.suptitle(wrapped(text, figure.get_figwidth(), fontsize), fontsize=fontsize)
 
 
 def relative_magnitudes(thetas: list[np.ndarray]) -> np.ndarray:
@@ -91,23 +148,37 @@ def relative_magnitudes(thetas: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.abs(theta).ravel() / np.abs(theta).max() for theta in thetas])
 
 
+HISTOGRAM_COLUMNS = 3
+#: characters per title line of a histogram panel (its width fits about this many at font size 9)
+TITLE_WIDTH = 38
+
+
 def weight_histograms(magnitudes: dict[str, np.ndarray], title: str):
-    """Histogram of log10 relative |θ| per trained configuration: Powerprop moves mass towards zero (left)."""
+    """Histogram of log10 relative |θ| per trained configuration: Powerprop moves mass towards zero (left).
+
+    At most three panels a row; each title is the configuration (wrapped) over its share of small weights."""
     plt = _pyplot()
     labels = list(magnitudes)
-    figure, axes = plt.subplots(1, len(labels), figsize=(3 * len(labels), 3.2), sharex=True, sharey=True, squeeze=False)
-    for axis, label in zip(axes[0], labels):
+    columns = min(HISTOGRAM_COLUMNS, len(labels))
+    rows = -(-len(labels) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows + 0.4), sharex=True, sharey=True,
+                                squeeze=False, layout="constrained")
+    for axis in axes.ravel()[len(labels):]:
+        figure.delaxes(axis)
+    for axis, label in zip(axes.ravel(), labels):
         values = magnitudes[label]
+        name = "\n".join(textwrap.wrap(label, TITLE_WIDTH))
         axis.set_xlabel("log10 (|θ| / max |θ| in layer)")
+        axis.xaxis.set_tick_params(labelbottom=True)
         if not np.isfinite(values).all():
             axis.text(0.5, 0.5, "diverged:\nweights not finite", ha="center", va="center", transform=axis.transAxes, color="red")
-            axis.set_title(f"{label}: diverged", fontsize=9)
+            axis.set_title(f"{name}\ndiverged", fontsize=9)
             continue
         axis.hist(np.log10(values[values > 0]), bins=80, range=(-6, 0), color="tab:blue")
-        axis.set_title(f"{label}: {100 * np.mean(values < 0.01):.0f}% below 1% of layer max", fontsize=9)
-    axes[0][0].set_ylabel("number of weights")
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
+        axis.set_title(f"{name}\n{100 * np.mean(values < 0.01):.0f}% below 1% of layer max", fontsize=9)
+    for row in axes:
+        row[0].set_ylabel("number of weights")
+    figure_title(figure, title)
     return figure
 
 
@@ -118,7 +189,7 @@ def per_layer_weight_histograms(thetas: dict[str, dict[str, np.ndarray]], title:
     labels = list(thetas)
     layers = list(thetas[labels[0]])
     colours = dict(zip(labels, plt.get_cmap("tab10")(range(len(labels)))))
-    figure, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 3.4), sharex=True, squeeze=False)
+    figure, axes = plt.subplots(1, len(layers), figsize=(4.4 * len(layers), 3.8), sharex=True, squeeze=False)
     for axis, layer in zip(axes[0], layers):
         for label in labels:
             theta = np.abs(thetas[label][layer]).ravel()
@@ -131,9 +202,9 @@ def per_layer_weight_histograms(thetas: dict[str, dict[str, np.ndarray]], title:
         shape = tuple(thetas[labels[0]][layer].shape)
         axis.set_title(f"{'conv' if len(shape) == 4 else 'dense'} {layer} {shape}", fontsize=9)
         axis.set_xlabel("log10 (|θ| / max |θ| in layer)")
-        axis.legend(fontsize=6, loc="upper left")
+        axis.legend(fontsize=7, loc="upper left")
     axes[0][0].set_ylabel("number of weights")
-    figure.suptitle(title, fontsize=10)
+    figure_title(figure, title)
     figure.tight_layout()
     return figure
 
@@ -153,7 +224,7 @@ def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, title: str):
         for alpha, group in dense.groupby("alpha"):
             kept = group[group["status"] != DIVERGED]
             if not kept.empty:
-                axis.axhline(kept["test_accuracy"].mean(), color=colours[alpha], linestyle="--", linewidth=1,
+                axis.axhline(100 * kept["test_accuracy"].mean(), color=colours[alpha], linestyle="--", linewidth=1,
                              label=line_label(f"dense, {alpha_label(alpha)}", group, "sparsity"))
         if drawn and not any(drawn):
             axis.text(0.5, 0.5, "every seed diverged", ha="center", va="center", transform=axis.transAxes, color="red")
@@ -162,37 +233,45 @@ def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, title: str):
         axis.set_xticks(sorted(100 * rows.loc[rows["method"] != "dense", "sparsity"].unique()))
         axis.set_xlabel("target sparsity (%)")
         axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=7, loc="lower left")
-    axes[0][0].set_ylabel("test accuracy")
-    figure.suptitle(f"{title}: line = mean over seeds, band = min–max, dashed = dense", fontsize=10)
+        axis.legend(fontsize=7, loc="best")
+    axes[0][0].set_ylabel(ACCURACY_LABEL)
+    figure_title(figure, f"{title}: line = mean over seeds, band = min–max, dashed = dense")
     figure.tight_layout()
     return figure
 
 
-def _alpha_panels(alphas, width: float = 5.0, height: float = 4.2, rows: int = 1):
+def _alpha_panels(alphas, width: float = 5.0, height: float = 4.2, rows: int = 1, **subplots):
     plt = _pyplot()
-    figure, axes = plt.subplots(rows, len(alphas), figsize=(width * len(alphas), height * rows), sharey="row", squeeze=False)
+    figure, axes = plt.subplots(rows, len(alphas), figsize=(width * len(alphas), height * rows), sharey="row", squeeze=False,
+                                **subplots)
     return figure, axes
 
 
 def _percent_log_axis(axis) -> None:
     """A log x axis of percentages labelled 1, 2, 5, 10, ... rather than 10⁰, 2×10⁰."""
+    axis.set_xscale("log")
+    plain_log_ticks(axis.xaxis)
+
+
+def plain_log_ticks(axis) -> None:
+    """Ticks of a log-scaled x or y axis at 1, 2, 5 times powers of ten, labelled 0.5, 1, 2 rather than 5×10⁻¹."""
     from matplotlib.ticker import FuncFormatter, LogLocator
 
-    axis.set_xscale("log")
-    axis.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    axis.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=15))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(FuncFormatter(lambda value, _: ""))
 
 
 def _dense_lines(axis, dense: pd.DataFrame, colour="black") -> None:
     kept = dense[dense["status"] != DIVERGED]
     if not kept.empty:
-        axis.axhline(kept["test_accuracy"].mean(), color=colour, linestyle="--", linewidth=1,
+        axis.axhline(100 * kept["test_accuracy"].mean(), color=colour, linestyle="--", linewidth=1,
                      label=line_label("dense", dense, "sparsity"))
 
 
-REFERENCE_GREYS = ("black", "dimgray", "darkgray")
+#: the reference experiment's sparse methods (dense alone is black), told apart by marker too
+REFERENCE_GREYS = ("dimgray", "darkgray", "silver")
+REFERENCE_MARKERS = ("s", "^", "D")
 CURVE_SOURCE = "Tanaka et al. 2020 (SynFlow), CIFAR-10"
 
 
@@ -200,41 +279,58 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
                                       title: str):
     """Pruning at initialisation: one panel per α, a line per pai variant coloured by its scorer (solid: the
     model's own init; dotted: a re-initialisation), weights remaining on a log scale; the reference
-    experiment's methods dashed grey, its dense run a horizontal line. ``curves`` (published per-run
-    accuracies, other dataset/model) get panels of their own, the same colour per scorer, never mixed with ours."""
+    experiment's sparse methods dashed grey (one marker each), its dense run a black horizontal line.
+    ``curves`` (published per-run accuracies, other dataset/model) get panels of their own, the same
+    colour per scorer, never mixed with ours. Every panel spans the same weights-remaining range, so
+    where our sparsities sit among the published ones is seen; one legend below serves all our panels."""
     plt = _pyplot()
     alphas = sorted(rows["alpha"].unique())
     models = sorted(curves["model"].unique())
     palette = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(sorted({*scorers.values(), *curves["method"]}))}
-    figure, axes = _alpha_panels([*alphas, *models])
+    figure, axes = _alpha_panels([*alphas, *models], height=4.6, layout="constrained")
     for axis, alpha in zip(axes[0], alphas):
         for variant in sorted(scorers):
             group = rows[(rows["method"] == "pai") & (rows["variant"] == variant) & (rows["alpha"] == alpha)]
             style = "-" if labels("pai", variant) == scorers[variant] else ":"
             _sparsity_line(axis, group, palette[scorers[variant]], labels("pai", variant), style)
         theirs = [key for key in dict.fromkeys(zip(reference["method"], reference["variant"])) if key[0] != "dense"]
-        for colour, (method, variant) in zip(REFERENCE_GREYS * 3, theirs):
+        for colour, marker, (method, variant) in zip(REFERENCE_GREYS, REFERENCE_MARKERS, theirs):
             group = reference[(reference["method"] == method) & (reference["variant"] == variant) & (reference["alpha"] == alpha)]
-            _sparsity_line(axis, group, colour, f"{labels(method, variant)} (reference)", "--")
+            _sparsity_line(axis, group, colour, f"{labels(method, variant)} (reference)", "--", marker)
         _dense_lines(axis, reference[(reference["method"] == "dense") & (reference["alpha"] == alpha)])
         _chance_legend(axis, rows[rows["alpha"] == alpha])
-        axis.set_title(f"ours: {alpha_label(alpha)}")
+        axis.set_title(f"ours (digits): {alpha_label(alpha)}", fontsize=10)
     for axis, model in zip(axes[0][len(alphas):], models):
         for method, group in curves[curves["model"] == model].groupby("method"):
-            stats = group.groupby("sparsity")["top1_accuracy_percent"].agg(["mean", "min", "max"]) / 100
+            stats = group.groupby("sparsity")["top1_accuracy_percent"].agg(["mean", "min", "max"])
             xs = 100 * (1 - stats.index.to_numpy())
             axis.plot(xs, stats["mean"], color=palette[method], marker="o", markersize=3, label=f"{method} ({group['run'].nunique()} runs)")
             axis.fill_between(xs, stats["min"], stats["max"], color=palette[method], alpha=0.2)
-        axis.set_title(f"published: {CURVE_SOURCE} {model}\nother dataset/model — not comparable", fontsize=8)
-    for axis in axes[0]:
-        _finish_panel(axis, "weights remaining (%)", "lower right", 6)
-    return _finish(figure, axes, f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max)")
+        axis.set_title(f"published: {CURVE_SOURCE} {model}\nother dataset/model — not comparable", fontsize=9)
+        _finish_panel(axis, "weights remaining (%)", "lower right", 8)
+    for axis in axes[0][:len(alphas)]:
+        _percent_log_axis(axis)
+        axis.set_xlabel("weights remaining (%)")
+        axis.grid(True, which="both", alpha=0.3)
+    _same_x_range(axes[0])
+    shared_legend(figure, axes[0][:len(alphas)])
+    axes[0][0].set_ylabel(ACCURACY_LABEL)
+    figure_title(figure, f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max; "
+                    "solid = the model's init, dotted = sparse-aware init)")
+    return figure
 
 
-def _sparsity_line(axis, group: pd.DataFrame, colour, label: str, style: str) -> None:
+def _same_x_range(axes) -> None:
+    """Every panel over the union of their x ranges."""
+    limits = np.array([axis.get_xlim() for axis in axes])
+    for axis in axes:
+        axis.set_xlim(limits[:, 0].min(), limits[:, 1].max())
+
+
+def _sparsity_line(axis, group: pd.DataFrame, colour, label: str, style: str, marker: str = "o") -> None:
     if not group.empty:
         group = group.assign(weights_kept=1.0 - group["sparsity"])
-        plot_line(axis, group, "weights_kept", colour, line_label(label, group, "weights_kept"), linestyle=style)
+        plot_line(axis, group, "weights_kept", colour, line_label(label, group, "weights_kept"), linestyle=style, marker=marker)
 
 
 def lottery_ticket_vs_controls(rows: pd.DataFrame, labels, title: str):
@@ -272,38 +368,57 @@ def _finish_panel(axis, xlabel: str, legend_at: str, legend_size: int) -> None:
 
 
 def _finish(figure, axes, suptitle: str):
-    axes[0][0].set_ylabel("test accuracy")
-    figure.suptitle(suptitle, fontsize=10)
+    axes[0][0].set_ylabel(ACCURACY_LABEL)
+    figure_title(figure, suptitle)
     figure.tight_layout()
     return figure
 
 
+#: the gradient-flow figure's dense line: wide enough to show a thin line drawn inside it
+DENSE_WIDTH = 5.0
 NORM_PANELS = {"grad_norm": "‖∂L/∂ trained parameters‖ (φ under Powerprop)", "grad_norm_theta": "‖∂L/∂θ‖ (effective weights)"}
+
+
+def _step_axis(axis, first_step: float) -> None:
+    """Steps linear up to the first probe, logarithmic after (ticks 0, 10, 20, 50, 100, ...): the first
+    hundred steps get as much room as the last few hundred."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter, SymmetricalLogLocator
+
+    axis.set_xscale("symlog", linthresh=first_step, linscale=0.5)
+    axis.xaxis.set_major_locator(SymmetricalLogLocator(linthresh=first_step, base=10, subs=(1.0, 2.0, 5.0)))
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.xaxis.set_minor_formatter(NullFormatter())
 
 
 def gradient_norm_vs_step(norms: pd.DataFrame, labels, title: str):
     """Gradient flow: the norm of the masked gradient on a fixed held-out batch against the training step,
     one line per method [variant] (mean over non-diverged seeds, min–max band), one column per α; the
     second row repeats it for the effective weights θ (equal to the first at α = 1)."""
-    plt = _pyplot()
     alphas = sorted(norms["alpha"].unique())
     keys = list(dict.fromkeys(zip(norms["method"], norms["variant"], norms["sparsity"])))
-    colours = plt.get_cmap("tab10")(range(max(1, len(keys))))
-    figure, axes = _alpha_panels(alphas, height=3.6, rows=len(NORM_PANELS))
+    styles = line_styles(len(keys))
+    first_step = norms.loc[norms["step"] > 0, "step"].min() if (norms["step"] > 0).any() else 1
+    figure, axes = _alpha_panels(alphas, width=6.0, height=3.8, rows=len(NORM_PANELS), layout="constrained")
     for row, (column, ylabel) in enumerate(NORM_PANELS.items()):
         for axis, alpha in zip(axes[row], alphas):
-            for colour, (method, variant, sparsity) in zip(colours, keys):
+            for index, (style, (method, variant, sparsity)) in enumerate(zip(styles, keys)):
                 group = norms[(norms["method"] == method) & (norms["variant"] == variant) & (norms["sparsity"] == sparsity)
                               & (norms["alpha"] == alpha)]
                 if not group.empty:
                     label = f"{labels(method, variant)}" + ("" if sparsity == 0 else f" at {100 * sparsity:g}%")
-                    plot_line(axis, group, "step", colour, line_label(label, group, "step"), scale=1.0, y=column)
+                    # dense wide and pale beneath thin lines of their own style: a method that is still dense
+                    # (GMP before it prunes) is seen inside it, and neither hides the other
+                    dense = method == "dense"
+                    plot_line(axis, group, "step", style["colour"], line_label(label, group, "step"), scale=1.0, y=column,
+                              linestyle=LINE_STYLES[index % len(LINE_STYLES)], marker=style["marker"],
+                              zorder=3 if dense else 4 + index, linewidth=DENSE_WIDTH if dense else 1.5, alpha=0.45 if dense else 1.0)
             axis.set_yscale("log")
-            axis.set_xlabel("training step")
+            plain_log_ticks(axis.yaxis)
+            _step_axis(axis, float(first_step))
+            axis.set_xlabel("training step (linear to the first probe, log after)")
             axis.set_title(f"{alpha_label(alpha)}: {ylabel}", fontsize=9)
             axis.grid(True, which="both", alpha=0.3)
-            axis.legend(fontsize=6)
         axes[row][0].set_ylabel("gradient norm (log)")
-    figure.suptitle(f"{title}: gradient norm on a fixed validation batch (line = mean over seeds, band = min–max)", fontsize=10)
-    figure.tight_layout()
+    shared_legend(figure, axes)
+    figure_title(figure, f"{title}: gradient norm on a fixed validation batch (line = mean over seeds, band = min–max)")
     return figure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from bench_powerprop.cells import DEFAULT_VARIANT
 
@@ -25,13 +26,23 @@ def weights_remaining_label(target_sparsity: float) -> str:
 
 
 def seeds_note(n_diverged: int, n_collapsed: int, n_seeds: int) -> str:
-    """' (1/3 diverged, 1 collapsed)'; empty when every seed trained and none is at chance."""
+    """' (1/3 diverged, 1/3 at chance)'; empty when every seed trained and none is at chance."""
     parts = []
     if n_diverged:
         parts.append(f"{n_diverged}/{n_seeds} diverged")
     if n_collapsed:
         parts.append(f"{n_collapsed}/{n_seeds} at chance")
     return f" ({', '.join(parts)})" if parts else ""
+
+
+#: a label's trailing ``seeds_note``
+SEEDS_NOTE = re.compile(r" \((?:\d+/\d+ (?:diverged|at chance)(?:, )?)+\)$")
+
+
+def split_seeds_note(label: str) -> tuple[str, str]:
+    """('random', '1/2 at chance') from 'random (1/2 at chance)'; (label, '') without a note."""
+    match = SEEDS_NOTE.search(label)
+    return (label[:match.start()], match.group(0)[2:-1]) if match else (label, "")
 
 
 def accuracy_text(mean: float, std: float, n_included: int, n_seeds: int, n_diverged: int, n_collapsed: int) -> str:

@@ -53,15 +53,28 @@ def _constant(theta: torch.Tensor):
     return lambda: theta
 
 
+MODES = ("train", "eval")
+
+
 @contextmanager
-def evaluation_mode(model: nn.Module) -> Iterator[None]:
-    """Scoring in eval mode (batch norm uses, and never updates, its running statistics), as Synaptic-Flow's ``prune_loop``."""
+def scoring_mode(model: nn.Module, mode: str = "eval") -> Iterator[None]:
+    """Score in ``mode``: ``eval`` (batch norm uses its running statistics; Synaptic-Flow's ``prune_loop``
+    default) or ``train`` (batch statistics, as FORCE's and GraSP's reference scripts, which score a model
+    in its initial train mode). In train mode the forward passes would update batch norm's running
+    statistics: every buffer is restored afterwards, so scoring never changes the model."""
+    if mode not in MODES:
+        raise ValueError(f"unknown scoring mode {mode!r} (expected one of {list(MODES)})")
     was_training = model.training
-    model.eval()
+    saved = {name: buffer.detach().clone() for name, buffer in model.named_buffers()} if mode == "train" else {}
+    model.train(mode == "train")
     try:
         yield
     finally:
         model.train(was_training)
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                if name in saved:
+                    buffer.copy_(saved[name])
 
 
 def batch_loss(model: nn.Module, batch, loss_fn, temperature: float = 1.0) -> torch.Tensor:
@@ -70,12 +83,13 @@ def batch_loss(model: nn.Module, batch, loss_fn, temperature: float = 1.0) -> to
 
 
 def loss_gradients(model: nn.Module, thetas: Mapping[str, torch.Tensor], batches, loss_fn, temperature: float = 1.0,
-                   reduce: str = "sum") -> dict[str, torch.Tensor]:
-    """∂L/∂θ at ``thetas``, summed (or averaged) over the batches; L = loss_fn(logits / temperature, labels)."""
+                   reduce: str = "sum", mode: str = "eval") -> dict[str, torch.Tensor]:
+    """∂L/∂θ at ``thetas``, summed (or averaged) over the batches; L = loss_fn(logits / temperature, labels);
+    the model in ``mode`` (``scoring_mode``)."""
     variables = leaves(thetas)
     total = {name: torch.zeros_like(theta) for name, theta in variables.items()}
     batches = list(batches)
-    with evaluation_mode(model), computing_with(model, variables):
+    with scoring_mode(model, mode), computing_with(model, variables):
         for batch in batches:
             grads = torch.autograd.grad(batch_loss(model, batch, loss_fn, temperature), list(variables.values()))
             for name, grad in zip(variables, grads):
@@ -86,11 +100,12 @@ def loss_gradients(model: nn.Module, thetas: Mapping[str, torch.Tensor], batches
 
 
 def hessian_gradient_product(model: nn.Module, thetas: Mapping[str, torch.Tensor], batches, loss_fn,
-                             vector: Mapping[str, torch.Tensor], temperature: float = 1.0) -> dict[str, torch.Tensor]:
-    """Σ_b H_b·v at ``thetas`` by double backpropagation: ∂/∂θ (∂L_b/∂θ · v), v held constant."""
+                             vector: Mapping[str, torch.Tensor], temperature: float = 1.0,
+                             mode: str = "eval") -> dict[str, torch.Tensor]:
+    """Σ_b H_b·v at ``thetas`` by double backpropagation: ∂/∂θ (∂L_b/∂θ · v), v held constant; the model in ``mode``."""
     variables = leaves(thetas)
     total = {name: torch.zeros_like(theta) for name, theta in variables.items()}
-    with evaluation_mode(model), computing_with(model, variables):
+    with scoring_mode(model, mode), computing_with(model, variables):
         for batch in batches:
             grads = torch.autograd.grad(batch_loss(model, batch, loss_fn, temperature), list(variables.values()), create_graph=True)
             dot = sum((grad * vector[name].detach()).sum() for name, grad in zip(variables, grads))

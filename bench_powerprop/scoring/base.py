@@ -7,11 +7,26 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.options import Options
+from bench_powerprop.options import OptionError, Options
 from bench_powerprop.registry import Registry
 
 SCORERS = Registry("scorer", "bench_powerprop.scoring")
 masks = LazyModule("bench_powerprop.masks")
+
+#: Where weights compete for the kept budget (``masks.prune``): each layer on its own, every layer together
+#: (the references' global ranking), or the layers before the output together and the output layer on its own.
+SCOPES = ("layerwise", "global", "global_separate_output")
+#: How a kept fraction becomes a selection (``masks.choose``): ``exact``, the round(d·n) top-scoring weights, or
+#: ``reference``, the count and tie rule of the scorer's reference code (``Scorer.reference_rounding``).
+COUNTS = ("exact", "reference")
+
+
+def check_scope(scope: str, last_layer_keep_factor: float, where: str) -> None:
+    """The output layer's own budget exists only where it does not compete with the others."""
+    if scope == "global" and last_layer_keep_factor != 1:
+        raise OptionError(f"{where}.last_layer_keep_factor: scope 'global' ranks the output layer with every other layer, "
+                          f"so it has no factor of its own (use scope 'global_separate_output' or 'layerwise'), "
+                          f"got {last_layer_keep_factor!r}")
 
 
 @dataclass
@@ -37,6 +52,10 @@ class Scorer:
     Options: ClassVar[type[Options]]
     #: whether ``score`` needs ``inputs.batches`` and ``inputs.loss_fn``
     needs_data: ClassVar[bool] = False
+    #: the ``masks.choose`` rule of the reference code whose masks ``count: reference`` reproduces: Synaptic-Flow's
+    #: (n − int((1 − d)·n) kept, ties at the threshold pruned) for the scorers it implements (magnitude, random,
+    #: SNIP, GraSP, SynFlow)
+    reference_rounding: ClassVar[str | None] = "synaptic_flow"
 
     def __init__(self, options: Options | None = None):
         self.options = options if options is not None else self.Options()
@@ -44,11 +63,17 @@ class Scorer:
     def score(self, model, inputs: ScoringInputs | None = None) -> dict:
         raise NotImplementedError
 
+    def rounding(self, count: str) -> str:
+        """The ``masks.choose`` rule of a ``COUNTS`` value."""
+        if count == "reference" and self.reference_rounding is None:
+            raise ValueError(f"scorer {self.registry_name!r} has no reference code whose count could be reproduced")
+        return self.reference_rounding if count == "reference" else "round"
+
     def select(self, model, inputs: ScoringInputs | None, keep: float, scope: str = "layerwise",
-               last_layer_keep_factor: float = 1.0):
+               last_layer_keep_factor: float = 1.0, count: str = "exact"):
         """The ``Mask`` keeping the fraction ``keep`` of the weights: one scoring, then exact top-k per
         scope (``masks.prune``). Iterative scorers (SynFlow, FORCE) override this with their rounds."""
-        return masks.prune(self.score(model, inputs), keep, scope, last_layer_keep_factor)
+        return masks.prune(self.score(model, inputs), keep, scope, last_layer_keep_factor, self.rounding(count))
 
 
 def scorer(name: str, options: dict | None = None) -> Scorer:

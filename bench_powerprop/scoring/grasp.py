@@ -10,10 +10,15 @@ ones kept here. g = Σ_b ∂L_b/∂θ and Hg = Σ_b H_b·g by double backpropaga
 products, never the Hessian), both on logits divided by the temperature T = 200 of the reference
 code. θ is the effective weight under any installed mask, so the scorer works under Powerprop.
 
+The network is scored in train mode (``mode``), as the official script, which calls ``GraSP`` on a
+model in train mode (``main_prune_non_imagenet.py``; ``pruner/GraSP.py`` deep-copies it with the
+``.eval()`` commented out); ``mode: eval`` is Synaptic-Flow's default. It matters only with batch
+norm or dropout. ``count: reference`` keeps Synaptic-Flow's count n − int((1 − d)·n).
+
 Deviations: the official code first re-initialises every Linear layer of its copy with Xavier
 normal (``reinit=True``) and splits one batch into two halves; like Synaptic-Flow, this scores the
-model as it is, over ``inputs.batches``; no normalisation by |Σ S| (it does not change the ranking);
-eval mode during scoring (Synaptic-Flow's default).
+model as it is, over ``inputs.batches``; no normalisation by |Σ S| (it does not change the ranking).
+Checked against Synaptic-Flow's ``GraSP`` run unchanged: ``docs/fidelity.md``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.options import Options, number, option
+from bench_powerprop.options import Options, number, one_of, option
 from bench_powerprop.scoring.base import SCORERS, Scorer
 
 saliency = LazyModule("bench_powerprop.scoring._saliency")
@@ -31,6 +36,8 @@ saliency = LazyModule("bench_powerprop.scoring._saliency")
 class GraspOptions(Options):
     temperature: float = option(200.0, "T: logits are divided by T before the loss (reference code: 200)",
                                 check=number(minimum=0, exclusive_minimum=True))
+    mode: str = option("train", "mode of the network while scoring: train (the official script's) or eval (Synaptic-Flow's)",
+                       check=one_of("train", "eval"))
 
 
 @SCORERS.register("grasp", options=GraspOptions)
@@ -39,8 +46,8 @@ class Grasp(Scorer):
 
     def score(self, model, inputs=None):
         thetas = saliency.masked_thetas(model, inputs.mask)
-        temperature = self.options.temperature
+        temperature, mode = self.options.temperature, self.options.mode
         batches = list(inputs.batches)
-        gradient = saliency.loss_gradients(model, thetas, batches, inputs.loss_fn, temperature)
-        hg = saliency.hessian_gradient_product(model, thetas, batches, inputs.loss_fn, gradient, temperature)
+        gradient = saliency.loss_gradients(model, thetas, batches, inputs.loss_fn, temperature, mode=mode)
+        hg = saliency.hessian_gradient_product(model, thetas, batches, inputs.loss_fn, gradient, temperature, mode=mode)
         return {name: theta * hg[name] for name, theta in thetas.items()}

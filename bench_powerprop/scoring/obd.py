@@ -37,7 +37,7 @@ def hessian_diagonal(model, thetas, batches, loss_fn) -> dict:
     variables = saliency.leaves(thetas)
     names = list(variables)
     total = {name: torch.zeros_like(theta) for name, theta in variables.items()}
-    with saliency.evaluation_mode(model), saliency.computing_with(model, variables):
+    with saliency.scoring_mode(model, "eval"), saliency.computing_with(model, variables):
         for features, labels in batches:
             for x, y in zip(features, labels):
                 logits = model(x.unsqueeze(0)).squeeze(0)
@@ -52,6 +52,7 @@ def hessian_diagonal(model, thetas, batches, loss_fn) -> dict:
 @SCORERS.register("obd")
 class OptimalBrainDamage(Scorer):
     needs_data = True
+    reference_rounding = None  # no reference code to reproduce: ``count: reference`` is refused
 
     def score(self, model, inputs=None):
         thetas = saliency.masked_thetas(model, inputs.mask)

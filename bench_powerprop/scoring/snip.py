@@ -10,6 +10,7 @@ taken with respect to θ, so the score is the same function of the network for e
 gradient is summed over ``inputs.batches`` (Synaptic-Flow; SNIP itself uses one batch, the default
 of the ``pai`` method). Deviations: no normalisation by the sum of scores (it does not change the
 ranking); the model is scored in eval mode (Synaptic-Flow's default), which matters only with batch norm.
+Masks identical to Synaptic-Flow's ``SNIP`` run unchanged on the same network and batch: ``docs/fidelity.md``.
 """
 
 from __future__ import annotations

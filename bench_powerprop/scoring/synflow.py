@@ -9,10 +9,14 @@ keep^(r/100); at each round the weights already pruned score nothing and stay pr
 
 Data-free: ``inputs`` is only read for the input shape (a scoring batch), else an MLP's fan-in.
 Works under Powerprop: the network is evaluated at |θ| of the effective weights.
+Each round keeps exact counts by ``masks.prune`` in the configured scope (the ``pai`` method's
+default ``global`` ranks every layer together, as the reference without ``--dense-classifier``);
+``count: reference`` applies the reference's rule per round (n − int((1 − d)·n) kept, every weight
+tying the threshold pruned), else exactly round(d·n).
+
 Deviations: R is computed on a float64 copy (the reference's ``model.double()`` is commented out;
-float64 keeps R finite on deep networks), and each round keeps exact counts by ``masks.prune`` in the
-configured scope — ``global`` ranks the hidden layers together and gives the output layer its own
-budget, as everywhere in this harness, where the reference ranks every layer together.
+float64 keeps R finite on deep networks; on the digits MLP the masks are the reference's all the
+same: ``docs/fidelity.md``).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class Synflow(Scorer):
         _, grads = saliency.synflow_flow(model, thetas, saliency.input_shape(model, inputs))
         return {name: (grads[name] * theta.double().abs()).to(theta.dtype) for name, theta in thetas.items()}
 
-    def select(self, model, inputs, keep, scope="layerwise", last_layer_keep_factor=1.0):
+    def select(self, model, inputs, keep, scope="layerwise", last_layer_keep_factor=1.0, count="exact"):
         shape = saliency.input_shape(model, inputs)
         given = inputs.mask if inputs is not None else None
         thetas = saliency.masked_thetas(model, given)
@@ -52,5 +56,5 @@ class Synflow(Scorer):
             _, grads = saliency.synflow_flow(model, current, shape)
             scores = {name: (grads[name] * theta.double().abs()).masked_fill(~kept[name], -1.0) for name, theta in current.items()}
             density = saliency.schedule_density(keep, round_index, self.options.rounds, self.options.schedule)
-            kept = masks.prune(scores, density, scope, last_layer_keep_factor)
+            kept = masks.prune(scores, density, scope, last_layer_keep_factor, self.rounding(count))
         return kept

@@ -1,5 +1,8 @@
 # The manifest of an experiment: its settings and every cell's run directory and spec hash, written
 # once per experiment so that no rule gets an experiment-sized argument on its command line.
+# A script, not `run:`: Snakemake writes a job's start marker after handing the job to its thread
+# pool, and a `run:` block finishes within milliseconds, so its output predated its own start and
+# the report's runtime statistics showed a negative runtime. A script starts its own Python first.
 
 
 localrules:
@@ -11,7 +14,9 @@ rule manifest:
         experiment_file("manifest.json"),
     log:
         experiment_log("manifest"),
+    conda:
+        CONDA_ENV
     params:
         manifest=manifest_of,
-    run:
-        write_manifest(output[0], log[0], params.manifest)
+    script:
+        "../scripts/manifest.py"

@@ -3,6 +3,7 @@ import shlex
 
 from bench_powerprop.io import git_commit, spec_hash
 from bench_powerprop.pipelines import PIPELINES
+from bench_powerprop.reporting.curves import TRAINING_CURVES
 
 # Report categories: one per experiment (its wildcard) and one for the claims and provenance.
 EXPERIMENT_CATEGORY = "{experiment}"
@@ -13,6 +14,7 @@ WEIGHT_FIGURES = "Weight distributions"
 GRADIENT_FLOW_FIGURES = "Gradient flow"
 CONTINUAL_FIGURES = "Continual learning"
 ALPHA_FIGURES = "α over training"
+TRAINING_FIGURES = "Training curves"
 TABLES = "Tables"
 
 CONFIG_HASH = spec_hash(config)
@@ -58,3 +60,8 @@ def report_targets():
             "provenance.html",
         )
     ]
+
+
+def curves_targets():
+    """The training curves of every active experiment (workflow/rules/curves.smk)."""
+    return [PLAN.experiment_file(name, TRAINING_CURVES) for name in PLAN.grids]

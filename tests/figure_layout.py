@@ -1,0 +1,45 @@
+"""What a figure test checks about layout: no two drawn texts overlap."""
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
+
+#: pixels two boxes must share in both directions to count as overlapping (glyph boxes may touch)
+TOLERANCE_PX = 1.0
+
+
+def drawn_texts(figure) -> list[tuple[Text, object]]:
+    """Every visible, non-empty text the figure draws, with its box in display pixels: titles, suptitle, axis
+    labels, tick labels (of ticks inside the view), legend and colour-bar texts, annotations."""
+    canvas = figure.canvas if hasattr(figure.canvas, "get_renderer") else FigureCanvasAgg(figure)  # closed by pyplot
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = []
+    for text in figure.findobj(Text):
+        if not (text.get_visible() and text.get_text().strip()) or not _in_view(text):
+            continue
+        texts.append((text, text.get_window_extent(renderer)))
+    return texts
+
+
+def _in_view(text: Text) -> bool:
+    """False for the label of a tick outside its axis' view (kept by matplotlib, never drawn)."""
+    for axes in text.figure.axes:
+        for axis in (axes.xaxis, axes.yaxis):
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if text in (tick.label1, tick.label2):
+                    low, high = sorted(axis.get_view_interval())
+                    return tick.get_visible() and low <= tick.get_loc() <= high
+    return True
+
+
+def overlapping_texts(figure) -> list[tuple[str, str]]:
+    """Pairs of drawn texts whose boxes overlap (by more than TOLERANCE_PX in both directions)."""
+    texts = drawn_texts(figure)
+    pairs = []
+    for index, (first, box) in enumerate(texts):
+        for second, other in texts[index + 1:]:
+            width = min(box.x1, other.x1) - max(box.x0, other.x0)
+            height = min(box.y1, other.y1) - max(box.y0, other.y0)
+            if width > TOLERANCE_PX and height > TOLERANCE_PX:
+                pairs.append((first.get_text(), second.get_text()))
+    return pairs

@@ -1,0 +1,184 @@
+"""Every figure the report draws is legible: no two texts overlap (titles, axis and tick labels, legends, colour
+keys; compared as drawn boxes), accuracy is in percent, and each figure's own fixes hold.
+
+The fast tests draw figures from rows shaped like the default config's largest grids (the legends and
+panel titles that collided there); the slow one redraws every figure of a real tiny run of every pipeline kind.
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench_powerprop.io import read_json
+from bench_powerprop.pipelines import PIPELINES
+from bench_powerprop.reporting import curves, figures, reports
+from bench_powerprop.reporting import published as pub
+from bench_powerprop.reporting.rows import ROW_COLUMNS
+
+from conftest import REPO
+from figure_layout import drawn_texts, overlapping_texts
+
+FIGURE_SPECS = [(kind, role) for kind, pipeline in PIPELINES.items() for role in pipeline.figures] + [("every kind", "training_curves")]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+# -- the checker ---------------------------------------------------------------------------------
+def test_the_checker_finds_colliding_titles_and_passes_separate_ones():
+    figure, axes = plt.subplots(1, 2, figsize=(4, 2))
+    axes[0].set_title("a long title that runs into its neighbour's")
+    axes[1].set_title("and the neighbour's own title")
+    assert ("a long title that runs into its neighbour's", "and the neighbour's own title") in overlapping_texts(figure)
+    axes[0].set_title("left")
+    axes[1].set_title("right")
+    assert overlapping_texts(figure) == []
+
+
+def test_the_checker_skips_the_labels_of_ticks_outside_the_view():
+    figure, axis = plt.subplots()
+    axis.set_xticks([0, 1, 2], ["zero", "one", "two"])
+    axis.set_xlim(-0.5, 0.5)
+    assert "one" not in {text.get_text() for text, _ in drawn_texts(figure)}
+
+
+# -- rows shaped like the default config ---------------------------------------------------------
+def trained_rows(keys, alphas=(1.0, 2.0), seeds=(0, 1)) -> pd.DataFrame:
+    """Tidy rows of every (method, variant, sparsity) in ``keys`` at every α and seed; accuracy falls with sparsity."""
+    rng = np.random.default_rng(0)
+    records = [{"experiment": "e", "method": method, "variant": variant, "alpha": alpha, "sparsity": sparsity, "seed": seed,
+                "level": None, "evaluation": "trained", "target_sparsity": sparsity, "actual_sparsity": sparsity,
+                "zero_fraction": sparsity, "test_accuracy": 0.95 - 0.3 * sparsity ** 8 + 0.01 * rng.random(),
+                "val_accuracy": 0.9, "status": "ok", "training_flops_fraction": 1.0, "steps": 100, "spec_hash": "x"}
+               for method, variant, sparsity in keys for alpha in alphas for seed in seeds]
+    return pd.DataFrame(records, columns=ROW_COLUMNS)
+
+
+PAI_SCORERS = {"random": "random", "magnitude": "magnitude", "snip": "snip", "grasp": "grasp", "synflow": "synflow",
+               "force": "force", "snip_sparse_init": "snip", "synflow_sparse_init": "synflow"}
+
+
+def pai_label(method, variant):
+    return f"{PAI_SCORERS[variant]} + sparse-aware init" if variant.endswith("_sparse_init") else PAI_SCORERS.get(variant, method)
+
+
+def test_pai_figure_of_the_default_grid_is_legible_and_spans_the_published_range():
+    rows = trained_rows([("pai", variant, sparsity) for variant in PAI_SCORERS for sparsity in (0.9, 0.98)])
+    reference = trained_rows([("dense", "default", 0.0), ("rigl", "default", 0.9), ("rigl", "default", 0.98),
+                              ("static", "default", 0.9), ("static", "default", 0.98)])
+    published = pub.load_curves(str(REPO / "configs" / "published_curves" / "synflow_cifar10.csv"))
+    ours = published[published["method"].isin(set(PAI_SCORERS.values()))]
+    figure = figures.pai_accuracy_vs_weights_remaining(rows, reference, pai_label, PAI_SCORERS, ours, "pai")
+    assert overlapping_texts(figure) == []
+    assert len({axis.get_xlim() for axis in figure.axes}) == 1  # ours on the published panels' axis
+    legend = {text.get_text() for text in figure.legends[0].get_texts()}
+    assert {"snip", "snip + sparse-aware init", "rigl (reference)", "static (reference)", "dense"} <= legend
+    assert min(text.get_fontsize() for text in figure.legends[0].get_texts()) >= 9
+    colours = {line.get_label(): line.get_color() for line in figure.axes[0].get_lines()}
+    assert colours["rigl (reference)"] != "black" and colours["static (reference)"] != "black"
+
+
+def test_gradient_flow_figure_shows_dense_and_the_lines_on_it_and_stretches_the_first_steps():
+    keys = [("dense", "default", 0.0), ("gmp", "default", 0.95), ("static", "default", 0.95), ("static", "sparse_init", 0.95),
+            ("static", "ticket", 0.95), ("set", "default", 0.95), ("rigl", "default", 0.95)]
+    steps = np.arange(0, 1001, 25)
+    norms = pd.DataFrame([{"method": method, "variant": variant, "sparsity": sparsity, "alpha": alpha, "seed": seed,
+                           "status": "ok", "step": step, "grad_norm": 1.0 + step, "grad_norm_theta": 2.0 + step}
+                          for method, variant, sparsity in keys for alpha in (1.0, 2.0) for seed in (0, 1) for step in steps])
+    figure = figures.gradient_norm_vs_step(norms, figures.method_label, "gradflow")
+    assert overlapping_texts(figure) == []
+    for axis in figure.axes:
+        lines = [line for line in axis.get_lines() if len(line.get_xdata())]
+        dense = next(line for line in lines if line.get_label() == "dense")
+        others = [line for line in lines if line is not dense]
+        # dense beneath, wider than any line drawn over it: GMP while still dense shows inside it
+        assert dense.get_zorder() < min(line.get_zorder() for line in others)
+        assert dense.get_linewidth() >= 3 * max(line.get_linewidth() for line in others)
+        assert len({(line.get_linestyle(), line.get_marker(), str(line.get_color())) for line in lines}) == len(lines)
+        assert axis.get_xscale() == "symlog"
+        # the first 100 steps take at least a third of the axis (a linear axis gave them a tenth)
+        to_axis = axis.transAxes.inverted().transform
+        start, hundred = (to_axis(axis.transData.transform((step, 1.0)))[0] for step in (0, 100))
+        assert hundred - start > 1 / 3
+
+
+def test_weight_histograms_of_six_configurations_have_separate_titles():
+    labels = [f"adaptive_alpha [{variant}], α={alpha} (Powerprop)" for variant in ("default", "capped", "fixed")
+              for alpha in (1.5, 2)]
+    magnitudes = {label: np.random.default_rng(0).random(1000) for label in labels}
+    figure = figures.weight_histograms(magnitudes, "adaptive: effective weights after training")
+    assert overlapping_texts(figure) == []
+    assert len(figure.axes) == 6
+
+
+# -- every figure of a real tiny run ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def drawn(report_run):
+    """{(kind, role): figure}: every figure of the tiny run drawn again, as its report job draws it, not saved."""
+    import os
+
+    previous = os.getcwd()
+    os.chdir(report_run)  # cells' run directories are relative to the run's working directory
+    captured, found = {}, {}
+    original = figures.save_all
+    figures.save_all = captured.update
+    try:
+        for path in sorted((report_run / "results").glob("*/manifest.json")):
+            manifest = read_json(path)
+            kind = manifest["kind"]
+            reports.write_figures(manifest, path.parent, str(REPO / "configs" / "published_curves" / "synflow_cifar10.csv"))
+            for role, name in PIPELINES[kind].figures.items():
+                found[(kind, role)] = captured.pop(path.parent / name)
+            found[("every kind", f"training_curves of {kind}")] = curves.training_curves_figure(curves.log_rows(manifest), kind)
+    finally:
+        figures.save_all = original
+        os.chdir(previous)
+    yield found
+    plt.close("all")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kind", "role"), FIGURE_SPECS)
+def test_no_text_overlaps_in_any_figure_of_the_report(drawn, kind, role):
+    found = {key: figure for key, figure in drawn.items() if key[0] == kind and key[1].startswith(role)}
+    assert found, (kind, role)
+    for key, figure in found.items():
+        assert overlapping_texts(figure) == [], key
+        for axis in figure.axes:
+            if "accuracy" in axis.get_ylabel():
+                assert "%" in axis.get_ylabel(), key
+                values = [np.asarray(line.get_ydata(), dtype=float) for line in axis.get_lines() if len(line.get_ydata())]
+                assert not values or np.nanmax(np.concatenate(values)) > 1, key  # percent, not a fraction
+            for image in axis.get_images():  # the continual accuracy matrix
+                assert image.get_clim() == (0, 100), key
+        assert not [text for text, _ in drawn_texts(figure) if text.get_text().startswith("×")], key
+
+
+def test_training_curves_draw_one_line_per_cell_group_with_the_mean_over_seeds(tmp_path):
+    from bench_powerprop.training.progress import LOG_COLUMNS, csv_text
+
+    cells = []
+    for alpha in (1.0, 2.0):
+        for seed in (0, 1):
+            run_dir = tmp_path / f"alpha{alpha}_seed{seed}"
+            run_dir.mkdir()
+            loss = [float("nan")] * 3 if (alpha, seed) == (2.0, 1) else [2.0 - seed, 1.0 - seed / 2, 0.5]
+            rows = [{"step": 10 * (index + 1), "phase": "train", "loss": value, "batch_accuracy": 0.5, "lr": 0.1,
+                     "val_accuracy": 0.8 + seed / 10 if index == 2 else float("nan")} for index, value in enumerate(loss)]
+            (run_dir / "train_log.csv").write_text(csv_text(rows, LOG_COLUMNS))
+            cells.append({"experiment": "e", "method": "dense", "variant": "default", "alpha": alpha, "sparsity": 0.0, "seed": seed,
+                          "run_dir": str(run_dir)})
+    figure = curves.training_curves_figure(curves.log_rows({"cells": cells}), "e")
+    loss_axis, accuracy_axis = figure.axes
+    lines = {line.get_label(): line for line in loss_axis.get_lines()}
+    assert set(lines) == {"α=1 (no Powerprop)", "α=2 (Powerprop) (1/2 diverged)"}
+    assert list(lines["α=1 (no Powerprop)"].get_ydata()) == [1.5, 0.75, 0.5]  # mean over seeds 0 and 1
+    assert list(lines["α=2 (Powerprop) (1/2 diverged)"].get_ydata()) == [2.0, 1.0, 0.5]  # the finite seed alone
+    accuracy = {line.get_label(): list(line.get_ydata()) for line in accuracy_axis.get_lines()}
+    assert accuracy["α=1 (no Powerprop)"] == [pytest.approx(85.0)]  # percent, at the one evaluated step
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == ["α=1 (no Powerprop)", "α=2 (Powerprop)"]
+    assert overlapping_texts(figure) == []
