@@ -27,6 +27,19 @@ include: "workflow/rules/curves.smk"
 include: "workflow/rules/report.smk"
 
 
+# Training jobs of CPU-only local runs fork from one pre-warmed process (bench_powerprop.training.server).
+onstart:
+    start_train_server()
+
+
+onsuccess:
+    stop_train_server()
+
+
+onerror:
+    stop_train_server()
+
+
 rule all:
     default_target: True
     input:

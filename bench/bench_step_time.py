@@ -36,7 +36,7 @@ from torch.nn.utils import parametrize, prune  # noqa: E402
 from bench_powerprop import masks as mask_ops  # noqa: E402
 from bench_powerprop.io import write_text_atomic  # noqa: E402
 from bench_powerprop.models import build_model  # noqa: E402
-from bench_powerprop.powerprop import phi_from_theta, powerpropify, weight_layers  # noqa: E402
+from bench_powerprop.powerprop import compile_transforms, phi_from_theta, powerpropify, weight_layers  # noqa: E402
 from bench_powerprop.scoring import score  # noqa: E402
 
 ALPHA = 2.0
@@ -80,6 +80,12 @@ def ours_powerprop_masks(model, masks):
     return model, mask_ops.enforce
 
 
+def ours_powerprop_masks_compiled(model, masks):
+    model, after_step = ours_powerprop_masks(model, masks)
+    compile_transforms(model)
+    return model, after_step
+
+
 def torch_prune_masks(model, masks):
     layers = weight_layers(model)
     for name, mask in masks.items():
@@ -105,6 +111,7 @@ class Variant:
     name: str
     build: Callable
     torch_equivalent_of: str | None = None  # the harness variant this torch.nn.utils one is compared with
+    compiled: bool = False  # torch.compile: its first step (the compile) is reported apart from the step time
 
 
 VARIANTS = [
@@ -116,6 +123,8 @@ VARIANTS = [
     Variant("torch parametrize powerprop α=2", torch_parametrize_powerprop, "powerprop α=2"),
     Variant("torch parametrize powerprop α=2 + mask", torch_parametrize_powerprop_masks, "powerprop α=2 + masks 90%"),
 ]
+#: with --compile: train.compile's path (θ = φ|φ| through torch.compile)
+COMPILED_VARIANTS = [Variant("powerprop α=2 + masks 90%, compiled", ours_powerprop_masks_compiled, compiled=True)]
 
 
 # -- workloads ---------------------------------------------------------------------------
@@ -153,6 +162,8 @@ def workloads(quick: bool) -> list[Workload]:
                  targets=[("powerprop α=2 + masks 90%", 1.15)]),
         Workload("timm resnet18, 3x32x32, batch 32", "cpu", timm_resnet("resnet18"), (3, 32, 32), 32,
                  steps_per_round=1, rounds=max(3, int(15 * scale)), warmup_steps=2),
+        Workload("timm resnet18, 3x32x32, batch 128 (the CIFAR configs' batch)", "cpu", timm_resnet("resnet18"), (3, 32, 32),
+                 128, steps_per_round=1, rounds=max(3, int(9 * scale)), warmup_steps=1),
     ]
     if torch.cuda.is_available():
         chosen.append(
@@ -170,6 +181,7 @@ class Prepared:
     optimizer: torch.optim.Optimizer
     after_step: Callable | None
     times: list[float] = field(default_factory=list)
+    first_step_s: float = 0.0  # the first warm-up step (for a compiled variant: the compile)
 
 
 def synchronise(device: str) -> None:
@@ -186,13 +198,13 @@ def train_step(prepared: Prepared, features: torch.Tensor, labels: torch.Tensor)
         prepared.after_step(prepared.model)
 
 
-def prepare_variants(workload: Workload) -> list[Prepared]:
+def prepare_variants(workload: Workload, variants: list[Variant]) -> list[Prepared]:
     """Every variant starts from a copy of the same initialised dense model and the same masks."""
     torch.manual_seed(0)
     base = workload.make_model()
     masks = {name: kept.float() for name, kept in mask_ops.prune(score("magnitude", base), KEEP, "layerwise", 2.0).items()}
     prepared = []
-    for variant in VARIANTS:
+    for variant in variants:
         model, after_step = variant.build(copy.deepcopy(base), {name: mask.clone() for name, mask in masks.items()})
         model = model.to(workload.device).train()
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
@@ -200,12 +212,16 @@ def prepare_variants(workload: Workload) -> list[Prepared]:
     return prepared
 
 
-def time_workload(workload: Workload) -> list[Prepared]:
-    prepared = prepare_variants(workload)
+def time_workload(workload: Workload, variants: list[Variant]) -> list[Prepared]:
+    prepared = prepare_variants(workload, variants)
     generator = torch.Generator().manual_seed(0)
     features = torch.randn(workload.batch_size, *workload.input_shape, generator=generator).to(workload.device)
     labels = torch.randint(0, 10, (workload.batch_size,), generator=generator).to(workload.device)
     for item in prepared:
+        started = time.perf_counter()
+        train_step(item, features, labels)
+        synchronise(workload.device)
+        item.first_step_s = time.perf_counter() - started
         for _ in range(workload.warmup_steps):
             train_step(item, features, labels)
     synchronise(workload.device)
@@ -244,6 +260,9 @@ def workload_report(workload: Workload, prepared: list[Prepared]) -> tuple[str, 
              f"{'variant':<42} {'ms/step':>9} {'±noise':>7} {'vs dense':>9}"]
     for item in prepared:
         lines.append(f"{item.variant.name:<42} {median_ms(item):>9.3f} {spread_percent(item):>6.1f}% {median_ms(item) / dense:>8.3f}x")
+    for item in prepared:
+        if item.variant.compiled:
+            lines.append(f"  compile time of '{item.variant.name}' (its first step, not in ms/step): {item.first_step_s:.1f} s")
     checks = []
     for variant_name, limit in workload.targets:
         ratio = median_ms(by_name[variant_name]) / dense
@@ -291,12 +310,12 @@ def machine_description(label: str) -> str:
     return "\n".join(lines)
 
 
-def run(label: str, quick: bool, threads: int) -> str:
+def run(label: str, quick: bool, threads: int, compiled: bool = False) -> str:
     torch.set_num_threads(threads)
     started, load_before = time.perf_counter(), load_average()
     sections, checks = [], []
     for workload in workloads(quick):
-        section, workload_checks = workload_report(workload, time_workload(workload))
+        section, workload_checks = workload_report(workload, time_workload(workload, VARIANTS + (COMPILED_VARIANTS if compiled else [])))
         print(section, flush=True)
         sections.append(section)
         checks += workload_checks
@@ -322,9 +341,11 @@ def main(argv=None) -> int:
     parser.add_argument("--label", default=platform.node() or "unknown", help="machine label in the output file name")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 = what training jobs use)")
     parser.add_argument("--quick", action="store_true", help="few rounds: a smoke test, not a measurement")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time train.compile's path (θ = φ|φ| through torch.compile); its compile time is reported apart")
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
     args = parser.parse_args(argv)
-    report = run(args.label, args.quick, args.threads)
+    report = run(args.label, args.quick, args.threads, args.compile)
     out = args.out_dir / f"step_time_{args.label}.txt"
     write_text_atomic(out, report)
     print(report.split("## Targets", 1)[1])

@@ -170,6 +170,13 @@ def torchrun_command(argv: list[str], processes: int) -> list[str]:
 
 
 def run_train(args) -> int:
+    train_config = args.spec.get("train")
+    if args.processes <= 1 and isinstance(train_config, dict) and train_config.get("device", "cpu") == "cpu":
+        from bench_powerprop.training.server import train_via_server
+
+        status = train_via_server(args.argv)  # a worker forked from the workflow's pre-warmed server; None: none usable
+        if status is not None:
+            return status
     from bench_powerprop.distributed import launched_by_torchrun
 
     if args.processes > 1 and not launched_by_torchrun():
@@ -414,6 +421,7 @@ COMMANDS = {
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # `... | head` closed stdout: stop quietly, as other command-line tools do

@@ -192,8 +192,7 @@ PIPELINES = {
             figures={"gradient_norm": "figures/gradflow_gradient_norm_vs_step.png"},
             shown={"page": Shown("gradflow_summary", TABLES, "gradient flow: accuracy and gradient norms"),
                    "gradient_norm": Shown("gradflow_norms", GRADIENT_FLOW_FIGURES, "gradient norm vs. training step")},
-            tables_read=Reads(cell_files=("gradient_norms.csv",)),
-            figures_read=Reads(cell_files=("gradient_norms.csv",)),
+            # gradient_norms.csv: written by training before the cell's metrics.json, which stands for it
             requires_train_any=("gradient_norm_every", "gradient_norm_steps"),
         ),
     )

@@ -21,7 +21,7 @@ from bench_powerprop.io import spec_hash, write_json_atomic, write_text_atomic
 from bench_powerprop.pipelines import PIPELINES
 
 #: The files the ``train`` rule declares as outputs (workflow/rules/train.smk).
-TRAIN_RULE_OUTPUTS = ("metrics.json", "model.pt", "train_log.csv", "gradient_norms.csv", "run.json", "snapshots/index.json")
+TRAIN_RULE_OUTPUTS = ("metrics.json", "model.pt")
 #: .beton files of the vision datasets: {dataset: {data-config key: split file stem}}
 BETON_SPLITS = {
     "cifar10": {"train_beton": "train", "test_beton": "test"},
@@ -119,10 +119,11 @@ class Plan:
         return f"{self.run_dir(parent)}/snapshots/step_{int(step):08d}.pt"
 
     def lineage_inputs(self, cell: Cell) -> list[str]:
-        """The parents' outputs a cell's training reads: ``model.pt``, or the snapshot index (the snapshots beside it)."""
+        """The parents' outputs a cell's training reads: ``model.pt``, or its snapshots, which the parent's
+        ``metrics.json`` stands for (training writes it last and declares no other file besides model.pt)."""
         inputs = []
         for parent, step in self.parents(cell).values():
-            inputs.append(f"{self.run_dir(parent)}/model.pt" if step == FINAL else f"{self.run_dir(parent)}/snapshots/index.json")
+            inputs.append(f"{self.run_dir(parent)}/model.pt" if step == FINAL else f"{self.run_dir(parent)}/metrics.json")
         return sorted(set(inputs))
 
     # -- experiments -------------------------------------------------------------------------

@@ -70,6 +70,33 @@ class _SquarePowerWeight(torch.autograd.Function):
         return grad_theta * (2.0 * magnitude)
 
 
+def _square_power(phi: torch.Tensor) -> torch.Tensor:
+    return phi * phi.abs()
+
+
+_COMPILED: dict[str, object] = {}
+
+
+def _compiled_square_power(phi: torch.Tensor) -> torch.Tensor:
+    """θ = φ|φ| through ``torch.compile``: one fused pass forward and one backward (AOTAutograd derives it).
+
+    Compiled once per process (dynamic shapes: one graph per weight rank, not per layer shape) on first
+    use; what ``train.compile`` turns on. Not bitwise the eager path in general (fused kernels may
+    contract the backward's multiply-adds): ``tests/test_powerprop.py`` measures by how much.
+    """
+    if "square" not in _COMPILED:
+        _COMPILED["square"] = torch.compile(_square_power, dynamic=True)
+    return _COMPILED["square"](phi)
+
+
+def compile_transforms(model: nn.Module) -> int:
+    """Route every α = 2 Powerprop layer's unmasked-or-zeroed transform through the compiled θ = φ|φ|; layers changed."""
+    layers = [layer for layer in model.modules() if isinstance(layer, PowerpropMixin)]
+    for layer in layers:
+        layer.compiled_transform = True
+    return len(layers)
+
+
 def _abs_pow(x: torch.Tensor, exponent: float) -> torch.Tensor:
     magnitude = x.abs()
     return magnitude if exponent == 1 else magnitude.pow(exponent)
@@ -82,6 +109,8 @@ class PowerpropMixin:
     capture_dense_grad: bool = False
     #: masked φ are exactly zero before every forward pass (``masks.install``/``masks.enforce`` keep them so)
     zero_outside_mask: bool = False
+    #: θ = φ|φ| (α = 2) through torch.compile (``compile_transforms``; ``train.compile``)
+    compiled_transform: bool = False
 
     def effective_weight(self) -> torch.Tensor:
         mask, grad_mask, phi = self.weight_mask, self.weight_grad_mask, self.weight
@@ -92,7 +121,7 @@ class PowerpropMixin:
             # multiply (a pass forward and one backward) would change no bit.
             if mask is None or self.zero_outside_mask:
                 if self.alpha == 2:
-                    return _SquarePowerWeight.apply(phi)
+                    return _compiled_square_power(phi) if self.compiled_transform else _SquarePowerWeight.apply(phi)
                 # built-in autograd ops: exact here, the product rule has no 0·∞ at φ = 0 for α ≥ 2
                 return phi * _abs_pow(phi, self.alpha - 1)
             return phi * _abs_pow(phi, self.alpha - 1) * mask

@@ -108,8 +108,8 @@ def test_needs_names_only_what_the_active_experiments_use():
     assert list(extras_needed(vision)) == ["vision"]
     both = load_configs([DEFAULT], ["experiments.oneshot_mnist.train.tensorboard=true"])
     assert extras_needed(both) == {"tensorboard": "experiment oneshot_mnist sets train.tensorboard: true"}
-    printed = cli("needs", DEFAULT, "--set", "experiments.oneshot_digits.train.tensorboard=true")
-    assert printed.stdout == "tensorboard\n" and "oneshot_digits" in printed.stderr
+    printed = cli("needs", DEFAULT, "--set", "experiments.oneshot_mnist.train.tensorboard=true")
+    assert printed.stdout == "tensorboard\n" and "oneshot_mnist" in printed.stderr
 
 
 # -- list ----------------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ BAD_CONFIGS = {
                   "experiments.oneshot_digits.prune.keep_levels"),
     "unknown_model": ("experiments:\n  oneshot_digits:\n    model: {name: transformer}\n",
                       "experiments.oneshot_digits.model.name"),
-    "missing_data_path": ("experiments:\n  oneshot_digits:\n    data: {name: mnist, root: /nonexistent/mnist}\n",
-                          "experiments.oneshot_digits.data.root"),
+    "missing_data_path": ("experiments:\n  oneshot_mnist:\n    data: {name: mnist, root: /nonexistent/mnist}\n",
+                          "experiments.oneshot_mnist.data.root"),
     "unknown_method": ("experiments:\n  oneshot_digits:\n    grid:\n      - {method: [magic], alpha: [1], sparsity: [0], seed: [0]}\n",
                        "experiments.oneshot_digits.grid[0].method"),
     "unknown_experiment": ("active_experiments: [nope]\n", "active_experiments"),
@@ -111,7 +111,7 @@ def test_bad_config_fails_before_any_job(case, workdir):
 def test_validate_command(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs/default.yaml")],
                         capture_output=True, text=True)
-    assert ok.returncode == 0 and "265 training cells" in ok.stdout
+    assert ok.returncode == 0 and "480 training cells" in ok.stdout
     (tmp_path / "bad.yaml").write_text(BAD_CONFIGS["alpha_zero"][0])
     bad = subprocess.run([sys.executable, "-m", "bench_powerprop", "validate", str(REPO / "configs/default.yaml"),
                           str(tmp_path / "bad.yaml")],
@@ -180,7 +180,7 @@ def test_garbage_mnist_files_are_named_before_any_job(tmp_path, workdir):
     assert "truncated or corrupt" in check_mnist_root(root)
     (root / "train-labels-idx1-ubyte").write_bytes(b"garbage, not an IDX file")
     assert "not an IDX file" in check_mnist_root(root)
-    (workdir / "bad.yaml").write_text(f"experiments:\n  oneshot_digits:\n    data: {{name: mnist, root: {root}}}\n")
+    (workdir / "bad.yaml").write_text(f"experiments:\n  oneshot_mnist:\n    data: {{name: mnist, root: {root}}}\n")
     result = run_snakemake("-n", "--configfile", "bad.yaml", cwd=workdir, check=False)
     assert result.returncode != 0
-    assert f"experiments.oneshot_digits.data.root: {root}/train-labels-idx1-ubyte is not an IDX file" in result.stderr
+    assert f"experiments.oneshot_mnist.data.root: {root}/train-labels-idx1-ubyte is not an IDX file" in result.stderr

@@ -39,7 +39,7 @@ def weights_and_biases(state_dict):
 def test_variants_and_lineage_through_the_workflow(workdir):
     planned = run_snakemake("-n", "-p", "--configfile", TINY_SHAPES, cwd=workdir).stdout
     child_job = next(block for block in planned.split("\n\n") if f"output: {TICKET}/metrics.json" in block)
-    assert f"{DENSE}/snapshots/index.json" in child_job and f"{GMP}/model.pt" in child_job  # the parents' files are inputs
+    assert f"{DENSE}/metrics.json" in child_job and f"{GMP}/model.pt" in child_job  # the parents' files (snapshots: metrics.json)
 
     run_snakemake("-c2", "--configfile", TINY_SHAPES, cwd=workdir)
 

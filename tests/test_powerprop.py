@@ -133,3 +133,27 @@ def test_skipping_the_mask_multiply_changes_no_bit(alpha):
     for a, b in zip(fast.parameters(), slow.parameters()):
         assert torch.equal(a.grad, b.grad)
     assert all(torch.equal(effective_weights(fast)[n], effective_weights(slow)[n]) for n in kept)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_compiled_transform_matches_the_eager_one():
+    """train.compile: θ = φ|φ| through torch.compile gives eager's θ bitwise and ∂L/∂φ to within one rounding;
+    masked φ (zeroed) keep a zero gradient, so the mask still holds without the multiply."""
+    from bench_powerprop import masks
+    from bench_powerprop.powerprop import compile_transforms
+
+    torch.manual_seed(5)
+    eager = powerpropify(small_net(), 2.0)
+    masks.install(eager, masks.prune({name: torch.rand_like(theta) for name, theta in effective_weights(eager).items()}, 0.3))
+    compiled = copy.deepcopy(eager)
+    assert compile_transforms(compiled) == 2
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    for net in (eager, compiled):
+        nn.functional.cross_entropy(net(x), y).backward()
+    assert all(torch.equal(effective_weights(eager)[name], theta) for name, theta in effective_weights(compiled).items())
+    for (name, a), b in zip(eager.named_parameters(), compiled.parameters()):
+        assert torch.allclose(a.grad, b.grad, rtol=2 * torch.finfo(a.grad.dtype).eps, atol=0), name
+        mask = getattr(dict(eager.named_modules())[name.rsplit(".", 1)[0]], "weight_mask", None)
+        if name.endswith("weight") and mask is not None:
+            assert (b.grad[mask == 0] == 0).all()

@@ -36,7 +36,7 @@ from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
-from bench_powerprop.powerprop import layer_alphas, powerpropify, restore_layer_alphas
+from bench_powerprop.powerprop import compile_transforms, layer_alphas, powerpropify, restore_layer_alphas
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
@@ -117,6 +117,8 @@ class Trainer:
         model, tasks, self.method = build_cell(spec)
         lineage = Lineage.from_spec(spec)
         lineage.apply_init(model, spec["alpha"])
+        if self.train.compile:
+            compile_transforms(model)
         self._place_on_device(model, tasks)
         optimizer = make_optimizer(model, self.train, self.method)
         snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.get("snapshot_steps", []), self.hash)

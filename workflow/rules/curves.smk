@@ -1,6 +1,7 @@
 # Training curves of every active experiment, whatever its kind: loss and validation accuracy
 # against the step from every cell's train_log.csv (bench_powerprop.reporting.curves); its
-# target per active experiment: curves_targets() (common/report.smk).
+# target per active experiment: curves_targets() (common/report.smk). A training job declares only
+# metrics.json and model.pt; its train_log.csv is written before its metrics.json, which stands for it.
 
 
 localrules:
@@ -10,7 +11,7 @@ localrules:
 rule training_curves:
     input:
         manifest=experiment_file("manifest.json"),
-        logs=cell_files_of("train_log.csv"),
+        metrics=cell_files_of("metrics.json"),
     output:
         report(
             experiment_file(TRAINING_CURVES),

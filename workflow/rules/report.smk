@@ -43,10 +43,12 @@ rule claims:
         " --figure {output.forest:q} > {log:q} 2>&1"
 
 
+# Provenance reads every cell's run.json; training writes it before the cell's metrics.json, on which every
+# table depends: the tables stand for the run.json files (one fan-in over the cells, the aggregates', not two).
 rule provenance:
     input:
         manifests=active_manifests,
-        runs=every_run_info,
+        tables=active_tables,
     output:
         csv=reproduction_file("provenance.csv"),
         markdown=reproduction_file("provenance.md"),

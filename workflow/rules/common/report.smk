@@ -32,11 +32,6 @@ def active_tables(wildcards):
     ]
 
 
-def every_run_info(wildcards):
-    """run.json of every cell of every active experiment (what each training job recorded)."""
-    return [f"{PLAN.run_dir(cell)}/run.json" for cell in PLAN.cells]
-
-
 def manifest_arguments(wildcards, input):
     """``--manifest PATH`` per manifest, as a list: the rule's ``:q`` quotes each element."""
     return [part for path in input.manifests for part in ("--manifest", path)]

@@ -20,3 +20,30 @@ train_gpus = experiment_resource("gpu", 0)
 train_runtime = experiment_resource("runtime", 60)
 train_mem_mb = experiment_resource("mem_mb", 4000)
 train_threads = experiment_resource("threads", 1)
+
+
+# -- the pre-warmed training server (bench_powerprop.training.server) ----------------------------
+TRAIN_SERVER = {}
+
+
+def train_server_wanted():
+    """Local runs of CPU-only configs; GPU and cluster runs keep one process per training job."""
+    local = workflow.executor_plugin.common_settings.local_exec
+    return local and all(
+        PLAN.experiment(name).get("resources", {}).get("gpu", 0) == 0
+        and PLAN.experiment(name)["train"].get("device", "cpu") == "cpu"
+        for name in PLAN.grids
+    )
+
+
+def start_train_server():
+    from bench_powerprop.training import server
+
+    if train_server_wanted():
+        TRAIN_SERVER["started"] = server.start(".snakemake/log/train_server.log")
+
+
+def stop_train_server():
+    from bench_powerprop.training import server
+
+    server.stop(TRAIN_SERVER.pop("started", None))

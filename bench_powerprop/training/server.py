@@ -1,0 +1,410 @@
+"""A pre-warmed fork server for training jobs: several cells per process start-up, one cell per job.
+
+A training job's fixed cost on the embedded default (Python start, ``import torch`` and the
+package, ~1.5 s) is as large as its training. The workflow's ``onstart`` hook starts one server
+per run (``python -m bench_powerprop.training.server --socket PATH``) that imports everything
+training imports and then waits on a Unix socket in a private (0700) directory. A training job's
+``python -m bench_powerprop train ...`` stays exactly today's command: when
+``BENCH_POWERPROP_TRAIN_SOCKET`` names a socket, it is a thin client that does not import torch.
+It sends its argv, working directory and environment, and passes its stdin/stdout/stderr
+(``SCM_RIGHTS``); the server forks a *manager* that forks the *worker*, which points fds 0–2 at
+the client's, takes its cwd and environment and runs the same ``train`` entry in-process.
+
+What stays the job's own: its outputs, checkpoints, resume and the cell lock (the worker runs the
+unchanged ``train_cell``); its exit status (the manager relays the worker's, a signal death is
+re-raised on the client); preemption (SIGTERM/SIGINT/SIGUSR1/SIGHUP to the client are forwarded
+to the worker, which checkpoints and exits 128+n as today); and its death (the manager watches
+the client's connection: when the client dies, even by ``kill -9``, the worker is killed; a dead
+manager kills its worker through ``PR_SET_PDEATHSIG``). A cell's result is unchanged: the worker
+starts from a server that only imported modules (no tensor op, no RNG draw), the trainer seeds
+as it does in a fresh process, and the server refuses a client whose interpreter, package
+sources or import-time environment (thread counts, ``PYTHON*``) differ from its own — that
+client, and any client that finds no server, trains in its own process, today's path.
+
+The server exits when the Snakemake process that started it is gone, or on SIGTERM (``onsuccess``
+/ ``onerror``). The module is torch-free until the server preloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SOCKET_VARIABLE = "BENCH_POWERPROP_TRAIN_SOCKET"
+#: Set to ``off`` (or 0/false/no) to keep every training job in its own process.
+SWITCH_VARIABLE = "BENCH_POWERPROP_TRAIN_SERVER"
+#: Environment read when torch, numpy and their thread pools load: a client must match the server's.
+IMPORT_TIME_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "GOTO_", "NUMEXPR_", "KMP_", "GOMP_", "TORCH", "PYTORCH_",
+                        "CUDA_", "CUBLAS_", "PYTHON", "LD_", "MALLOC_")
+#: Signals a client forwards to its worker (the trainer's preemption signals, and a hang-up).
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
+#: Thread-count variables Snakemake gives a job with ``threads: 1`` (snakemake/shell.py); the server starts with them.
+ONE_THREAD_ENVIRONMENT = dict.fromkeys(("OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                        "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"), "1")
+PACKAGE = Path(__file__).resolve().parent.parent
+HANDSHAKE_TIMEOUT_S = 120.0  # a queued client waits this long for a server that is still importing
+PR_SET_PDEATHSIG = 1
+
+
+# -- what must match ------------------------------------------------------------------------
+def source_fingerprint() -> list:
+    """(path, size, mtime) of every source file of the package: the code a server imported must be the client's."""
+    return sorted([str(path.relative_to(PACKAGE)), stat.st_size, stat.st_mtime_ns]
+                  for path in PACKAGE.rglob("*.py") for stat in [path.stat()])
+
+
+def import_time_environment(environment) -> dict[str, str]:
+    return {name: value for name, value in environment.items() if name.startswith(IMPORT_TIME_PREFIXES)}
+
+
+def identity(environment=None) -> dict:
+    """What a worker forked from the server shares with a fresh process only if client and server agree on it."""
+    return {"executable": sys.executable, "prefix": sys.prefix, "package": str(PACKAGE), "sources": source_fingerprint(),
+            "environment": import_time_environment(os.environ if environment is None else environment)}
+
+
+def mismatch(ours: dict, theirs: dict) -> str | None:
+    """The first field on which a client's identity differs from the server's, or None."""
+    for key in ("executable", "prefix", "package", "sources"):
+        if ours[key] != theirs.get(key):
+            return f"the client's {key} differs from the server's"
+    names = sorted(set(ours["environment"]) ^ set(theirs["environment"])
+                   | {name for name in ours["environment"] if ours["environment"][name] != theirs["environment"].get(name)})
+    return f"the client's environment differs in {', '.join(names)}" if names else None
+
+
+# -- framing ----------------------------------------------------------------------------------
+def send_message(connection: socket.socket, message: dict, fds: list[int] = ()) -> None:
+    payload = json.dumps(message).encode()
+    header = struct.pack("!I", len(payload))
+    if fds:
+        socket.send_fds(connection, [header], list(fds))
+    else:
+        connection.sendall(header)
+    connection.sendall(payload)
+
+
+def receive_exactly(connection: socket.socket, size: int) -> bytes:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = connection.recv(remaining)
+        if not chunk:
+            raise ConnectionError("connection closed mid-message")
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def receive_request(connection: socket.socket) -> tuple[dict, list[int]]:
+    header, fds, _, _ = socket.recv_fds(connection, 4, 3)
+    if len(header) < 4:
+        header += receive_exactly(connection, 4 - len(header))
+    (size,) = struct.unpack("!I", header)
+    return json.loads(receive_exactly(connection, size)), fds
+
+
+class Lines:
+    """Newline-terminated text messages on a stream socket."""
+
+    def __init__(self, connection: socket.socket):
+        self.connection, self.buffer = connection, b""
+
+    def read(self) -> list[str] | None:
+        """The complete lines that arrived (blocks for at least one byte); None when the peer closed."""
+        data = self.connection.recv(4096)
+        if not data:
+            return None
+        self.buffer += data
+        *lines, self.buffer = self.buffer.split(b"\n")
+        return [line.decode() for line in lines]
+
+
+# -- the client (a training job; never imports torch) --------------------------------------
+def server_enabled() -> bool:
+    return os.environ.get(SWITCH_VARIABLE, "on").lower() not in ("off", "0", "false", "no")
+
+
+def train_via_server(argv: list[str]) -> int | None:
+    """Run ``python -m bench_powerprop <argv>`` in a worker forked from the server; its exit status.
+
+    None when there is no usable server (no socket, refused, gone before the worker started): the
+    caller then trains in its own process.
+    """
+    path = os.environ.get(SOCKET_VARIABLE)
+    if not path or not server_enabled():
+        return None
+    try:
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.settimeout(HANDSHAKE_TIMEOUT_S)
+        connection.connect(path)
+        send_message(connection, {"argv": argv, "cwd": os.getcwd(), "environment": dict(os.environ), "identity": identity()},
+                     [0, 1, 2])
+        lines = Lines(connection)
+        reply = None
+        while not reply:
+            reply = lines.read()
+            if reply is None:
+                raise ConnectionError("the server closed the connection")
+    except OSError as error:
+        print(f"bench_powerprop: training server at {path} not usable ({error}); training in this process", file=sys.stderr)
+        return None
+    kind, _, detail = reply[0].partition(" ")
+    if kind != "started":
+        print(f"bench_powerprop: training server refused this job ({detail}); training in this process", file=sys.stderr)
+        return None
+    connection.settimeout(None)
+    return relay(connection, lines, reply[1:])
+
+
+def relay(connection: socket.socket, lines: Lines, pending: list[str]) -> int:
+    """Forward this process's preemption signals to the worker until the manager reports how it ended."""
+
+    def forward(signum, frame):
+        with contextlib.suppress(OSError):
+            connection.sendall(f"signal {signum}\n".encode())
+
+    for signum in FORWARDED_SIGNALS:
+        signal.signal(signum, forward)
+    while True:
+        for line in pending:
+            kind, _, value = line.partition(" ")
+            if kind == "exit":
+                return int(value)
+            if kind == "killed":
+                die_by(int(value))
+        pending = lines.read()
+        if pending is None:
+            print("bench_powerprop: the training server's worker ended without a status", file=sys.stderr)
+            return 1
+
+
+def die_by(signum: int) -> None:
+    """End this process by the signal that ended the worker, as the shell would have seen it in-process."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    os._exit(128 + signum)
+
+
+# -- the server -------------------------------------------------------------------------------
+def preload() -> None:
+    """Import what a training job imports (torch, the trainer, every registry), and nothing runs."""
+    import bench_powerprop.data.arrays  # imported lazily by the datasets
+    import bench_powerprop.data.idx
+    import bench_powerprop.models._initializers
+    import bench_powerprop.training.trainer  # noqa: F401
+    from bench_powerprop.data.datasets import DATASETS
+    from bench_powerprop.methods import METHODS
+    from bench_powerprop.models import MODELS
+    from bench_powerprop.scoring import SCORERS
+
+    for registry in (METHODS, MODELS, DATASETS, SCORERS):
+        for name in registry.names():
+            registry.get(name)
+
+
+def serve(path: Path, parent: int) -> None:
+    """Accept clients until the process ``parent`` is gone or SIGTERM arrives; one manager per client."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(128)  # clients that connect while the server still imports wait in this queue
+    preload()
+    ours = identity()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        while os.getppid() == parent:
+            reap_managers()
+            if not select.select([listener], [], [], 1.0)[0]:
+                continue
+            connection, _ = listener.accept()
+            try:
+                accept_client(connection, listener, ours)
+            except (OSError, ValueError) as error:
+                print(f"train server: dropped a client ({error})", file=sys.stderr, flush=True)
+            finally:
+                connection.close()
+    finally:
+        listener.close()
+        path.unlink(missing_ok=True)
+
+
+def reap_managers() -> None:
+    """Wait for the managers that ended (so their and their workers' CPU time is accounted to this process, as
+    a job's would be to Snakemake)."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:
+            pass
+
+
+def accept_client(connection: socket.socket, listener: socket.socket, ours: dict) -> None:
+    connection.settimeout(10.0)
+    request, fds = receive_request(connection)
+    try:
+        reason = mismatch(ours, request["identity"]) if len(fds) == 3 else "expected stdin, stdout and stderr"
+        if reason:
+            connection.sendall(f"refused {reason}\n".encode())
+            return
+        if os.fork() == 0:
+            listener.close()
+            connection.settimeout(None)
+            manage(connection, request, fds)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def manage(connection: socket.socket, request: dict, fds: list[int]) -> None:
+    """The manager: fork the worker, forward signals, relay its exit status; kill it when the client is gone."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    manager = os.getpid()
+    worker = os.fork()
+    if worker == 0:
+        connection.close()
+        work(request, fds, manager)
+    for fd in fds:
+        os.close(fd)
+    process = os.pidfd_open(worker)
+    lines = Lines(connection)
+    print(f"train server: worker {worker}: {' '.join(request['argv'][:1] + request['argv'][3:])}", file=sys.stderr, flush=True)
+    try:
+        connection.sendall(f"started {worker}\n".encode())
+        while True:
+            ready = select.select([connection, process], [], [])[0]
+            if process in ready:
+                _, status = os.waitpid(worker, 0)
+                ending = f"killed {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.waitstatus_to_exitcode(status)}"
+                connection.sendall(f"{ending}\n".encode())
+                break
+            received = lines.read()
+            if received is None:  # the client is gone (killed, even by SIGKILL): so is its job
+                os.kill(worker, signal.SIGKILL)
+                os.waitpid(worker, 0)
+                break
+            for line in received:
+                kind, _, value = line.partition(" ")
+                if kind == "signal":
+                    os.kill(worker, int(value))
+    except OSError:
+        os.kill(worker, signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
+def work(request: dict, fds: list[int], manager: int) -> None:
+    """The worker: become the training job (its fds, cwd, environment, argv) and run the ``train`` entry."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != manager:
+        os._exit(1)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    for signum in (signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["environment"])
+    os.environ.pop(SOCKET_VARIABLE)  # the worker trains itself
+    tempfile.tempdir = None  # re-read TMPDIR (Snakemake sets it per job) as a fresh process would
+    reseed_numpy()
+    sys.argv = [str(PACKAGE / "__main__.py"), *request["argv"]]
+    os._exit(run_entry(request["argv"]))
+
+
+def reseed_numpy() -> None:
+    """numpy's global generator is not reseeded by fork (``random``'s is): give it fresh entropy as a new process has."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed()
+
+
+def run_entry(argv: list[str]) -> int:
+    """``python -m bench_powerprop <argv>`` in this process; its exit code, as the interpreter would compute it."""
+    import traceback
+
+    from bench_powerprop.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as ended:
+        code = ended.code
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return code or 0
+
+
+# -- starting and stopping it (the workflow's hooks) -------------------------------------------
+def start(log_path: str | Path, wait_s: float = 10.0) -> tuple[int, Path] | None:
+    """Start a server for this process's jobs and export its socket to them; (pid, directory), or None when off.
+
+    The socket lives in a fresh private directory (``mkdtemp``: mode 0700, owned by this user).
+    Returns once the socket is bound (the server then imports while clients queue).
+    """
+    import subprocess
+
+    if not server_enabled():
+        return None
+    directory = Path(tempfile.mkdtemp(prefix="bench_powerprop-train-"))
+    path, log_path = directory / "train.sock", Path(log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen([sys.executable, "-m", "bench_powerprop.training.server", "--socket", str(path),
+                                    "--parent", str(os.getpid())], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                   env={**os.environ, **ONE_THREAD_ENVIRONMENT}, start_new_session=True)
+    deadline = time.monotonic() + wait_s
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not path.exists():
+        process.kill()
+        return None
+    os.environ[SOCKET_VARIABLE] = str(path)
+    return process.pid, directory
+
+
+def stop(started: tuple[int, Path] | None) -> None:
+    """Stop a server ``start`` started (running workers finish with their clients) and remove its directory."""
+    if started is None:
+        return
+    pid, directory = started
+    os.environ.pop(SOCKET_VARIABLE, None)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    with contextlib.suppress(ChildProcessError):
+        while not os.waitpid(pid, os.WNOHANG)[0] and time.monotonic() < deadline:
+            time.sleep(0.01)
+    for leftover in directory.glob("*"):
+        leftover.unlink(missing_ok=True)
+    directory.rmdir()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--socket", type=Path, required=True, help="Unix socket to listen on (its directory should be private)")
+    parser.add_argument("--parent", type=int, default=os.getppid(), help="exit when this process is gone (default: the parent)")
+    args = parser.parse_args(argv)
+    serve(args.socket, args.parent)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
