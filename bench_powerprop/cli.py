@@ -172,9 +172,7 @@ def torchrun_command(argv: list[str], processes: int) -> list[str]:
 def run_train(args) -> int:
     train_config = args.spec.get("train")
     if args.processes <= 1 and isinstance(train_config, dict) and train_config.get("device", "cpu") == "cpu":
-        from bench_powerprop.training.server import train_via_server
-
-        status = train_via_server(args.argv)  # a worker forked from the workflow's pre-warmed server; None: none usable
+        status = run_via_server(args.argv)
         if status is not None:
             return status
     from bench_powerprop.distributed import launched_by_torchrun
@@ -199,7 +197,17 @@ def run_train(args) -> int:
     return 0
 
 
+def run_via_server(argv: list[str]) -> int | None:
+    """Run this command in a worker forked from the workflow's pre-warmed server (no torch import here); None: none usable."""
+    from bench_powerprop.training.server import run_via_server as forked
+
+    return forked(argv)
+
+
 def run_prune_eval(args) -> int:
+    status = run_via_server(args.argv)
+    if status is not None:
+        return status
     from bench_powerprop.evaluation import oneshot_sweep
     from bench_powerprop.io import write_csv_atomic
     from bench_powerprop.training.lineage import LineageError

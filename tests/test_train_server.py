@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -50,8 +51,12 @@ def lock_holder(directory: Path) -> int:
 
 
 def metrics_without(directory: Path, ignored: tuple[str, ...]) -> dict:
+    """metrics.json less the ignored keys, the outputs' modification times and run.json's fingerprint (provenance:
+    paths and start time; compared apart)."""
     metrics = json.loads((directory / "run" / "metrics.json").read_text())
-    return {key: value for key, value in metrics.items() if key not in ignored}
+    outputs = {name: {key: value for key, value in facts.items() if key != "mtime_ns"}
+               for name, facts in metrics.get("outputs", {}).items() if name != "run.json"}
+    return {**{key: value for key, value in metrics.items() if key not in ignored}, "outputs": outputs}
 
 
 def assert_same_cell(a: Path, b: Path, ignored: tuple[str, ...] = TIMING) -> None:
@@ -134,3 +139,19 @@ def test_without_a_usable_server_the_job_trains_in_its_own_process(running_serve
 
 def test_the_socket_directory_is_private(running_server):
     assert Path(running_server).parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_pruning_sweep_through_the_server_is_bitwise_the_sweep_in_its_own_process(running_server, tmp_path):
+    trained = train(digits_spec(steps=40), tmp_path / "cell", None)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    prune = json.dumps({"keep_levels": [0.05, 0.2, 1.0], "scope": "layerwise", "last_layer_keep_factor": 2.0})
+
+    def sweep(out: Path, socket_path: str | None) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "bench_powerprop", "prune-eval", "--model", str(tmp_path / "cell" / "run" / "model.pt"),
+                   "--prune", prune, "--out", str(out)]
+        return subprocess.run(command, capture_output=True, text=True, env=job_environment(socket_path), timeout=240)
+
+    own, served = sweep(tmp_path / "own.csv", None), sweep(tmp_path / "served.csv", running_server)
+    assert own.returncode == 0 and served.returncode == 0, own.stderr[-2000:] + served.stderr[-2000:]
+    assert "training server" not in served.stderr and served.stdout == own.stdout
+    assert (tmp_path / "served.csv").read_bytes() == (tmp_path / "own.csv").read_bytes()

@@ -1,4 +1,4 @@
-"""A pre-warmed fork server for training jobs: several cells per process start-up, one cell per job.
+"""A pre-warmed fork server for training jobs (and one-shot pruning sweeps): several cells per process start-up, one cell per job.
 
 A training job's fixed cost on the embedded default (Python start, ``import torch`` and the
 package, ~1.5 s) is as large as its training. The workflow's ``onstart`` hook starts one server
@@ -9,6 +9,7 @@ training imports and then waits on a Unix socket in a private (0700) directory. 
 It sends its argv, working directory and environment, and passes its stdin/stdout/stderr
 (``SCM_RIGHTS``); the server forks a *manager* that forks the *worker*, which points fds 0–2 at
 the client's, takes its cwd and environment and runs the same ``train`` entry in-process.
+``python -m bench_powerprop prune-eval ...`` (a trained cell's pruning sweep) is served the same way.
 
 What stays the job's own: its outputs, checkpoints, resume and the cell lock (the worker runs the
 unchanged ``train_cell``); its exit status (the manager relays the worker's, a signal death is
@@ -135,7 +136,7 @@ def server_enabled() -> bool:
     return os.environ.get(SWITCH_VARIABLE, "on").lower() not in ("off", "0", "false", "no")
 
 
-def train_via_server(argv: list[str]) -> int | None:
+def run_via_server(argv: list[str]) -> int | None:
     """Run ``python -m bench_powerprop <argv>`` in a worker forked from the server; its exit status.
 
     None when there is no usable server (no socket, refused, gone before the worker started): the
@@ -304,7 +305,7 @@ def manage(connection: socket.socket, request: dict, fds: list[int]) -> None:
 
 
 def work(request: dict, fds: list[int], manager: int) -> None:
-    """The worker: become the training job (its fds, cwd, environment, argv) and run the ``train`` entry."""
+    """The worker: become the job (its fds, cwd, environment, argv) and run its command (train or prune-eval)."""
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != manager:
         os._exit(1)
@@ -317,7 +318,7 @@ def work(request: dict, fds: list[int], manager: int) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["environment"])
-    os.environ.pop(SOCKET_VARIABLE)  # the worker trains itself
+    os.environ.pop(SOCKET_VARIABLE)  # the worker runs the command itself
     tempfile.tempdir = None  # re-read TMPDIR (Snakemake sets it per job) as a fresh process would
     reseed_numpy()
     sys.argv = [str(PACKAGE / "__main__.py"), *request["argv"]]
