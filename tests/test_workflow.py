@@ -15,7 +15,7 @@ TINY = str(REPO / "tests" / "configs" / "tiny.yaml")
 def test_dry_run_lists_the_default_grid(workdir):
     result = run_snakemake("-n", "--quiet", "rules", cwd=workdir)
     counts = dict(line.split() for line in result.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
-    assert counts["train"] == "480" and counts["prune_eval"] == "75"
+    assert counts["train"] == "450" and counts["prune_eval"] == "75"
 
 
 def test_lint_is_clean(workdir):
