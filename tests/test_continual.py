@@ -283,10 +283,10 @@ def test_a_continual_job_killed_hard_at_a_task_boundary_reruns_to_the_same_resul
     assert resumed["continual"] == reference["continual"] and resumed["test_accuracy"] == reference["test_accuracy"]
 
 
-def test_the_reports_epn_setting_is_declared_and_left_inactive():
+def test_the_reports_epn_setting_is_declared_and_active():
     """continual_mnist_epn: the reproduction report's S7 (EPN, 3 permuted-MNIST tasks, one rate 0.2, α 1 vs 1.5), 5 seeds."""
     config = load_yaml(REPO / "configs" / "default.yaml")
-    assert "continual_mnist_epn" not in config["active_experiments"]
+    assert "continual_mnist_epn" in config["active_experiments"]
     config["active_experiments"] = ["continual_mnist_epn"]
     validate_config(config)
     plan = Plan(config)
