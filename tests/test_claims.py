@@ -312,6 +312,20 @@ def test_claims_page_prints_the_rule_one_row_per_result_and_the_failures_up_fron
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and forest.data_uri(path).startswith("data:image/png;base64,")
 
 
+@pytest.mark.parametrize("claims", [1, 3, 80])
+def test_the_forest_plot_has_no_overlapping_text(claims):
+    from bench_powerprop.reporting import forest
+
+    from figure_layout import overlapping_texts
+
+    tables = {"one": table({0: [0.9], 1: [0.8], 2: [0.85]}, {0: [0.5], 1: [0.4], 2: [0.45]})}
+    result = c.evaluate([claim(key=f"P{index} a claim key as long as the longest labels") for index in range(claims)], {"one": "toy"},
+                        lambda experiment, kind, role: tables[experiment])
+    figure = forest.forest_figure(result)
+    figure.canvas.draw()
+    assert overlapping_texts(figure) == []
+
+
 # -- the registry -----------------------------------------------------------------------------
 def test_every_claim_of_issue_18_is_declared_with_its_source_and_scale():
     keys = [entry.key for entry in CLAIMS]

@@ -20,6 +20,8 @@ from bench_powerprop.reporting import statistics as st
 
 VERDICT_COLOURS = {st.REPRODUCES: "#1b7837", st.DOES_NOT_REPRODUCE: "#b2182b", st.INCONCLUSIVE: "#7f7f7f"}
 PANEL_HEIGHT = 0.42
+#: inches above the panels kept for the two-line title
+TITLE_HEIGHT = 0.5
 
 
 def _pyplot():
@@ -74,12 +76,13 @@ def forest_figure(results: pd.DataFrame):
         axis.axis("off")
         axis.text(0.5, 0.5, "no claim was judged (every claim: not run)", ha="center", va="center")
         return figure
-    figure, axes = plt.subplots(len(rows), 1, figsize=(8, 0.8 + PANEL_HEIGHT * len(rows)), squeeze=False)
+    height = TITLE_HEIGHT + PANEL_HEIGHT * len(rows)
+    figure, axes = plt.subplots(len(rows), 1, figsize=(8, height), squeeze=False)
     for axis, row in zip(axes[:, 0], rows):
         draw_panel(axis, row)
     figure.suptitle("Claims: per-seed effects (dots), interval (bar), zero (solid) and margins (dashed);\n"
                     "positive = the claimed direction; each panel on its metric's own scale", fontsize=8)
-    figure.tight_layout(h_pad=0.3)
+    figure.tight_layout(h_pad=0.3, rect=(0, 0, 1, 1 - TITLE_HEIGHT / height))  # the panels below the title
     return figure
 
 
