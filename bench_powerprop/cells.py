@@ -16,6 +16,7 @@ float (``2.0`` → ``2``, ``0.9`` → ``0.9``), so two different values never sh
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -108,7 +109,7 @@ Cell = dataclasses.make_dataclass(
     _cell_fields(),
     frozen=True,
     kw_only=True,
-    namespace={"path": property(_cell_path), "sort_key": _sort_key, "replace": _replace, "as_dict": _as_dict},
+    namespace={"path": functools.cached_property(_cell_path), "sort_key": _sort_key, "replace": _replace, "as_dict": _as_dict},
 )
 Cell.__module__ = __name__
 Cell.__doc__ = "One training run: an experiment and a value on every axis of ``AXES``."

@@ -450,6 +450,7 @@ class ExperimentGrid:
     #: tasks in the experiment's data, and each cell's parsed method options (filled in on first use)
     _tasks: int | None = None
     _options: dict = field(default_factory=dict)
+    _options_dicts: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for index, block in enumerate(self.experiment["grid"]):
@@ -492,12 +493,23 @@ class ExperimentGrid:
         """The cell's typed method options (the experiment's, its variant's over them, defaults filled in), parsed once."""
         from bench_powerprop.methods import METHODS
 
-        key = (cell.method, cell.variant, cell.sparsity, cell.alpha)
+        key = self._options_key(cell)
         if key not in self._options:
             self._options[key] = METHODS.options(cell.method).parse(self.method_options_raw(cell.method, cell.variant),
                                                                     self.options_where(cell.method, cell.variant),
                                                                     self.cell_facts(cell))
         return self._options[key]
+
+    def method_options_dict(self, cell: Cell) -> dict:
+        """``method_options(cell).as_dict()``, made once per distinct options (a spec's ``method_options``)."""
+        key = self._options_key(cell)
+        if key not in self._options_dicts:
+            self._options_dicts[key] = self.method_options(cell).as_dict()
+        return self._options_dicts[key]
+
+    @staticmethod
+    def _options_key(cell: Cell) -> tuple:
+        return cell.method, cell.variant, cell.sparsity, cell.alpha
 
     def options_where(self, method: str, variant: str) -> str:
         if variant == DEFAULT_VARIANT:

@@ -26,7 +26,7 @@ EXPERIMENT_INPUTS = {
     "published": "the published-numbers CSV (config published_results)",
     "published_curves": "published per-run curves (config published_curves)",
     "reference": "the runs table of the experiment's reference experiment",
-    "histogram_models": "model.pt of every trained configuration's lowest seed",
+    "histogram_models": "metrics.json (standing for model.pt) of every trained configuration's lowest seed",
 }
 
 

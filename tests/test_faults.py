@@ -132,7 +132,7 @@ def finished_train_outputs(log_text: str, workdir: Path) -> set[Path]:
     outputs = {
         jobid: metrics
         for metrics, jobid in re.findall(
-            r"rule train:\n\s+output: (\S+/metrics\.json),[^\n]*\n(?:\s+\w+: [^\n]*\n)*?\s+jobid: (\d+)", log_text)
+            r"rule train:\n\s+output: (\S+/metrics\.json)[^\n]*\n(?:\s+\w+: [^\n]*\n)*?\s+jobid: (\d+)", log_text)
     }
     done = re.findall(r"Finished jobid: (\d+) \(Rule: train\)", log_text)
     return {workdir / outputs[jobid] for jobid in done}

@@ -1,7 +1,7 @@
 # Training curves of every active experiment, whatever its kind: loss and validation accuracy
 # against the step from every cell's train_log.csv (bench_powerprop.reporting.curves); its
 # target per active experiment: curves_targets() (common/report.smk). A training job declares only
-# metrics.json and model.pt; its train_log.csv is written before its metrics.json, which stands for it.
+# metrics.json; its train_log.csv is written before it, and metrics.json stands for it.
 
 
 localrules:

@@ -10,7 +10,7 @@ localrules:
 rule solutions_lottery:
     input:
         manifest=experiment_file("manifest.json"),
-        models=cell_files_of("model.pt"),
+        trained=cell_files_of("metrics.json"),  # stands for every cell's model.pt
     output:
         solutions=experiment_file("tables/lottery_solutions.csv"),
         ensembles=experiment_file("tables/lottery_ensembles.csv"),

@@ -4,8 +4,7 @@
 
 rule prune_eval:
     input:
-        model=run_file("model.pt"),
-        metrics=run_file("metrics.json"),
+        run_file("metrics.json"),
     output:
         run_file("oneshot_prune.csv"),
     log:
@@ -16,7 +15,8 @@ rule prune_eval:
         runtime=10,
         mem_mb=2000,
     params:
+        model=run_file("model.pt"),
         prune=prune_json,
     shell:
-        "python -m bench_powerprop prune-eval --model {input.model:q}"
+        "python -m bench_powerprop prune-eval --model {params.model:q}"
         " --prune {params.prune:q} --out {output:q} > {log:q} 2>&1"

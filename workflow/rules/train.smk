@@ -1,15 +1,15 @@
-# Training one grid cell (every pipeline shape starts here). The job also writes run.json, train_log.csv,
-# gradient_norms.csv and snapshots/ into the run directory; it declares only metrics.json (written last, with
-# the fingerprint of every other file) and model.pt: what Snakemake plans per job grows with what a job declares, and
-# bench_powerprop.integrity rebuilds a finished cell whose files went missing or changed.
+# Training one grid cell (every pipeline shape starts here). The job also writes model.pt, run.json,
+# train_log.csv, gradient_norms.csv and snapshots/ into the run directory; it declares only metrics.json, written
+# last with the fingerprint of every other file, which stands for them as the input of every later rule: what
+# Snakemake plans per job grows with what a job declares, and bench_powerprop.integrity rebuilds a finished cell
+# whose files went missing or changed.
 
 
 rule train:
     input:
-        unpack(train_inputs),
+        TRAIN_INPUTS,
     output:
-        metrics=run_file("metrics.json"),
-        model=run_file("model.pt"),
+        run_file("metrics.json"),
     log:
         cell_log("train"),
     conda:

@@ -77,6 +77,15 @@ def manifest_of(wildcards):
 
 
 def experiment_resource(name, default):
+    """A training job's resource: one value when every active experiment gives the same
+    (Snakemake then calls no function per job), else a per-experiment lookup."""
+    values = {
+        PLAN.experiment(experiment).get("resources", {}).get(name, default)
+        for experiment in PLAN.grids
+    }
+    if len(values) == 1:
+        return values.pop()
+
     def lookup(wildcards):
         return (
             PLAN.experiment(wildcards.experiment)

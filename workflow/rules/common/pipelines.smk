@@ -21,9 +21,10 @@ def reference_runs(wildcards):
 
 
 def histogram_models(wildcards):
-    """model.pt of the lowest seed of every trained configuration (one histogram panel each)."""
+    """The lowest seed of every trained configuration (one histogram panel each): its metrics.json, which
+    stands for its model.pt."""
     return [
-        f"{cell['run_dir']}/model.pt"
+        f"{cell['run_dir']}/metrics.json"
         for cell in first_seed_cells(PLAN.manifest(wildcards.experiment)["cells"])
     ]
 

@@ -7,13 +7,18 @@ def train_spec_json(wildcards):
 
 
 def train_inputs(wildcards):
-    """The .beton files a cell reads (none for in-memory data) and the parents' model.pt or
-    snapshots/index.json it starts from (init_from / mask_from); one function, planned once per job.
+    """The .beton files a cell reads (none for in-memory data) and the metrics.json of the parents it starts
+    from (init_from / mask_from), which stands for their model.pt and snapshots.
     """
-    return {
-        "datasets": list(PLAN.beton_paths(wildcards.experiment).values()),
-        "lineage": PLAN.lineage_inputs(cell_of(wildcards)),
-    }
+    return [
+        *PLAN.beton_paths(wildcards.experiment).values(),
+        *PLAN.lineage_inputs(cell_of(wildcards)),
+    ]
+
+
+# Snakemake calls an input function once per job (~50 µs each): a grid whose training jobs read no
+# file (no .beton data, no lineage) declares none.
+TRAIN_INPUTS = train_inputs if PLAN.training_reads_files() else []
 
 
 train_gpus = experiment_resource("gpu", 0)
