@@ -159,9 +159,10 @@ def workloads(quick: bool) -> list[Workload]:
     chosen = [
         Workload("digits MLP 64-300-100-10, batch 60", "cpu", digits_mlp, (64,), 60,
                  steps_per_round=20, rounds=max(3, int(60 * scale)), warmup_steps=50,
-                 targets=[("powerprop α=2 + masks 90%", 1.15)]),
+                 targets=[("powerprop α=2 + masks 90%", 1.20)]),
         Workload("timm resnet18, 3x32x32, batch 32", "cpu", timm_resnet("resnet18"), (3, 32, 32), 32,
-                 steps_per_round=1, rounds=max(3, int(15 * scale)), warmup_steps=2),
+                 steps_per_round=1, rounds=max(3, int(15 * scale)), warmup_steps=2,
+                 targets=[(COMPILED_VARIANTS[0].name, 1.15)]),
         Workload("timm resnet18, 3x32x32, batch 128 (the CIFAR configs' batch)", "cpu", timm_resnet("resnet18"), (3, 32, 32),
                  128, steps_per_round=1, rounds=max(3, int(9 * scale)), warmup_steps=1),
     ]
@@ -195,7 +196,7 @@ def train_step(prepared: Prepared, features: torch.Tensor, labels: torch.Tensor)
     loss.backward()
     prepared.optimizer.step()
     if prepared.after_step is not None:
-        prepared.after_step(prepared.model)
+        prepared.after_step(prepared.model, prepared.optimizer)  # as the trainer calls masks.enforce
 
 
 def prepare_variants(workload: Workload, variants: list[Variant]) -> list[Prepared]:
@@ -265,6 +266,9 @@ def workload_report(workload: Workload, prepared: list[Prepared]) -> tuple[str, 
             lines.append(f"  compile time of '{item.variant.name}' (its first step, not in ms/step): {item.first_step_s:.1f} s")
     checks = []
     for variant_name, limit in workload.targets:
+        if variant_name not in by_name:
+            checks.append(f"NOT MEASURED  {workload.device} {workload.name}: {variant_name} <= {limit:.2f}x dense (run with --compile)")
+            continue
         ratio = median_ms(by_name[variant_name]) / dense
         checks.append(f"{verdict(ratio <= limit)}  {workload.device} {workload.name}: {variant_name} = {ratio:.3f}x dense"
                       f" (target <= {limit:.2f}x)")
@@ -323,7 +327,8 @@ def run(label: str, quick: bool, threads: int, compiled: bool = False) -> str:
         "# Training-step time: dense vs Powerprop vs masks, harness vs torch.nn.utils\n\n"
         + machine_description(label)
         + f"\nload average (1/5/15 min) before: {load_before}, after: {load_average()}"
-        + f"\n\nstep = zero_grad + forward + cross-entropy + backward + SGD step (+ masks.enforce for the masks variants); "
+        + f"\n\nstep = zero_grad + forward + cross-entropy + backward + SGD step (+ masks.enforce(model, optimizer) for the harness's masks variants, as "
+        "the trainer calls it: with these fixed masks it checks the optimizer state once, then skips the layers); "
         f"alpha={ALPHA:g}, masks keep {KEEP:g} per layer (output layer 2x), median over rounds; "
         "±noise = half the inter-quartile range of the round times.\n"
         "'not slower' checks are strict (<= 1.00x); a ratio within the ±noise of both variants is a tie, "

@@ -266,6 +266,7 @@ def install(model: nn.Module, mask: Mask, which: str = FORWARD, zero_masked: boo
         setattr(layer, _BUFFER[which], kept.to(device=layer.weight.device, dtype=layer.weight.dtype))
         if which == FORWARD:
             layer.zero_outside_mask = zero_masked
+            layer.mask_state_checked = layer.masked_phi_stay_zero = False
     if which == FORWARD and zero_masked:
         enforce(model)
 
@@ -294,15 +295,31 @@ def clear(model: nn.Module, which: str = FORWARD) -> None:
 
 
 @torch.no_grad()
-def enforce(model: nn.Module) -> None:
+def enforce(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> None:
     """Zero φ wherever the forward mask is 0, on layers whose masks were installed with ``zero_masked``.
 
-    The trainer calls it after every optimizer step (momentum or Adam state from before a weight
-    was masked would otherwise move it); a hot path, kept lean.
+    The trainer calls it after every optimizer step: momentum or Adam state from before a weight was
+    masked would otherwise move it. Given the ``optimizer``, the first call after a mask is installed
+    also checks that optimizer's state of the layer: where it is exactly zero at every masked position,
+    masked φ stay zero by themselves (φ = 0 and an exact zero gradient there, from the mask multiply
+    or from ∂θ/∂φ = α|φ|^(α−1) = 0, give a zero update, zero weight decay and zero new state), so the
+    layer is skipped until its mask is installed again; the result is the same to the bit
+    (``tests/test_masks.py``). A hot path, kept lean.
     """
     for module in model.modules():
-        if getattr(module, "zero_outside_mask", False) and module.weight_mask is not None:
-            module.weight.mul_(module.weight_mask)
+        if not getattr(module, "zero_outside_mask", False) or module.weight_mask is None or module.masked_phi_stay_zero:
+            continue
+        module.weight.mul_(module.weight_mask)
+        if optimizer is not None and not module.mask_state_checked:
+            module.mask_state_checked = True
+            module.masked_phi_stay_zero = _no_state_where_masked(optimizer, module)
+
+
+def _no_state_where_masked(optimizer: torch.optim.Optimizer, layer: nn.Module) -> bool:
+    state = optimizer.state.get(layer.weight, {})
+    masked = layer.weight_mask == 0
+    return all(not value[masked].any() for value in state.values()
+               if torch.is_tensor(value) and value.shape == layer.weight.shape)
 
 
 def buffers(model: nn.Module) -> list[torch.Tensor | None]:

@@ -109,6 +109,10 @@ class PowerpropMixin:
     capture_dense_grad: bool = False
     #: masked φ are exactly zero before every forward pass (``masks.install``/``masks.enforce`` keep them so)
     zero_outside_mask: bool = False
+    #: ``masks.enforce`` has checked the optimizer state since the forward mask was last installed, and
+    #: whether masked φ then stay zero without it (see ``masks.enforce``)
+    mask_state_checked: bool = False
+    masked_phi_stay_zero: bool = False
     #: θ = φ|φ| (α = 2) through torch.compile (``compile_transforms``; ``train.compile``)
     compiled_transform: bool = False
 
@@ -133,6 +137,7 @@ class PowerpropMixin:
             key = prefix + name
             if key in state_dict:
                 self._buffers[name] = state_dict[key].detach().clone().to(self.weight.device)
+                self.mask_state_checked = self.masked_phi_stay_zero = False  # a new mask: masks.enforce checks again
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:

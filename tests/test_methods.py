@@ -128,3 +128,39 @@ def test_default_options_parse_and_round_trip(method):
     cell = CellFacts(alpha=2.0)  # adaptive α must start above 1
     options = METHODS.options(method).parse({}, "methods.x", cell)
     assert METHODS.options(method).parse(options.as_dict(), "methods.x", cell) == options
+
+
+def _bits(tensor):
+    return tensor.detach().contiguous().view(torch.int32) if tensor.dtype == torch.float32 else tensor
+
+
+def _trained_state(spec, tmp_path, always_enforce, monkeypatch):
+    from bench_powerprop import masks
+
+    if always_enforce:
+        original = masks.enforce
+        monkeypatch.setattr(masks, "enforce", lambda model, optimizer=None: original(model))
+    trainer = Trainer(spec, tmp_path, progress=False)
+    while trainer.step < STEPS:
+        trainer.train_step()
+    monkeypatch.undo()
+    skipped = [name for name, layer in weight_layers(trainer.model).items() if getattr(layer, "masked_phi_stay_zero", False)]
+    return {name: _bits(value) for name, value in trainer.model.state_dict().items()}, skipped
+
+
+@pytest.mark.parametrize(("alpha", "train"), [(1.0, SGD_MOMENTUM_WD), (1.5, SGD_MOMENTUM_WD), (3.0, SGD_MOMENTUM_WD),
+                                              (2.0, ADAM)], ids=["sgd-a1", "sgd-a1.5", "sgd-a3", "adam-a2"])
+@pytest.mark.parametrize("method", SPARSE_METHODS)
+def test_skipping_the_mask_enforce_changes_no_bit(method, alpha, train, tmp_path, monkeypatch):
+    """``masks.enforce`` skips a layer once the optimizer holds no state at its masked positions: the
+    weights, masks and buffers after training are the same bits as with the enforce after every step."""
+    if (method, alpha) == ("adaptive_alpha", 1.0):
+        pytest.skip("adaptive α starts above 1")
+    spec = spec_for(method, alpha, **train)
+    skipping, skipped = _trained_state(spec, tmp_path / "skip", False, monkeypatch)
+    enforcing, _ = _trained_state(spec, tmp_path / "enforce", True, monkeypatch)
+    assert skipping.keys() == enforcing.keys()
+    for name in skipping:
+        assert torch.equal(skipping[name], enforcing[name]), f"{name} differs"
+    if method in ("static", "pai") and alpha == 1.0:  # masks fixed from step 0: the skip must happen
+        assert skipped, "no layer skipped the enforce"

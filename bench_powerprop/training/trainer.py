@@ -257,7 +257,7 @@ class Trainer:
         self.method.after_backward(ctx)
         if self.method.takes_optimizer_step(ctx):
             self.precision.step(self.optimizer)
-            masks.enforce(self.model)
+            masks.enforce(self.model, self.optimizer)
         else:
             self.precision.skip_step()
         self.method.after_step(ctx)
