@@ -327,7 +327,8 @@ def run(label: str, quick: bool, threads: int, compiled: bool = False) -> str:
         "# Training-step time: dense vs Powerprop vs masks, harness vs torch.nn.utils\n\n"
         + machine_description(label)
         + f"\nload average (1/5/15 min) before: {load_before}, after: {load_average()}"
-        + f"\n\nstep = zero_grad + forward + cross-entropy + backward + SGD step (+ masks.enforce(model, optimizer) for the harness's masks variants, as "
+        + "\n\nstep = zero_grad + forward + cross-entropy + backward + SGD step "
+        "(+ masks.enforce(model, optimizer) for the harness's masks variants, as "
         "the trainer calls it: with these fixed masks it checks the optimizer state once, then skips the layers); "
         f"alpha={ALPHA:g}, masks keep {KEEP:g} per layer (output layer 2x), median over rounds; "
         "±noise = half the inter-quartile range of the round times.\n"
