@@ -176,8 +176,12 @@ class Plan:
         other = declared["experiment"]
         runs = None
         if other in self.grids:
-            runs = self.experiment_file(other, PIPELINES[self.experiment(other)["kind"]].tables["runs"])
+            runs = self.runs_table(other)
         return {**declared, "runs": runs}
+
+    def runs_table(self, experiment: str) -> str:
+        """The experiment's tidy table of every cell's results (its pipeline's ``runs`` table)."""
+        return self.experiment_file(experiment, PIPELINES[self.experiment(experiment)["kind"]].tables["runs"])
 
     def reference_inputs(self, experiment: str) -> list[str]:
         reference = self.experiment(experiment).get("reference")

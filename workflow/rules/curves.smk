@@ -1,7 +1,8 @@
 # Training curves of every active experiment, whatever its kind: loss and validation accuracy
 # against the step from every cell's train_log.csv (bench_powerprop.reporting.curves); its
-# target per active experiment: curves_targets() (common/report.smk). A training job declares only
-# metrics.json; its train_log.csv is written before it, and metrics.json stands for it.
+# target per active experiment: curves_targets() (common/report.smk). It depends on the experiment's
+# runs table, which is rebuilt whenever a cell is (re)trained: one fan-in over the cells per
+# experiment, as in a bare Snakefile (a training job writes train_log.csv before metrics.json).
 
 
 localrules:
@@ -11,7 +12,7 @@ localrules:
 rule training_curves:
     input:
         manifest=experiment_file("manifest.json"),
-        metrics=cell_files_of("metrics.json"),
+        runs=runs_table,
     output:
         report(
             experiment_file(TRAINING_CURVES),

@@ -76,6 +76,10 @@ def manifest_of(wildcards):
     return PLAN.manifest(wildcards.experiment)
 
 
+def runs_table(wildcards):
+    return PLAN.runs_table(wildcards.experiment)
+
+
 def experiment_resource(name, default):
     """A training job's resource: one value when every active experiment gives the same
     (Snakemake then calls no function per job), else a per-experiment lookup."""
