@@ -396,6 +396,18 @@ def test_bimodality_coefficient_separates_one_heap_from_two():
     assert bimodality_coefficient(values) == pytest.approx((g ** 2 + 1) / (k + 3 * (n - 1) ** 2 / ((n - 2) * (n - 3))))
 
 
+@pytest.mark.parametrize("n", [4, 5, 1000, 20_000])
+def test_skewness_and_kurtosis_are_scipys_bias_corrected_estimators(n):
+    from scipy import stats
+
+    from bench_powerprop.training.weight_statistics import bias_corrected_skew_kurtosis
+
+    values = np.random.default_rng(n).gamma(2.0, size=n)
+    skew, kurtosis = bias_corrected_skew_kurtosis(values)
+    assert skew == pytest.approx(stats.skew(values, bias=False), rel=1e-12)
+    assert kurtosis == pytest.approx(stats.kurtosis(values, bias=False), rel=1e-12)
+
+
 def test_training_records_the_statistics_and_the_tidy_rows_carry_them(tmp_path):
     from bench_powerprop.reporting.rows import WEIGHT_COLUMNS, trained_row
     from bench_powerprop.training.trainer import train_cell
