@@ -19,6 +19,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+# --compile reports cold compile times: inductor's on-disk cache starts empty in every run
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench_step_time_inductor_"))
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -123,7 +126,7 @@ VARIANTS = [
     Variant("torch parametrize powerprop α=2", torch_parametrize_powerprop, "powerprop α=2"),
     Variant("torch parametrize powerprop α=2 + mask", torch_parametrize_powerprop_masks, "powerprop α=2 + masks 90%"),
 ]
-#: with --compile: train.compile's path (θ = φ|φ| through torch.compile)
+#: with --compile: train.compile's path (θ = φ|φ| of every layer in one torch.compile call per forward pass)
 COMPILED_VARIANTS = [Variant("powerprop α=2 + masks 90%, compiled", ours_powerprop_masks_compiled, compiled=True)]
 
 

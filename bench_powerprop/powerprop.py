@@ -70,30 +70,50 @@ class _SquarePowerWeight(torch.autograd.Function):
         return grad_theta * (2.0 * magnitude)
 
 
-def _square_power(phi: torch.Tensor) -> torch.Tensor:
-    return phi * phi.abs()
+def _square_powers(phis: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [phi * phi.abs() for phi in phis]
 
 
 _COMPILED: dict[str, object] = {}
 
 
-def _compiled_square_power(phi: torch.Tensor) -> torch.Tensor:
-    """θ = φ|φ| through ``torch.compile``: one fused pass forward and one backward (AOTAutograd derives it).
-
-    Compiled once per process (dynamic shapes: one graph per weight rank, not per layer shape) on first
-    use; what ``train.compile`` turns on. Not bitwise the eager path in general (fused kernels may
-    contract the backward's multiply-adds): ``tests/test_powerprop.py`` measures by how much.
+def _compiled_square_powers(phis: list[torch.Tensor]) -> list[torch.Tensor]:
+    """θ = φ|φ| of several layers in one ``torch.compile``d call: one fused pass per layer forward and one
+    backward (AOTAutograd derives it), one call per forward pass of the model. Compiled once per process on
+    first use (recompiled only when the set of layers on this path changes, e.g. RigL's dense-gradient steps).
+    Not bitwise the eager path in general (fused kernels may contract the backward's multiply-adds):
+    ``tests/test_powerprop.py`` measures by how much.
     """
     if "square" not in _COMPILED:
-        _COMPILED["square"] = torch.compile(_square_power, dynamic=True)
-    return _COMPILED["square"](phi)
+        _COMPILED["square"] = torch.compile(_square_powers)
+    return _COMPILED["square"](phis)
+
+
+class _FusedSquarePowers:
+    """Forward hooks of a model under ``train.compile``: before its forward pass, θ of every layer that takes the
+    α = 2 path is computed in one compiled call and handed to the layer; after it, nothing is left behind."""
+
+    def __init__(self, layers: list[nn.Module]):
+        self.layers = layers
+
+    def before_forward(self, module, args) -> None:
+        ready = [layer for layer in self.layers if layer.takes_square_path()]
+        if ready:
+            for layer, theta in zip(ready, _compiled_square_powers([layer.weight for layer in ready])):
+                layer.fused_theta = theta
+
+    def after_forward(self, module, args, output) -> None:
+        for layer in self.layers:
+            layer.fused_theta = None
 
 
 def compile_transforms(model: nn.Module) -> int:
-    """Route every α = 2 Powerprop layer's unmasked-or-zeroed transform through the compiled θ = φ|φ|; layers changed."""
+    """``train.compile``: θ = φ|φ| of every α = 2 Powerprop layer of ``model`` in one compiled call per forward pass
+    (layers on another path that step keep theirs); returns the number of Powerprop layers."""
     layers = [layer for layer in model.modules() if isinstance(layer, PowerpropMixin)]
-    for layer in layers:
-        layer.compiled_transform = True
+    fused = _FusedSquarePowers(layers)
+    model.register_forward_pre_hook(fused.before_forward)
+    model.register_forward_hook(fused.after_forward)
     return len(layers)
 
 
@@ -113,8 +133,13 @@ class PowerpropMixin:
     #: whether masked φ then stay zero without it (see ``masks.enforce``)
     mask_state_checked: bool = False
     masked_phi_stay_zero: bool = False
-    #: θ = φ|φ| (α = 2) through torch.compile (``compile_transforms``; ``train.compile``)
-    compiled_transform: bool = False
+    #: θ = φ|φ| computed for this forward pass by ``compile_transforms``' hook (``train.compile``), else None
+    fused_theta: torch.Tensor | None = None
+
+    def takes_square_path(self) -> bool:
+        """θ = φ|φ| with nothing else: α = 2, no backward mask or dense-gradient capture, and masked φ (if any) at zero."""
+        return self.alpha == 2 and self.weight_grad_mask is None and not self.capture_dense_grad \
+            and (self.weight_mask is None or self.zero_outside_mask)
 
     def effective_weight(self) -> torch.Tensor:
         mask, grad_mask, phi = self.weight_mask, self.weight_grad_mask, self.weight
@@ -125,7 +150,11 @@ class PowerpropMixin:
             # multiply (a pass forward and one backward) would change no bit.
             if mask is None or self.zero_outside_mask:
                 if self.alpha == 2:
-                    return _compiled_square_power(phi) if self.compiled_transform else _SquarePowerWeight.apply(phi)
+                    fused = self.fused_theta
+                    if fused is None:
+                        return _SquarePowerWeight.apply(phi)
+                    self.fused_theta = None  # used once: a second call of this layer computes its own
+                    return fused
                 # built-in autograd ops: exact here, the product rule has no 0·∞ at φ = 0 for α ≥ 2
                 return phi * _abs_pow(phi, self.alpha - 1)
             return phi * _abs_pow(phi, self.alpha - 1) * mask

@@ -164,3 +164,22 @@ def test_skipping_the_mask_enforce_changes_no_bit(method, alpha, train, tmp_path
         assert torch.equal(skipping[name], enforcing[name]), f"{name} differs"
     if method in ("static", "pai") and alpha == 1.0:  # masks fixed from step 0: the skip must happen
         assert skipped, "no layer skipped the enforce"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["static", "rigl"])
+def test_train_compile_trains_to_the_same_counts_with_masks_holding(method, tmp_path):
+    """train.compile's fused θ path through the Trainer (RigL switches layers to its dense-gradient path on update
+    steps and back): exact counts, masks holding after every step, and for fixed masks the eager run's loss."""
+    runs = {}
+    for compiled in (False, True):
+        trainer = Trainer(spec_for(method, 2.0, compile=compiled), tmp_path / str(compiled), progress=False)
+        while trainer.step < STEPS:
+            loss = trainer.train_step()
+            assert math.isfinite(loss)
+            assert_masks_hold(trainer, f"after step {trainer.step}")
+        for name, layer in weight_layers(trainer.model).items():
+            assert int(layer.weight_mask.sum()) == trainer.method.target_counts[name]
+        runs[compiled] = loss
+    if method == "static":
+        assert runs[True] == pytest.approx(runs[False], rel=1e-4)

@@ -42,8 +42,9 @@ class TrainOptions(Options):
     device: str = option("cpu", "cpu, cuda or auto (digits/mnist train on cpu)", check=one_of("cpu", "cuda", "auto"))
     amp: str = option("none", "autocast precision; fp16 (CUDA only) adds a GradScaler", check=one_of("none", "bf16", "fp16"))
     channels_last: bool = option(False, "channels-last memory format", check=boolean())
-    compile: bool = option(False, "torch.compile the Powerprop transform theta = phi|phi| (alpha 2) for long runs of big "
-                           "models; eager is faster for short jobs (compile time is paid per job)", check=boolean())
+    compile: bool = option(False, "torch.compile the Powerprop transform theta = phi|phi| (alpha 2) of every layer into "
+                           "one call per forward pass, for long runs of big models (CPU ResNet-18: 1.21x -> 1.12x dense); "
+                           "eager is faster for small models and short jobs (compile time, seconds, is paid per job)", check=boolean())
     tensorboard: bool = option(False, "also write the training log as TensorBoard event files in each run directory "
                                "(needs the tensorboard extra)", check=boolean())
     gradient_norm_every: int | None = option(None, "log the gradient norm on a fixed validation batch every N steps "
