@@ -304,7 +304,7 @@ def enforce(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) ->
     masked φ stay zero by themselves (φ = 0 and an exact zero gradient there, from the mask multiply
     or from ∂θ/∂φ = α|φ|^(α−1) = 0, give a zero update, zero weight decay and zero new state), so the
     layer is skipped until its mask is installed again; the result is the same to the bit
-    (``tests/test_masks.py``). A hot path, kept lean.
+    (``tests/test_methods.py``, every sparse method). A hot path, kept lean.
     """
     for module in model.modules():
         # isinstance first: getattr of a missing attribute on other modules raises inside nn.Module (~1 µs each)

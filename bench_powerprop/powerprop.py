@@ -137,11 +137,16 @@ class PowerpropMixin:
     fused_theta: torch.Tensor | None = None
 
     def takes_square_path(self) -> bool:
-        """θ = φ|φ| with nothing else: α = 2, no backward mask or dense-gradient capture, and masked φ (if any) at zero."""
+        """Whether ``effective_weight`` is θ = φ|φ| and nothing else: α = 2, no backward mask or dense-gradient
+        capture, and masked φ (if any) at zero."""
         return self.alpha == 2 and self.weight_grad_mask is None and not self.capture_dense_grad \
             and (self.weight_mask is None or self.zero_outside_mask)
 
     def effective_weight(self) -> torch.Tensor:
+        fused = self.fused_theta
+        if fused is not None:  # this forward pass's θ, from compile_transforms' hook (it took the path below)
+            self.fused_theta = None  # used once: a second call of this layer computes its own
+            return fused
         mask, grad_mask, phi = self.weight_mask, self.weight_grad_mask, self.weight
         if grad_mask is None and not self.capture_dense_grad and (self.alpha == 1 or self.alpha >= 2):
             if self.alpha == 1:
@@ -150,11 +155,7 @@ class PowerpropMixin:
             # multiply (a pass forward and one backward) would change no bit.
             if mask is None or self.zero_outside_mask:
                 if self.alpha == 2:
-                    fused = self.fused_theta
-                    if fused is None:
-                        return _SquarePowerWeight.apply(phi)
-                    self.fused_theta = None  # used once: a second call of this layer computes its own
-                    return fused
+                    return _SquarePowerWeight.apply(phi)
                 # built-in autograd ops: exact here, the product rule has no 0·∞ at φ = 0 for α ≥ 2
                 return phi * _abs_pow(phi, self.alpha - 1)
             return phi * _abs_pow(phi, self.alpha - 1) * mask
