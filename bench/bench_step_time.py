@@ -1,7 +1,10 @@
 """Training-step time of Powerprop and masks, against dense and against torch.nn.utils equivalents.
 
-One process, one fixed batch per workload. A *step* is zero_grad + forward + cross-entropy +
-backward + SGD step (+ ``masks.enforce`` for the harness's masked variants, as the trainer does).
+One process, one fixed batch per workload. A *step* is forward + cross-entropy + zero_grad +
+backward + SGD step, as the trainer takes it in one process: the harness's Powerprop variants
+compute θ of α = 2 layers outside autograd (``powerprop.ThetaLeaves``) unless named "θ in
+autograd" (the DDP path) or "compiled" (``train.compile``), and its masked variants call
+``masks.enforce_layers`` after the step.
 Variants are timed in interleaved rounds (every round times every variant once, in rotating
 order) so that drifting machine load hits all of them alike; the reported time is the median
 over rounds of the mean step time within a round (``time.perf_counter``, CUDA synchronised).
@@ -14,6 +17,7 @@ over rounds of the mean step time within a round (``time.perf_counter``, CUDA sy
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import platform
@@ -39,7 +43,14 @@ from torch.nn.utils import parametrize, prune  # noqa: E402
 from bench_powerprop import masks as mask_ops  # noqa: E402
 from bench_powerprop.io import write_text_atomic  # noqa: E402
 from bench_powerprop.models import build_model  # noqa: E402
-from bench_powerprop.powerprop import compile_transforms, phi_from_theta, powerpropify, weight_layers  # noqa: E402
+from bench_powerprop.powerprop import (  # noqa: E402
+    ThetaLeaves,
+    compile_transforms,
+    phi_from_theta,
+    powerprop_layers,
+    powerpropify,
+    weight_layers,
+)
 from bench_powerprop.scoring import score  # noqa: E402
 
 ALPHA = 2.0
@@ -64,49 +75,70 @@ class PowerParametrization(nn.Module):
         return phi_from_theta(theta, self.alpha)
 
 
+NO_CONTEXT = contextlib.nullcontext()
+
+
 def ours_dense(model, masks):
-    return model, None
+    return model, None, NO_CONTEXT
 
 
 def ours_powerprop(model, masks):
-    return powerpropify(model, ALPHA), None
+    """As the trainer runs it in one process: θ of the α = 2 layers outside autograd (``ThetaLeaves``)."""
+    model = powerpropify(model, ALPHA)
+    return model, None, ThetaLeaves(powerprop_layers(model))
+
+
+def ours_powerprop_in_autograd(model, masks):
+    """θ inside autograd (``_SquarePowerWeight``): the trainer's path under DDP."""
+    return powerpropify(model, ALPHA), None, NO_CONTEXT
 
 
 def ours_masks(model, masks):
     mask_ops.install(model, mask_ops.Mask(masks))
-    return model, mask_ops.enforce
+    return model, enforcer(model), NO_CONTEXT
 
 
 def ours_powerprop_masks(model, masks):
-    model = powerpropify(model, ALPHA)
+    model, _, leaves = ours_powerprop(model, masks)
     mask_ops.install(model, mask_ops.Mask(masks))
-    return model, mask_ops.enforce
+    return model, enforcer(model), leaves
+
+
+def ours_powerprop_masks_in_autograd(model, masks):
+    model, _, _ = ours_powerprop_masks(model, masks)
+    return model, enforcer(model), NO_CONTEXT
 
 
 def ours_powerprop_masks_compiled(model, masks):
-    model, after_step = ours_powerprop_masks(model, masks)
+    model, after_step, _ = ours_powerprop_masks(model, masks)
     compile_transforms(model)
-    return model, after_step
+    return model, after_step, NO_CONTEXT  # as the trainer: train.compile's hook computes θ, not ThetaLeaves
+
+
+def enforcer(model):
+    """``masks.enforce_layers`` on the layers listed once, as the trainer calls it after every step."""
+    layers = powerprop_layers(model)
+    return lambda optimizer: mask_ops.enforce_layers(layers, optimizer)
 
 
 def torch_prune_masks(model, masks):
     layers = weight_layers(model)
     for name, mask in masks.items():
         prune.custom_from_mask(layers[name], "weight", mask)
-    return model, None
+    return model, None, NO_CONTEXT
 
 
 def torch_parametrize_powerprop(model, masks):
     for layer in weight_layers(model).values():
         parametrize.register_parametrization(layer, "weight", PowerParametrization(ALPHA))
-    return model, None
+    return model, None, NO_CONTEXT
 
 
 def torch_parametrize_powerprop_masks(model, masks):
     layers = weight_layers(model)
     for name, mask in masks.items():
         parametrize.register_parametrization(layers[name], "weight", PowerParametrization(ALPHA, mask))
-    return model, None
+    return model, None, NO_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -122,6 +154,7 @@ VARIANTS = [
     Variant("powerprop α=2", ours_powerprop),
     Variant("masks 90% (masks.install)", ours_masks),
     Variant("powerprop α=2 + masks 90%", ours_powerprop_masks),
+    Variant("  the same, θ in autograd (DDP's path)", ours_powerprop_masks_in_autograd),
     Variant("torch prune.custom_from_mask 90%", torch_prune_masks, "masks 90% (masks.install)"),
     Variant("torch parametrize powerprop α=2", torch_parametrize_powerprop, "powerprop α=2"),
     Variant("torch parametrize powerprop α=2 + mask", torch_parametrize_powerprop_masks, "powerprop α=2 + masks 90%"),
@@ -184,6 +217,7 @@ class Prepared:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     after_step: Callable | None
+    step_context: contextlib.AbstractContextManager
     times: list[float] = field(default_factory=list)
     first_step_s: float = 0.0  # the first warm-up step (for a compiled variant: the compile)
 
@@ -194,12 +228,13 @@ def synchronise(device: str) -> None:
 
 
 def train_step(prepared: Prepared, features: torch.Tensor, labels: torch.Tensor) -> None:
-    prepared.optimizer.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(prepared.model(features), labels)
-    loss.backward()
+    with prepared.step_context:
+        loss = F.cross_entropy(prepared.model(features), labels)
+        prepared.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
     prepared.optimizer.step()
     if prepared.after_step is not None:
-        prepared.after_step(prepared.model, prepared.optimizer)  # as the trainer calls masks.enforce
+        prepared.after_step(prepared.optimizer)  # as the trainer calls masks.enforce_layers
 
 
 def prepare_variants(workload: Workload, variants: list[Variant]) -> list[Prepared]:
@@ -209,10 +244,10 @@ def prepare_variants(workload: Workload, variants: list[Variant]) -> list[Prepar
     masks = {name: kept.float() for name, kept in mask_ops.prune(score("magnitude", base), KEEP, "layerwise", 2.0).items()}
     prepared = []
     for variant in variants:
-        model, after_step = variant.build(copy.deepcopy(base), {name: mask.clone() for name, mask in masks.items()})
+        model, after_step, step_context = variant.build(copy.deepcopy(base), {name: mask.clone() for name, mask in masks.items()})
         model = model.to(workload.device).train()
         optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
-        prepared.append(Prepared(variant, model, optimizer, after_step))
+        prepared.append(Prepared(variant, model, optimizer, after_step, step_context))
     return prepared
 
 
@@ -330,9 +365,11 @@ def run(label: str, quick: bool, threads: int, compiled: bool = False) -> str:
         "# Training-step time: dense vs Powerprop vs masks, harness vs torch.nn.utils\n\n"
         + machine_description(label)
         + f"\nload average (1/5/15 min) before: {load_before}, after: {load_average()}"
-        + "\n\nstep = zero_grad + forward + cross-entropy + backward + SGD step "
-        "(+ masks.enforce(model, optimizer) for the harness's masks variants, as "
-        "the trainer calls it: with these fixed masks it checks the optimizer state once, then skips the layers); "
+        + "\n\nstep = forward + cross-entropy + zero_grad + backward + SGD step, as the trainer takes it in one process: "
+        "the harness's Powerprop variants compute θ of α = 2 layers outside autograd (ThetaLeaves) unless named "
+        "'θ in autograd' (the DDP path) or 'compiled' (train.compile); its masks variants call "
+        "masks.enforce_layers(layers, optimizer) after the step (with these fixed masks it checks the optimizer "
+        "state once, then skips the layers); "
         f"alpha={ALPHA:g}, masks keep {KEEP:g} per layer (output layer 2x), median over rounds; "
         "±noise = half the inter-quartile range of the round times.\n"
         "'not slower' checks are strict (<= 1.00x); a ratio within the ±noise of both variants is a tie, "

@@ -89,6 +89,12 @@ def _compiled_square_powers(phis: list[torch.Tensor]) -> list[torch.Tensor]:
     return _COMPILED["square"](phis)
 
 
+def _hand_theta(layer: nn.Module, theta: torch.Tensor | None) -> None:
+    """Set a layer's ``fused_theta`` slot, past ``nn.Module.__setattr__`` (its parameter/buffer/module checks cost
+    about 1 µs a call on the step's hot path; the slot is never one of those)."""
+    object.__setattr__(layer, "fused_theta", theta)
+
+
 class _FusedSquarePowers:
     """Forward hooks of a model under ``train.compile``: before its forward pass, θ of every layer that takes the
     α = 2 path is computed in one compiled call and handed to the layer; after it, nothing is left behind."""
@@ -100,21 +106,61 @@ class _FusedSquarePowers:
         ready = [layer for layer in self.layers if layer.takes_square_path()]
         if ready:
             for layer, theta in zip(ready, _compiled_square_powers([layer.weight for layer in ready])):
-                layer.fused_theta = theta
+                _hand_theta(layer, theta)
 
     def after_forward(self, module, args, output) -> None:
         for layer in self.layers:
-            layer.fused_theta = None
+            _hand_theta(layer, None)
 
 
 def compile_transforms(model: nn.Module) -> int:
     """``train.compile``: θ = φ|φ| of every α = 2 Powerprop layer of ``model`` in one compiled call per forward pass
     (layers on another path that step keep theirs); returns the number of Powerprop layers."""
-    layers = [layer for layer in model.modules() if isinstance(layer, PowerpropMixin)]
+    layers = powerprop_layers(model)
     fused = _FusedSquarePowers(layers)
     model.register_forward_pre_hook(fused.before_forward)
     model.register_forward_hook(fused.after_forward)
     return len(layers)
+
+
+class ThetaLeaves:
+    """θ outside autograd for one forward and backward pass, as a context manager around them (the trainer's step).
+
+    On entry, θ = φ|φ| of every layer on the α = 2 path (``takes_square_path``) is computed without autograd and
+    handed to the layer as a leaf tensor; on a clean exit, ∂L/∂φ = 2|φ|·∂L/∂θ is formed from each leaf's gradient
+    and added to ``φ.grad``. The graph then has no node of ours per layer: no Python ``backward`` call, which on a
+    small network costs as much as the arithmetic (``bench/bench_step_time.py``). The same bits as
+    ``_SquarePowerWeight``: the same products in the same order, and with ``φ.grad`` unset before the backward pass
+    (the trainer zeroes it to None) a second contribution to φ (a penalty on φ, a second call of the layer, which
+    computes its own θ) is added in one commutative sum, as autograd adds it.
+
+    Only for ``backward()`` in one process: ``torch.autograd.grad`` never reaches φ through a leaf, and DDP reduces
+    gradients in φ's own accumulation hooks; the trainer enables it through its strategy, scorers and probes never
+    use it. With no layers it does nothing.
+    """
+
+    def __init__(self, layers: list[nn.Module]):
+        self.layers = layers
+        self.pending: list[tuple[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def __enter__(self) -> ThetaLeaves:
+        with torch.no_grad():
+            for layer in self.layers:
+                if layer.takes_square_path():
+                    phi = layer._parameters["weight"]
+                    magnitude = phi.abs()
+                    theta = (phi * magnitude).requires_grad_()
+                    _hand_theta(layer, theta)
+                    self.pending.append((layer, phi, theta, magnitude.mul_(2.0)))
+        return self
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        pending, self.pending = self.pending, []
+        for layer, phi, theta, twice_magnitude in pending:
+            _hand_theta(layer, None)  # a layer the forward pass did not call (one head of several) keeps no θ
+            if error_type is None and theta.grad is not None:
+                grad = theta.grad * twice_magnitude
+                phi.grad = grad if phi.grad is None else phi.grad + grad
 
 
 def _abs_pow(x: torch.Tensor, exponent: float) -> torch.Tensor:
@@ -133,29 +179,32 @@ class PowerpropMixin:
     #: whether masked φ then stay zero without it (see ``masks.enforce``)
     mask_state_checked: bool = False
     masked_phi_stay_zero: bool = False
-    #: θ = φ|φ| computed for this forward pass by ``compile_transforms``' hook (``train.compile``), else None
+    #: θ = φ|φ| computed for this forward pass by ``compile_transforms``' hook (``train.compile``) or by
+    #: ``ThetaLeaves`` (the trainer's step), else None
     fused_theta: torch.Tensor | None = None
 
     def takes_square_path(self) -> bool:
         """Whether ``effective_weight`` is θ = φ|φ| and nothing else: α = 2, no backward mask or dense-gradient
-        capture, and masked φ (if any) at zero."""
-        return self.alpha == 2 and self.weight_grad_mask is None and not self.capture_dense_grad \
-            and (self.weight_mask is None or self.zero_outside_mask)
+        capture, and masked φ (if any) at zero. Reads the buffers directly: ``nn.Module.__getattr__`` costs ~1 µs a
+        buffer on the step's hot path."""
+        buffers = self._buffers
+        return self.alpha == 2 and not self.capture_dense_grad and buffers.get("weight_grad_mask") is None \
+            and (self.zero_outside_mask or buffers.get("weight_mask") is None)
 
     def effective_weight(self) -> torch.Tensor:
         fused = self.fused_theta
-        if fused is not None:  # this forward pass's θ, from compile_transforms' hook (it took the path below)
-            self.fused_theta = None  # used once: a second call of this layer computes its own
+        if fused is not None:  # this pass's θ, from compile_transforms' hook or ThetaLeaves (it took the path below)
+            _hand_theta(self, None)  # used once: a second call of this layer computes its own
             return fused
+        if self.takes_square_path():
+            # With masked φ at zero, θ and ∂θ/∂φ = 2|φ| are already zero there: the mask multiply (a pass
+            # forward and one backward) would change no bit.
+            return _SquarePowerWeight.apply(self._parameters["weight"])
         mask, grad_mask, phi = self.weight_mask, self.weight_grad_mask, self.weight
         if grad_mask is None and not self.capture_dense_grad and (self.alpha == 1 or self.alpha >= 2):
             if self.alpha == 1:
                 return phi if mask is None else phi * mask
-            # With masked φ at zero, θ and ∂θ/∂φ = α|φ|^(α−1) are already zero there: the mask
-            # multiply (a pass forward and one backward) would change no bit.
             if mask is None or self.zero_outside_mask:
-                if self.alpha == 2:
-                    return _SquarePowerWeight.apply(phi)
                 # built-in autograd ops: exact here, the product rule has no 0·∞ at φ = 0 for α ≥ 2
                 return phi * _abs_pow(phi, self.alpha - 1)
             return phi * _abs_pow(phi, self.alpha - 1) * mask
@@ -265,6 +314,11 @@ def restore_layer_alphas(model: nn.Module, alphas: dict[str, float]) -> None:
     layers = weight_layers(model)
     for name, alpha in alphas.items():
         layers[name].alpha = float(alpha)
+
+
+def powerprop_layers(model: nn.Module) -> list[PowerpropMixin]:
+    """The model's Powerprop layers, in module order."""
+    return [module for module in model.modules() if isinstance(module, PowerpropMixin)]
 
 
 def effective_weight_of(module: nn.Module) -> torch.Tensor:

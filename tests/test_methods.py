@@ -17,7 +17,7 @@ import torch
 from bench_powerprop.masks import kept_count
 from bench_powerprop.methods import METHODS
 from bench_powerprop.options import CellFacts, OptionError
-from bench_powerprop.powerprop import effective_weight_of, weight_layers
+from bench_powerprop.powerprop import ThetaLeaves, effective_weight_of, weight_layers
 from bench_powerprop.training.trainer import Trainer
 
 from helpers import digits_spec
@@ -138,8 +138,8 @@ def _trained_state(spec, tmp_path, always_enforce, monkeypatch):
     from bench_powerprop import masks
 
     if always_enforce:
-        original = masks.enforce
-        monkeypatch.setattr(masks, "enforce", lambda model, optimizer=None: original(model))
+        original = masks.enforce_layers
+        monkeypatch.setattr(masks, "enforce_layers", lambda layers, optimizer=None: original(layers))
     trainer = Trainer(spec, tmp_path, progress=False)
     while trainer.step < STEPS:
         trainer.train_step()
@@ -164,6 +164,33 @@ def test_skipping_the_mask_enforce_changes_no_bit(method, alpha, train, tmp_path
         assert torch.equal(skipping[name], enforcing[name]), f"{name} differs"
     if method in ("static", "pai") and alpha == 1.0:  # masks fixed from step 0: the skip must happen
         assert skipped, "no layer skipped the enforce"
+
+
+def _state_bits(trainer):
+    return {name: _bits(value) for name, value in trainer.model.state_dict().items()}
+
+
+@pytest.mark.parametrize("train", [SGD_MOMENTUM_WD, ADAM], ids=["sgd", "adam"])
+@pytest.mark.parametrize("method", METHODS.names())
+def test_theta_outside_autograd_changes_no_bit(method, train, tmp_path):
+    """The trainer's ``ThetaLeaves`` (θ of α = 2 layers as leaves, ∂L/∂φ formed after the backward pass) gives the
+    same bits as θ inside autograd (``_SquarePowerWeight``, DDP's path), every method and phase stepped through;
+    and it is really used: some layer took θ as a leaf in the run (unless the method keeps masked φ dense)."""
+    spec = spec_for(method, 2.0, **train)
+    states, leaf_steps = {}, 0
+    for outside in (True, False):
+        trainer = Trainer(spec, tmp_path / str(outside), progress=False)
+        if not outside:
+            trainer.theta_leaves = ThetaLeaves([])
+        while trainer.step < trainer.total_steps:
+            leaf_steps += outside and any(layer.takes_square_path() for layer in trainer.theta_leaves.layers)
+            trainer.advance()
+        states[outside] = _state_bits(trainer)
+    if not METHODS.get(method).keeps_dense_phi:  # masked φ kept dense (Top-KAST) take the masked path instead
+        assert leaf_steps > 0, "no step took θ outside autograd"
+    assert states[True].keys() == states[False].keys()
+    for name in states[True]:
+        assert torch.equal(states[True][name], states[False][name]), f"{name} differs"
 
 
 @pytest.mark.slow

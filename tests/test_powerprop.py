@@ -136,6 +136,61 @@ def test_skipping_the_mask_multiply_changes_no_bit(alpha):
     assert all(torch.equal(effective_weights(fast)[n], effective_weights(slow)[n]) for n in kept)
 
 
+class TwoHeads(nn.Module):
+    """A shared layer called twice, a penalty on its φ, and a head the forward pass may leave out."""
+
+    def __init__(self):
+        super().__init__()
+        self.shared, self.head, self.unused_head = nn.Linear(6, 6), nn.Linear(6, 3), nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.shared(torch.relu(self.shared(x)))))
+
+
+def _leaf_and_autograd_gradients(net, x):
+    from bench_powerprop.powerprop import ThetaLeaves, powerprop_layers
+
+    grads = []
+    for leaves in (ThetaLeaves(powerprop_layers(net)), ThetaLeaves([])):
+        net.zero_grad(set_to_none=True)
+        with leaves:
+            (net(x).pow(2).sum() + 1e-3 * net.shared.weight.pow(2).sum()).backward()
+        assert all(layer.fused_theta is None for layer in powerprop_layers(net)), "a θ outlived its step"
+        grads.append({name: None if p.grad is None else p.grad.clone() for name, p in net.named_parameters()})
+    return grads
+
+
+def test_theta_leaves_give_the_autograd_gradient_bitwise():
+    """ThetaLeaves: ∂L/∂φ the same bits as θ inside autograd, with a layer called twice (the second call computes
+    its own θ), a penalty on φ, masked φ at zero, a layer at another α (its own path) and a layer never called (no
+    gradient, no θ left behind)."""
+    from bench_powerprop import masks
+
+    torch.manual_seed(7)
+    net = powerpropify(TwoHeads(), 2.0)
+    masks.install(net, masks.prune({name: torch.rand_like(theta) for name, theta in effective_weights(net).items()}, 0.5))
+    net.head.alpha = 3.0
+    leaf, autograd = _leaf_and_autograd_gradients(net, torch.randn(5, 6))
+    assert leaf.keys() == autograd.keys()
+    for name in leaf:
+        assert (leaf[name] is None) == (autograd[name] is None), name
+        assert leaf[name] is None or torch.equal(leaf[name], autograd[name]), name
+    assert leaf["unused_head.weight"] is None and leaf["shared.weight"] is not None
+
+
+def test_a_failing_step_leaves_no_theta_and_carries_no_gradient():
+    """An error inside the step: every θ is dropped and no leaf's gradient reaches φ (the biases' own do)."""
+    from bench_powerprop.powerprop import ThetaLeaves, powerprop_layers
+
+    torch.manual_seed(8)
+    net = powerpropify(nn.Sequential(nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 3)), 2.0)
+    with pytest.raises(RuntimeError, match="a failing step"), ThetaLeaves(powerprop_layers(net)):
+        net(torch.randn(5, 6)).pow(2).sum().backward()
+        raise RuntimeError("a failing step")
+    assert all(layer.fused_theta is None for layer in powerprop_layers(net))
+    assert all(layer.weight.grad is None and layer.bias.grad is not None for layer in powerprop_layers(net))
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_compiled_transform_matches_the_eager_one(monkeypatch):

@@ -36,6 +36,9 @@ from bench_powerprop.powerprop import captured_dense_gradients
 class LocalStrategy:
     """A single process on ``device``."""
 
+    #: φ's gradient may be formed outside autograd (``powerprop.ThetaLeaves``): nothing here listens to it
+    forms_phi_gradients_by_hand = True
+
     def __init__(self, device: torch.device, context: distributed.DistributedContext | None = None):
         self.device = device
         self.context = context or distributed.DistributedContext()
@@ -75,6 +78,9 @@ class LocalStrategy:
 
 class DDPStrategy(LocalStrategy):
     """One of ``world_size`` processes started by torchrun (see the module docstring)."""
+
+    #: DDP averages gradients in φ's own autograd accumulation hooks: θ must stay inside autograd
+    forms_phi_gradients_by_hand = False
 
     def wrap(self, model: nn.Module) -> nn.Module:
         """DDP with ``broadcast_buffers=False``: methods replace mask tensors during training, so

@@ -36,7 +36,7 @@ from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
-from bench_powerprop.powerprop import compile_transforms, layer_alphas, powerpropify, restore_layer_alphas
+from bench_powerprop.powerprop import ThetaLeaves, compile_transforms, layer_alphas, powerprop_layers, powerpropify, restore_layer_alphas
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
@@ -117,8 +117,12 @@ class Trainer:
         model, tasks, self.method = build_cell(spec)
         lineage = Lineage.from_spec(spec)
         lineage.apply_init(model, spec["alpha"])
+        self.powerprop_layers = powerprop_layers(model)
         if self.train.compile:
             compile_transforms(model)
+        #: θ of the α = 2 layers outside autograd in each step, where nothing needs φ's autograd gradient hooks
+        self.theta_leaves = ThetaLeaves(self.powerprop_layers if self.strategy.forms_phi_gradients_by_hand
+                                        and not self.train.compile else [])
         self._place_on_device(model, tasks)
         optimizer = make_optimizer(model, self.train, self.method)
         snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.get("snapshot_steps", []), self.hash)
@@ -245,19 +249,20 @@ class Trainer:
         token = self.strategy.begin_step(self.model)
         self.method.before_forward(ctx)
         features, labels = self.batches_of(phase.task).next_batch()
-        with self.precision.autocast():
-            logits = self.forward_model(features)
-            loss = ctx.loss_fn(logits, labels)
-        penalty = self.method.loss_penalty(ctx)
-        objective = loss if penalty is None else loss + penalty
-        self.optimizer.zero_grad(set_to_none=True)
-        self.precision.backward(objective)
+        with self.theta_leaves:
+            with self.precision.autocast():
+                logits = self.forward_model(features)
+                loss = ctx.loss_fn(logits, labels)
+            penalty = self.method.loss_penalty(ctx)
+            objective = loss if penalty is None else loss + penalty
+            self.optimizer.zero_grad(set_to_none=True)
+            self.precision.backward(objective)
         self.precision.unscale(self.optimizer)
         self.strategy.after_backward(self.model)
         self.method.after_backward(ctx)
         if self.method.takes_optimizer_step(ctx):
             self.precision.step(self.optimizer)
-            masks.enforce(self.model, self.optimizer)
+            masks.enforce_layers(self.powerprop_layers, self.optimizer)
         else:
             self.precision.skip_step()
         self.method.after_step(ctx)
