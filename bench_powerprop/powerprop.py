@@ -200,7 +200,8 @@ class PowerpropMixin:
             # With masked φ at zero, θ and ∂θ/∂φ = 2|φ| are already zero there: the mask multiply (a pass
             # forward and one backward) would change no bit.
             return _SquarePowerWeight.apply(self._parameters["weight"])
-        mask, grad_mask, phi = self.weight_mask, self.weight_grad_mask, self.weight
+        buffers = self._buffers
+        mask, grad_mask, phi = buffers.get("weight_mask"), buffers.get("weight_grad_mask"), self._parameters["weight"]
         if grad_mask is None and not self.capture_dense_grad and (self.alpha == 1 or self.alpha >= 2):
             if self.alpha == 1:
                 return phi if mask is None else phi * mask
