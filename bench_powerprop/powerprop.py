@@ -4,7 +4,8 @@ A converted layer stores φ in its ``weight`` parameter and computes with the
 effective weight θ = φ·|φ|^(α−1). Masks (for sparse training) are buffers on the
 layer: ``weight_mask`` multiplies θ in the forward pass and ``weight_grad_mask``
 (when set, e.g. Top-KAST's backward set) replaces it in the backward pass.
-Biases and normalisation parameters are never powered.
+Biases and normalisation parameters are never powered. In the trainer's step (one process), θ of the
+α = 2 layers is computed outside autograd and ∂L/∂φ formed after the backward pass (``ThetaLeaves``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,22 @@ class _EffectiveWeight(torch.autograd.Function):
         return grad_phi, None, None, None, None
 
 
+_NEGATIVE_ZERO = torch.tensor(-0.0)
+
+
+def _square_power_grad(grad_theta: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """∂L/∂φ = 2|φ|·∂L/∂θ in one pass. ``addcmul`` computes (2·|φ|)·g, the operations of g·(2|φ|) in the same order,
+    without a pass to double |φ| first; adding −0 changes no value, not even a zero's sign (x + (−0) = x).
+    ``tests/test_powerprop.py`` checks the bits against g·(2|φ|) on zeros, subnormals, overflow, ±inf and NaNs."""
+    return torch.addcmul(_NEGATIVE_ZERO, magnitude, grad_theta, value=2.0)
+
+
 class _SquarePowerWeight(torch.autograd.Function):
     """θ = φ·|φ| (α = 2) with ∂L/∂φ = 2|φ|·∂L/∂θ, in the fewest passes over the weights.
 
-    Forward: |φ| once (kept for the backward) and one product; backward: one scaling and one product
-    — about half the memory traffic of autograd's product rule, which re-derives |φ| and forms two
-    terms. Bitwise autograd's gradient: g·(2|φ|) is exactly g·|φ| + g·φ·sgn φ. Only α = 2, the
+    Forward: |φ| once (kept for the backward) and one product; backward: one pass (``_square_power_grad``)
+    — less than half the memory traffic of autograd's product rule, which re-derives |φ| and forms two
+    terms. Bitwise autograd's gradient: 2|φ|·g is exactly g·|φ| + g·φ·sgn φ. Only α = 2, the
     Powerprop setting of every sparse-training experiment: at other α the same function would round
     differently from autograd's product rule and change results the harness has published.
     """
@@ -67,7 +78,7 @@ class _SquarePowerWeight(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_theta):
         (magnitude,) = ctx.saved_tensors
-        return grad_theta * (2.0 * magnitude)
+        return _square_power_grad(grad_theta, magnitude)
 
 
 def _square_powers(phis: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -130,7 +141,7 @@ class ThetaLeaves:
     handed to the layer as a leaf tensor; on a clean exit, ∂L/∂φ = 2|φ|·∂L/∂θ is formed from each leaf's gradient
     and added to ``φ.grad``. The graph then has no node of ours per layer: no Python ``backward`` call, which on a
     small network costs as much as the arithmetic (``bench/bench_step_time.py``). The same bits as
-    ``_SquarePowerWeight``: the same products in the same order, and with ``φ.grad`` unset before the backward pass
+    ``_SquarePowerWeight``: the same operations on the same values, and with ``φ.grad`` unset before the backward pass
     (the trainer zeroes it to None) a second contribution to φ (a penalty on φ, a second call of the layer, which
     computes its own θ) is added in one commutative sum, as autograd adds it.
 
@@ -151,15 +162,15 @@ class ThetaLeaves:
                     magnitude = phi.abs()
                     theta = (phi * magnitude).requires_grad_()
                     _hand_theta(layer, theta)
-                    self.pending.append((layer, phi, theta, magnitude.mul_(2.0)))
+                    self.pending.append((layer, phi, theta, magnitude))
         return self
 
     def __exit__(self, error_type, error, traceback) -> None:
         pending, self.pending = self.pending, []
-        for layer, phi, theta, twice_magnitude in pending:
+        for layer, phi, theta, magnitude in pending:
             _hand_theta(layer, None)  # a layer the forward pass did not call (one head of several) keeps no θ
             if error_type is None and theta.grad is not None:
-                grad = theta.grad * twice_magnitude
+                grad = _square_power_grad(theta.grad, magnitude)
                 phi.grad = grad if phi.grad is None else phi.grad + grad
 
 
