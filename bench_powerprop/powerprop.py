@@ -49,14 +49,23 @@ class _EffectiveWeight(torch.autograd.Function):
         return grad_phi, None, None, None, None
 
 
-_NEGATIVE_ZERO = torch.tensor(-0.0)
+_NEGATIVE_ZEROS: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _negative_zero(like: torch.Tensor) -> torch.Tensor:
+    """A 0-dim −0 on ``like``'s device and dtype (``addcmul`` takes no CPU scalar beside CUDA tensors), made once."""
+    key = (like.device, like.dtype)
+    zero = _NEGATIVE_ZEROS.get(key)
+    if zero is None:
+        zero = _NEGATIVE_ZEROS[key] = torch.full((), -0.0, dtype=like.dtype, device=like.device)
+    return zero
 
 
 def _square_power_grad(grad_theta: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
     """∂L/∂φ = 2|φ|·∂L/∂θ in one pass. ``addcmul`` computes (2·|φ|)·g, the operations of g·(2|φ|) in the same order,
     without a pass to double |φ| first; adding −0 changes no value, not even a zero's sign (x + (−0) = x).
     ``tests/test_powerprop.py`` checks the bits against g·(2|φ|) on zeros, subnormals, overflow, ±inf and NaNs."""
-    return torch.addcmul(_NEGATIVE_ZERO, magnitude, grad_theta, value=2.0)
+    return torch.addcmul(_negative_zero(grad_theta), magnitude, grad_theta, value=2.0)
 
 
 class _SquarePowerWeight(torch.autograd.Function):

@@ -136,17 +136,21 @@ def test_skipping_the_mask_multiply_changes_no_bit(alpha):
     assert all(torch.equal(effective_weights(fast)[n], effective_weights(slow)[n]) for n in kept)
 
 
-def test_the_square_power_gradient_is_the_two_pass_formula_bit_for_bit():
-    """``_square_power_grad`` (one addcmul) against g·(2|φ|) in two passes, over every pair of awkward float32 values:
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_the_square_power_gradient_is_the_two_pass_formula_bit_for_bit(dtype):
+    """``_square_power_grad`` (one addcmul) against g·(2|φ|) in two passes, over every pair of awkward values:
     signed zeros, subnormals, values whose double or product overflows, ±inf and NaNs of both signs."""
     from bench_powerprop.powerprop import _square_power_grad
 
-    awkward = [0.0, -0.0, 1e-45, -1e-45, 1e-39, -1e-39, 1e-20, 0.25, 3.0, -2.5, 1e19, -1e19, 1e38, -3e38, float("inf"),
-               float("-inf"), float("nan"), -float("nan")]
-    values = torch.cat([torch.tensor(awkward), torch.randn(30, generator=torch.Generator().manual_seed(0)) * 1e3])
+    info = torch.finfo(dtype)
+    awkward = [0.0, -0.0, info.smallest_normal / 4, -info.smallest_normal / 4, info.tiny, 1e-20, 0.25, 3.0, -2.5,
+               info.max / 3, -info.max / 1.5, info.max, float("inf"), float("-inf"), float("nan"), -float("nan")]
+    noise = torch.randn(30, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1e3
+    values = torch.cat([torch.tensor(awkward, dtype=torch.float64), noise]).to(dtype)
     grad, phi = (column.contiguous() for column in torch.cartesian_prod(values, values).unbind(1))
     expected = grad * (2.0 * phi.abs())
-    assert torch.equal(_square_power_grad(grad, phi.abs()).view(torch.int32), expected.view(torch.int32))
+    as_bits = {torch.float32: torch.int32, torch.float64: torch.int64, torch.bfloat16: torch.int16}[dtype]
+    assert torch.equal(_square_power_grad(grad, phi.abs()).view(as_bits), expected.view(as_bits))
 
 
 class TwoHeads(nn.Module):
