@@ -43,7 +43,7 @@ class TrainOptions(Options):
     amp: str = option("none", "autocast precision; fp16 (CUDA only) adds a GradScaler", check=one_of("none", "bf16", "fp16"))
     channels_last: bool = option(False, "channels-last memory format", check=boolean())
     compile: bool = option(False, "torch.compile the Powerprop transform theta = phi|phi| (alpha 2) of every layer into "
-                           "one call per forward pass, for long runs of big models (CPU ResNet-18: 1.16x -> 1.11x dense); "
+                           "one call per forward pass, for long runs of big models (CPU ResNet-18: 1.13x -> 1.11x dense); "
                            "eager is faster for small models and short jobs (compile time, seconds, is paid per job)", check=boolean())
     tensorboard: bool = option(False, "also write the training log as TensorBoard event files in each run directory "
                                "(needs the tensorboard extra)", check=boolean())
