@@ -134,6 +134,10 @@ def _bits(tensor):
     return tensor.detach().contiguous().view(torch.int32) if tensor.dtype == torch.float32 else tensor
 
 
+def _state_bits(trainer):
+    return {name: _bits(value) for name, value in trainer.model.state_dict().items()}
+
+
 def _trained_state(spec, tmp_path, always_enforce, monkeypatch):
     from bench_powerprop import masks
 
@@ -145,7 +149,7 @@ def _trained_state(spec, tmp_path, always_enforce, monkeypatch):
         trainer.train_step()
     monkeypatch.undo()
     skipped = [name for name, layer in weight_layers(trainer.model).items() if getattr(layer, "masked_phi_stay_zero", False)]
-    return {name: _bits(value) for name, value in trainer.model.state_dict().items()}, skipped
+    return _state_bits(trainer), skipped
 
 
 @pytest.mark.parametrize(("alpha", "train"), [(1.0, SGD_MOMENTUM_WD), (1.5, SGD_MOMENTUM_WD), (3.0, SGD_MOMENTUM_WD),
@@ -164,10 +168,6 @@ def test_skipping_the_mask_enforce_changes_no_bit(method, alpha, train, tmp_path
         assert torch.equal(skipping[name], enforcing[name]), f"{name} differs"
     if method in ("static", "pai") and alpha == 1.0:  # masks fixed from step 0: the skip must happen
         assert skipped, "no layer skipped the enforce"
-
-
-def _state_bits(trainer):
-    return {name: _bits(value) for name, value in trainer.model.state_dict().items()}
 
 
 @pytest.mark.parametrize("train", [SGD_MOMENTUM_WD, ADAM], ids=["sgd", "adam"])
