@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench_powerprop.identity import HASH_PATTERN, HASH_PREFIX
+
 EXPERIMENT_PATTERN = r"[A-Za-z0-9_]+"
 NAME_PATTERN = r"[a-z0-9_]+"
 NUMBER_PATTERN = r"[0-9][0-9.e+-]*"
@@ -114,8 +116,9 @@ Cell = dataclasses.make_dataclass(
 Cell.__module__ = __name__
 Cell.__doc__ = "One training run: an experiment and a value on every axis of ``AXES``."
 
-#: Snakemake wildcard constraint of ``{cell}`` (matches exactly the paths ``Cell.path`` writes).
-CELL_PATH_PATTERN = "".join(axis.segment() for axis in AXES).removeprefix("/")
+#: Snakemake wildcard constraint of ``{cell}``: the axes ``Cell.path`` writes, then the run folder's ``h~<spec hash>``
+#: (``bench_powerprop.identity``; ``Plan.cell_path``).
+CELL_PATH_PATTERN = "".join(axis.segment() for axis in AXES).removeprefix("/") + f"/{HASH_PREFIX}{HASH_PATTERN}"
 
 
 AXIS_BY_NAME = {axis.name: axis for axis in AXES}

@@ -119,9 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "python -m bench_powerprop needs configs/default.yaml configs/cifar10_resnet.yaml")
     _config_arguments(needs)
 
-    status = _command(commands, "status", "list every cell that is missing, damaged or stale (by config or by code)",
+    status = _command(commands, "status", "count per experiment the cells up to date, missing, damaged or stale by code; "
+                      "exit 1 when a run has work to do",
                       "python -m bench_powerprop status configs/default.yaml configs/my_overrides.yaml  # same arguments as validate")
     _config_arguments(status)
+    status.add_argument("--verbose", "-v", action="store_true", help="list every cell that needs work (default: when at most 10)")
     status.add_argument("--stale-code-targets", action="store_true",
                         help="print only the metrics.json of every cell stale by code, one per line (for snakemake --forcerun)")
 
@@ -324,8 +326,14 @@ def run_needs(args) -> int:
     return 0
 
 
+STATES = ("missing", "damaged", "stale (code)")
+#: ``status`` lists every cell that needs work when there are at most this many (else with ``--verbose``)
+STATUS_DETAIL_LINES = 10
+
+
 def run_status(args) -> int:
-    """One line per cell that needs work, a count, and the command that retrains the cells stale by code."""
+    """A line per experiment (cells up to date, missing, damaged, stale; tables not built), the cells that need work
+    when few (all with ``--verbose``), and the command that retrains the cells stale by code. Exit 1 when a run has work."""
     from bench_powerprop.plan import Plan
 
     config = validated_config(args)
@@ -337,14 +345,29 @@ def run_status(args) -> int:
     if args.stale_code_targets:
         print("\n".join(stale_code))
         return 0
-    for cell, state, reason in states:
-        print(f"{plan.run_dir(cell)}: {state}: {reason}")
-    counts = {state: sum(found == state for _, found, _ in states) for state in ("missing", "damaged", "stale (config)", "stale (code)")}
-    print(f"{len(plan.cells)} cells: {len(plan.cells) - len(states)} up to date, "
-          + ", ".join(f"{count} {state}" for state, count in counts.items()))
+    unbuilt = 0
+    for experiment in plan.grids:
+        found = [state for cell, state, _ in states if cell.experiment == experiment]
+        missing_outputs = len(plan.missing_outputs(experiment))
+        unbuilt += missing_outputs
+        print(f"{experiment}: {status_counts(len(plan.cells_of(experiment)), found)}"
+              + (f"; {missing_outputs} table(s)/figure(s) not built" if missing_outputs else ""))
+    if states and (args.verbose or len(states) <= STATUS_DETAIL_LINES):
+        for cell, state, reason in states:
+            print(f"  {plan.run_dir(cell)}: {state}: {reason}")
+    elif states:
+        print(f"  ({len(states)} cells need work: --verbose lists them)")
+    print(f"all: {status_counts(len(plan.cells), [state for _, state, _ in states])}")
     if stale_code:
         print(f"retrain the cells stale by code: {retrain_command(args, stale_code)}")
-    return 0
+    if states or unbuilt:
+        print("a run (make run, or snakemake with these configs) brings them up to date")
+    return 1 if states or unbuilt else 0
+
+
+def status_counts(total: int, found: list[str]) -> str:
+    counts = ", ".join(f"{found.count(state)} {state}" for state in STATES if found.count(state))
+    return f"{total} cells: {total - len(found)} up to date" + (f", {counts}" if counts else "")
 
 
 def retrain_command(args, targets: list[str]) -> str:

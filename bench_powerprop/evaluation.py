@@ -46,6 +46,6 @@ def oneshot_sweep(model_path: Path, prune_cfg: dict) -> pd.DataFrame:
 
 
 def _spec_hash(spec: dict) -> str:
-    from bench_powerprop.io import spec_hash
+    from bench_powerprop.identity import cell_hash
 
-    return spec_hash(spec)
+    return cell_hash(spec)

@@ -27,9 +27,11 @@ import json
 import shutil
 from pathlib import Path
 
+from bench_powerprop.identity import ModelFileError, folder_hash, recorded_spec_hash
 from bench_powerprop.io import file_sha256, git_state
 
-TRAIN_OUTPUTS = ("metrics.json", "model.pt", "train_log.csv", "run.json", "snapshots")
+#: What a training job writes into its run folder (metrics.json last, with the fingerprints of the others).
+TRAIN_OUTPUTS = ("metrics.json", "model.pt", "train_log.csv", "gradient_norms.csv", "run.json", "snapshots")
 PACKAGE = Path(__file__).resolve().parent
 #: Package files that plan, check or report but never run inside a training job.
 WORKFLOW_ONLY = ("__main__.py", "cli.py", "config.py", "integrity.py", "plan.py", "pipelines.py")
@@ -47,9 +49,14 @@ def runs_jobs(argv: list[str]) -> bool:
 
     Snakemake chooses its dry-run executor only after the workflow is parsed, so the command line
     is the one place where the workflow can tell, while it is parsed, that nothing will run.
+    ``--report PATH --report-after-run`` (what ``make run`` passes) runs the jobs, then writes the report.
     """
+    after_run = "--report-after-run" in argv
     for argument in argv[1:]:
-        if argument.startswith("--") and argument.split("=")[0].startswith(INSPECTING_OPTIONS):
+        name = argument.split("=")[0]
+        if name.startswith("--report") and (name != "--report" or after_run):
+            continue  # --report-after-run, --report-stylesheet: settings of the report, not an inspecting call
+        if argument.startswith("--") and name.startswith(INSPECTING_OPTIONS):
             return False
         if argument.startswith("-") and not argument.startswith("--") and argument[1:].isalpha() \
                 and INSPECTING_SHORT_FLAGS & set(argument[1:]):
@@ -75,28 +82,83 @@ def fingerprint_mismatch(path: Path, recorded) -> str | None:
     return None
 
 
-def damage(run_dir: str | Path, cell_files: tuple[str, ...] = ()) -> str | None:
-    """Why a finished cell's files cannot be trusted, or None (also for a cell not finished yet)."""
+def damage(run_dir: str | Path, cell_files: tuple[str, ...] = (), spec_hash: str | None = None) -> str | None:
+    """Why a finished cell's files cannot be trusted, or None (also for a cell not finished yet).
+
+    ``spec_hash``: the spec the folder holds (default: the hash its name says, ``h~<hash>``); a
+    ``metrics.json``, ``model.pt`` or snapshot recording another spec was moved or copied there from
+    another cell's folder.
+    """
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
         return None
     try:
-        recorded = json.loads(metrics_path.read_text()).get("outputs", {})
+        metrics = json.loads(metrics_path.read_text())
+        recorded = metrics.get("outputs", {})
     except (ValueError, OSError, AttributeError):
         return "metrics.json is not valid JSON"
-    for name, expected in recorded.items():
+    expected = spec_hash or folder_hash(run_dir)
+    if expected is not None and metrics.get("spec_hash") != expected:
+        return (f"metrics.json holds the results of spec {metrics.get('spec_hash')!r}, not of {expected!r} (the folder's): "
+                "moved or copied from another cell")
+    for name, expected_file in recorded.items():
         path = run_dir / name
         if not path.is_file():
             return f"{name} is missing"
-        problem = fingerprint_mismatch(path, expected)
+        problem = fingerprint_mismatch(path, expected_file)
         if problem:
             return f"{name} {problem}"
+    if expected is not None:
+        problem = foreign_model_file(run_dir, expected)
+        if problem:
+            return problem
     for name in cell_files:
         path = run_dir / name
         if path.exists() and path.stat().st_size == 0:
             return f"{name} is empty"
     return None
+
+
+def foreign_model_file(run_dir: Path, expected: str) -> str | None:
+    """The first model file of a run folder (``model.pt``, ``snapshots/*.pt``) that records another spec than ``expected``."""
+    snapshots = run_dir / "snapshots"
+    for path in [run_dir / "model.pt", *(sorted(snapshots.glob("*.pt")) if snapshots.is_dir() else [])]:
+        if not path.is_file():
+            continue
+        try:
+            recorded = recorded_spec_hash(path)
+        except ModelFileError as error:
+            return str(error)
+        if recorded != expected:
+            return f"{path.relative_to(run_dir)} was written for spec {recorded!r}, not {expected!r} (the folder's)"
+    return None
+
+
+def clear_run_dir(run_dir: str | Path, patterns: tuple[str, ...] = ()) -> None:
+    """Remove what an earlier training of this folder left (before a training job writes anything), so the
+    folder never holds a file training did not write for this run: the training outputs, every pipeline's
+    cell files (e.g. ``oneshot_prune.csv``, rebuilt from the new model) and files matching ``patterns``."""
+    from bench_powerprop.pipelines import PIPELINES
+
+    cell_files = tuple(sorted({name for pipeline in PIPELINES.values() for name in pipeline.cell_files}))
+    remove_outputs(run_dir, cell_files)
+    for pattern in patterns:
+        for path in Path(run_dir).glob(pattern):
+            path.unlink()
+
+
+def written_files(run_dir: str | Path) -> list[Path]:
+    """The files training wrote into a run folder that ``metrics.json`` fingerprints (every training output but itself)."""
+    run_dir = Path(run_dir)
+    found = []
+    for name in TRAIN_OUTPUTS:
+        path = run_dir / name
+        if path.is_dir():
+            found += sorted(file for file in path.rglob("*") if file.is_file())
+        elif path.is_file() and name != "metrics.json":
+            found.append(path)
+    return found
 
 
 def remove_outputs(directory: str | Path, names: tuple[str, ...], keep_training: bool = False) -> None:

@@ -32,9 +32,24 @@ class OptionError(ValueError):
 Check = Callable[[Any, str], Any]
 
 
-def option(default: Any, doc: str, check: Check | None = None) -> Any:
-    """A dataclass field with its documentation and a check run by ``Options.parse``."""
-    return field(default=default, metadata={"doc": doc, "check": check})
+#: ``option(neutral=...)`` left out: the option has no neutral value and is always part of a cell's identity.
+NO_NEUTRAL = object()
+
+
+def option(default: Any, doc: str, check: Check | None = None, *, neutral: Any = NO_NEUTRAL, identity: bool = True) -> Any:
+    """A dataclass field with its documentation and a check run by ``Options.parse``.
+
+    How the option enters a cell's identity (its spec hash; docs/identity.md): ``neutral`` is the
+    value that reproduces the behaviour from before the option existed: a cell whose value equals it
+    hashes as if the option did not exist, so adding the option changes no existing cell's hash (the
+    default may change later; only cells whose value then differs from ``neutral`` change hash).
+    ``identity=False``: the option cannot change a result (a logging switch, a file location), so it
+    never enters the hash.
+    """
+    metadata = {"doc": doc, "check": check, "identity": identity}
+    if neutral is not NO_NEUTRAL:
+        metadata["neutral"] = _plain(neutral)
+    return field(default=default, metadata=metadata)
 
 
 def fail(where: str, message: str, value: Any) -> OptionError:
@@ -196,6 +211,27 @@ class Options:
 
     def as_dict(self) -> dict:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def identity_of(cls, values: dict) -> dict:
+        """``values`` (an ``as_dict`` of these options, e.g. a spec section) as they enter a cell's identity:
+        options declared ``identity=False`` left out, and options at their declared ``neutral`` value.
+        Keys these options do not declare are kept (they are someone else's, e.g. a dataset's ``name``)."""
+        hashed = {}
+        for name, value in values.items():
+            metadata = cls._field_metadata().get(name)
+            if metadata is not None and (not metadata["identity"] or metadata.get("neutral", NO_NEUTRAL) == value):
+                continue
+            hashed[name] = value
+        return hashed
+
+    @classmethod
+    def _field_metadata(cls) -> dict:
+        cached = cls.__dict__.get("_metadata_cache")
+        if cached is None:
+            cached = {f.name: {"identity": f.metadata.get("identity", True), **f.metadata} for f in dataclasses.fields(cls)}
+            cls._metadata_cache = cached
+        return cached
 
     @classmethod
     def describe(cls) -> list[tuple[str, Any, str]]:

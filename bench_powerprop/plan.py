@@ -4,10 +4,12 @@
 wildcards (``{experiment}``, ``{cell}`` = the cell's run-directory path), a cell's training
 spec, its lineage inputs, an experiment's manifest, and the final targets. Torch-free.
 
-A training spec is the full, hashed description of one cell: its axes, the data, model and
-method options with every default filled in, the training settings, the workflow's ``.beton``
-paths, its snapshot steps and its lineage (the parent files and the parents' spec hashes, so a
-changed parent retrains its children).
+A training spec is the full description of one cell: its axes, the data, model and method
+options with every default filled in, the training settings, the workflow's ``.beton`` paths, its
+snapshot steps and its lineage (the parent files and the parents' spec hashes, so a changed parent
+retrains its children). Its spec hash (``bench_powerprop.identity``: paths, logging switches and
+options at their neutral value left out) names the cell's run folder, ``{cell.path}/h~<spec hash>``:
+another config's cell is another folder, never the same one overwritten (docs/identity.md).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from pathlib import Path
 
 from bench_powerprop.cells import Cell
 from bench_powerprop.config import FINAL, ExperimentGrid
-from bench_powerprop.io import spec_hash, write_json_atomic, write_text_atomic
+from bench_powerprop.identity import cell_hash, folder_hash, hash_segment
+from bench_powerprop.io import write_json_atomic, write_text_atomic
 from bench_powerprop.pipelines import PIPELINES
 
 #: The files the ``train`` rule declares as outputs (workflow/rules/train.smk): metrics.json, written last,
@@ -36,8 +39,10 @@ class Plan:
         self.results = config.get("results_dir", "results")
         self.checkpoints = config.get("checkpoint_dir", "checkpoints")
         self.grids = {name: ExperimentGrid(name, config["experiments"][name]) for name in config["active_experiments"]}
-        self._by_path = {(cell.experiment, cell.path): cell for grid in self.grids.values() for cell in grid.block_of}
+        self._by_axes = {(cell.experiment, cell.path): cell for grid in self.grids.values() for cell in grid.block_of}
         self._specs: dict[Cell, dict] = {}
+        self._hashes: dict[Cell, str] = {}
+        self._shared_identity: dict[int, dict] = {}
         self._parents: dict[Cell, dict] = {}
         self._experiment_specs: dict[str, dict] = {}
 
@@ -47,10 +52,12 @@ class Plan:
         return [cell for grid in self.grids.values() for cell in grid.cells]
 
     def cell(self, experiment: str, path: str) -> Cell:
-        try:
-            return self._by_path[(experiment, path)]
-        except KeyError:
-            raise ValueError(f"no grid cell {path!r} in experiment {experiment!r}") from None
+        """The cell whose folder below ``runs/`` is ``path`` (``cell_path``: its axes, then ``h~<its spec hash>``)."""
+        axes, _, segment = path.rpartition("/")
+        cell = self._by_axes.get((experiment, axes))
+        if cell is None or folder_hash(segment) != self.spec_hash(cell):
+            raise ValueError(f"no grid cell {path!r} in experiment {experiment!r} (of this config)")
+        return cell
 
     def cells_of(self, experiment: str) -> list[Cell]:
         return self.grids[experiment].cells
@@ -62,11 +69,15 @@ class Plan:
         return [name for name in self.grids if self.experiment(name)["kind"] == kind]
 
     # -- paths -----------------------------------------------------------------------------
+    def cell_path(self, cell: Cell) -> str:
+        """The cell's folder below ``runs/``: its axes path, then ``h~<spec hash>`` (the ``{cell}`` wildcard)."""
+        return f"{cell.path}/{hash_segment(self.spec_hash(cell))}"
+
     def run_dir(self, cell: Cell) -> str:
-        return f"{self.results}/{cell.experiment}/runs/{cell.path}"
+        return f"{self.results}/{cell.experiment}/runs/{self.cell_path(cell)}"
 
     def checkpoint_dir(self, cell: Cell) -> str:
-        return f"{self.checkpoints}/{cell.experiment}/runs/{cell.path}"
+        return f"{self.checkpoints}/{cell.experiment}/runs/{self.cell_path(cell)}"
 
     def beton_file(self, experiment: str, dataset: str, split: str) -> str:
         return f"{self.results}/datasets/{experiment}/{dataset}/{split}.beton"
@@ -83,7 +94,9 @@ class Plan:
         return self._specs[cell]
 
     def spec_hash(self, cell: Cell) -> str:
-        return spec_hash(self.spec(cell))
+        if cell not in self._hashes:
+            self._hashes[cell] = cell_hash(self.spec(cell), self._shared_identity)
+        return self._hashes[cell]
 
     def _build_spec(self, cell: Cell) -> dict:
         grid = self.grids[cell.experiment]
@@ -206,7 +219,7 @@ class Plan:
         damaged = {}
         for cell in self.cells:
             cell_files = PIPELINES[self.experiment(cell.experiment)["kind"]].cell_files
-            reason = damage(self.run_dir(cell), cell_files)
+            reason = damage(self.run_dir(cell), cell_files, self.spec_hash(cell))
             if reason is None:
                 continue
             print(f"bench_powerprop: {self.run_dir(cell)}: {reason}; {self._repair_action(cell, repair)}", file=sys.stderr)
@@ -243,35 +256,39 @@ class Plan:
         return targets
 
     def cell_states(self) -> list[tuple[Cell, str, str]]:
-        """``(cell, state, reason)`` of every cell that needs work: state ``missing``, ``damaged``, ``stale (config)``
-        or ``stale (code)`` (``python -m bench_powerprop status``)."""
+        """``(cell, state, reason)`` of every cell that needs work: state ``missing``, ``damaged`` or ``stale (code)``
+        (``python -m bench_powerprop status``). A cell whose config changed names another run folder (its spec hash
+        changed): it is ``missing`` until trained, and the other spec's results stay where they are."""
         from bench_powerprop.integrity import damage, recorded_code_version, source_hash
-        from bench_powerprop.io import read_json
 
         states = []
         for cell in self.cells:
             run_dir = self.run_dir(cell)
-            reason = damage(run_dir, PIPELINES[self.experiment(cell.experiment)["kind"]].cell_files)
+            reason = damage(run_dir, PIPELINES[self.experiment(cell.experiment)["kind"]].cell_files, self.spec_hash(cell))
             if reason is not None:
                 states.append((cell, "damaged", reason))
-                continue
-            try:
-                trained_for = read_json(f"{run_dir}/metrics.json")["spec_hash"]
-            except (OSError, ValueError, KeyError, TypeError):
+            elif not Path(run_dir, "metrics.json").is_file():
                 states.append((cell, "missing", "not trained (no metrics.json)"))
-                continue
-            if trained_for != self.spec_hash(cell):
-                states.append((cell, "stale (config)", f"trained for spec {trained_for}, the config now gives {self.spec_hash(cell)}"))
-                continue
-            recorded, current = recorded_code_version(run_dir), source_hash(cell.method)
-            if recorded is None:
-                states.append((cell, "stale (code)", "run.json records no code version (trained before code versions were kept)"))
-            elif recorded.get("source_hash") != current:
-                dirty = ", uncommitted changes" if recorded.get("dirty") else ""
-                states.append((cell, "stale (code)", f"trained by sources {recorded.get('source_hash')} (commit "
-                                                     f"{str(recorded.get('commit'))[:12]}{dirty}); its sources are now {current}"))
+            else:
+                stale = self._stale_code(source_hash(cell.method), recorded_code_version(run_dir))
+                if stale:
+                    states.append((cell, "stale (code)", stale))
         return states
 
+    @staticmethod
+    def _stale_code(current: str, recorded: dict | None) -> str | None:
+        if recorded is None:
+            return "run.json records no code version (trained before code versions were kept)"
+        if recorded.get("source_hash") != current:
+            dirty = ", uncommitted changes" if recorded.get("dirty") else ""
+            return (f"trained by sources {recorded.get('source_hash')} (commit {str(recorded.get('commit'))[:12]}{dirty}); "
+                    f"its sources are now {current}")
+        return None
+
+    def missing_outputs(self, experiment: str) -> list[str]:
+        """The experiment's tables and figures not built yet."""
+        return [path for path in (self.experiment_file(experiment, name) for name in PIPELINES[self.experiment(experiment)["kind"]].outputs)
+                if not Path(path).is_file()]
 
 def write_manifest(path: str, log_path: str, manifest: dict) -> None:
     """The manifest rule's action (workflow/scripts/manifest.py: the manifest never crosses a command line)."""

@@ -35,7 +35,8 @@ class TrainOptions(Options):
                                     check=number(minimum=0, maximum=1, exclusive_maximum=True))
     log_every: int = option(100, "steps between two lines of the training log", check=integer(minimum=1))
     eval_every: int = option(500, "steps between two validation evaluations", check=integer(minimum=1))
-    checkpoint_every: int = option(1000, "steps between two checkpoints", check=integer(minimum=1))
+    checkpoint_every: int = option(1000, "steps between two checkpoints", check=integer(minimum=1),
+                                   identity=False)
     threads: int = option(1, "torch CPU threads of the training job", check=integer(minimum=1, maximum=1024))
     chance_accuracy_factor: float = option(1.5, "a run whose test accuracy is below this factor times chance is "
                                            "reported as at chance", check=number(minimum=0, exclusive_minimum=True))
@@ -46,7 +47,7 @@ class TrainOptions(Options):
                            "one call per forward pass, for long runs of big models (CPU ResNet-18: 1.13x -> 1.11x dense); "
                            "eager is faster for small models and short jobs (compile time, seconds, is paid per job)", check=boolean())
     tensorboard: bool = option(False, "also write the training log as TensorBoard event files in each run directory "
-                               "(needs the tensorboard extra)", check=boolean())
+                               "(needs the tensorboard extra)", check=boolean(), identity=False)
     gradient_norm_every: int | None = option(None, "log the gradient norm on a fixed validation batch every N steps "
                                              "(and at step 0): gradient_norms.csv", check=integer(minimum=1, nullable=True))
     gradient_norm_steps: tuple[int, ...] = option((), "further steps at which to log the gradient norm",

@@ -31,8 +31,9 @@ from torch import nn
 from bench_powerprop import masks
 from bench_powerprop.data.datasets import task_count
 from bench_powerprop.data.tasks import build_task
-from bench_powerprop.integrity import code_version, fingerprint
-from bench_powerprop.io import provenance, spec_hash, write_bytes_atomic, write_json_atomic, write_text_atomic
+from bench_powerprop.identity import cell_hash
+from bench_powerprop.integrity import clear_run_dir, code_version, fingerprint, written_files
+from bench_powerprop.io import provenance, write_bytes_atomic, write_json_atomic, write_text_atomic
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
@@ -44,7 +45,15 @@ from bench_powerprop.training.optimizers import learning_rate_factor, make_optim
 from bench_powerprop.training.options import REQUIRED, train_options
 from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
-from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS, LIVE_LOG_NAME, TrainLog, csv_text, live_sinks, progress_bar
+from bench_powerprop.training.progress import (
+    GRADIENT_NORM_COLUMNS,
+    LIVE_LOG_NAME,
+    TENSORBOARD_EVENTS,
+    TrainLog,
+    csv_text,
+    live_sinks,
+    progress_bar,
+)
 from bench_powerprop.training.strategy import LocalStrategy, strategy_for
 from bench_powerprop.training.weight_statistics import weight_statistics
 
@@ -108,7 +117,7 @@ class PreemptionFlag:
 class Trainer:
     def __init__(self, spec: dict, checkpoint_dir: Path, strategy=None, progress: bool = True):
         self.spec, self.train = spec, train_options(spec["train"], "spec.train")
-        self.hash = spec_hash(spec)
+        self.hash = cell_hash(spec)
         self.code = code_version(spec["method"])
         self.checkpoint_dir = Path(checkpoint_dir)
         self.progress = progress
@@ -403,14 +412,15 @@ def check_spec(spec: dict) -> None:
 
 
 def model_payload(trainer: Trainer) -> dict:
-    return {"spec": trainer.spec, "spec_hash": trainer.hash, "state_dict": trainer.model.state_dict(),
+    # spec_hash first: bench_powerprop.identity.recorded_spec_hash reads the pickle only as far as it
+    return {"spec_hash": trainer.hash, "spec": trainer.spec, "state_dict": trainer.model.state_dict(),
             "layer_alpha": layer_alphas(trainer.model)}
 
 
 def output_fingerprints(run_dir: Path) -> dict[str, dict]:
-    """Fingerprint of every file training wrote (metrics.json aside), to notice later damage (``bench_powerprop.integrity``)."""
-    return {str(path.relative_to(run_dir)): fingerprint(path) for path in sorted(run_dir.rglob("*"))
-            if path.is_file() and path.name != "metrics.json" and not path.name.startswith(".")}
+    """Fingerprint of every file training wrote (metrics.json aside), to notice later damage (``bench_powerprop.integrity``);
+    never of a file something else put there."""
+    return {str(path.relative_to(run_dir)): fingerprint(path) for path in written_files(run_dir)}
 
 
 def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool = True) -> dict:
@@ -425,6 +435,8 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
     with strategy_for(train_options(spec["train"], "spec.train").device) as strategy:
         lock = CellLock(prepare_directory(checkpoint_dir)) if strategy.is_main else contextlib.nullcontext()
         with lock:
+            if strategy.is_main:
+                clear_run_dir(run_dir, (LIVE_LOG_NAME, TENSORBOARD_EVENTS))
             trainer = Trainer(spec, checkpoint_dir, strategy, progress=progress)
             with trainer.log.streaming(live_sinks(run_dir, trainer.train.tensorboard) if strategy.is_main else []):
                 metrics = trainer.run()

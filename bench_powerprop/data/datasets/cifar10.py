@@ -17,10 +17,13 @@ vision = LazyModule("bench_powerprop.data.vision")
 
 @dataclass(frozen=True)
 class Cifar10Options(FfcvLoaderOptions):
-    root: str = option(None, "directory of the CIFAR-10 python pickles (cifar-10-batches-py)", check=text())
+    root: str = option(None, "directory of the CIFAR-10 python pickles (cifar-10-batches-py)", check=text(),
+                       identity=False)
     num_classes: int = option(10, "classes of the output layer", check=integer(minimum=2))
-    train_beton: str | None = option(None, "set by the workflow: the training .beton", check=text(nullable=True))
-    test_beton: str | None = option(None, "set by the workflow: the test .beton", check=text(nullable=True))
+    train_beton: str | None = option(None, "set by the workflow: the training .beton", check=text(nullable=True),
+                                     identity=False)
+    test_beton: str | None = option(None, "set by the workflow: the test .beton", check=text(nullable=True),
+                                    identity=False)
 
 
 @DATASETS.register("cifar10", options=Cifar10Options)

@@ -34,8 +34,9 @@ def beton_settings():
 
 @dataclass(frozen=True)
 class ImagenetOptions(FfcvLoaderOptions):
-    train_dir: str = option(None, "ImageFolder tree of training images (one folder per class)", check=text())
-    val_dir: str = option(None, "ImageFolder tree of validation images", check=text())
+    train_dir: str = option(None, "ImageFolder tree of training images (one folder per class)", check=text(),
+                           identity=False)
+    val_dir: str = option(None, "ImageFolder tree of validation images", check=text(), identity=False)
     image_size: int = option(224, "train resolution (RandomResizedCrop)", check=integer(minimum=8))
     val_image_size: int | None = option(None, "validation resolution (centre crop); default: image_size",
                                         check=integer(minimum=8, nullable=True))
@@ -44,8 +45,10 @@ class ImagenetOptions(FfcvLoaderOptions):
     num_classes: int = option(1000, "classes of the output layer", check=integer(minimum=2))
     beton: dict | None = option(None, "FFCV write settings: max_resolution, jpeg_quality, compress_probability, "
                                 "write_mode, chunksize", check=beton_settings())
-    train_beton: str | None = option(None, "set by the workflow: the training .beton", check=text(nullable=True))
-    val_beton: str | None = option(None, "set by the workflow: the validation .beton", check=text(nullable=True))
+    train_beton: str | None = option(None, "set by the workflow: the training .beton", check=text(nullable=True),
+                                     identity=False)
+    val_beton: str | None = option(None, "set by the workflow: the validation .beton", check=text(nullable=True),
+                                   identity=False)
 
 
 @DATASETS.register("imagenet", options=ImagenetOptions)
