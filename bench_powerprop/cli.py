@@ -348,10 +348,9 @@ def run_status(args) -> int:
     unbuilt = 0
     for experiment in plan.grids:
         found = [state for cell, state, _ in states if cell.experiment == experiment]
-        missing_outputs = len(plan.missing_outputs(experiment))
-        unbuilt += missing_outputs
-        print(f"{experiment}: {status_counts(len(plan.cells_of(experiment)), found)}"
-              + (f"; {missing_outputs} table(s)/figure(s) not built" if missing_outputs else ""))
+        outputs = plan.outputs_state(experiment)
+        unbuilt += outputs is not None
+        print(f"{experiment}: {status_counts(len(plan.cells_of(experiment)), found)}" + (f"; {outputs}" if outputs else ""))
     if states and (args.verbose or len(states) <= STATUS_DETAIL_LINES):
         for cell, state, reason in states:
             print(f"  {plan.run_dir(cell)}: {state}: {reason}")

@@ -150,3 +150,24 @@ def _first_string_under(stream, key: str, where: str) -> str | None:
     except ValueError as error:
         raise ModelFileError(f"{where}: its pickle does not parse ({error})") from None
     return None
+
+
+class RecordedAs(str):
+    """A rule parameter whose text reaches the job whole while Snakemake records only ``recorded`` for it.
+
+    Snakemake's ``params`` rerun trigger compares the ``repr`` of each parameter with the one recorded
+    when the output was made. A training job's ``--spec`` also carries what is not its identity (paths,
+    ``train.tensorboard``) and its ``--checkpoint-dir`` is a location: recording their identity instead
+    (the spec hash; nothing for a location) keeps a logging switch or an absolute path from retraining
+    a cell whose results it cannot change.
+    """
+
+    recorded: str
+
+    def __new__(cls, text: str, recorded: str):
+        value = super().__new__(cls, text)
+        value.recorded = recorded
+        return value
+
+    def __repr__(self) -> str:
+        return repr(self.recorded)

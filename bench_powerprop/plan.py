@@ -285,10 +285,22 @@ class Plan:
                     f"its sources are now {current}")
         return None
 
-    def missing_outputs(self, experiment: str) -> list[str]:
-        """The experiment's tables and figures not built yet."""
-        return [path for path in (self.experiment_file(experiment, name) for name in PIPELINES[self.experiment(experiment)["kind"]].outputs)
-                if not Path(path).is_file()]
+    def outputs_state(self, experiment: str) -> str | None:
+        """Why the experiment's tables and figures need a run (not all built, or built from other cells than the
+        config names: another config's, or an override's), or None."""
+        from bench_powerprop.io import read_json
+
+        outputs = [self.experiment_file(experiment, name) for name in PIPELINES[self.experiment(experiment)["kind"]].outputs]
+        missing = sum(not Path(path).is_file() for path in outputs)
+        if missing:
+            return f"{missing} of its {len(outputs)} tables and figures not built"
+        try:
+            built_from = {cell["spec_hash"] for cell in read_json(self.experiment_file(experiment, "manifest.json"))["cells"]}
+        except (OSError, ValueError, KeyError, TypeError):
+            return "its manifest.json is missing or unreadable"
+        if built_from != {self.spec_hash(cell) for cell in self.cells_of(experiment)}:
+            return "its tables and figures were built from other cells (another config or an override)"
+        return None
 
 def write_manifest(path: str, log_path: str, manifest: dict) -> None:
     """The manifest rule's action (workflow/scripts/manifest.py: the manifest never crosses a command line)."""

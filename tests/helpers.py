@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from bench_powerprop.cells import make_cell
-from bench_powerprop.config import load_yaml
+from bench_powerprop.config import load_configs, load_yaml
 from bench_powerprop.plan import Plan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,6 +25,13 @@ def digits_config(method="dense", alpha=2.0, sparsity=0.0, seed=0, steps=60, opt
     experiment["methods"] = {method: dict(options or {})}
     experiment["train"].update({"steps": steps, "log_every": 10, "eval_every": 20, "checkpoint_every": 20, **train_overrides})
     return config
+
+
+def cell_run_dir(configfiles, experiment: str, **axes) -> str:
+    """A cell's run folder (``…/seed~0/h~<spec hash>``, relative to the workdir) under configs/default.yaml and
+    ``configfiles`` merged as the workflow merges them (``plan.run_dir``: tests never spell a spec hash)."""
+    config = load_configs([REPO / "configs" / "default.yaml", *configfiles])
+    return Plan(config).run_dir(make_cell(experiment, **axes))
 
 
 def digits_spec(method="dense", alpha=2.0, sparsity=0.0, seed=0, steps=60, options=None, **train_overrides) -> dict:
@@ -68,3 +75,11 @@ def continual_spec(method="packnet", alpha=2.0, seed=0, tasks=3, steps=30, optio
     experiment["model"] = {"name": "mlp", "hidden": list(hidden)}
     cell = make_cell("oneshot_digits", method=method, alpha=alpha, sparsity=0.0, seed=seed)
     return copy.deepcopy(Plan(config).spec(cell))
+
+
+def run_folder(axes_dir) -> Path:
+    """The one run folder below a cell's axes path (``…/seed~0`` → ``…/seed~0/h~<spec hash>``) of a workdir that
+    trained one spec of the cell."""
+    found = sorted(Path(axes_dir).glob("h~*"))
+    assert len(found) == 1, f"{axes_dir}: {len(found)} run folders"
+    return found[0]

@@ -27,6 +27,7 @@ from bench_powerprop.reporting.claim_registry import CIFAR_CNN_EXPERIMENT, CLAIM
 from bench_powerprop.reporting.claims import NOT_RUN, runs_with_note
 
 from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
+from helpers import run_folder
 
 CONFIG = REPO / "configs" / "cifar10_cnn.yaml"
 S5C = next(claim for claim in CLAIMS if claim.key == "S5c")
@@ -101,7 +102,7 @@ def test_shipped_config_runs_end_to_end_and_judges_s5c(workdir):
     keep_levels = len(np.geomspace(0.01, 1.0, 20))
     assert len(runs) == 4 * keep_levels and set(runs["alpha"]) == {1.0, 2.0} and set(runs["seed"]) == {0, 1}
     assert (runs["steps"] == 3).all() and runs["target_sparsity"].min() == 0.0  # keep level 1.0: the unpruned model
-    run = experiment / "runs" / "method~dense" / "variant~default" / "alpha~2" / "sparsity~0" / "seed~0" / "run.json"
+    run = run_folder(experiment / "runs" / "method~dense" / "variant~default" / "alpha~2" / "sparsity~0" / "seed~0") / "run.json"
     spec = json.loads(run.read_text())["spec"]
     assert spec["model"]["name"] == "convnet" and spec["data"]["train_beton"].startswith("results/cifar10_cnn/datasets/")
     correct = runs["test_accuracy"].to_numpy() * CIFAR_TEST  # accuracies over the 8 test images

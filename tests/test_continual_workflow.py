@@ -8,6 +8,7 @@ import pytest
 from bench_powerprop.reporting.rows import CONTINUAL_COLUMNS, ROW_COLUMNS
 
 from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
+from helpers import run_folder
 
 TINY = str(REPO / "tests" / "configs" / "tiny_continual.yaml")
 
@@ -38,7 +39,8 @@ def test_continual_and_adaptive_alpha_end_to_end(workdir):
     trace = pd.read_csv(adaptive / "tables" / "alpha_trace.csv")
     assert len(trace) == 2 * 7  # two cells, measured at steps 0, 10, ..., 60
     capped = trace[trace["variant"] == "capped"]
-    metrics = json.loads((adaptive / "runs/method~adaptive_alpha/variant~capped/alpha~1.5/sparsity~0/seed~0/metrics.json").read_text())
+    metrics = json.loads((run_folder(adaptive / "runs/method~adaptive_alpha/variant~capped/alpha~1.5/sparsity~0/seed~0")
+                          / "metrics.json").read_text())
     assert capped["next_alpha"].iloc[-1] == metrics["final_alpha"] <= 3.0
     assert set(trace.loc[trace["variant"] == "fixed", "next_alpha"]) == {1.0}
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SNAKEMAKE
-from helpers import digits_spec, kill_hard, start_training, train_command, wait_for_checkpoint
+from helpers import cell_run_dir, digits_spec, kill_hard, start_training, train_command, wait_for_checkpoint
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
 
 FAULTS = str(REPO / "tests" / "configs" / "faults.yaml")
-CELL = "oneshot_digits/runs/method~dense/variant~default/alpha~2/sparsity~0/seed~1"
+CELL = cell_run_dir([FAULTS], "oneshot_digits", method="dense", alpha=2, sparsity=0, seed=1).removeprefix("results/")
 COMPARED = ["val_accuracy", "test_accuracy", "final_loss", "steps", "diverged", "spec_hash", "actual_sparsity", "zero_fraction"]
 
 
@@ -72,7 +72,7 @@ def test_kill_9_training_job_then_rerun(reference, tmp_path):
 
     rerun = subprocess.run(snakemake_command(workdir, target), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    log = (workdir / "results/oneshot_digits/logs/train/method~dense/variant~default/alpha~2/sparsity~0/seed~1.log").read_text()
+    log = (workdir / "results" / f"{CELL.replace('/runs/', '/logs/train/')}.log").read_text()
     assert "resumed from checkpoint" in log
     assert same_metrics(workdir / target, reference / CELL / "metrics.json") == {}
 

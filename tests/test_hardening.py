@@ -25,7 +25,7 @@ from bench_powerprop.training.checkpointing import CheckpointDirectoryError, loa
 from bench_powerprop.training.trainer import train_cell
 
 from conftest import REPO, run_snakemake
-from helpers import digits_spec, start_training, train_command, wait_for_checkpoint
+from helpers import digits_spec, run_folder, start_training, train_command, wait_for_checkpoint
 
 TINY = str(REPO / "tests" / "configs" / "tiny.yaml")
 CLI = [sys.executable, "-m", "bench_powerprop"]
@@ -180,9 +180,9 @@ def test_table_headers_come_from_the_spec_not_the_free_text_description():
 def test_damaged_finished_cells_are_rebuilt_by_a_plain_rerun(workdir):
     run_snakemake("-c2", "--configfile", TINY, cwd=workdir)
     runs = workdir / "results" / "oneshot_digits" / "runs"
-    truncated = runs / "method~dense/variant~default/alpha~1/sparsity~0/seed~0"
-    deleted = runs / "method~dense/variant~default/alpha~2/sparsity~0/seed~1"
-    intact = runs / "method~dense/variant~default/alpha~2/sparsity~0/seed~0"
+    truncated = run_folder(runs / "method~dense/variant~default/alpha~1/sparsity~0/seed~0")
+    deleted = run_folder(runs / "method~dense/variant~default/alpha~2/sparsity~0/seed~1")
+    intact = run_folder(runs / "method~dense/variant~default/alpha~2/sparsity~0/seed~0")
     intact_time = (intact / "metrics.json").stat().st_mtime_ns
     table = workdir / "results" / "oneshot_digits" / "tables" / "oneshot_runs.csv"
     table_time = table.stat().st_mtime_ns

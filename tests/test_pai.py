@@ -129,8 +129,10 @@ def test_scorer_defaults_are_part_of_the_hashed_spec():
 def test_the_wildcard_matches_paths_with_and_without_a_level():
     pattern = re.compile(CELL_PATH_PATTERN)
     base = "method~pai/variant~snip/alpha~2/sparsity~0.9/seed~0"
-    assert pattern.fullmatch(base) and pattern.fullmatch(base + "/level~12")
-    assert not pattern.fullmatch(base + "/level~x") and not pattern.fullmatch(base + "/metrics.json")
+    folder = "/h~0123456789abcdef"  # the run folder: h~<spec hash>
+    assert pattern.fullmatch(base + folder) and pattern.fullmatch(base + "/level~12" + folder)
+    assert not pattern.fullmatch(base) and not pattern.fullmatch(base + "/level~x" + folder)
+    assert not pattern.fullmatch(base + folder + "/metrics.json") and not pattern.fullmatch(base + "/h~0123")
 
 
 def test_published_context_is_taken_at_the_nearest_published_sparsity():

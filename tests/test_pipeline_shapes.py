@@ -10,13 +10,16 @@ import torch
 from bench_powerprop.pipelines import PIPELINES
 
 from conftest import REPO, run_snakemake
+from helpers import cell_run_dir
 
 TINY_SHAPES = str(REPO / "tests" / "configs" / "tiny_shapes.yaml")
-RUNS = "results/sparse_digits/runs"
-DENSE = f"{RUNS}/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
-GMP = f"{RUNS}/method~gmp/variant~default/alpha~2/sparsity~0.9/seed~0"
-FROM_STEP_10 = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.8/seed~0"
-TICKET = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.9/seed~0"
+
+
+def run_dir(method, sparsity, variant="default"):
+    return cell_run_dir([TINY_SHAPES], "sparse_digits", method=method, variant=variant, alpha=2, sparsity=sparsity, seed=0)
+
+
+DENSE, GMP, FROM_STEP_10, TICKET = run_dir("dense", 0), run_dir("gmp", 0.9), run_dir("static", 0.8), run_dir("static", 0.9)
 
 
 def test_every_output_the_report_shows_has_its_caption():
@@ -44,8 +47,8 @@ def test_variants_and_lineage_through_the_workflow(workdir):
     run_snakemake("-c2", "--configfile", TINY_SHAPES, cwd=workdir)
 
     # two variants of one method: distinct run directories, specs, rows and table lines
-    specs = {variant: json.loads((workdir / RUNS / f"method~rigl/variant~{variant}/alpha~2/sparsity~0.9/seed~0/run.json")
-                                 .read_text())["spec"] for variant in ("default", "uniform")}
+    specs = {variant: json.loads((workdir / run_dir("rigl", 0.9, variant) / "run.json").read_text())["spec"]
+             for variant in ("default", "uniform")}
     assert specs["default"]["method_options"]["distribution"] == "erk"
     assert specs["uniform"]["method_options"]["distribution"] == "uniform"
     runs = pd.read_csv(workdir / "results/sparse_digits/tables/sparse_runs.csv")

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import REPO, run_snakemake
-from helpers import digits_config, digits_spec, train_command
+from helpers import digits_config, digits_spec, run_folder, train_command
 
 PYTHON_M = [sys.executable, "-m", "bench_powerprop"]
 DEFAULT = str(REPO / "configs" / "default.yaml")
@@ -59,7 +59,7 @@ def test_shell_syntax_in_output_directories_stays_a_directory_name(workdir):
     assert cli("validate", path, cwd=workdir).returncode == 0
     run_snakemake("-c2", "--configfile", path, cwd=workdir)
     assert not list(workdir.rglob("PWNED*"))
-    run = workdir / results / "oneshot_digits" / "runs" / "method~dense/variant~default/alpha~2/sparsity~0/seed~0"
+    run = run_folder(workdir / results / "oneshot_digits" / "runs" / "method~dense/variant~default/alpha~2/sparsity~0/seed~0")
     assert json.loads((run / "metrics.json").read_text())["steps"] == 20
     assert (workdir / results / "oneshot_digits" / "tables" / "oneshot_runs.csv").is_file()
     assert list((workdir / checkpoints).rglob("step_*.pt"))

@@ -9,6 +9,7 @@ import pytest
 from tests.slurm.fixtures import slurm_test_cluster  # noqa: F401  (a fixture, used by name)
 
 from conftest import REPO, run_snakemake
+from helpers import run_folder
 
 SLICE = str(REPO / "tests" / "configs" / "tiny_slurm.yaml")
 TABLE = "results/oneshot_digits/tables/oneshot_runs.csv"
@@ -31,5 +32,6 @@ def test_workflow_slice_through_shipped_slurm_profile(slurm_test_cluster, tmp_pa
     jobs = cluster.completed_jobs()
     assert sum(job["JobState"] == "COMPLETED" for job in jobs.values()) >= 4  # 2 train + 2 prune_eval
     assert (on_slurm / TABLE).read_text() == (local / TABLE).read_text()
-    run_info = (on_slurm / "results/oneshot_digits/runs/method~dense/variant~default/alpha~2/sparsity~0/seed~0/run.json").read_text()
+    run_info = (run_folder(on_slurm / "results/oneshot_digits/runs/method~dense/variant~default/alpha~2/sparsity~0/seed~0")
+                / "run.json").read_text()
     assert '"SLURM_JOB_ID"' in run_info

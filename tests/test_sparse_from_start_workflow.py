@@ -11,10 +11,12 @@ import pytest
 from bench_powerprop.pipelines import PIPELINES
 
 from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
+from helpers import cell_run_dir
 
 TINY = str(REPO / "tests" / "configs" / "tiny_sparse_from_start.yaml")
 KINDS = ("pai", "lottery", "gradflow")  # each runs as experiment <kind>_digits
-CHAIN = "results/lottery_digits/runs/method~lottery/variant~default/alpha~2/sparsity~0/seed~0"
+LEVEL = {level: cell_run_dir([TINY], "lottery_digits", method="lottery", alpha=2, sparsity=0, seed=0, level=level)
+         for level in (0, 1, 2)}
 
 
 def planned_train_jobs(workdir) -> list[str]:
@@ -27,8 +29,8 @@ def planned_train_jobs(workdir) -> list[str]:
 @pytest.mark.timeout(600)
 def test_pai_lottery_and_gradflow_end_to_end(workdir):
     planned = run_snakemake("-n", "-p", "--configfile", TINY, cwd=workdir).stdout
-    level_two = next(block for block in planned.split("\n\n") if f"output: {CHAIN}/level~2/metrics.json" in block)
-    assert f"{CHAIN}/level~1/model.pt" in level_two and f"{CHAIN}/level~0/snapshots" in level_two  # the chain is the DAG
+    level_two = next(block for block in planned.split("\n\n") if f"output: {LEVEL[2]}/metrics.json" in block)
+    assert f"{LEVEL[1]}/model.pt" in level_two and f"{LEVEL[0]}/snapshots" in level_two  # the chain is the DAG
 
     run_snakemake("-c2", "--configfile", TINY, cwd=workdir)
     for kind in KINDS:
@@ -45,17 +47,17 @@ def test_pai_lottery_and_gradflow_end_to_end(workdir):
     norms = pd.read_csv(workdir / "results/gradflow_digits/tables/gradflow_norms.csv")
     assert sorted(norms["step"].unique()) == [0, 10, 20, 30] and len(norms) == 3 * 4 and (norms["grad_norm"] > 0).all()
 
-    finished = {level: (workdir / f"{CHAIN}/level~{level}/metrics.json").stat().st_mtime_ns for level in (0, 1)}
+    finished = {level: (workdir / f"{LEVEL[level]}/metrics.json").stat().st_mtime_ns for level in (0, 1)}
     # Level 2 is lost before the experiment's tables were written (a killed job resumes bitwise: tests/test_lottery.py)
-    (workdir / f"{CHAIN}/level~2/metrics.json").unlink()
+    (workdir / f"{LEVEL[2]}/metrics.json").unlink()
     for name in PIPELINES["lottery"].outputs:
         (workdir / "results/lottery_digits" / name).unlink()
     jobs = planned_train_jobs(workdir)  # the level and the controls trained on its mask; nothing upstream
-    assert f"{CHAIN}/level~2/metrics.json" in jobs and all(job.endswith("/level~2/metrics.json") for job in jobs)
+    assert f"{LEVEL[2]}/metrics.json" in jobs and all("/level~2/h~" in job for job in jobs)
     run_snakemake("-c2", "--configfile", TINY, cwd=workdir)
-    assert {level: (workdir / f"{CHAIN}/level~{level}/metrics.json").stat().st_mtime_ns for level in (0, 1)} == finished
-    spec = json.loads((workdir / f"{CHAIN}/level~2/run.json").read_text())["spec"]
-    assert spec["lineage"]["mask_from"]["path"].endswith("level~1/model.pt") and spec["level"] == 2
+    assert {level: (workdir / f"{LEVEL[level]}/metrics.json").stat().st_mtime_ns for level in (0, 1)} == finished
+    spec = json.loads((workdir / f"{LEVEL[2]}/run.json").read_text())["spec"]
+    assert spec["lineage"]["mask_from"]["path"] == f"{LEVEL[1]}/model.pt" and spec["level"] == 2
 
     again = run_snakemake("-n", "--configfile", TINY, cwd=workdir)
     assert "Nothing to be done" in again.stdout + again.stderr

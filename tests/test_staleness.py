@@ -16,6 +16,11 @@ import sys
 
 import pytest
 import torch
+import yaml
+
+from bench_powerprop.cells import make_cell
+from bench_powerprop.config import load_yaml, merge_configs
+from bench_powerprop.plan import Plan
 
 from conftest import PYTHON, REPO, run_snakemake
 from helpers import digits_spec, train_command
@@ -32,9 +37,15 @@ experiments:
       keep_levels: [0.2, 1.0]
 """
 RUNS = "results/oneshot_digits/runs"
-DENSE_1 = f"{RUNS}/method~dense/variant~default/alpha~1/sparsity~0/seed~0"
-DENSE_2 = f"{RUNS}/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
-STATIC = f"{RUNS}/method~static/variant~default/alpha~2/sparsity~0.5/seed~0"
+
+
+def run_dir(method, alpha, sparsity) -> str:
+    """The cell's run folder (``…/h~<spec hash>``) under ``CONFIG`` merged over the default config."""
+    config = merge_configs(load_yaml(REPO / "configs" / "default.yaml"), yaml.safe_load(CONFIG))
+    return Plan(config).run_dir(make_cell("oneshot_digits", method=method, alpha=alpha, sparsity=sparsity, seed=0))
+
+
+DENSE_1, DENSE_2, STATIC = run_dir("dense", 1, 0), run_dir("dense", 2, 0), run_dir("static", 2, 0.5)
 TABLE = "results/oneshot_digits/tables/oneshot_runs.csv"
 
 
@@ -60,7 +71,7 @@ def workdir(trained, tmp_path):
 def status(workdir, *extra, code=REPO):
     result = subprocess.run([PYTHON, "-m", "bench_powerprop", "status", "configs/default.yaml", "grid.yaml", *extra],
                             cwd=workdir, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(code)})
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == (1 if "a run (make run" in result.stdout else 0), result.stdout + result.stderr
     return result.stdout
 
 
@@ -117,6 +128,62 @@ def test_a_model_replaced_by_another_cells_is_found_and_repaired(workdir):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def metrics_times(workdir) -> dict:
+    return {path: path.stat().st_mtime_ns for path in (workdir / RUNS).rglob("metrics.json")}
+
+
+def tables(workdir) -> dict:
+    return {path.name: path.read_bytes() for path in (workdir / "results/oneshot_digits/tables").glob("*.csv")}
+
+
+def status_code(workdir, *configs) -> int:
+    return subprocess.run([PYTHON, "-m", "bench_powerprop", "status", "configs/default.yaml", *configs], cwd=workdir,
+                          capture_output=True, text=True, timeout=300).returncode
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_an_override_trains_new_cells_beside_the_old_and_the_original_config_retrains_nothing(workdir):
+    """Issue 31's sequence: run, override lr, run the original again (docs/identity.md)."""
+    first_tables, first_times = tables(workdir), metrics_times(workdir)
+    (workdir / "lr.yaml").write_text("experiments: {oneshot_digits: {train: {lr: 0.05}}}\n")
+    run_snakemake("-c2", "--configfile", "grid.yaml", "lr.yaml", cwd=workdir)
+    overridden = metrics_times(workdir)
+    assert len(overridden) == 6 and all(overridden[path] == time for path, time in first_times.items())  # beside, not over
+    assert status_code(workdir, "grid.yaml", "lr.yaml") == 0 and status_code(workdir, "grid.yaml") == 1  # its tables: lr's
+
+    back = run_snakemake("-c2", "--configfile", "grid.yaml", cwd=workdir)
+    assert "rule train:" not in back.stdout + back.stderr and metrics_times(workdir) == overridden  # nothing retrained
+    assert tables(workdir) == first_tables and status(workdir).startswith("oneshot_digits: 3 cells: 3 up to date")
+    assert status_code(workdir, "grid.yaml") == 0
+
+    (workdir / "switches.yaml").write_text(f"results_dir: {workdir / 'results'}\ncheckpoint_dir: {workdir / 'checkpoints'}\n"
+                                           "experiments: {oneshot_digits: {train: {tensorboard: true, checkpoint_every: 5}}}\n")
+    planned = planned_jobs(run_snakemake("-n", "--configfile", "grid.yaml", "switches.yaml", cwd=workdir))
+    assert "train" not in planned and "prune_eval" not in planned  # TensorBoard on, absolute paths: no cell retrains
+    assert status_code(workdir, "grid.yaml", "switches.yaml") == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_swapped_run_folders_are_found_by_status_and_repaired_by_one_make_run(workdir):
+    """Issue 32: ``mv alpha~1 t; mv alpha~2 alpha~1; mv t alpha~2`` with run folders named by their spec."""
+    one, two, spare = workdir / DENSE_1, workdir / DENSE_2, workdir / "t"
+    one.rename(spare)
+    two.rename(one)
+    spare.rename(two)
+    listed = status(workdir)
+    assert f"{DENSE_1}: damaged: metrics.json holds the results of spec" in listed and f"{DENSE_2}: damaged" in listed
+    assert "3 cells: 1 up to date, 2 damaged" in listed and status_code(workdir, "grid.yaml") == 1
+
+    make_run = ("--report", "results/report.html", "--report-after-run")  # what make run adds
+    repaired = run_snakemake("-c2", "--configfile", "grid.yaml", *make_run, cwd=workdir)
+    assert f"{DENSE_1}: metrics.json holds the results of spec" in repaired.stderr and "retraining it" in repaired.stderr
+    assert json.loads((one / "run.json").read_text())["spec"]["alpha"] == 1.0
+    assert json.loads((two / "run.json").read_text())["spec"]["alpha"] == 2.0
+    assert status_code(workdir, "grid.yaml") == 0
+
+
 def copy_of_the_code(tmp_path):
     code = tmp_path / "code"
     code.mkdir()
@@ -151,10 +218,11 @@ def test_status_lists_cells_stale_by_code_and_its_command_retrains_exactly_those
     edit(code / "bench_powerprop" / "methods" / "static.py")  # one method's file: that method's cells only
     listed = status(workdir, code=code)
     assert f"{STATIC}: stale (code)" in listed and DENSE_1 not in listed and DENSE_2 not in listed
-    assert "3 cells: 2 up to date, 0 missing, 0 damaged, 0 stale (config), 1 stale (code)" in listed
+    assert "all: 3 cells: 2 up to date, 1 stale (code)" in listed
     assert status(workdir, "--stale-code-targets", code=code).split() == [f"{STATIC}/metrics.json"]
 
-    command = shlex.split(listed.splitlines()[-1].removeprefix("retrain the cells stale by code: "))
+    prefix = "retrain the cells stale by code: "
+    command = shlex.split(next(line for line in listed.splitlines() if line.startswith(prefix)).removeprefix(prefix))
     assert command[:3] == ["snakemake", "-c", "all"] and command[-2:] == ["--forcerun", f"{STATIC}/metrics.json"]
     untouched = (workdir / DENSE_1 / "metrics.json").stat().st_mtime_ns
     retrained = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"), *command[1:]],

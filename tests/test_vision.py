@@ -27,6 +27,7 @@ from bench_powerprop.models import build_model
 from bench_powerprop.powerprop import PowerpropMixin, powerpropify
 
 from conftest import REPO, run_snakemake
+from helpers import cell_run_dir
 
 pytestmark = [
     pytest.mark.vision,
@@ -145,7 +146,8 @@ def workflow_config(data: dict, active: str, path: Path) -> str:
 
 def train_through_workflow(workdir: Path, data: dict, experiment: str, cell: str) -> Path:
     config = workflow_config(data, experiment, workdir / "paths.yaml")
-    run_dir = Path("results") / experiment / "runs" / cell
+    axes = dict(segment.split("~") for segment in cell.split("/"))
+    run_dir = Path(cell_run_dir([TINY_VISION, config], experiment, **axes))
     run_snakemake("-c2", "--configfile", str(TINY_VISION), config, "--", str(run_dir / "metrics.json"), cwd=workdir)
     return workdir / run_dir
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
+from helpers import run_folder
 
 TINY = str(REPO / "tests" / "configs" / "tiny.yaml")
 
@@ -34,7 +35,7 @@ def test_tiny_end_to_end_run(workdir):
     assert len(runs) == 2 * 2 * 3  # α × seeds × keep levels
     assert set(runs.columns) >= {"experiment", "method", "variant", "alpha", "sparsity", "seed", "test_accuracy", "status"}
     assert set(runs["evaluation"]) == {"oneshot"} and set(runs["method"]) == {"dense"}  # the training method, not "oneshot"
-    run_dir = experiment / "runs" / "method~dense" / "variant~default" / "alpha~2" / "sparsity~0" / "seed~1"
+    run_dir = run_folder(experiment / "runs" / "method~dense" / "variant~default" / "alpha~2" / "sparsity~0" / "seed~1")
     info = json.loads((run_dir / "run.json").read_text())
     assert info["spec"]["alpha"] == 2.0 and info["spec"]["seed"] == 1
     assert (workdir / "checkpoints" / "oneshot_digits" / "runs").exists()

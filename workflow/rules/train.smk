@@ -22,7 +22,7 @@ rule train:
     params:
         spec=train_spec_json,
         run_dir=cell_dir(RESULTS),
-        checkpoint_dir=cell_dir(PLAN.checkpoints),
+        checkpoint_dir=checkpoint_location,
     shell:
         "python -m bench_powerprop train --spec {params.spec:q} --processes {resources.gpu:q}"
         " --run-dir {params.run_dir:q} --checkpoint-dir {params.checkpoint_dir:q}"

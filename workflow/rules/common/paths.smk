@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)
 
 from bench_powerprop.cells import CELL_PATH_PATTERN, EXPERIMENT_PATTERN
 from bench_powerprop.config import export_job_environment, validate_or_exit
+from bench_powerprop.identity import RecordedAs
 from bench_powerprop.integrity import runs_jobs
 from bench_powerprop.plan import Plan, write_manifest
 
@@ -34,7 +35,7 @@ def run_file(name):
 
 
 def cell_dir(root):
-    """A cell's directory below ``root`` (results: its run directory; checkpoints: outside Snakemake's outputs)."""
+    """A cell's run folder below ``root`` (``{cell}`` ends in ``h~<spec hash>``)."""
     return f"{root}/{{experiment}}/runs/{{cell}}"
 
 

@@ -2,8 +2,17 @@
 
 
 def train_spec_json(wildcards):
-    """The cell's training spec (cell-sized; an experiment never goes on a command line)."""
-    return json.dumps(PLAN.spec(cell_of(wildcards)), sort_keys=True)
+    """The cell's training spec (cell-sized; an experiment never goes on a command line); Snakemake records
+    only its spec hash (paths and logging switches change no result, so they retrain nothing)."""
+    cell = cell_of(wildcards)
+    return RecordedAs(json.dumps(PLAN.spec(cell), sort_keys=True), PLAN.spec_hash(cell))
+
+
+def checkpoint_location(wildcards):
+    """The cell's checkpoint folder; a location, recorded as nothing (an absolute checkpoint_dir retrains nothing)."""
+    return RecordedAs(
+        f"{PLAN.checkpoints}/{wildcards.experiment}/runs/{wildcards.cell}", "location"
+    )
 
 
 def train_inputs(wildcards):
