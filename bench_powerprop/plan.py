@@ -216,22 +216,53 @@ class Plan:
 
         from bench_powerprop.integrity import damage, remove_outputs
 
-        damaged = {}
+        damaged, untrained = {}, set()
         for cell in self.cells:
             cell_files = PIPELINES[self.experiment(cell.experiment)["kind"]].cell_files
             reason = damage(self.run_dir(cell), cell_files, self.spec_hash(cell))
             if reason is None:
+                if repair and not Path(self.run_dir(cell), "metrics.json").is_file():
+                    untrained.add(cell.experiment)
                 continue
             print(f"bench_powerprop: {self.run_dir(cell)}: {reason}; {self._repair_action(cell, repair)}", file=sys.stderr)
             damaged[cell] = reason
             if repair:
                 remove_outputs(self.run_dir(cell), cell_files)
         if repair:
-            for experiment in {cell.experiment for cell in damaged}:
-                outputs = PIPELINES[self.experiment(experiment)["kind"]].outputs
-                remove_outputs(f"{self.results}/{experiment}", outputs, keep_training=True)
+            self._remove_derived({cell.experiment for cell in damaged} | untrained)
             return {}
         return damaged
+
+    def _remove_derived(self, experiments: set[str]) -> None:
+        """Remove the tables and figures of ``experiments`` (cells of theirs are retrained) and, if any existed, the claims
+        read from them: should a retrain fail, no table, claim or report keeps rows of a cell without results."""
+        from bench_powerprop.integrity import remove_outputs
+
+        removed = False
+        for experiment in experiments:
+            outputs = PIPELINES[self.experiment(experiment)["kind"]].outputs
+            removed |= any(Path(self.experiment_file(experiment, name)).exists() for name in outputs)
+            remove_outputs(f"{self.results}/{experiment}", outputs, keep_training=True)
+        if removed:
+            for claims in Path(self.reproduction_dir).glob("claims*"):
+                claims.unlink()
+
+    @property
+    def reproduction_dir(self) -> str:
+        """The claims and provenance pages, beside the experiments' folders."""
+        return f"{self.results}/reproduction"
+
+    def report_notice(self) -> str:
+        """What a report built now must say on its front page (reStructuredText): the cells of the config without
+        up-to-date results; "" when every cell has them."""
+        problems = [(cell, state) for cell, state, _ in self.cell_states() if state != "stale (code)"]
+        if not problems:
+            return ""
+        listed = ", ".join(f"``{self.run_dir(cell)}``" for cell, _ in problems[:5]) + (", …" if len(problems) > 5 else "")
+        counts = ", ".join(f"{sum(found == state for _, found in problems)} {state}" for state in ("missing", "damaged")
+                           if any(found == state for _, found in problems))
+        return (f"{len(problems)} of the config's {len(self.cells)} cells have no results ({counts}: {listed}). Their rows "
+                "are missing from this report, or its tables predate them: run the workflow (make run) to train them.")
 
     def _repair_action(self, cell: Cell, repair: bool) -> str:
         if repair:

@@ -184,6 +184,27 @@ def test_swapped_run_folders_are_found_by_status_and_repaired_by_one_make_run(wo
     assert status_code(workdir, "grid.yaml") == 0
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_cell_whose_retrain_fails_leaves_no_rows_behind_and_a_report_says_so(workdir):
+    shutil.rmtree(workdir / DENSE_1)
+    run_snakemake("--configfile", "grid.yaml", "--report", "results/report.html", cwd=workdir)  # by hand, not run first
+    report = (workdir / "results/report.html").read_text()
+    assert "Not every cell has results." in report and "1 of the config" in report and DENSE_1 in report
+
+    checkpoints = workdir / DENSE_1.replace("results/", "checkpoints/", 1)
+    shutil.rmtree(checkpoints)
+    checkpoints.write_text("a file where the cell's checkpoints go: its training fails\n")
+    claims = workdir / "results/reproduction/claims.csv"
+    assert claims.is_file() and (workdir / TABLE).is_file()
+    failed = run_snakemake("-c2", "--configfile", "grid.yaml", cwd=workdir, check=False)
+    log = (workdir / DENSE_1.replace("/runs/", "/logs/train/")).with_suffix(".log").read_text()
+    assert failed.returncode != 0 and "cannot write checkpoints" in log
+    assert not (workdir / TABLE).exists() and not claims.exists()  # no table or claim keeps the cell's old rows
+    refused = run_snakemake("--configfile", "grid.yaml", "--report", "results/report.html", cwd=workdir, check=False)
+    assert refused.returncode != 0 and "marked for report but does not exist" in refused.stderr
+
+
 def copy_of_the_code(tmp_path):
     code = tmp_path / "code"
     code.mkdir()

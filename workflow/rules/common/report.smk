@@ -10,6 +10,10 @@ SUMMARY_CATEGORY = "Reproduction summary"
 
 CONFIG_HASH = spec_hash(config)
 GIT_COMMIT = git_commit()
+# A report built without running (`snakemake --report`) over cells that have no results says so on its
+# front page (workflow/report/workflow.rst); after a run (--report-after-run) every cell has them.
+if any(arg.split("=")[0] == "--report" for arg in sys.argv) and not runs_jobs(sys.argv):
+    config["report_notice"] = PLAN.report_notice()
 # the --set overrides of `make run SET=...`, shown on the provenance page
 OVERRIDE_ARGUMENTS = [f"--override={text}" for text in config.get("overrides", [])]
 

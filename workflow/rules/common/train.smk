@@ -3,7 +3,8 @@
 
 def train_spec_json(wildcards):
     """The cell's training spec (cell-sized; an experiment never goes on a command line); Snakemake records
-    only its spec hash (paths and logging switches change no result, so they retrain nothing)."""
+    only its spec hash (paths and logging switches change no result, so they retrain nothing).
+    """
     cell = cell_of(wildcards)
     return RecordedAs(json.dumps(PLAN.spec(cell), sort_keys=True), PLAN.spec_hash(cell))
 
