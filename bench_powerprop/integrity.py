@@ -5,8 +5,11 @@ cell whose ``metrics.json`` was truncated, or whose ``model.pt`` was deleted, cu
 by another cell's, would otherwise stay "up to date" next to its old tables. Training records a
 fingerprint (size, modification time, SHA-256) of every file it wrote in ``metrics.json``
 (``outputs``); a file that is missing, of another size, or whose content no longer hashes to the
-recorded digest (checked only when its size or time changed), or a ``metrics.json`` that does not
-parse, marks the cell damaged. On a real run (``repair``) the damaged cell's outputs are removed,
+recorded digest (checked only when its size or time changed), a ``metrics.json`` that does not
+parse, or a ``metrics.json``, ``model.pt`` or snapshot that records another spec hash than the one
+its run folder is named after (``…/h~<spec hash>``: moved or copied from another cell's folder;
+docs/identity.md) marks the cell damaged. A training job first clears its folder of what an earlier
+training left, and fingerprints only what it wrote. On a real run (``repair``) the damaged cell's outputs are removed,
 so Snakemake retrains it (resuming from its checkpoints) and rebuilds everything downstream; a dry
 run only reports it.
 
