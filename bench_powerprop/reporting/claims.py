@@ -136,6 +136,21 @@ class Claim:
     scale: float = 100.0
     unit_text: str = "pp"
     metric_text: str = "test accuracy"
+    #: the source's own sentence the claim tests: verbatim when ``quoted``, else a paraphrase (the page says which)
+    sentence: str = ""
+    quoted: bool = False
+    #: the smallest effect of interest of a superiority claim (a difference or a trend with ``margin`` 0), in the
+    #: metric's own units (ρ for a trend): "reproduces" needs the interval to clear it. Non-inferiority and
+    #: equivalence claims declare theirs as ``margin``. None: undeclared (judged against 0, and the page says so)
+    min_effect: float | None = None
+    #: a sanity check of the harness, not a claim of a source: its own section on the page, no verdict about a source
+    harness_check: bool = False
+    #: the value a diverged run counts at when it reached no finite value of the metric (a declared worst case, e.g.
+    #: chance accuracy); None: such a seed has no valid value (and its group may be "insufficient")
+    diverged_as: float | None = None
+    #: with ``split`` (a claim that holds "down to some level"): the split value is picked on this metric (validation
+    #: data) — the sparsest value at which the claim's test holds on it — and the claim is judged on ``metric`` there
+    pick_on: str = ""
 
     def comparisons(self) -> list[tuple[Selectors, Selectors]]:
         """(treatment, baseline) selector pairs; a trend is one comparison of ``treatment`` with nothing."""
