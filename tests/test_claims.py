@@ -253,7 +253,7 @@ def test_split_with_any_names_the_sparsest_level_that_holds():
                     test=st.EQUIVALENCE, margin=0.01)
     results = c.judge(tickets, rows)
     assert [result["verdict"] for result in results] == [c.REPRODUCES, c.REPRODUCES, c.DOES_NOT_REPRODUCE]
-    assert all(result["note"] == "sparsest level = 2 where it holds" for result in results)
+    assert all(result["note"] == "sparsest level = 2 where it holds (Holm-corrected)" for result in results)
 
 
 def test_tables_without_fingerprints_take_them_from_the_runs_table():

@@ -1,9 +1,12 @@
-"""The claims page's forest plot: one panel per judged comparison, each on its own metric's scale.
+"""The claims page's forest plot: the deciding comparisons grouped by unit, one shared x-scale per group.
 
-Per panel: the per-seed effects as dots (paired: each seed's difference; unpaired: each treatment
-seed minus the baseline mean), the interval the verdict read as a bar with the mean effect on it,
-zero as a solid line and, for margins, dashed lines (±m for equivalence, −m for non-inferiority).
-The bar's colour is the verdict. Claims that were not run have no panel (the page lists them).
+One panel per unit (pp, ρ, log ratio, …), so effects in one unit are comparable at a glance (0.01 pp
+looks as small as it is beside 60 pp). Per row: the per-seed effects as dots (paired: each seed's
+difference; unpaired: each treatment seed minus the baseline mean), the interval the verdict read as
+a bar with the mean effect on it (diamond), and the boundary the interval had to clear as a short
+dashed tick (the smallest effect of interest, −m for non-inferiority, ±m for equivalence). Zero is
+the solid line. The bar's colour is the verdict. Claims that were not run, and rows shown only beside
+a verdict, have no row (the page lists them).
 """
 
 from __future__ import annotations
@@ -18,10 +21,16 @@ import pandas as pd
 from bench_powerprop.io import save_figure_atomic
 from bench_powerprop.reporting import statistics as st
 
-VERDICT_COLOURS = {st.REPRODUCES: "#1b7837", st.DOES_NOT_REPRODUCE: "#b2182b", st.INCONCLUSIVE: "#7f7f7f"}
-PANEL_HEIGHT = 0.42
-#: inches above the panels kept for the two-line title
-TITLE_HEIGHT = 0.5
+VERDICT_COLOURS = {st.REPRODUCES: "#1b7837", st.DOES_NOT_REPRODUCE: "#b2182b", st.INCONCLUSIVE: "#7f7f7f",
+                   st.INSUFFICIENT: "#e08214"}
+ROW_HEIGHT = 0.24
+#: inches of each panel kept for its title and x-axis
+PANEL_EXTRA = 0.75
+TITLE_HEIGHT = 0.3
+WIDTH = 10.0
+LABEL_CHARS = 46
+#: the roles shown (``claims.BESIDE`` rows are in the page's tables only)
+SHOWN_ROLE = "decides"
 
 
 def _pyplot():
@@ -33,61 +42,82 @@ def _pyplot():
     return plt
 
 
-def panel_label(row: dict) -> str:
+def row_label(row: dict) -> str:
     part = f" [{row['part']}]" if row["part"] else ""
     label = f"{row['key']} {row['experiment']}{part}"
-    return label if len(label) <= 70 else label[:67] + "…"
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
 
-def margin_lines(row: dict) -> list[float]:
+def boundaries(row: dict) -> list[float]:
+    """Where the interval had to be: ±m (equivalence), −m (non-inferiority) or the smallest effect of interest."""
     if row["test"] == st.EQUIVALENCE:
         return [-row["margin"], row["margin"]]
-    return [-row["margin"]] if row["margin"] else []
+    if row["margin"]:
+        return [-row["margin"]]
+    effect = row.get("min_effect_value")
+    return [effect] if isinstance(effect, float) and math.isfinite(effect) and effect else []
 
 
-def draw_panel(axis, row: dict) -> None:
-    seeds = json.loads(row["seed_effects"])
-    colour = VERDICT_COLOURS.get(row["verdict"], "#7f7f7f")
-    axis.axvline(0.0, color="black", linewidth=0.8)
-    for margin in margin_lines(row):
-        axis.axvline(margin, color="black", linewidth=0.8, linestyle="--")
-    if math.isfinite(row["low"]):
-        axis.plot([row["low"], row["high"]], [0, 0], color=colour, linewidth=3, solid_capstyle="butt")
-    axis.plot([row["effect"]], [0], marker="D", color=colour, markersize=5)
-    axis.plot(seeds, [0.22] * len(seeds), linestyle="none", marker="o", markersize=3, color="#2166ac", alpha=0.8)
-    values = [0.0, row["effect"], *seeds, *margin_lines(row)] + ([row["low"], row["high"]] if math.isfinite(row["low"]) else [])
+def unit_of(row: dict) -> str:
+    return row["unit"] if isinstance(row["unit"], str) and row["unit"] else "no unit"
+
+
+def draw_group(axis, unit: str, rows: list[dict]) -> None:
+    values = [0.0]
+    for position, row in enumerate(rows):
+        y = -position
+        colour = VERDICT_COLOURS.get(row["verdict"], "#7f7f7f")
+        seeds = json.loads(row["seed_effects"])
+        if math.isfinite(row["low"]):
+            axis.plot([row["low"], row["high"]], [y, y], color=colour, linewidth=3, solid_capstyle="butt")
+            values += [row["low"], row["high"]]
+        axis.plot([row["effect"]], [y], marker="D", color=colour, markersize=4)
+        axis.plot(seeds, [y + 0.25] * len(seeds), linestyle="none", marker="o", markersize=2.5, color="#2166ac", alpha=0.7)
+        for boundary in boundaries(row):
+            axis.plot([boundary, boundary], [y - 0.35, y + 0.35], color="black", linewidth=0.8, linestyle="--")
+        values += [row["effect"], *seeds, *boundaries(row)]
     low, high = min(values), max(values)
-    pad = 0.08 * (high - low) or 1.0
+    pad = 0.05 * (high - low) or 1.0
     axis.set_xlim(low - pad, high + pad)
-    axis.set_ylim(-0.4, 0.5)
-    axis.set_yticks([])
-    axis.tick_params(axis="x", labelsize=6, pad=1)
-    axis.set_ylabel(panel_label(row), rotation=0, ha="right", va="center", fontsize=7)
-    unit = f" ({row['unit']})" if isinstance(row["unit"], str) and row["unit"] else ""
-    axis.text(1.01, 0.5, f"{row['verdict']}{unit}", transform=axis.transAxes, fontsize=6,
-              color=colour, va="center")
+    axis.axvline(0.0, color="black", linewidth=0.8)
+    axis.set_ylim(-len(rows) + 0.4, 0.6)
+    axis.set_yticks([-position for position in range(len(rows))], [row_label(row) for row in rows], fontsize=7)
+    axis.tick_params(axis="x", labelsize=7)
+    axis.set_xlabel(f"effect ({unit}); positive = the claimed direction", fontsize=7)
+    axis.set_title(f"{unit}: {len(rows)} comparison{'s' * (len(rows) != 1)} on one scale", fontsize=8, loc="left")
+    twin = axis.twinx()
+    twin.set_ylim(axis.get_ylim())
+    twin.set_yticks([-position for position in range(len(rows))], [row["verdict"] for row in rows], fontsize=6)
+    for label, row in zip(twin.get_yticklabels(), rows):
+        label.set_color(VERDICT_COLOURS.get(row["verdict"], "#7f7f7f"))
 
 
 def forest_figure(results: pd.DataFrame):
     plt = _pyplot()
-    rows = [row for row in results.to_dict("records") if math.isfinite(row["effect"])]
+    shown = results if "role" not in results.columns else results[results["role"] == SHOWN_ROLE]
+    rows = [row for row in shown.to_dict("records") if math.isfinite(row["effect"])]
     if not rows:
         figure, axis = plt.subplots(figsize=(6, 1.2))
         axis.axis("off")
         axis.text(0.5, 0.5, "no claim was judged (every claim: not run)", ha="center", va="center")
         return figure
-    height = TITLE_HEIGHT + PANEL_HEIGHT * len(rows)
-    figure, axes = plt.subplots(len(rows), 1, figsize=(8, height), squeeze=False)
-    for axis, row in zip(axes[:, 0], rows):
-        draw_panel(axis, row)
-    figure.suptitle("Claims: per-seed effects (dots), interval (bar), zero (solid) and margins (dashed);\n"
-                    "positive = the claimed direction; each panel on its metric's own scale", fontsize=8)
-    figure.tight_layout(h_pad=0.3, rect=(0, 0, 1, 1 - TITLE_HEIGHT / height))  # the panels below the title
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        groups.setdefault(unit_of(row), []).append(row)
+    heights = [ROW_HEIGHT * len(group) + PANEL_EXTRA for group in groups.values()]
+    height = TITLE_HEIGHT + sum(heights)
+    figure, axes = plt.subplots(len(groups), 1, figsize=(WIDTH, height), squeeze=False,
+                                gridspec_kw={"height_ratios": heights})
+    for axis, (unit, group) in zip(axes[:, 0], groups.items()):
+        draw_group(axis, unit, group)
+    figure.suptitle("Claims by unit: per-seed effects (dots), interval (bar), mean (diamond), zero (solid), the boundary "
+                    "the interval must clear (dashed)", fontsize=8)
+    figure.tight_layout(rect=(0, 0, 1, 1 - TITLE_HEIGHT / height))
     return figure
 
 
 def save(figure, path: Path) -> None:
-    save_figure_atomic(figure, path, dpi=120, bbox_inches="tight")
+    save_figure_atomic(figure, path, dpi=110, bbox_inches="tight")
     _pyplot().close(figure)
 
 

@@ -46,17 +46,19 @@ def html_fragment(markdown_text: str, css_class: str) -> str:
     return f'<div class="{css_class}">\n{to_html(markdown_text)}\n</div>\n'
 
 
-def html_page(markdown_text: str, title: str) -> str:
-    """A standalone HTML document (inline style, no external resources) rendering ``markdown_text``."""
+def html_page(markdown_text: str, title: str, style: str = "") -> str:
+    """A standalone HTML document (inline style, no external resources) rendering ``markdown_text``; ``style`` is added
+    after the shared one."""
     body = to_html(markdown_text)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        f"<title>{escape(title)}</title>\n<style>{STYLE}{style}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 
 
-def write_table_page(table: pd.DataFrame, markdown_text: str, title: str, csv: Path, markdown_path: Path, page: Path) -> None:
+def write_table_page(table: pd.DataFrame, markdown_text: str, title: str, csv: Path, markdown_path: Path, page: Path,
+                     style: str = "") -> None:
     """A table three ways: CSV (for programs), Markdown and the HTML page of that Markdown (for readers)."""
     write_csv_atomic(csv, table)
     write_text_atomic(markdown_path, markdown_text)
-    write_text_atomic(page, html_page(markdown_text, title))
+    write_text_atomic(page, html_page(markdown_text, title, style))

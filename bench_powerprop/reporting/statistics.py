@@ -34,7 +34,13 @@ MAX_SEEDS = 10_000
 REPRODUCES = "reproduces"
 DOES_NOT_REPRODUCE = "does not reproduce"
 INCONCLUSIVE = "inconclusive"
+#: a group with fewer valid seeds than the config asks for: never judged
+INSUFFICIENT = "insufficient"
 NOT_RUN = "not run"
+#: one-sided error rate of each direction: a 95% two-sided interval clears a boundary when its one-sided p < 0.025
+ALPHA = (1 - LEVEL) / 2
+#: TOST: both one-sided tests at 5% (the 90% interval inside the margins)
+EQUIVALENCE_ALPHA = 1 - EQUIVALENCE_LEVEL
 
 DIFFERENCE, EQUIVALENCE = "difference", "equivalence"
 TESTS = (DIFFERENCE, EQUIVALENCE)
@@ -56,6 +62,13 @@ class Estimate:
     spreads: tuple[float, ...]
     #: one effect per seed: the paired differences, or (unpaired) each treatment seed minus the baseline mean
     seed_effects: tuple[float, ...]
+    #: the standard error the interval is t·se of (0: no spread; NaN: no interval)
+    se: float = math.nan
+
+    @property
+    def constant(self) -> bool:
+        """Zero spread: every seed gave the same effect, a known effect (it decides; issue 28)."""
+        return self.decidable and self.se == 0.0
 
     @property
     def decidable(self) -> bool:
@@ -80,9 +93,10 @@ def paired_estimate(differences: Sequence[float], level: float = LEVEL) -> Estim
     sd = float(d.std(ddof=1))
     if negligible(sd, d):
         low = high = float(d.mean())
+        sd = 0.0
     else:
         low, high = stats.ttest_1samp(d, 0.0).confidence_interval(level)
-    return Estimate(float(d.mean()), float(low), float(high), level, n - 1, True, n, n, (sd,), tuple(d))
+    return Estimate(float(d.mean()), float(low), float(high), level, n - 1, True, n, n, (sd,), tuple(d), sd / math.sqrt(n))
 
 
 def welch_estimate(treatment: Sequence[float], baseline: Sequence[float], level: float = LEVEL) -> Estimate:
@@ -94,10 +108,12 @@ def welch_estimate(treatment: Sequence[float], baseline: Sequence[float], level:
         return nan_estimate(False, len(t), len(b), effect, seed_effects)
     spreads = (float(t.std(ddof=1)), float(b.std(ddof=1)))
     if negligible(max(spreads), np.concatenate([t, b])):
-        return Estimate(effect, effect, effect, level, math.inf, False, len(t), len(b), spreads, seed_effects)
+        return Estimate(effect, effect, effect, level, math.inf, False, len(t), len(b), (0.0, 0.0), seed_effects, 0.0)
     result = stats.ttest_ind(t, b, equal_var=False)
     low, high = result.confidence_interval(level)
-    return Estimate(effect, float(low), float(high), level, float(result.df), False, len(t), len(b), spreads, seed_effects)
+    se = math.sqrt(spreads[0] ** 2 / len(t) + spreads[1] ** 2 / len(b))
+    return Estimate(effect, float(low), float(high), level, float(result.df), False, len(t), len(b), spreads, seed_effects,
+                    se)
 
 
 def estimate(treatment: Sequence[float], baseline: Sequence[float], paired: bool, level: float = LEVEL) -> Estimate:
@@ -132,6 +148,36 @@ def seeds_needed(distance: float, spreads: tuple[float, ...], level: float, pair
     return None
 
 
+def p_above(estimate: Estimate, boundary: float) -> float:
+    """One-sided p of "the effect exceeds ``boundary``": the t tail of (effect − boundary)/se; zero spread: 0 or 1."""
+    if not estimate.decidable:
+        return math.nan
+    if estimate.constant:
+        return 0.0 if estimate.effect > boundary else 1.0
+    return float(stats.t.sf((estimate.effect - boundary) / estimate.se, estimate.df))
+
+
+def p_below(estimate: Estimate, boundary: float) -> float:
+    """One-sided p of "the effect lies below ``boundary``"; zero spread: 0 when the effect does not exceed it."""
+    if not estimate.decidable:
+        return math.nan
+    if estimate.constant:
+        return 0.0 if estimate.effect <= boundary else 1.0
+    return float(stats.t.cdf((estimate.effect - boundary) / estimate.se, estimate.df))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: sorted ascending, p₍ᵢ₎ × (k − i + 1) (i from 1), made monotone, capped at 1;
+    NaN stays NaN and does not count in k."""
+    finite = [(p, index) for index, p in enumerate(p_values) if math.isfinite(p)]
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, index) in enumerate(sorted(finite)):
+        running = max(running, min(1.0, (len(finite) - rank) * p))
+        adjusted[index] = running
+    return adjusted
+
+
 @dataclass(frozen=True)
 class Judgement:
     verdict: str
@@ -140,55 +186,103 @@ class Judgement:
     high: float
     level: float
     seeds_needed: int | None
+    #: the one-sided p-values whose rejection gives "reproduces" / "does not reproduce", and the level each is read at
+    p_reproduces: float = math.nan
+    p_fails: float = math.nan
+    alpha_reproduces: float = ALPHA
+    alpha_fails: float = ALPHA
 
 
-def judge_difference(estimate_95: Estimate, margin: float = 0.0) -> Judgement:
-    """Reproduces when the 95% interval lies above −margin, does not when it lies wholly below."""
+def verdict_of(p_reproduces: float, p_fails: float, alpha_reproduces: float, alpha_fails: float) -> str:
+    if p_reproduces < alpha_reproduces:
+        return REPRODUCES
+    if p_fails < alpha_fails:
+        return DOES_NOT_REPRODUCE
+    return INCONCLUSIVE
+
+
+def judge_difference(estimate_95: Estimate, margin: float = 0.0, min_effect: float = 0.0) -> Judgement:
+    """The boundary is b = min_effect − margin (a superiority claim's smallest effect of interest, or a non-inferiority
+    claim's −m). Reproduces when the whole 95% interval lies above b (one-sided p < 0.025); does not when it lies wholly
+    below b, or when the seeds agree exactly (zero spread) on an effect not above b."""
     low, high = estimate_95.low, estimate_95.high
     if not estimate_95.decidable:
         return Judgement(INCONCLUSIVE, low, high, estimate_95.level, None)
-    if low > -margin:
-        return Judgement(REPRODUCES, low, high, estimate_95.level, None)
-    if high < -margin:
-        return Judgement(DOES_NOT_REPRODUCE, low, high, estimate_95.level, None)
-    needed = seeds_needed(abs(estimate_95.effect + margin), estimate_95.spreads, estimate_95.level, estimate_95.paired)
-    return Judgement(INCONCLUSIVE, low, high, estimate_95.level, needed)
+    boundary = min_effect - margin
+    p_rep, p_fail = p_above(estimate_95, boundary), p_below(estimate_95, boundary)
+    verdict = verdict_of(p_rep, p_fail, ALPHA, ALPHA)
+    needed = None
+    if verdict == INCONCLUSIVE:
+        needed = seeds_needed(abs(estimate_95.effect - boundary), estimate_95.spreads, estimate_95.level, estimate_95.paired)
+    return Judgement(verdict, low, high, estimate_95.level, needed, p_rep, p_fail)
 
 
 def judge_equivalence(estimate_90: Estimate, estimate_95: Estimate, margin: float) -> Judgement:
-    """Two one-sided tests: equivalent when the 90% interval lies inside (−margin, margin); not equivalent when the
-    95% interval lies wholly outside [−margin, margin]."""
+    """Two one-sided tests: equivalent when the 90% interval lies inside (−margin, margin) (both one-sided p < 0.05);
+    not equivalent when the 95% interval lies wholly outside [−margin, margin] (the nearer one-sided p < 0.025) or when
+    the seeds agree exactly on an effect at or beyond a margin."""
     if not estimate_95.decidable:
         return Judgement(INCONCLUSIVE, estimate_90.low, estimate_90.high, estimate_90.level, None)
-    if -margin < estimate_90.low and estimate_90.high < margin:
-        return Judgement(REPRODUCES, estimate_90.low, estimate_90.high, estimate_90.level, None)
-    if estimate_95.low > margin or estimate_95.high < -margin:
-        return Judgement(DOES_NOT_REPRODUCE, estimate_95.low, estimate_95.high, estimate_95.level, None)
-    effect = abs(estimate_90.effect)
-    if effect < margin:  # more seeds would narrow the 90% interval into the margins
-        needed = seeds_needed(margin - effect, estimate_90.spreads, EQUIVALENCE_LEVEL, estimate_90.paired)
-    else:  # ... or the 95% interval out of them
-        needed = seeds_needed(effect - margin, estimate_95.spreads, LEVEL, estimate_95.paired)
-    return Judgement(INCONCLUSIVE, estimate_90.low, estimate_90.high, estimate_90.level, needed)
+    if estimate_95.constant:
+        inside = abs(estimate_95.effect) < margin
+        p_rep, p_fail = (0.0, 1.0) if inside else (1.0, 0.0)
+    else:
+        p_rep = max(p_above(estimate_90, -margin), p_below(estimate_90, margin))
+        p_fail = min(p_above(estimate_95, margin), p_below(estimate_95, -margin))
+    verdict = verdict_of(p_rep, p_fail, EQUIVALENCE_ALPHA, ALPHA)
+    if verdict == DOES_NOT_REPRODUCE:
+        return Judgement(verdict, estimate_95.low, estimate_95.high, estimate_95.level, None, p_rep, p_fail,
+                         EQUIVALENCE_ALPHA)
+    needed = None
+    if verdict == INCONCLUSIVE:
+        effect = abs(estimate_90.effect)
+        if effect < margin:  # more seeds would narrow the 90% interval into the margins
+            needed = seeds_needed(margin - effect, estimate_90.spreads, EQUIVALENCE_LEVEL, estimate_90.paired)
+        else:  # ... or the 95% interval out of them
+            needed = seeds_needed(effect - margin, estimate_95.spreads, LEVEL, estimate_95.paired)
+    return Judgement(verdict, estimate_90.low, estimate_90.high, estimate_90.level, needed, p_rep, p_fail, EQUIVALENCE_ALPHA)
 
 
 def combine(verdicts: Sequence[str], rule: str = "all") -> str:
     """A claim of several comparisons, judged on those that ran. ``all``: reproduces when every one does, does not
-    when any does not. ``any``: reproduces when at least one does, does not when every one does not."""
+    when any does not. ``any``: reproduces when at least one does, does not when every one does not. A comparison
+    whose groups are insufficient makes the claim insufficient unless the others decide it alone."""
     verdicts = [verdict for verdict in verdicts if verdict != NOT_RUN]
     if not verdicts:
         return NOT_RUN
     if rule == "any":
         if REPRODUCES in verdicts:
             return REPRODUCES
+        if INSUFFICIENT in verdicts:
+            return INSUFFICIENT
         return DOES_NOT_REPRODUCE if all(verdict == DOES_NOT_REPRODUCE for verdict in verdicts) else INCONCLUSIVE
     if DOES_NOT_REPRODUCE in verdicts:
         return DOES_NOT_REPRODUCE
+    if INSUFFICIENT in verdicts:
+        return INSUFFICIENT
     return REPRODUCES if all(verdict == REPRODUCES for verdict in verdicts) else INCONCLUSIVE
 
 
+def holm_verdicts(judgements: Sequence[Judgement], rule: str) -> list[str]:
+    """The verdicts of a claim's comparisons corrected for multiplicity. The direction in which one comparison decides
+    the claim (``any``: one that reproduces; ``all``: one that does not) is a union of k tests: its p-values are
+    Holm-adjusted. The other direction needs every comparison (an intersection–union test) and stays unadjusted."""
+    p_rep = [judgement.p_reproduces for judgement in judgements]
+    p_fail = [judgement.p_fails for judgement in judgements]
+    if rule == "any":
+        p_rep = holm(p_rep)
+    else:
+        p_fail = holm(p_fail)
+    return [verdict_of(rep, fail, judgement.alpha_reproduces, judgement.alpha_fails)
+            if math.isfinite(rep) and math.isfinite(fail) else judgement.verdict
+            for judgement, rep, fail in zip(judgements, p_rep, p_fail)]
+
+
 def spearman_per_seed(levels: Sequence[float], values: Sequence[float]) -> float:
-    """Spearman's ρ of ``values`` over the ordered ``levels`` (NaN when either is constant)."""
-    if len(set(levels)) < 2 or len(set(values)) < 2:
+    """Spearman's ρ of ``values`` over the ordered ``levels``: NaN when the levels are constant, 0 when the values are
+    (a metric that does not move with the levels has no trend: a known ρ of 0, not a missing one)."""
+    if len(set(levels)) < 2:
         return math.nan
+    if len(set(values)) < 2:
+        return 0.0
     return float(stats.spearmanr(levels, values).statistic)
