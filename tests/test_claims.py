@@ -161,12 +161,14 @@ def test_mismatched_fingerprints_refuse_the_pairing_and_fall_back_to_welch():
     assert only(c.judge(claim(paired=False), table({0: [0.9], 1: [0.8]}, {0: [0.5], 1: [0.4]})))["pairing"] == "unpaired (Welch)"
 
 
-def test_lower_is_better_flips_the_sign_and_diverged_runs_are_left_out():
+def test_lower_is_better_flips_the_sign_and_a_diverged_run_counts_at_the_value_it_reached():
     rows = table({0: [0.1], 1: [0.2], 2: [0.15]}, {0: [0.5], 1: [0.6], 2: [0.55]})
-    rows = pd.concat([rows, pd.DataFrame([{"alpha": 2.0, "seed": 0, "score": 99.0, "status": "diverged",
-                                           "init_fingerprint": "init0", "batch_fingerprint": "batches0"}])])
+    assert only(c.judge(claim(higher_is_better=False, scale=1.0), rows))["effect"] == pytest.approx(0.4)
+    rows.loc[(rows["alpha"] == 2.0) & (rows["seed"] == 0), ["score", "status"]] = [0.9, "diverged"]
     result = only(c.judge(claim(higher_is_better=False, scale=1.0), rows))
-    assert result["effect"] == pytest.approx(0.4) and result["n_treatment"] == 3 and result["verdict"] == c.REPRODUCES
+    # seed 0 now counts at 0.9 (0.5 − 0.9 = −0.4): differences −0.4, 0.4, 0.4
+    assert result["effect"] == pytest.approx(0.4 / 3) and result["n_treatment"] == 3 and result["diverged"] == "1/3 / 0/3"
+    assert result["verdict"] == c.INCONCLUSIVE
 
 
 def test_a_clear_effect_the_other_way_does_not_reproduce():
@@ -301,7 +303,9 @@ def test_claims_page_prints_the_rule_one_row_per_result_and_the_failures_up_fron
     assert f"* **{c.DOES_NOT_REPRODUCE}** (1): worse (one)" in markdown
     assert f"* **{c.REPRODUCES}** (1): k (one)" in markdown
     page = html_page(markdown, "claims")
-    assert page.count("<tr>") == 1 + len(result)  # the header and one row each: the pipes in |θ| do not split cells
+    # the verdict table (header + a row per claim) and a detail table per judged claim (header + its one row): the
+    # pipes in |θ| do not split cells
+    assert page.count("<tr>") == 1 + len(result) + 2 * 3
     assert "fraction of |θ| &lt; ε" in page
     assert c.overview_html(result).count("<tr>") == 1 + len(result)
 
@@ -345,7 +349,8 @@ def test_every_claim_names_a_known_kind_table_and_columns():
         assert entry.table in PIPELINES[entry.kind].tables, entry.key
         columns = declared[entry.table]
         selectors = [entry.where, *(s for pair in entry.comparisons() for s in pair), *entry.order]
-        named = {column for selector in selectors for column in selector} | {entry.unit, entry.trend, entry.split} - {""}
+        named = {column for selector in selectors for column in selector} | {
+            entry.unit, entry.trend, entry.split, entry.pick_on} - {""}
         named |= {wanted["best"] for selector in selectors for wanted in selector.values()
                   if isinstance(wanted, dict) and "best" in wanted}
         assert named <= set(columns), (entry.key, named - set(columns))

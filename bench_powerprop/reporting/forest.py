@@ -25,7 +25,7 @@ VERDICT_COLOURS = {st.REPRODUCES: "#1b7837", st.DOES_NOT_REPRODUCE: "#b2182b", s
                    st.INSUFFICIENT: "#e08214"}
 ROW_HEIGHT = 0.24
 #: inches of each panel kept for its title and x-axis
-PANEL_EXTRA = 0.75
+PANEL_EXTRA = 0.9
 TITLE_HEIGHT = 0.3
 WIDTH = 10.0
 LABEL_CHARS = 46
@@ -106,13 +106,12 @@ def forest_figure(results: pd.DataFrame):
         groups.setdefault(unit_of(row), []).append(row)
     heights = [ROW_HEIGHT * len(group) + PANEL_EXTRA for group in groups.values()]
     height = TITLE_HEIGHT + sum(heights)
-    figure, axes = plt.subplots(len(groups), 1, figsize=(WIDTH, height), squeeze=False,
+    figure, axes = plt.subplots(len(groups), 1, figsize=(WIDTH, height), squeeze=False, layout="constrained",
                                 gridspec_kw={"height_ratios": heights})
     for axis, (unit, group) in zip(axes[:, 0], groups.items()):
         draw_group(axis, unit, group)
     figure.suptitle("Claims by unit: per-seed effects (dots), interval (bar), mean (diamond), zero (solid), the boundary "
                     "the interval must clear (dashed)", fontsize=8)
-    figure.tight_layout(rect=(0, 0, 1, 1 - TITLE_HEIGHT / height))
     return figure
 
 
