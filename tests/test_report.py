@@ -23,8 +23,9 @@ import pytest
 from bench_powerprop.io import read_json
 from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting.claim_registry import CLAIMS
-from bench_powerprop.reporting.claims import DOES_NOT_REPRODUCE, INCONCLUSIVE, NOT_RUN, REPRODUCES, overview
+from bench_powerprop.reporting.claims import DOES_NOT_REPRODUCE, HARNESS_SECTION, INCONCLUSIVE, NOT_RUN, REPRODUCES, overview
 from bench_powerprop.reporting.curves import TRAINING_CURVES
+from bench_powerprop.reporting.statistics import INSUFFICIENT
 
 from chromium import Browser, find_chromium
 from conftest import REPO
@@ -32,7 +33,7 @@ from conftest import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 SUMMARY_FILES = {"claims.html", "claims_forest.png", "provenance.html"}
-VERDICTS = {REPRODUCES, DOES_NOT_REPRODUCE, INCONCLUSIVE, NOT_RUN}
+VERDICTS = {REPRODUCES, DOES_NOT_REPRODUCE, INCONCLUSIVE, INSUFFICIENT, NOT_RUN}
 
 CLICK_MENU = """(() => {
     const link = [...document.querySelectorAll('nav a')].find(a => a.textContent.trim() === %s);
@@ -154,7 +155,8 @@ def test_every_figure_and_table_is_rendered_through_the_menu(page, workdir, clai
                 if seen["tag"] == "IMG":  # decoded at the size of the figure on disk
                     assert (seen["width"], seen["height"]) == png_size(next(workdir.glob(f"results/**/{name}"))), name
                 else:
-                    check_html_page(page, seen["head"], name, len(claims))
+                    sources = claims[claims["section"] != HARNESS_SECTION]  # the verdict table: a row per (claim, experiment)
+                    check_html_page(page, seen["head"], name, len(sources.drop_duplicates(subset=["key", "experiment"])))
             click(page, category)
         assert rendered.get(category) == files, category
 
