@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
@@ -404,11 +405,12 @@ def parts_of(claim: Claim, pool: pd.DataFrame) -> list[Part]:
 
 @dataclass(frozen=True)
 class Sample:
-    """The per-seed values a comparison is judged on, and the seeds each group was asked for."""
+    """The per-seed values a comparison is judged on (``{seed: value}``, paired groups in the same seed order), and
+    the seeds each group was asked for. Plain dicts: the verdict-stability bootstrap redraws them thousands of times."""
 
-    treatment: pd.Series
+    treatment: dict
     #: None for a trend (``treatment`` then holds each seed's signed ρ)
-    baseline: pd.Series | None
+    baseline: dict | None
     paired: bool
     pairing: str
     #: the seeds each group's rows have, diverged runs included: what the config asked for
@@ -416,14 +418,13 @@ class Sample:
 
     def valid(self) -> bool:
         """Every seed asked for has a valid value (rule 1: otherwise the comparison is insufficient)."""
-        baseline_ok = self.baseline is None or set(self.baseline.index) >= self.asked[1]
-        return set(self.treatment.index) >= self.asked[0] and baseline_ok
+        baseline_ok = self.baseline is None or self.baseline.keys() >= self.asked[1]
+        return self.treatment.keys() >= self.asked[0] and baseline_ok
 
-    def resampled(self, seeds: Sequence) -> Sample:
+    def resampled(self, seeds: list) -> Sample:
         """The sample on a resample of the seeds (with repeats): each drawn seed becomes a replicate of its own."""
-        def draw(values: pd.Series) -> pd.Series:
-            kept = [(index, seed) for index, seed in enumerate(seeds) if seed in values.index]
-            return pd.Series([values[seed] for _, seed in kept], index=[index for index, _ in kept], dtype=float)
+        def draw(values: dict) -> dict:
+            return {index: values[seed] for index, seed in enumerate(seeds) if seed in values}
 
         def asked(units: frozenset) -> frozenset:
             return frozenset(index for index, seed in enumerate(seeds) if seed in units)
@@ -444,18 +445,18 @@ def sample_of(claim: Claim, part: Part, metric: str = "") -> Sample:
     if claim.trend:
         rhos, pairing = trend_values(claim, part.treatment)
         refused = pairing.startswith("pairing refused")
-        return Sample(rhos, None, not refused, pairing, (frozenset(), frozenset()) if refused else asked)
+        return Sample(rhos.to_dict(), None, not refused, pairing, (frozenset(), frozenset()) if refused else asked)
     treatment, baseline = per_unit(part.treatment, claim), per_unit(part.baseline, claim)
     if not claim.paired:
-        return Sample(treatment, baseline, False, "unpaired (Welch)", asked)
+        return Sample(treatment.to_dict(), baseline.to_dict(), False, "unpaired (Welch)", asked)
     refusal = pairing_refusal(pd.concat([part.treatment, part.baseline]), claim.unit)
     if refusal:
-        return Sample(treatment, baseline, False, f"pairing refused ({refusal}): unpaired (Welch)", asked)
+        return Sample(treatment.to_dict(), baseline.to_dict(), False, f"pairing refused ({refusal}): unpaired (Welch)", asked)
     common = treatment.index.intersection(baseline.index)
     lost = sorted(set(asked[0]).symmetric_difference(asked[1]))
     note = f"paired by {claim.unit}" + (f" ({claim.unit} {', '.join(map(str, lost))} in one group only: left out)" if lost else "")
     both = asked[0] & asked[1]
-    return Sample(treatment.loc[common], baseline.loc[common], True, note, (both, both))
+    return Sample(treatment.loc[common].to_dict(), baseline.loc[common].to_dict(), True, note, (both, both))
 
 
 def trend_values(claim: Claim, rows: pd.DataFrame) -> tuple[pd.Series, str]:
@@ -473,12 +474,14 @@ def trend_values(claim: Claim, rows: pd.DataFrame) -> tuple[pd.Series, str]:
 
 
 def estimate_of(claim: Claim, sample: Sample, level: float = st.LEVEL) -> st.Estimate:
+    treatment = np.fromiter(sample.treatment.values(), float, len(sample.treatment))
     if sample.baseline is None:
         if not sample.paired:
-            return st.nan_estimate(True, len(sample.treatment), len(sample.treatment), math.nan, sample.treatment)
-        return st.paired_estimate(sample.treatment.to_numpy(), level)
+            return st.nan_estimate(True, len(treatment), len(treatment), math.nan, treatment)
+        return st.paired_estimate(treatment, level)
     sign = 1.0 if claim.higher_is_better else -1.0
-    return st.estimate(sign * sample.treatment.to_numpy(), sign * sample.baseline.to_numpy(), sample.paired, level)
+    baseline = np.fromiter(sample.baseline.values(), float, len(sample.baseline))
+    return st.estimate(sign * treatment, sign * baseline, sample.paired, level)
 
 
 def judge_sample(claim: Claim, sample: Sample) -> tuple[st.Estimate, st.Judgement]:
@@ -550,7 +553,8 @@ def record(claim: Claim, part: Part, sample: Sample, judgement: st.Judgement, ve
     if claim.trend:
         groups = {"treatment": f"{part.treatment[claim.trend].nunique()} levels of {claim.trend}", "baseline": "—"}
     else:
-        groups = {"treatment": group_text(sample.treatment, claim.scale), "baseline": group_text(sample.baseline, claim.scale)}
+        groups = {"treatment": group_text(pd.Series(sample.treatment, dtype=float), claim.scale),
+                  "baseline": group_text(pd.Series(sample.baseline, dtype=float), claim.scale)}
     return {
         **groups, "verdict": verdict, "role": role, "pairing": sample.pairing, "part": part.label,
         "effect": scale * estimate.effect, "low": scale * judgement.low, "high": scale * judgement.high,
@@ -601,6 +605,7 @@ def verdict_stability(claim: Claim, found: Judged, observed: str) -> float:
     seeds = sorted(set().union(*(sample.asked[0] | sample.asked[1] for sample in samples)))
 
     def verdict_of(drawn: tuple) -> str:
+        drawn = list(drawn)
         return decide(claim, [sample.resampled(drawn) for sample in samples], [roles[index] for index in deciding],
                       [sample.resampled(drawn) for sample in found.picking])[3]
 

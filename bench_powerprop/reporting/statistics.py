@@ -1,12 +1,12 @@
 """The one statistical rule of the claims page: intervals over seeds, verdicts, and the seeds a verdict would need.
 
 Every effect is signed so that positive is the direction a claim states. The seed is the unit of
-replication. Intervals come from ``scipy.stats``:
+replication. Intervals are mean ± t·se with the t quantile of ``scipy.stats.t`` (the same numbers as
+``ttest_1samp(d).confidence_interval`` / ``ttest_ind(equal_var=False).confidence_interval``, written out
+because the verdict-stability bootstrap calls them thousands of times):
 
-* paired by seed: the per-seed differences d₁…dₙ, a t-interval with n − 1 degrees of freedom
-  (``stats.ttest_1samp(d).confidence_interval``);
-* unpaired: Welch's interval with Welch–Satterthwaite degrees of freedom
-  (``stats.ttest_ind(equal_var=False).confidence_interval``).
+* paired by seed: the per-seed differences d₁…dₙ, a t-interval with n − 1 degrees of freedom, se = s/√n;
+* unpaired: Welch's interval with Welch–Satterthwaite degrees of freedom, se = √(s²ₜ/nₜ + s²ᵦ/nᵦ).
 
 Verdicts (``TESTS``): a *difference* claim (margin m ≥ 0; m > 0 makes it a non-inferiority claim,
 "at least as well") reproduces when the whole 95% interval lies above −m and does not reproduce
@@ -18,6 +18,7 @@ would decide it if the observed effect and spread held.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,6 +85,12 @@ def nan_estimate(paired: bool, n_treatment: int, n_baseline: int, effect: float,
     return Estimate(effect, math.nan, math.nan, math.nan, math.nan, paired, n_treatment, n_baseline, (), tuple(seed_effects))
 
 
+@functools.lru_cache(maxsize=256)
+def t_quantile(q: float, df: int) -> float:
+    """t(q, df) for an integer df (cached: the bootstrap asks for the same few thousands of times)."""
+    return float(stats.t.ppf(q, df))
+
+
 def paired_estimate(differences: Sequence[float], level: float = LEVEL) -> Estimate:
     """t-interval of the mean per-seed difference, n − 1 degrees of freedom."""
     d = np.asarray(differences, dtype=float)
@@ -91,12 +98,11 @@ def paired_estimate(differences: Sequence[float], level: float = LEVEL) -> Estim
     if n < MIN_SEEDS:
         return nan_estimate(True, n, n, float(d.mean()) if n else math.nan, d)
     sd = float(d.std(ddof=1))
+    mean = float(d.mean())
     if negligible(sd, d):
-        low = high = float(d.mean())
         sd = 0.0
-    else:
-        low, high = stats.ttest_1samp(d, 0.0).confidence_interval(level)
-    return Estimate(float(d.mean()), float(low), float(high), level, n - 1, True, n, n, (sd,), tuple(d), sd / math.sqrt(n))
+    half = t_quantile((1 + level) / 2, n - 1) * sd / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, level, n - 1, True, n, n, (sd,), tuple(d), sd / math.sqrt(n))
 
 
 def welch_estimate(treatment: Sequence[float], baseline: Sequence[float], level: float = LEVEL) -> Estimate:
@@ -109,11 +115,11 @@ def welch_estimate(treatment: Sequence[float], baseline: Sequence[float], level:
     spreads = (float(t.std(ddof=1)), float(b.std(ddof=1)))
     if negligible(max(spreads), np.concatenate([t, b])):
         return Estimate(effect, effect, effect, level, math.inf, False, len(t), len(b), (0.0, 0.0), seed_effects, 0.0)
-    result = stats.ttest_ind(t, b, equal_var=False)
-    low, high = result.confidence_interval(level)
-    se = math.sqrt(spreads[0] ** 2 / len(t) + spreads[1] ** 2 / len(b))
-    return Estimate(effect, float(low), float(high), level, float(result.df), False, len(t), len(b), spreads, seed_effects,
-                    se)
+    a, b_ = spreads[0] ** 2 / len(t), spreads[1] ** 2 / len(b)
+    df = (a + b_) ** 2 / (a ** 2 / (len(t) - 1) + b_ ** 2 / (len(b) - 1))
+    se = math.sqrt(a + b_)
+    half = float(stats.t.ppf((1 + level) / 2, df)) * se
+    return Estimate(effect, effect - half, effect + half, level, df, False, len(t), len(b), spreads, seed_effects, se)
 
 
 def estimate(treatment: Sequence[float], baseline: Sequence[float], paired: bool, level: float = LEVEL) -> Estimate:
