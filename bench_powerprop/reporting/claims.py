@@ -540,8 +540,12 @@ def converged_text(part: Part) -> str:
     if not groups or any(CONVERGED not in rows.columns for rows in groups):
         return "—"
     cells = pd.concat(groups).drop_duplicates(subset=[name for name in CELL_COLUMNS if name in groups[0].columns])
-    unconverged = int((cells[CONVERGED] == 0).sum())  # NaN (no answer from the log) counts as neither
-    return "yes" if unconverged == 0 else f"no ({unconverged} of {len(cells)} cells)"
+    unconverged, unknown = int((cells[CONVERGED] == 0).sum()), int(cells[CONVERGED].isna().sum())
+    if unconverged:
+        return f"no ({unconverged} of {len(cells)} cells)"
+    if unknown:
+        return "— (logs too short)" if unknown == len(cells) else f"yes ({unknown} of {len(cells)} logs too short)"
+    return "yes"
 
 
 CONVERGED = conv.CONVERGED
