@@ -42,6 +42,20 @@ def find_chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def chromium_or_skip() -> str:
+    """Chromium's executable for a browser test: installed here when missing and we are root, else the test skips."""
+    import pytest
+
+    executable = find_chromium()
+    if executable is None and os.geteuid() == 0:
+        script = Path(__file__).resolve().parents[1] / "scripts" / "install_chromium.sh"
+        subprocess.run(["bash", str(script)], check=False)
+        executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed and could not be installed (needs root and apt-get: scripts/install_chromium.sh)")
+    return executable
+
+
 class ProtocolError(RuntimeError):
     pass
 

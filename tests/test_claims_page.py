@@ -1,8 +1,6 @@
 """The claims page as a reader sees it: written by ``write_claims`` from a constructed experiment (manifest, tidy table,
 training logs) and opened in headless Chromium at 1,400 px, the width issue 31 names."""
 
-import os
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -13,8 +11,7 @@ from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting import claims as c
 from bench_powerprop.reporting.claim_registry import CLAIMS
 
-from chromium import Browser, find_chromium
-from conftest import REPO
+from chromium import Browser, chromium_or_skip
 
 pytestmark = pytest.mark.browser
 
@@ -33,13 +30,7 @@ VERDICT_CELLS = """[...document.querySelectorAll('table')[0].querySelectorAll('t
 
 @pytest.fixture(scope="module")
 def chromium():
-    executable = find_chromium()
-    if executable is None and os.geteuid() == 0:
-        subprocess.run(["bash", str(REPO / "scripts" / "install_chromium.sh")], check=False)
-        executable = find_chromium()
-    if executable is None:
-        pytest.skip("chromium is not installed (scripts/install_chromium.sh)")
-    return executable
+    return chromium_or_skip()
 
 
 def experiment(tmp_path):

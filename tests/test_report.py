@@ -12,10 +12,8 @@ reStructuredText error; the runtime statistics are drawn. Chromium comes from De
 
 import json
 import math
-import os
 import re
 import struct
-import subprocess
 
 import pandas as pd
 import pytest
@@ -27,8 +25,7 @@ from bench_powerprop.reporting.claims import DOES_NOT_REPRODUCE, HARNESS_SECTION
 from bench_powerprop.reporting.curves import TRAINING_CURVES
 from bench_powerprop.reporting.statistics import INSUFFICIENT
 
-from chromium import Browser, find_chromium
-from conftest import REPO
+from chromium import Browser, chromium_or_skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -52,13 +49,7 @@ SHOWN = """(() => {
 
 @pytest.fixture(scope="module")
 def chromium():
-    executable = find_chromium()
-    if executable is None and os.geteuid() == 0:
-        subprocess.run(["bash", str(REPO / "scripts" / "install_chromium.sh")], check=False)
-        executable = find_chromium()
-    if executable is None:
-        pytest.skip("chromium is not installed and could not be installed (needs root and apt-get: scripts/install_chromium.sh)")
-    return executable
+    return chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
