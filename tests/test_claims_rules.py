@@ -130,6 +130,10 @@ def test_a_pooled_claim_shows_each_alpha_beside_the_pooled_verdict():
     assert results[0]["effect"] == pytest.approx(np.mean(pooled))
     assert results[1]["effect"] == pytest.approx(np.mean([0.0, 0.02, -0.01]))
     assert results[1]["verdict"] != st.REPRODUCES and results[0]["claim_verdict"] == st.REPRODUCES  # beside: not in it
+    frame = c.evaluate([claim(min_effect=0.005)], {"one": "toy"}, lambda *_: rows)
+    verdicts = {1.25: results[1]["verdict"], 5.0: results[2]["verdict"]}
+    marks = ", ".join(f"{value:g} {c.VERDICT_MARKS[verdict]}" for value, verdict in verdicts.items())
+    assert f"* By alpha: {marks} — holds at 5 of 2" in c.page_markdown(frame)
 
 
 # -- converged before judged ----------------------------------------------------------------------------

@@ -336,6 +336,11 @@ class Part:
     #: what a ``best`` selector chose, e.g. "alpha chosen on val_accuracy: 1.5 (3×), 2 (1×)"
     chosen: str = ""
     role: str = DECIDES
+    #: the axis and value a per-value row stands for (``at_value``)
+    axis: str = ""
+    value: Any = None
+    #: the comparison a per-value row belongs to (its label without the value)
+    comparison: str = ""
 
 
 def chosen_text(rows: pd.DataFrame, selectors: Selectors) -> str:
@@ -369,7 +374,7 @@ def at_value(part: Part, column: str, value, role: str = BESIDE) -> Part:
         baseline = baseline[baseline[column] == value]
     label = f"{part.label}: " if part.label else ""
     return Part(f"{label}{column} = {value_text(value)}", part.treatment[part.treatment[column] == value], baseline,
-                role=role)
+                role=role, axis=column, value=value, comparison=part.label)
 
 
 def pooled_rows(part: Part, selectors: Selectors) -> list[Part]:
@@ -562,6 +567,7 @@ def record(claim: Claim, part: Part, sample: Sample, judgement: st.Judgement, ve
     return {
         **groups, "verdict": verdict, "role": role, "pairing": sample.pairing, "part": part.label,
         "effect": scale * estimate.effect, "low": scale * judgement.low, "high": scale * judgement.high,
+        "axis": part.axis, "axis_value": part.value, "comparison": part.comparison if part.axis else part.label,
         "level": judgement.level, "df": estimate.df, "n_treatment": len(sample.treatment),
         "n_baseline": len(sample.treatment) if sample.baseline is None else len(sample.baseline),
         "asked": "/".join(str(len(units)) for units in (sample.asked if sample.baseline is not None else sample.asked[:1])),
@@ -640,6 +646,7 @@ def not_run(note: str) -> dict:
     return {"part": "", "treatment": "—", "baseline": "—", "effect": math.nan, "low": math.nan, "high": math.nan,
             "level": math.nan, "df": math.nan, "n_treatment": 0, "n_baseline": 0, "asked": "", "seeds_needed": math.nan,
             "p_reproduces": math.nan, "p_fails": math.nan, "diverged": "—", "converged": "—", "role": DECIDES,
+            "axis": "", "axis_value": math.nan, "comparison": "",
             "seed_effects": "[]", "pairing": "—", "verdict": NOT_RUN, "claim_verdict": NOT_RUN, "note": note}
 
 
@@ -718,11 +725,12 @@ def evaluate(claims: Iterable[Claim], experiments: Mapping[str, str], read_table
 
 
 CLAIMS_SECTION, HARNESS_SECTION = "claims of the sources", "harness sanity checks"
-CLAIM_COLUMNS = ["key", "claim", "section", "experiment", "setting", "part", "role", "verdict", "claim_verdict",
-                 "stability", "test", "pairing", "n_treatment", "n_baseline", "asked", "diverged", "converged", "effect",
-                 "low", "high", "level", "df", "unit", "margin", "smallest_effect", "min_effect_value", "p_reproduces", "p_fails",
-                 "seeds_needed", "seed_effects", "treatment", "baseline", "compared", "scale_note", "source", "sentence",
-                 "quoted", "note"]
+CLAIM_COLUMNS = ["key", "claim", "section", "experiment", "setting", "part", "role", "axis", "axis_value",
+                 "comparison", "verdict", "claim_verdict", "stability", "test", "pairing", "n_treatment",
+                 "n_baseline", "asked", "diverged", "converged", "effect", "low", "high", "level", "df", "unit",
+                 "margin", "smallest_effect", "min_effect_value", "p_reproduces", "p_fails", "seeds_needed",
+                 "seed_effects", "treatment", "baseline", "compared", "scale_note", "source", "sentence", "quoted",
+                 "note"]
 
 
 # -- the page ---------------------------------------------------------------------------------------
@@ -864,6 +872,26 @@ def detail_table(rows: pd.DataFrame) -> str:
     }))
 
 
+VERDICT_MARKS = {REPRODUCES: "✓", DOES_NOT_REPRODUCE: "✗", INCONCLUSIVE: "?", st.INSUFFICIENT: "insufficient"}
+
+
+def axis_readings(rows: pd.DataFrame) -> list[str]:
+    """One line per comparison and axis with per-value rows: each value's verdict in order, and where it holds
+    ("sparsity: 0.8 ✓, 0.9 ✓, 0.95 ?, 0.98 ✗ — holds up to 0.9")."""
+    lines = []
+    per_value = rows[rows["axis"].astype(str) != ""]
+    for (comparison, axis), unsorted in per_value.groupby(["comparison", "axis"], sort=False):
+        group = unsorted.sort_values("axis_value")
+        if len(group) < 2:
+            continue
+        pairs = list(zip(group["axis_value"], group["verdict"]))
+        marks = ", ".join(f"{value_text(value)} {VERDICT_MARKS.get(verdict, '—')}" for value, verdict in pairs)
+        holding = [value_text(value) for value, verdict in pairs if verdict == REPRODUCES]
+        reading = f"holds at {', '.join(holding) or 'none'} of {len(group)}"
+        lines.append(f"* By {axis}{f' ({comparison})' if comparison else ''}: {marks} — {reading}")
+    return lines
+
+
 def claim_section(rows: pd.DataFrame) -> str:
     """A claim's detail: its source sentence, what is compared, and every comparison on every experiment."""
     row = rows.iloc[0]
@@ -875,9 +903,10 @@ def claim_section(rows: pd.DataFrame) -> str:
     for experiment, group in rows.groupby("experiment", sort=False):
         first = group.iloc[0]
         notes = "; ".join(dict.fromkeys(note for note in group["note"] if isinstance(note, str) and note))
+        readings = "\n".join(axis_readings(group))
         lines += [f"\n**{experiment}** ({first['setting']}): **{verdict_text(first)}**, verdict stability "
                   f"{stability_text(first['stability'])}; {first['pairing']}" + (f". {notes}" if notes else "") + "\n",
-                  detail_table(group)]
+                  *([readings + "\n"] if readings else []), detail_table(group)]
     return "\n".join(lines) + "\n"
 
 
