@@ -42,6 +42,11 @@ EVCI_DST = ('Furthermore, we find that DST methods significantly improve gradien
             'over traditional sparse training methods.')
 EVCI_TICKETS = ('Finally, we show that LTs do not improve gradient flow, rather their success lies in re-learning the'
                 ' pruning solution they are derived from - however, this comes at the cost of learning novel solutions.')
+#: for the claims-exp rows P6 and G7 (the abstract of arXiv:2110.00296; §1 of arXiv:2010.03533v2)
+POWERPROP_SMALL_WEIGHTS = ('Exploiting the behaviour of gradient descent, our method gives rise to weight updates exhibiting a '
+                           '"rich get richer" dynamic, leaving low-magnitude parameters largely unaffected by learning.')
+EVCI_STATIC = ('However, naively training an (unstructured) sparse NN from a random initialization (i.e. from scratch), '
+               'typically leads to significantly worse generalization.')
 LTH_ABSTRACT = ('We find that a standard pruning technique naturally uncovers subnetworks whose '
                 'initializations made them capable of training effectively.')
 #: the student report and the lecture are not available to the harness verbatim: their rows declare no
@@ -52,7 +57,7 @@ ACCURACY_EFFECT = 0.005  # half a percentage point of accuracy
 DENSITY_EFFECT = 0.01  # one percentage point of the weights near zero
 RHO_EFFECT = 0.5  # a Spearman ρ of at least 0.5: "grows with α"
 BIMODALITY_EFFECT = 0.05  # Sarle's coefficient; 5/9 ≈ 0.556 separates one heap from two
-DISTANCE_EFFECT = 0.05  # 5% of the pruning solution's norm
+DISTANCE_EFFECT = 0.05  # 5% of the pruning solution's norm; also P6's movement in units of the initial std
 DISAGREEMENT_EFFECT = 0.01  # one percentage point of the test predictions
 ENSEMBLE_EFFECT = 0.005  # half a percentage point of ensemble gain
 #: chance accuracy of the 10-class datasets: what an accuracy claim counts a diverged run at when it reached none
