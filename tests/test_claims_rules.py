@@ -216,3 +216,29 @@ def test_the_markdown_tables_stay_narrow_and_every_verdict_names_its_data_and_mo
     assert judged and all("digits / mlp_300_100" in line for line in judged)
     assert "## Harness sanity checks" in markdown and "check passes" in markdown
     assert "*quoted verbatim*" in markdown or "*paraphrase" in markdown
+
+
+def test_the_forest_plot_groups_by_unit_on_one_scale_with_every_text_on_the_canvas():
+    from bench_powerprop.reporting import forest
+
+    from figure_layout import drawn_texts, overlapping_texts
+
+    rows = rows_of({2.0: {0: 0.9, 1: 0.91, 2: 0.95}, 1.0: {0: 0.5, 1: 0.5, 2: 0.52}})
+    small = rows.assign(score=rows["score"] / 1000)  # a 0.04 pp effect beside a 40 pp one
+    claims = [claim(key=f"P{index} with a long key", unit_text="pp", scale=100.0) for index in range(30)]
+    claims += [claim(key="tiny", unit_text="pp", scale=100.0, experiments=("small",)),
+               claim(key="rho", trend="alpha", treatment={}, baseline={}), claim(key="ratio", unit_text="log ratio")]
+    frame = c.evaluate(claims, {"one": "toy", "small": "toy"},
+                       lambda experiment, *_: small if experiment == "small" else rows)
+    figure = forest.forest_figure(frame)
+    panels = [axis for axis in figure.axes if axis.get_title(loc="left")]
+    assert [axis.get_title(loc="left").split(":")[0] for axis in panels] == ["pp", "ρ", "log ratio"]
+    pp = panels[0]
+    assert len(pp.get_yticks()) == 31 + 30  # every pp row of both experiments on the one axis
+    assert pp.get_xlim()[0] < 0.04 < 40 < pp.get_xlim()[1]
+    canvas = figure.bbox
+    outside = [text.get_text() for text, box in drawn_texts(figure)
+               if box.x0 < canvas.x0 - 1 or box.x1 > canvas.x1 + 1 or box.y0 < canvas.y0 - 1 or box.y1 > canvas.y1 + 1]
+    assert outside == [] and overlapping_texts(figure) == []
+    width, height = figure.get_size_inches() * forest.DPI
+    assert width <= 1200 and height <= 3000

@@ -28,7 +28,8 @@ ROW_HEIGHT = 0.24
 PANEL_EXTRA = 0.9
 TITLE_HEIGHT = 0.3
 WIDTH = 10.0
-LABEL_CHARS = 46
+LABEL_CHARS = 56
+DPI = 110
 #: the roles shown (``claims.BESIDE`` rows are in the page's tables only)
 SHOWN_ROLE = "decides"
 
@@ -116,7 +117,7 @@ def forest_figure(results: pd.DataFrame):
 
 
 def save(figure, path: Path) -> None:
-    save_figure_atomic(figure, path, dpi=110, bbox_inches="tight")
+    save_figure_atomic(figure, path, dpi=DPI, bbox_inches="tight")
     _pyplot().close(figure)
 
 
