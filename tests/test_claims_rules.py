@@ -140,9 +140,11 @@ def test_a_pooled_claim_shows_each_alpha_beside_the_pooled_verdict():
 def test_loss_change_over_the_last_fifth_of_logged_steps_by_hand():
     steps = list(range(0, 100, 5))  # 20 rows; the window is steps ≥ 95 − 0.2·95 = 76: 80, 85, 90, 95
     losses = [1.0] * 16 + [0.40, 0.40, 0.30, 0.30]
-    assert conv.loss_change(steps, losses) == pytest.approx((0.30 - 0.40) / 0.40)
-    assert conv.converged(conv.loss_change(steps, losses)) == 0.0  # a 25% drop: still learning
-    assert conv.converged(conv.loss_change(steps, [1.0] * 16 + [0.40, 0.40, 0.39, 0.38])) == 1.0
+    # least squares of y = log loss on x = 80…95: x − x̄ = −7.5, −2.5, 2.5, 7.5 (Σ = 125), Σ(x − x̄)·y = 10·log(0.3/0.4),
+    # slope = 0.08·log(0.75); across the window's 15 steps: exp(1.2·log 0.75) − 1 = 0.75^1.2 − 1
+    assert conv.loss_change(steps, losses) == pytest.approx(0.75 ** 1.2 - 1)
+    assert conv.converged(conv.loss_change(steps, losses)) == 0.0  # a 29% drop: still learning
+    assert conv.converged(conv.loss_change(steps, [1.0] * 16 + [0.40, 0.41, 0.39, 0.40])) == 1.0
     assert conv.loss_change(steps, [1.0] * 19 + [math.nan]) == math.inf
     assert math.isnan(conv.loss_change([0, 1], [1.0, 0.5]))  # too few rows in the window
 

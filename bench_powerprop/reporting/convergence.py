@@ -1,9 +1,9 @@
 """Converged before judged (issue 28): whether each cell's training had converged, read from its ``train_log.csv``.
 
 The criterion, printed on the claims page (``CRITERION``): take the logged training losses of the last
-``WINDOW`` of the logged steps (at least ``MIN_ROWS`` rows); the cell converged when the mean loss of the
-window's second half differs from the mean of its first half by less than ``TOLERANCE`` of the first
-half's mean. A loss that is not finite (a diverged run) has not converged. A log too short for the
+``WINDOW`` of the logged steps (at least ``MIN_ROWS`` rows), fit a least-squares line to log(loss)
+against the step; the cell converged when that line changes the loss by less than ``TOLERANCE``
+across the window. A loss that is not finite (a diverged run) has not converged. A log too short for the
 window gives no answer (NaN), which the page shows as "—". Reporting only: the trainer is unchanged.
 """
 
@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bench_powerprop.cells import AXIS_NAMES
@@ -20,27 +21,31 @@ from bench_powerprop.cells import AXIS_NAMES
 WINDOW = 0.2
 TOLERANCE = 0.1
 MIN_ROWS = 4
-CRITERION = (f"the mean training loss of the second half of the last {WINDOW:.0%} of logged steps differs from the "
-             f"first half's by less than {TOLERANCE:.0%} of it (at least {MIN_ROWS} logged rows in that window; a "
-             "non-finite loss has not converged)")
+#: a loss of exactly 0 still has a logarithm
+TINY_LOSS = 1e-12
+CRITERION = (f"over the last {WINDOW:.0%} of logged steps the training loss changes by less than {TOLERANCE:.0%} "
+             f"(the least-squares line of log loss against the step, across the window; at least {MIN_ROWS} logged "
+             "rows in it; a non-finite loss has not converged)")
 CONVERGED, LOSS_CHANGE = "converged", "loss_change"
 
 
 def loss_change(steps: Iterable[float], losses: Iterable[float]) -> float:
-    """(mean of the window's second half − mean of its first half) / mean of its first half; NaN: too few rows,
-    inf: a non-finite loss in the window."""
+    """The relative change of the training loss across the last ``WINDOW`` of the logged steps: the least-squares line
+    of log(loss) against the step over the window, exp(slope × the window's length) − 1 (every logged loss counts, so
+    one noisy batch moves it less than a difference of two points would). NaN: too few rows; inf: a non-finite loss."""
     log = pd.DataFrame({"step": list(steps), "loss": list(losses)}).dropna(subset=["step"]).sort_values("step", kind="stable")
     if log.empty:
         return math.nan
     first, last = log["step"].iloc[0], log["step"].iloc[-1]
-    window = log[log["step"] >= last - WINDOW * (last - first)]["loss"].to_numpy(dtype=float)
+    window = log[log["step"] >= last - WINDOW * (last - first)]
     if len(window) < MIN_ROWS:
         return math.nan
-    if not all(map(math.isfinite, window)):
+    loss = window["loss"].to_numpy(dtype=float)
+    if not np.isfinite(loss).all():
         return math.inf
-    half = len(window) // 2
-    before, after = window[:half].mean(), window[half:].mean()
-    return (after - before) / before if before else (0.0 if after == before else math.inf)
+    step = window["step"].to_numpy(dtype=float)
+    slope = np.polyfit(step, np.log(np.maximum(loss, TINY_LOSS)), 1)[0]
+    return float(math.expm1(slope * (step[-1] - step[0])))
 
 
 def converged(change: float) -> float:
