@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -17,13 +18,20 @@ bench_powerprop: reproduce Powerpropagation (Schwarz et al., NeurIPS 2021) and s
 
 Normally you do not call these commands yourself: `make run` (or `snakemake -c all`) calls them
 for every cell of the active experiments in configs/default.yaml. Each command's --help has an example.
+Commands that take config files merge them over configs/default.yaml first, as `make run CONFIG=...`
+and `snakemake --configfile ...` do; `--set KEY=VALUE ...` goes before or after the files.
 """
 
 EXAMPLE_SPEC = (
     '{"experiment": "x", "method": "rigl", "variant": "default", "alpha": 2.0, "sparsity": 0.9, "seed": 0, '
     '"data": {"name": "digits"}, "model": {"name": "mlp", "hidden": [300, 100]}, '
-    '"train": {"steps": 1000, "batch_size": 60, "lr": 0.1, "momentum": 0.9}, "method_options": {}}'
+    '"train": {"steps": 100, "batch_size": 60, "lr": 0.1, "momentum": 0.9}, "method_options": {}}'
 )
+#: Where the examples of ``report``, ``claims`` and ``provenance`` read a run: ``make run`` of configs/default.yaml.
+EXAMPLE_RUN = "results"
+#: The lines of the top-level --help's example section (tests/test_cli_ux.py runs every example of every --help).
+TOP_EXAMPLES = ("python -m bench_powerprop list experiments", "python -m bench_powerprop --version",
+                "python -m bench_powerprop validate configs/quickstart.yaml --set experiments.oneshot_digits.train.lr=0.05")
 
 
 def json_object(text: str) -> dict:
@@ -37,18 +45,40 @@ def json_object(text: str) -> dict:
     return value
 
 
-def _command(commands, name: str, help_text: str, example: str):
-    return commands.add_parser(name, help=help_text, description=f"{help_text}\n\nexample:\n  {example}",
+def _command(commands, name: str, help_text: str, *examples: str, note: str = ""):
+    return commands.add_parser(name, help=help_text, description=f"{help_text}{note}\n\n{examples_text(examples)}",
                                formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def examples_text(examples) -> str:
+    """The ``examples:`` section of a --help: one command a line (each one runs; a test runs them)."""
+    return "examples:\n" + "\n".join(f"  {example}" for example in examples)
+
+
+class VersionAction(argparse.Action):
+    """``--version``: the package version and the git commit of the checkout (when it is one); git runs only when asked."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from bench_powerprop import __version__
+        from bench_powerprop.io import git_commit
+
+        commit = git_commit()
+        short = commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+        print(f"bench_powerprop {__version__}" + ("" if commit == "unknown" else f" (git {short})"))
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench_powerprop", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=examples_text(TOP_EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action=VersionAction, help="the package version and git commit, then exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     train = _command(commands, "train", "train one grid cell (resumes from its checkpoints)",
-                     f"python -m bench_powerprop train --spec '{EXAMPLE_SPEC}' --run-dir /tmp/run --checkpoint-dir /tmp/ckpt")
+                     f"python -m bench_powerprop train --spec '{EXAMPLE_SPEC}' --run-dir example/run --checkpoint-dir example/ckpt")
     train.add_argument("--spec", type=json_object, required=True,
                        help="the cell's full training spec as a JSON object (the workflow writes it: experiment, method, "
                             "variant, alpha, sparsity, seed, data, model, train, method_options; optional snapshot_steps, lineage)")
@@ -63,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the memory the job was given (the rule's resources.mem_mb), named if training runs out of it")
 
     prune = _command(commands, "prune-eval", "one-shot pruning sweep of a trained cell (no retraining)",
-                     "python -m bench_powerprop prune-eval --model results/x/runs/<cell>/model.pt "
-                     "--prune '{\"keep_levels\": [0.05, 0.1, 1.0], \"scope\": \"layerwise\"}' --out /tmp/sweep.csv")
+                     "python -m bench_powerprop prune-eval --model example/run/model.pt "
+                     "--prune '{\"keep_levels\": [0.05, 0.1, 1.0], \"scope\": \"layerwise\"}' --out example/sweep.csv",
+                     note="\n(the model of the `train` example; after make run: results/<experiment>/runs/<cell>/model.pt)")
     prune.add_argument("--model", type=Path, required=True, help="a trained cell's model.pt (its spec is inside)")
     prune.add_argument("--prune", type=json_object, required=True,
                        help="the experiment's prune config as JSON: keep_levels (list or {geomspace: [start, stop, num]}), "
@@ -72,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--out", type=Path, required=True, help="CSV with one row per keep level")
 
     report = _command(commands, "report", "tables or figures of one experiment from its manifest",
-                      "python -m bench_powerprop report tables --manifest results/x/manifest.json --out-dir results/x")
+                      f"python -m bench_powerprop report tables --manifest {EXAMPLE_RUN}/oneshot_digits/manifest.json "
+                      f"--out-dir {EXAMPLE_RUN}/oneshot_digits",
+                      f"python -m bench_powerprop report figures --manifest {EXAMPLE_RUN}/oneshot_digits/manifest.json "
+                      f"--out-dir {EXAMPLE_RUN}/oneshot_digits", note="\n(after make run: it redraws one experiment's tables or figures)")
     report.add_argument("what", choices=["tables", "figures", "solutions"],
                         help="tables (tidy rows, summary, Markdown), figures, or solutions (lottery: distances to the "
                              "pruning solution and seed-pair ensembles)")
@@ -85,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "figure as other-setting context (figures only; empty: none)")
 
     claims = _command(commands, "claims", "judge every claim of the source documents on the active experiments' tables",
-                      "python -m bench_powerprop claims --manifest results/oneshot_digits/manifest.json "
-                      "--manifest results/sparse_digits/manifest.json --csv results/reproduction/claims.csv "
-                      "--overview results/reproduction/claims_overview.html --markdown results/reproduction/claims.md "
-                      "--page results/reproduction/claims.html --figure results/reproduction/claims_forest.png")
+                      f"python -m bench_powerprop claims --manifest {EXAMPLE_RUN}/oneshot_digits/manifest.json "
+                      f"--manifest {EXAMPLE_RUN}/sparse_digits/manifest.json --csv example/claims.csv "
+                      "--overview example/claims_overview.html --markdown example/claims.md "
+                      "--page example/claims.html --figure example/claims_forest.png",
+                      note="\n(after make run; without --manifest every claim is 'not run')")
     _manifests_argument(claims)
     claims.add_argument("--overview", type=Path, required=True,
                         help="HTML fragment: the short table (claim, experiment, effect, verdict) the report's front page shows")
@@ -96,9 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     _page_arguments(claims, "one row per (claim, experiment, comparison): effect, interval, seeds per group, verdict, source")
 
     provenance = _command(commands, "provenance", "the code, packages, hosts and config hash behind the results",
-                          "python -m bench_powerprop provenance --manifest results/oneshot_digits/manifest.json "
-                          "--config-hash 0123abcd --git-commit 98bf22c --csv results/reproduction/provenance.csv "
-                          "--markdown results/reproduction/provenance.md --page results/reproduction/provenance.html")
+                          f"python -m bench_powerprop provenance --manifest {EXAMPLE_RUN}/oneshot_digits/manifest.json "
+                          "--config-hash 0123abcd --git-commit 98bf22c --csv example/provenance.csv "
+                          "--markdown example/provenance.md --page example/provenance.html", note="\n(after make run)")
     _manifests_argument(provenance)
     provenance.add_argument("--config-hash", required=True, help="hash of the whole config the workflow ran with")
     provenance.add_argument("--git-commit", required=True, help="the workflow's git commit (\"-dirty\" when it had uncommitted changes)")
@@ -107,8 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     _page_arguments(provenance, "one row per (scope, item): scope 'report' or an experiment")
 
     validate = _command(commands, "validate", "validate config files (merged in order) and count the training cells",
-                        "python -m bench_powerprop validate configs/default.yaml --set 'active_experiments=[sparse_digits]' "
-                        "experiments.sparse_digits.train.lr=0.05 'experiments.sparse_digits.grid[1].seed=[0,1,2]'")
+                        "python -m bench_powerprop validate --set 'active_experiments=[sparse_digits]' "
+                        "experiments.sparse_digits.train.lr=0.05 'experiments.sparse_digits.grid[1].seed=[0,1,2]'",
+                        "python -m bench_powerprop validate configs/quickstart.yaml",
+                        "python -m bench_powerprop validate --set experiments.oneshot_digits.train.lr=0.05 configs/quickstart.yaml")
     _config_arguments(validate)
     validate.add_argument("--write-config", type=Path, metavar="PATH",
                           help="also write the merged config (files and overrides) to PATH, for snakemake --configfile PATH")
@@ -116,34 +153,65 @@ def build_parser() -> argparse.ArgumentParser:
                           help="print only the config's results_dir on stdout (the summary goes to stderr); for make run")
 
     needs = _command(commands, "needs", "the optional extras (vision, tensorboard) the active experiments need, one a line",
-                     "python -m bench_powerprop needs configs/default.yaml configs/cifar10_resnet.yaml")
+                     "python -m bench_powerprop needs configs/quickstart.yaml --set experiments.oneshot_digits.train.tensorboard=true")
     _config_arguments(needs)
 
     status = _command(commands, "status", "count per experiment the cells up to date, missing, damaged or stale by code; "
                       "exit 1 when a run has work to do",
-                      "python -m bench_powerprop status configs/default.yaml configs/my_overrides.yaml  # same arguments as validate")
+                      "python -m bench_powerprop status configs/quickstart.yaml",
+                      "python -m bench_powerprop status configs/quickstart.yaml --set experiments.oneshot_digits.train.lr=0.05")
     _config_arguments(status)
     status.add_argument("--verbose", "-v", action="store_true", help="list every cell that needs work (default: when at most 10)")
     status.add_argument("--stale-code-targets", action="store_true",
                         help="print only the metrics.json of every cell stale by code, one per line (for snakemake --forcerun)")
 
-    listing = _command(commands, "list", "registered methods, scorers, datasets or models with their options, or the train settings",
+    listing = _command(commands, "list", "the experiments of a config, registered methods, scorers, datasets or models "
+                       "with their options, or the train settings",
+                       "python -m bench_powerprop list experiments", "python -m bench_powerprop list experiments configs/quickstart.yaml",
                        "python -m bench_powerprop list methods")
-    listing.add_argument("registry", choices=["methods", "scorers", "datasets", "models", "train"],
-                         help="which registry (train: every setting of a config's train block)")
+    listing.add_argument("registry", choices=["experiments", "methods", "scorers", "datasets", "models", "train"],
+                         help="what to list (experiments: every experiment of the config, active ones marked; "
+                              "train: every setting of a config's train block)")
+    _config_arguments(listing, required=False)
 
     beton = _command(commands, "beton", "write FFCV .beton files (CIFAR-10 pickles or an ImageFolder tree)",
-                     "python -m bench_powerprop beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton")
+                     "python -m bench_powerprop beton -- write-cifar10 --help",
+                     note="\n(e.g. beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton, "
+                          "once CIFAR-10's python pickles are downloaded)")
     beton.add_argument("arguments", nargs=argparse.REMAINDER, help="write-cifar10 ... | write-imagenet ... (see `beton -- --help`)")
     return parser
 
 
-def _config_arguments(parser) -> None:
-    parser.add_argument("configfiles", type=Path, nargs="+", help="YAML configs; later files override earlier ones")
+def _config_arguments(parser, required: bool = True) -> None:
+    parser.add_argument("configfiles", type=Path, nargs="*",
+                        help=f"YAML configs merged over {DEFAULT_CONFIG} (always first, as make run and snakemake do); "
+                             "later files override earlier ones" + ("" if required else "; none: the default alone"))
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override one setting after the files, in OmegaConf's dotlist syntax (as Hydra): "
+                        help="override one setting after the files (before or after them on the command line), in "
+                             "OmegaConf's dotlist syntax (as Hydra): "
                              "experiments.sparse_digits.train.lr=0.05 'experiments.sparse_digits.grid[1].seed=[0,1,2]'; "
                              "values are read as YAML (0.05 a number, [0,1] a list) and validated like the files")
+
+
+#: The config every command merges first (the Snakefile's configfile).
+DEFAULT_CONFIG = "configs/default.yaml"
+
+
+def config_files(args) -> list[Path]:
+    """configs/default.yaml, then the files named (a --set before the files took them in too: a word without ``=``
+    that names a .yaml file or an existing path is a file). The default is not merged twice when named first."""
+    from bench_powerprop.config import REPO_ROOT
+
+    default = REPO_ROOT / DEFAULT_CONFIG
+    files = list(getattr(args, "configfiles", []))
+    overrides = []
+    for word in getattr(args, "overrides", []):
+        is_file = "=" not in word and (word.endswith((".yaml", ".yml")) or Path(word).exists())
+        (files if is_file else overrides).append(Path(word) if is_file else word)
+    args.overrides = overrides
+    if files and files[0].resolve() == default:
+        files = files[1:]
+    return [default, *files]
 
 
 def _manifests_argument(parser) -> None:
@@ -180,8 +248,6 @@ def run_train(args) -> int:
     from bench_powerprop.distributed import launched_by_torchrun
 
     if args.processes > 1 and not launched_by_torchrun():
-        import os
-
         command = torchrun_command(sys.argv[1:], args.processes)
         os.execv(command[0], command)
     from bench_powerprop.options import OptionError
@@ -258,6 +324,7 @@ def validated_config(args) -> dict | None:
     from bench_powerprop.config import ConfigError, load_configs, validate_config
 
     try:
+        args.configfiles = config_files(args)
         config = load_configs(args.configfiles, args.overrides)
         validate_config(config)
     except ConfigError as error:
@@ -373,7 +440,7 @@ def retrain_command(args, targets: list[str]) -> str:
     """``snakemake --forcerun`` of ``targets`` with the config ``status`` read (``--set`` overrides written out first)."""
     import shlex
 
-    configfiles = [str(path) for path in args.configfiles]
+    configfiles = [str(path) for path in args.configfiles[1:]]  # configs/default.yaml: the Snakefile's own
     prefix = ""
     if args.overrides:
         merged = "merged_config.yaml"
@@ -388,6 +455,8 @@ def run_list(args) -> int:
     import shutil
 
     width = min(shutil.get_terminal_size().columns, 120)
+    if args.registry == "experiments":
+        return list_experiments(args, width)
     if args.registry == "train":
         from bench_powerprop.training.options import TrainOptions
 
@@ -399,6 +468,28 @@ def run_list(args) -> int:
         entry = registry.get(name)
         print(textwrap.fill(f"{name}: {summary_of(name, entry)}", width, subsequent_indent="  "))
         print_options(entry.Options, width)
+    return 0
+
+
+def list_experiments(args, width: int) -> int:
+    """Every experiment of the merged config: name, kind, data, model, cells when active, and its description."""
+    from bench_powerprop.config import grid_cells
+
+    config = validated_config(args)
+    if config is None:
+        return 1
+    active = config["active_experiments"]
+    cells = grid_cells(config)
+    names = " + ".join(os.path.relpath(path) if path.is_absolute() else str(path) for path in args.configfiles)
+    print(f"experiments of {names} (* active: make run trains these)")
+    for name, experiment in config["experiments"].items():
+        count = sum(cell.experiment == name for cell in cells)
+        where = f"{experiment.get('kind', '?')}, {experiment['data']['name']} / {experiment['model']['name']}"
+        cells_text = f", {count} training cells" if name in active else ""
+        print(f"{'*' if name in active else ' '} {name} ({where}{cells_text})")
+        description = " ".join(str(experiment.get("description", "")).split())
+        if description:
+            print(textwrap.fill(description, width, initial_indent="    ", subsequent_indent="    "))
     return 0
 
 
@@ -455,8 +546,6 @@ def main(argv=None) -> int:
     try:
         return COMMANDS[args.command](args)
     except BrokenPipeError:  # `... | head` closed stdout: stop quietly, as other command-line tools do
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit-time flush must not raise again
         return 141
     except (MemoryError, ImportError) as error:
