@@ -30,8 +30,24 @@ CONFIG_ARGS = configs/default.yaml $(CONFIG) $(if $(strip $(SET)),--set $(SET))
 # Targets go before --configfile: that option takes every word after it as a config file.
 SNAKEMAKE_CONFIG = $(if $(strip $(SET)),--configfile $(SET_CONFIG),$(if $(CONFIG),--configfile $(CONFIG)))
 
-.PHONY: setup setup-base setup-vision setup-tensorboard run test test-fast lint clean
+.PHONY: help setup setup-base setup-vision setup-tensorboard run test test-fast lint clean
 .DEFAULT_GOAL := run
+
+help:
+	@echo "make run          train what the config needs, then every table, figure, the claims page and the report"
+	@echo "                  (one progress line; Snakemake's whole log: <results_dir>/snakemake.log)"
+	@echo "make test         lint and the whole test suite (what CI runs)"
+	@echo "make test-fast    the tests that are not slow, SLURM or fault injection"
+	@echo "make setup        the environment (.venv) with every extra; setup-base, setup-vision, setup-tensorboard: parts"
+	@echo "make lint         ruff, snakefmt, snakemake --lint"
+	@echo "make clean        delete results/, checkpoints/ and .snakemake/"
+	@echo "make help         this list"
+	@echo
+	@echo "Variables (make run):"
+	@echo "  CONFIG  config files merged over configs/default.yaml  e.g. make run CONFIG=configs/quickstart.yaml"
+	@echo "  SET     overrides after the files (KEY=VALUE ...)       e.g. make run SET='experiments.oneshot_mnist.train.lr=0.05'"
+	@echo "  TARGET  one output file and what it needs               e.g. make run TARGET=results/oneshot_mnist/tables/oneshot_summary.md"
+	@echo "  REPORT  where the HTML report goes                      e.g. make run REPORT=/tmp/report.html"
 
 # The base environment: torch, the package and its dependencies (enough for the in-memory datasets).
 $(VENV)/.installed-base: pyproject.toml Makefile
@@ -79,7 +95,7 @@ run: setup-base
 	  for extra in $$extras; do $(MAKE) --no-print-directory setup-$$extra || exit 1; done; \
 	  report=$(or $(REPORT),$$results/report.html); \
 	  echo "+ snakemake -c all $(TARGET) $(SNAKEMAKE_CONFIG) --report $$report ..."; \
-	  snakemake -c all $(TARGET) $(SNAKEMAKE_CONFIG) \
+	  $(PY) -m bench_powerprop run-snakemake --log "$$results/snakemake.log" -- -c all $(TARGET) $(SNAKEMAKE_CONFIG) \
 	    --report "$$report" --report-after-run --report-stylesheet workflow/report/style.css || exit 1; \
 	  echo; \
 	  echo "Done. Tables: $$results/*/tables/*.md (and .csv)   Figures: $$results/*/figures/*.png"; \

@@ -174,6 +174,13 @@ def build_parser() -> argparse.ArgumentParser:
                               "train: every setting of a config's train block)")
     _config_arguments(listing, required=False)
 
+    snake = _command(commands, "run-snakemake", "run Snakemake with one progress line; its whole log goes to a file",
+                     "python -m bench_powerprop run-snakemake --log example/snakemake.log -- -n -c1 --configfile configs/quickstart.yaml",
+                     note="\n(make run runs Snakemake through this: jobs done/total, cells trained, failures, elapsed and time "
+                          "left; the exit status is Snakemake's)")
+    snake.add_argument("--log", type=Path, required=True, help="where Snakemake's whole output goes")
+    snake.add_argument("arguments", nargs=argparse.REMAINDER, help="-- then Snakemake's arguments")
+
     beton = _command(commands, "beton", "write FFCV .beton files (CIFAR-10 pickles or an ImageFolder tree)",
                      "python -m bench_powerprop beton -- write-cifar10 --help",
                      note="\n(e.g. beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton, "
@@ -518,6 +525,13 @@ def registry_named(name: str):
     return registry
 
 
+def run_run_snakemake(args) -> int:
+    from bench_powerprop.snakemake_progress import run
+
+    arguments = args.arguments[1:] if args.arguments[:1] == ["--"] else args.arguments
+    return run(arguments, args.log)
+
+
 def run_beton(args) -> int:
     from bench_powerprop.data.ffcv_io import main as ffcv_main
 
@@ -535,6 +549,7 @@ COMMANDS = {
     "needs": run_needs,
     "status": run_status,
     "list": run_list,
+    "run-snakemake": run_run_snakemake,
     "beton": run_beton,
 }
 
