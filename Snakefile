@@ -1,5 +1,5 @@
 # bench_powerprop: `snakemake -c all` regenerates every table and figure of the active experiments.
-# Another config: `snakemake -c all --configfile configs/<name>.yaml`. Cluster: see README.
+# Another config: `snakemake -c all --configfile configs/<name>.yaml`. Cluster: see docs/cluster.md.
 
 
 configfile: f"{workflow.basedir}/configs/default.yaml"

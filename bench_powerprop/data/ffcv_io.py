@@ -227,7 +227,7 @@ class ArrayOnlyUnpickler(pickle.Unpickler):
     (``os.system``, ``builtins.eval``, ...), which is how a pickle runs code, is refused before it is called.
 
     CIFAR-10's python version is a pickle, so this is the most restricted reading the format allows;
-    the files must still come from a trusted source (README, "Security").
+    the files must still come from a trusted source (docs/security.md).
     """
 
     def find_class(self, module: str, name: str):
