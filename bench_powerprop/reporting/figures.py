@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bench_powerprop.io import save_figure_atomic
-from bench_powerprop.reporting.labels import alpha_label, method_label, seeds_note, split_seeds_note
+from bench_powerprop.reporting.labels import alpha_colour, alpha_label, method_label, seeds_note, split_seeds_note
 from bench_powerprop.reporting.rows import COLLAPSED, DIVERGED
 from bench_powerprop.reporting.tables import line_key_label
 
@@ -90,6 +90,16 @@ def line_styles(count: int, colourmap: str = "tab10") -> list[dict]:
              "marker": MARKERS[index % len(MARKERS)]} for index in range(count)]
 
 
+def configuration_styles(keys: list[tuple]) -> dict[tuple, dict]:
+    """Line styles of trained configurations ``(method, variant, sparsity, alpha)``, the same in every figure of an
+    experiment: when only α differs, α's own colour (labels.ALPHA_COLOURS); otherwise tab10, then style and marker."""
+    keys = list(dict.fromkeys(keys))
+    if len({key[:3] for key in keys}) == 1:
+        return {key: {"colour": alpha_colour(key[3]), "linestyle": "-", "marker": MARKERS[index % len(MARKERS)]}
+                for index, key in enumerate(keys)}
+    return dict(zip(keys, line_styles(len(keys))))
+
+
 def shared_legend(figure, axes, fontsize: float = 9, columns: int | None = None) -> None:
     """One legend below all panels, each configuration once (the panels draw the same ones); what a
     label says about one panel's seeds ("1/2 diverged") moves to that panel's title."""
@@ -117,10 +127,10 @@ def accuracy_vs_weights_remaining(rows: pd.DataFrame, title: str):
     rows = rows.assign(weights_kept=1.0 - rows["target_sparsity"])
     label = line_key_label(rows)
     groups = list(rows.groupby(LINE_KEYS, sort=True))
-    only_alpha_differs = len(rows[["method", "variant", "sparsity"]].drop_duplicates()) == 1
-    styles = line_styles(len(groups), "viridis" if only_alpha_differs else "tab10")
+    styles = configuration_styles([tuple(key) for key, _ in groups])
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    for style, (key, group) in zip(styles, groups):
+    for key, group in groups:
+        style = styles[tuple(key)]
         plot_line(axis, group, "weights_kept", style["colour"], line_label(label(*key), group, "weights_kept"),
                   linestyle=style["linestyle"], marker=style["marker"])
     _chance_legend(axis, rows)
@@ -148,64 +158,82 @@ def relative_magnitudes(thetas: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.abs(theta).ravel() / np.abs(theta).max() for theta in thetas])
 
 
+#: the log10 relative magnitudes the histograms span: six orders of magnitude below the layer's largest weight
+MAGNITUDE_RANGE = (-6.0, 0.0)
+MAGNITUDE_LABEL = "log10 (|θ| / max |θ| in its layer)"
+#: the smallest share (%) the cumulative axis shows
+CDF_FLOOR = 0.01
+#: at most this many per-layer panels a row (a LeNet-5 has five layers)
 HISTOGRAM_COLUMNS = 3
-#: characters per title line of a histogram panel (its width fits about this many at font size 9)
-TITLE_WIDTH = 38
 
 
-def weight_histograms(magnitudes: dict[str, np.ndarray], title: str):
-    """Histogram of log10 relative |θ| per trained configuration: Powerprop moves mass towards zero (left).
+def _magnitude_cdf(axis, values: np.ndarray, colour, label: str) -> None:
+    """The share of weights (%) at or below each log10 relative magnitude: one line per configuration, so
+    several overlay on one axis and the share below any threshold is read off directly."""
+    if not np.isfinite(values).all() or values.max() == 0:
+        axis.plot([], [], color=colour, linestyle=":", label=f"{label}: diverged or all zero")
+        return
+    logs = np.sort(np.log10(np.clip(values, 10 ** MAGNITUDE_RANGE[0], None)))
+    axis.plot(logs, 100 * np.arange(1, len(logs) + 1) / len(logs), color=colour, linewidth=1.6,
+              label=f"{label}: {100 * np.mean(values < 0.01):.0f}% below 1%")
 
-    At most three panels a row; each title is the configuration (wrapped) over its share of small weights."""
+
+def _magnitude_axis(axis) -> None:
+    axis.set_xlim(*MAGNITUDE_RANGE)
+    axis.set_yscale("log")  # the small weights pruning removes are the first percent or so: a log share shows them
+    axis.set_ylim(CDF_FLOOR, 100)
+    plain_log_ticks(axis.yaxis)
+    axis.axvline(-2, color="0.6", linewidth=0.8, linestyle="--", zorder=0)  # 1% of the layer max, the legend's threshold
+    axis.set_xlabel(MAGNITUDE_LABEL)
+    axis.grid(True, alpha=0.3)
+
+
+def weight_histograms(magnitudes: dict[str, np.ndarray], title: str, colours: dict | None = None):
+    """The distribution of log10 relative |θ| of every trained configuration on one axis, as cumulative shares: the
+    further up-left a line, the more weights sit orders of magnitude below their layer's largest (Powerprop's
+    effect). ``colours``: label → colour (configuration_styles); tab10 otherwise."""
     plt = _pyplot()
     labels = list(magnitudes)
-    columns = min(HISTOGRAM_COLUMNS, len(labels))
-    rows = -(-len(labels) // columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.4 * rows + 0.4), sharex=True, sharey=True,
-                                squeeze=False, layout="constrained")
-    for axis in axes.ravel()[len(labels):]:
-        figure.delaxes(axis)
-    for axis, label in zip(axes.ravel(), labels):
-        values = magnitudes[label]
-        name = "\n".join(textwrap.wrap(label, TITLE_WIDTH))
-        axis.set_xlabel("log10 (|θ| / max |θ| in layer)")
-        axis.xaxis.set_tick_params(labelbottom=True)
-        if not np.isfinite(values).all():
-            axis.text(0.5, 0.5, "diverged:\nweights not finite", ha="center", va="center", transform=axis.transAxes, color="red")
-            axis.set_title(f"{name}\ndiverged", fontsize=9)
-            continue
-        axis.hist(np.log10(values[values > 0]), bins=80, range=(-6, 0), color="tab:blue")
-        axis.set_title(f"{name}\n{100 * np.mean(values < 0.01):.0f}% below 1% of layer max", fontsize=9)
-    for row in axes:
-        row[0].set_ylabel("number of weights")
-    figure_title(figure, title)
+    colours = colours or dict(zip(labels, plt.get_cmap("tab10")(np.arange(len(labels)) % 10)))
+    figure, axis = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    for label in labels:
+        _magnitude_cdf(axis, np.asarray(magnitudes[label], dtype=float), colours[label], label)
+    _magnitude_axis(axis)
+    axis.set_ylabel("weights at or below x (%, log)")
+    axis.legend(fontsize=8, loc="lower right")
+    figure_title(figure, f"{title}: cumulative share, log scale")
     return figure
 
 
-def per_layer_weight_histograms(thetas: dict[str, dict[str, np.ndarray]], title: str):
-    """One panel per layer, one step histogram of log10(|θ| / max |θ| of the layer) per trained configuration
-    (``thetas``: configuration label → layer name → θ); the legend gives each one's share below 1 % of the layer max."""
+def per_layer_weight_histograms(thetas: dict[str, dict[str, np.ndarray]], title: str, colours: dict | None = None):
+    """One panel per layer (at most HISTOGRAM_COLUMNS a row), the cumulative share of log10(|θ| / max |θ| of the layer)
+    of every trained configuration overlaid (``thetas``: configuration label → layer name → θ); the legend below gives
+    each configuration once."""
     plt = _pyplot()
     labels = list(thetas)
     layers = list(thetas[labels[0]])
-    colours = dict(zip(labels, plt.get_cmap("tab10")(range(len(labels)))))
-    figure, axes = plt.subplots(1, len(layers), figsize=(4.4 * len(layers), 3.8), sharex=True, squeeze=False)
-    for axis, layer in zip(axes[0], layers):
+    colours = colours or dict(zip(labels, plt.get_cmap("tab10")(np.arange(len(labels)) % 10)))
+    columns = min(HISTOGRAM_COLUMNS, len(layers))
+    rows = -(-len(layers) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows + 0.8), sharey=True, squeeze=False,
+                                layout="constrained")
+    for axis in axes.ravel()[len(layers):]:
+        figure.delaxes(axis)
+    for axis, layer in zip(axes.ravel(), layers):
         for label in labels:
-            theta = np.abs(thetas[label][layer]).ravel()
-            if not np.isfinite(theta).all() or theta.max() == 0:
-                axis.plot([], [], color=colours[label], linestyle=":", label=f"{label}: diverged or all zero")
-                continue
-            values = theta / theta.max()
-            axis.hist(np.log10(values[values > 0]), bins=60, range=(-6, 0), histtype="step", color=colours[label],
-                      label=f"{label}: {100 * np.mean(values < 0.01):.0f}% < 1% of max")
+            theta = np.abs(np.asarray(thetas[label][layer], dtype=float)).ravel()
+            finite = np.isfinite(theta).all() and theta.max() > 0
+            _magnitude_cdf(axis, theta / theta.max() if finite else theta, colours[label], label)
         shape = tuple(thetas[labels[0]][layer].shape)
         axis.set_title(f"{'conv' if len(shape) == 4 else 'dense'} {layer} {shape}", fontsize=9)
-        axis.set_xlabel("log10 (|θ| / max |θ| in layer)")
-        axis.legend(fontsize=7, loc="upper left")
-    axes[0][0].set_ylabel("number of weights")
-    figure_title(figure, title)
-    figure.tight_layout()
+        _magnitude_axis(axis)
+    for row in axes:
+        row[0].set_ylabel("weights at or below x (%, log)")
+    for axis in axes.ravel()[:len(layers)]:  # the share below 1% differs per layer: the legend names configurations only
+        for line in axis.get_lines():
+            line.set_label(line.get_label().split(": ")[0])
+    shared_legend(figure, axes.ravel()[:len(layers)], fontsize=8)
+    figure_title(figure, f"{title}: cumulative share, log scale; dashed: 1% of the layer max")
     return figure
 
 

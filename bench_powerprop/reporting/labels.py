@@ -14,6 +14,22 @@ def alpha_label(alpha: float) -> str:
     return "α=1 (no Powerprop)" if alpha == 1 else f"α={alpha:g} (Powerprop)"
 
 
+#: one colour per α in every figure (accuracy, histograms, training curves): α = 1, the plain network, black;
+#: Powerprop's α from cool to warm as it grows. An α not listed takes a colour of the same ramp by its size.
+ALPHA_COLOURS = {1.0: "#000000", 1.25: "#1f77b4", 1.5: "#17becf", 2.0: "#2ca02c", 3.0: "#ff7f0e", 4.0: "#d62728",
+                 5.0: "#9467bd"}
+
+
+def alpha_colour(alpha: float):
+    """The colour of ``alpha`` in every figure (ALPHA_COLOURS; a listed α's neighbour ramp otherwise)."""
+    if float(alpha) in ALPHA_COLOURS:
+        return ALPHA_COLOURS[float(alpha)]
+    import matplotlib
+
+    position = min(1.0, math.log(max(float(alpha), 1e-3)) / math.log(6.0)) if alpha > 0 else 0.0
+    return matplotlib.colormaps["plasma"](0.1 + 0.8 * max(0.0, position))
+
+
 def method_label(method: str, variant: str = DEFAULT_VARIANT) -> str:
     return method if variant == DEFAULT_VARIANT else f"{method} [{variant}]"
 

@@ -66,19 +66,24 @@ def oneshot_figure_set(rows, manifest, out) -> dict:
     from bench_powerprop.training.checkpointing import load_trained_model
 
     label = tables.line_key_label(rows)
-    magnitudes, layer_thetas = {}, {}
+    styles = figures.configuration_styles([tuple(key) for key in rows[figures.LINE_KEYS].drop_duplicates()
+                                           .sort_values(figures.LINE_KEYS).itertuples(index=False)])
+    magnitudes, layer_thetas, colours = {}, {}, {}
     for cell in first_seed_cells(manifest["cells"]):
         model, _ = load_trained_model(Path(cell["run_dir"]) / "model.pt")
-        key = label(cell["method"], cell["variant"], cell["sparsity"], cell["alpha"])
+        axes = tuple(cell[key] for key in figures.LINE_KEYS)
+        key = label(*axes)
+        colours[key] = styles[axes]["colour"] if axes in styles else None
         layer_thetas[key] = {name: theta.numpy() for name, theta in effective_weights(model).items()}
         magnitudes[key] = figures.relative_magnitudes(list(layer_thetas[key].values()))
+    colours = colours if None not in colours.values() else None
     drawn = {
         out["accuracy"]: figures.accuracy_vs_weights_remaining(rows, title(manifest)),
-        out["histograms"]: figures.weight_histograms(magnitudes, f"{title(manifest)}: effective weights after training"),
+        out["histograms"]: figures.weight_histograms(magnitudes, f"{title(manifest)}: effective weights after training", colours),
     }
     if "layer_histograms" in out:
         drawn[out["layer_histograms"]] = figures.per_layer_weight_histograms(layer_thetas, f"{title(manifest)}: effective weights "
-                                                                            "after training, per layer")
+                                                                            "after training, per layer", colours)
     return drawn
 
 
