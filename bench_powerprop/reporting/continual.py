@@ -199,20 +199,41 @@ def task_ticks(tasks: int) -> list[int]:
     return list(range(1, tasks + 1, max(1, -(-tasks // 10))))
 
 
+#: the narrowest span (pp) of the matrix' colour scale: a few points of forgetting are still seen, noise is not magnified
+MIN_COLOUR_SPAN = 10.0
+
+
+def colour_range(grids: list[np.ndarray]) -> tuple[float, float]:
+    """One colour scale for every panel over the accuracies drawn (to the next 5 pp), not 0–100: forgetting of a few
+    points, what the matrix is for, is a change of colour."""
+    values = np.concatenate([grid[np.isfinite(grid)] for grid in grids]) if grids else np.array([])
+    if values.size == 0:
+        return 0.0, 100.0
+    low, high = 5 * np.floor(values.min() / 5), 5 * np.ceil(values.max() / 5)
+    if high - low < MIN_COLOUR_SPAN:
+        low = max(0.0, high - MIN_COLOUR_SPAN)
+        high = max(high, low + MIN_COLOUR_SPAN)
+    return float(low), float(high)
+
+
 def matrix_figure(rows: pd.DataFrame, title: str):
     """Heatmap per configuration: test accuracy of task j (column) after learning t tasks (row), mean over seeds."""
     figure, axes, per_key, tasks = panels(rows, 3.8)
-    image = None
-    for axis, key, entries in per_key:
+    grids = []
+    for _, _, entries in per_key:
         grid = np.full((tasks, tasks), np.nan)
         for entry in entries.itertuples():
             grid[int(entry.trained_tasks) - 1, int(entry.evaluated_task) - 1] = 100 * entry.mean
-        image = axis.imshow(grid, vmin=0, vmax=100, cmap="magma", origin="upper")
+        grids.append(grid)
+    low, high = colour_range(grids)
+    image = None
+    for (axis, key, _), grid in zip(per_key, grids):
+        image = axis.imshow(grid, vmin=low, vmax=high, cmap="viridis", origin="upper")
         if tasks <= 12:
             for (row, column), value in np.ndenumerate(grid):
                 if not np.isnan(value):
                     axis.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=6,
-                              color="black" if value > 60 else "white")
+                              color="black" if value > (low + high) / 2 else "white")
         axis.set_xticks(range(tasks), range(1, tasks + 1), fontsize=7)
         axis.set_yticks(range(tasks), range(1, tasks + 1), fontsize=7)
         axis.set_xlabel("task evaluated")
