@@ -416,18 +416,20 @@ def _step_axis(axis, first_step: float) -> None:
     axis.xaxis.set_major_locator(SymmetricalLogLocator(linthresh=first_step, base=10, subs=(1.0, 2.0, 5.0)))
     axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.set_xlim(left=-0.1 * first_step)  # the margin matplotlib adds spanned negative steps (ticks at -10, -20, -50)
 
 
 def gradient_norm_vs_step(norms: pd.DataFrame, labels, title: str):
     """Gradient flow: the norm of the masked gradient on a fixed held-out batch against the training step,
     one line per method [variant] (mean over non-diverged seeds, min–max band), one column per α; the
-    second row repeats it for the effective weights θ (equal to the first at α = 1)."""
+    second row repeats it for the effective weights θ, only when some α ≠ 1 (at α = 1, θ is φ: the same panel)."""
     alphas = sorted(norms["alpha"].unique())
+    panels = NORM_PANELS if any(alpha != 1 for alpha in alphas) else dict(list(NORM_PANELS.items())[:1])
     keys = list(dict.fromkeys(zip(norms["method"], norms["variant"], norms["sparsity"])))
     styles = line_styles(len(keys))
     first_step = norms.loc[norms["step"] > 0, "step"].min() if (norms["step"] > 0).any() else 1
-    figure, axes = _alpha_panels(alphas, width=6.0, height=3.8, rows=len(NORM_PANELS), layout="constrained")
-    for row, (column, ylabel) in enumerate(NORM_PANELS.items()):
+    figure, axes = _alpha_panels(alphas, width=6.0, height=3.8, rows=len(panels), layout="constrained")
+    for row, (column, ylabel) in enumerate(panels.items()):
         for axis, alpha in zip(axes[row], alphas):
             for index, (style, (method, variant, sparsity)) in enumerate(zip(styles, keys)):
                 group = norms[(norms["method"] == method) & (norms["variant"] == variant) & (norms["sparsity"] == sparsity)
