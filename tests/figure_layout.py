@@ -1,4 +1,5 @@
-"""What a figure test checks about layout: no two drawn texts overlap."""
+"""What a figure test checks about layout: no two drawn texts overlap, none reaches past the canvas, no figure is
+too large to read in the report."""
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
@@ -43,3 +44,29 @@ def overlapping_texts(figure) -> list[tuple[str, str]]:
             if width > TOLERANCE_PX and height > TOLERANCE_PX:
                 pairs.append((first.get_text(), second.get_text()))
     return pairs
+
+
+#: the largest side a saved figure may have, in pixels at the dpi figures are saved with (a report page is ~1,400 px
+#: wide; a browser shrinks a wider PNG until its text is unreadable)
+MAX_SIDE_PX = 2400
+SAVED_DPI = 150
+
+
+def texts_outside_the_canvas(figure) -> list[str]:
+    """Drawn texts that reach past the figure's own edges (a label cut in half, or left of x = 0): the saved figure
+    must hold every text without relying on bbox_inches="tight" to grow the canvas."""
+    bounds = figure.bbox
+    outside = []
+    for text, box in drawn_texts(figure):
+        if box.x0 < bounds.x0 - TOLERANCE_PX or box.y0 < bounds.y0 - TOLERANCE_PX or \
+                box.x1 > bounds.x1 + TOLERANCE_PX or box.y1 > bounds.y1 + TOLERANCE_PX:
+            outside.append(text.get_text())
+    return outside
+
+
+def saved_size_px(figure) -> tuple[int, int]:
+    """(width, height) in pixels of the figure as save_all writes it (dpi 150, tight bounding box)."""
+    canvas = figure.canvas if hasattr(figure.canvas, "get_renderer") else FigureCanvasAgg(figure)
+    canvas.draw()
+    box = figure.get_tightbbox(canvas.get_renderer())
+    return round(box.width * SAVED_DPI), round(box.height * SAVED_DPI)

@@ -17,7 +17,8 @@ from bench_powerprop.reporting import published as pub
 from bench_powerprop.reporting.rows import ROW_COLUMNS
 
 from conftest import REPO
-from figure_layout import drawn_texts, overlapping_texts
+from bench_powerprop.reporting.labels import ALPHA_COLOURS, alpha_label
+from figure_layout import MAX_SIDE_PX, drawn_texts, overlapping_texts, saved_size_px, texts_outside_the_canvas
 
 FIGURE_SPECS = [(kind, role) for kind, pipeline in PIPELINES.items() for role in pipeline.figures] + [("every kind", "training_curves")]
 
@@ -37,6 +38,18 @@ def test_the_checker_finds_colliding_titles_and_passes_separate_ones():
     axes[0].set_title("left")
     axes[1].set_title("right")
     assert overlapping_texts(figure) == []
+
+
+def test_the_checker_finds_text_past_the_canvas_and_figures_too_large():
+    figure, axis = plt.subplots(figsize=(4, 3))
+    axis.set_ylabel("a label")
+    assert texts_outside_the_canvas(figure) == []
+    figure.text(-0.05, 0.5, "cut at the left edge")
+    figure.text(0.9, 0.5, "runs past the right edge")
+    assert texts_outside_the_canvas(figure) == ["cut at the left edge", "runs past the right edge"]
+    assert max(saved_size_px(figure)) <= MAX_SIDE_PX
+    figure.set_size_inches(MAX_SIDE_PX / 150 + 1, 3)
+    assert max(saved_size_px(figure)) > MAX_SIDE_PX
 
 
 def test_the_checker_skips_the_labels_of_ticks_outside_the_view():
@@ -106,13 +119,56 @@ def test_gradient_flow_figure_shows_dense_and_the_lines_on_it_and_stretches_the_
         assert hundred - start > 1 / 3
 
 
-def test_weight_histograms_of_six_configurations_have_separate_titles():
+def test_weight_histograms_overlay_every_configuration_as_a_cumulative_share_on_a_log_axis():
     labels = [f"adaptive_alpha [{variant}], α={alpha} (Powerprop)" for variant in ("default", "capped", "fixed")
               for alpha in (1.5, 2)]
-    magnitudes = {label: np.random.default_rng(0).random(1000) for label in labels}
-    figure = figures.weight_histograms(magnitudes, "adaptive: effective weights after training")
+    rng = np.random.default_rng(0)
+    magnitudes = {label: rng.random(1000) ** (1 + index) for index, label in enumerate(labels)}
+    colours = {label: ALPHA_COLOURS[2.0 if "α=2" in label else 1.5] for label in labels}
+    figure = figures.weight_histograms(magnitudes, "adaptive: effective weights after training", colours)
     assert overlapping_texts(figure) == []
-    assert len(figure.axes) == 6
+    (axis,) = figure.axes
+    assert axis.get_yscale() == "log"
+    lines = {line.get_label(): line for line in axis.get_lines() if not line.get_label().startswith("_")}
+    assert len(lines) == 6
+    for label, values in magnitudes.items():
+        share = 100 * np.mean(values < 0.01)
+        (line,) = [line for name, line in lines.items() if name.startswith(label + ":")]
+        assert line.get_color() == colours[label] and f"{share:.0f}% below 1%" in line.get_label()
+        x, y = line.get_xdata(), line.get_ydata()
+        assert y[np.searchsorted(x, -2.0) - 1] == pytest.approx(share, abs=0.11)  # the curve at 1% of the max is the share
+
+
+def test_per_layer_histograms_wrap_at_three_panels_a_row():
+    rng = np.random.default_rng(0)
+    layers = {f"{index}.weight": rng.normal(size=(20, 20)) for index in range(5)}  # LeNet-5 has five layers
+    figure = figures.per_layer_weight_histograms({"α=1 (no Powerprop)": layers, "α=2 (Powerprop)": layers}, "cnn")
+    assert len(figure.axes) == 5 and len(figure.legends) == 1
+    assert len({round(axis.get_position().y0, 3) for axis in figure.axes}) == 2
+    assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
+
+
+def test_training_curves_of_many_groups_get_a_pair_of_panels_per_method_and_one_colour_per_alpha():
+    from bench_powerprop.training.progress import LOG_COLUMNS
+
+    grid = [("dense", 0.0, 1.0)] + [(method, sparsity, alpha) for method in ("gmp", "rigl") for sparsity in (0.95, 0.99)
+                                    for alpha in (1.0, 1.5, 2.0)] + [("set", 0.95, 1.0), ("set", 0.99, 1.0)]
+    logs = pd.DataFrame([{"experiment": "e", "method": method, "variant": "default", "alpha": alpha, "sparsity": sparsity,
+                          "seed": seed, "level": None, "step": step, "phase": "train", "loss": 1.0 / step + sparsity,
+                          "batch_accuracy": 0.5, "lr": 0.1, "val_accuracy": 0.9 - sparsity / 10}
+                         for method, sparsity, alpha in grid for seed in (0, 1) for step in (10, 20, 30)])
+    logs = logs[[*curves.AXIS_NAMES, *LOG_COLUMNS]]
+    figure = curves.training_curves_figure(logs, "e")
+    assert len(figure.axes) == 2 * 4  # dense, gmp, rigl, set: loss over validation accuracy each
+    for axis in figure.axes:
+        lines = [line for line in axis.get_lines() if len(line.get_xdata())]
+        assert len(lines) <= curves.MAX_LINES
+        for line in lines:
+            alpha = next(value for value in ALPHA_COLOURS if line.get_label().endswith(alpha_label(value)))
+            assert line.get_color() == ALPHA_COLOURS[alpha]
+    titles = [axis.get_title() for axis in figure.axes]
+    assert len(set(titles)) == len(titles) and "gmp: training loss" in titles
+    assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
 
 
 # -- every figure of a real tiny run ---------------------------------------------------------------
@@ -148,6 +204,8 @@ def test_no_text_overlaps_in_any_figure_of_the_report(drawn, kind, role):
     assert found, (kind, role)
     for key, figure in found.items():
         assert overlapping_texts(figure) == [], key
+        assert texts_outside_the_canvas(figure) == [], key
+        assert max(saved_size_px(figure)) <= MAX_SIDE_PX, (key, saved_size_px(figure))
         for axis in figure.axes:
             if "accuracy" in axis.get_ylabel():
                 assert "%" in axis.get_ylabel(), key

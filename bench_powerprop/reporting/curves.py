@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench_powerprop.cells import AXIS_NAMES
-from bench_powerprop.reporting.labels import alpha_label, method_label, seeds_note, sparsity_label
+from bench_powerprop.reporting.labels import alpha_colour, alpha_label, method_label, seeds_note, sparsity_label
 from bench_powerprop.training.progress import LOG_COLUMNS
 
 if TYPE_CHECKING:
@@ -35,10 +35,11 @@ def log_rows(manifest: dict) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-def group_labeller(logs: pd.DataFrame):
-    """A cell group's legend entry, naming only the axes that differ between the experiment's groups."""
+def group_labeller(logs: pd.DataFrame, skip: frozenset = frozenset()):
+    """A cell group's legend entry, naming only the axes that differ between the experiment's groups (and are not
+    in ``skip``: what a panel's title already names)."""
     groups = logs[GROUP_AXES].drop_duplicates()
-    varies = {axis for axis in GROUP_AXES if groups[axis].nunique(dropna=False) > 1}
+    varies = {axis for axis in GROUP_AXES if groups[axis].nunique(dropna=False) > 1} - skip
 
     def label(key: dict) -> str:
         parts = [method_label(key["method"], key["variant"])] if varies & {"method", "variant"} or len(varies) == 0 else []
@@ -48,9 +49,35 @@ def group_labeller(logs: pd.DataFrame):
             parts.append(alpha_label(key["alpha"]))
         if "level" in varies:
             parts.append(f"level {key['level']:g}")
-        return ", ".join(parts)
+        return ", ".join(parts) or method_label(key["method"], key["variant"])
 
     return label
+
+
+#: more cell groups than this: one pair of panels per method [variant] instead of every line on one pair
+MAX_LINES = 8
+#: pairs of panels a row when split by method
+FACET_COLUMNS = 4
+REST_AXES = ("sparsity", "level")
+
+
+def curve_styles(keys: list[dict]) -> list[dict]:
+    """One style per cell group, the same wherever the group's values recur: α's own colour (labels.ALPHA_COLOURS)
+    when α varies, line style and marker by (sparsity, level); tab10 by (sparsity, level) when α does not vary."""
+    from bench_powerprop.reporting.figures import LINE_STYLES, MARKERS, line_styles
+
+    rests = list(dict.fromkeys(tuple(key[axis] for axis in REST_AXES) for key in keys))
+    alpha_varies = len({key["alpha"] for key in keys}) > 1
+    palette = line_styles(len(rests))
+    styles = []
+    for key in keys:
+        index = rests.index(tuple(key[axis] for axis in REST_AXES))
+        if alpha_varies:
+            styles.append({"colour": alpha_colour(key["alpha"]), "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
+                           "marker": MARKERS[index % len(MARKERS)]})
+        else:
+            styles.append(palette[index])
+    return styles
 
 
 def phase_ends(logs: pd.DataFrame) -> list[int]:
@@ -76,32 +103,47 @@ def _band(axis, rows: pd.DataFrame, column: str, style: dict, label: str, scale:
 
 
 def training_curves_figure(logs: pd.DataFrame, title: str):
-    """Left: training loss (log scale); right: validation accuracy (%); both against the training step."""
+    """Training loss (log scale) over validation accuracy (%), both against the training step. Up to MAX_LINES cell
+    groups share one pair of panels; more get one pair per method [variant], lines styled the same in every pair."""
     import numpy as np
 
-    from bench_powerprop.reporting.figures import _pyplot, figure_title, line_styles, plain_log_ticks, shared_legend
+    from bench_powerprop.reporting.figures import _pyplot, figure_title, plain_log_ticks, shared_legend
 
     plt = _pyplot()
-    label = group_labeller(logs)
     groups = list(logs.groupby(GROUP_AXES, sort=True, dropna=False))
-    styles = line_styles(len(groups))
-    figure, axes = plt.subplots(1, len(PANELS), figsize=(12, 4.6), layout="constrained")
-    for style, (key, group) in zip(styles, groups):
+    keys = [dict(zip(GROUP_AXES, key)) for key, _ in groups]
+    facets = [method_label(key["method"], key["variant"]) for key in keys] if len(groups) > MAX_LINES else [""] * len(keys)
+    names = list(dict.fromkeys(facets))
+    label = group_labeller(logs, frozenset({"method", "variant"}) if len(names) > 1 else frozenset())
+    columns = min(FACET_COLUMNS, len(names))
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(2 * rows, columns, figsize=(9 if columns == 1 else 3.6 * columns, 6.0 * rows),
+                                squeeze=False, sharex="col", layout="constrained")
+    pairs = {name: (axes[2 * (index // columns)][index % columns], axes[2 * (index // columns) + 1][index % columns])
+             for index, name in enumerate(names)}
+    for index in range(len(names), rows * columns):
+        figure.delaxes(axes[2 * (index // columns)][index % columns])
+        figure.delaxes(axes[2 * (index // columns) + 1][index % columns])
+    for style, facet, key, (_, group) in zip(curve_styles(keys), facets, keys, groups):
         seeds = group["seed"].nunique()
         diverged = group.loc[~np.isfinite(group["loss"]), "seed"].nunique()
-        name = label(dict(zip(GROUP_AXES, key))) + seeds_note(int(diverged), 0, int(seeds))
-        for axis, column in zip(axes, PANELS):
-            _band(axis, group, column, style, name, 100.0 if column == "val_accuracy" else 1.0)
+        name = label(key)
+        loss_axis, accuracy_axis = pairs[facet]
+        _band(loss_axis, group, "loss", style, name + seeds_note(int(diverged), 0, int(seeds)), 1.0)
+        _band(accuracy_axis, group, "val_accuracy", style, name, 100.0)  # the diverged count once, in the loss panel's title
     phases = phase_ends(logs)
-    for axis, ylabel in zip(axes, PANELS.values()):
-        for step in phases:
-            axis.axvline(step, color="0.75", linewidth=0.8, zorder=0)
-        axis.set_xlabel("training step" + (" (grey lines: a phase ends, e.g. a task)" if phases else ""))
-        axis.set_ylabel(ylabel)
-        axis.grid(True, alpha=0.3)
-    axes[0].set_yscale("log")
-    plain_log_ticks(axes[0].yaxis)
-    shared_legend(figure, axes, fontsize=8)
+    for facet, (loss_axis, accuracy_axis) in pairs.items():
+        for axis, ylabel, what in ((loss_axis, PANELS["loss"], "training loss"),
+                                   (accuracy_axis, PANELS["val_accuracy"], "validation accuracy")):
+            for step in phases:
+                axis.axvline(step, color="0.75", linewidth=0.8, zorder=0)
+            axis.set_ylabel(ylabel)
+            axis.set_title(f"{facet}: {what}" if facet else what, fontsize=9)
+            axis.grid(True, alpha=0.3)
+        loss_axis.set_yscale("log")
+        plain_log_ticks(loss_axis.yaxis)
+        accuracy_axis.set_xlabel("training step" + (" (grey lines: a phase ends)" if phases else ""))
+    shared_legend(figure, axes.ravel()[[axis in figure.axes for axis in axes.ravel()]], fontsize=8)
     figure_title(figure, f"{title}: training curves (line = mean over seeds, band = min–max)")
     return figure
 
