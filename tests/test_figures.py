@@ -41,7 +41,7 @@ def test_the_checker_finds_colliding_titles_and_passes_separate_ones():
 
 
 def test_the_checker_finds_text_past_the_canvas_and_figures_too_large():
-    figure, axis = plt.subplots(figsize=(4, 3))
+    figure, axis = plt.subplots(figsize=(4, 3), layout="constrained")
     axis.set_ylabel("a label")
     assert texts_outside_the_canvas(figure) == []
     figure.text(-0.05, 0.5, "cut at the left edge")
