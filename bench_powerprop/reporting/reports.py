@@ -76,7 +76,7 @@ def oneshot_figure_set(rows, manifest, out) -> dict:
         colours[key] = styles[axes]["colour"] if axes in styles else None
         layer_thetas[key] = {name: theta.numpy() for name, theta in effective_weights(model).items()}
         magnitudes[key] = figures.relative_magnitudes(list(layer_thetas[key].values()))
-    colours = colours if None not in colours.values() else None
+    colours = colours if all(colour is not None for colour in colours.values()) else None
     drawn = {
         out["accuracy"]: figures.accuracy_vs_weights_remaining(rows, title(manifest)),
         out["histograms"]: figures.weight_histograms(magnitudes, f"{title(manifest)}: effective weights after training", colours),
