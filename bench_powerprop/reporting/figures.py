@@ -237,35 +237,69 @@ def per_layer_weight_histograms(thetas: dict[str, dict[str, np.ndarray]], title:
     return figure
 
 
+#: sparse-training panels a row
+SPARSE_COLUMNS = 3
+#: the width of one sparsity's slot that the α points of a method share
+DODGE_WIDTH = 0.6
+
+
 def sparse_accuracy_vs_sparsity(rows: pd.DataFrame, title: str):
-    """Sparse training: one panel per method (and variant), a line per α, dense runs as dashed lines."""
+    """Sparse training: one panel per method (and variant), at most SPARSE_COLUMNS a row; at each target sparsity (a
+    category, not a distance: no line is drawn between 95% and 99%) one point per α side by side, the mean over seeds
+    with a min–max bar, in α's own colour; dense runs as dashed lines of their α's colour."""
     plt = _pyplot()
     dense = rows[rows["method"] == "dense"]
     panels = [key for key in dict.fromkeys(zip(rows["method"], rows["variant"])) if key[0] != "dense"] or [("dense", "default")]
+    sparsities = sorted(rows.loc[rows["method"] != "dense", "sparsity"].unique()) or [0.0]
     alphas = sorted(rows["alpha"].unique())
-    colours = dict(zip(alphas, plt.get_cmap("tab10")(range(len(alphas)))))
-    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4), sharey=True, squeeze=False)
-    for axis, (method, variant) in zip(axes[0], panels):
+    columns = min(SPARSE_COLUMNS, len(panels))
+    panel_rows = -(-len(panels) // columns)
+    figure, axes = plt.subplots(panel_rows, columns, figsize=(3.9 * columns, 3.4 * panel_rows + 0.9), sharey=True,
+                                squeeze=False, layout="constrained")
+    for axis in axes.ravel()[len(panels):]:
+        figure.delaxes(axis)
+    offsets = {alpha: DODGE_WIDTH * ((index + 0.5) / len(alphas) - 0.5) for index, alpha in enumerate(alphas)}
+    for axis, (method, variant) in zip(axes.ravel(), panels):
         panel = rows[(rows["method"] == method) & (rows["variant"] == variant)]
-        drawn = [plot_line(axis, group, "sparsity", colours[alpha], line_label(alpha_label(alpha), group, "sparsity"))
+        drawn = [_dodged_points(axis, group, sparsities, offsets[alpha], alpha_colour(alpha),
+                                line_label(alpha_label(alpha), group, "sparsity"))
                  for alpha, group in panel.groupby("alpha")] if method != "dense" else []
         for alpha, group in dense.groupby("alpha"):
             kept = group[group["status"] != DIVERGED]
             if not kept.empty:
-                axis.axhline(100 * kept["test_accuracy"].mean(), color=colours[alpha], linestyle="--", linewidth=1,
-                             label=line_label(f"dense, {alpha_label(alpha)}", group, "sparsity"))
+                axis.axhline(100 * kept["test_accuracy"].mean(), color=alpha_colour(alpha), linestyle="--", linewidth=1,
+                             label=line_label(f"dense, {alpha_label(alpha)}", group, "sparsity"), zorder=1)
         if drawn and not any(drawn):
             axis.text(0.5, 0.5, "every seed diverged", ha="center", va="center", transform=axis.transAxes, color="red")
         _chance_legend(axis, panel)
-        axis.set_title(method_label(method, variant))
-        axis.set_xticks(sorted(100 * rows.loc[rows["method"] != "dense", "sparsity"].unique()))
-        axis.set_xlabel("target sparsity (%)")
-        axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=7, loc="best")
-    axes[0][0].set_ylabel(ACCURACY_LABEL)
-    figure_title(figure, f"{title}: line = mean over seeds, band = min–max, dashed = dense")
-    figure.tight_layout()
+        axis.set_title(method_label(method, variant), fontsize=10)
+        axis.set_xticks(range(len(sparsities)), [f"{100 * sparsity:g}%" for sparsity in sparsities])
+        axis.set_xlim(-0.5, len(sparsities) - 0.5)
+        axis.set_xlabel("target sparsity")
+        axis.grid(True, axis="y", alpha=0.3)
+    for row in axes:
+        row[0].set_ylabel(ACCURACY_LABEL)
+    shared_legend(figure, axes.ravel()[:len(panels)])
+    figure_title(figure, f"{title}: point = mean over seeds, bar = min–max, dashed = dense")
     return figure
+
+
+def _dodged_points(axis, group: pd.DataFrame, sparsities: list, offset: float, colour, label: str) -> bool:
+    """Mean and min–max bar of the non-diverged seeds at each sparsity's slot, shifted by ``offset``; crosses at seeds
+    at chance. False when every seed diverged."""
+    included = group[group["status"] != DIVERGED]
+    if included.empty:
+        axis.plot([], [], color=colour, linestyle=":", label=f"{label}: no run left")
+        return False
+    stats = 100 * included.groupby("sparsity")["test_accuracy"].agg(["mean", "min", "max"])
+    xs = np.array([sparsities.index(sparsity) for sparsity in stats.index]) + offset
+    axis.errorbar(xs, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]], fmt="o",
+                  color=colour, markersize=5, capsize=2, linewidth=1.2, label=label, zorder=3)
+    chance = included[included["status"] == COLLAPSED]
+    if not chance.empty:
+        axis.scatter([sparsities.index(sparsity) + offset for sparsity in chance["sparsity"]], 100 * chance["test_accuracy"],
+                     marker="x", color="grey", s=14, zorder=4)
+    return True
 
 
 def _alpha_panels(alphas, width: float = 5.0, height: float = 4.2, rows: int = 1, **subplots):
