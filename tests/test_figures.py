@@ -14,10 +14,10 @@ from bench_powerprop.io import read_json
 from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting import curves, figures, reports
 from bench_powerprop.reporting import published as pub
+from bench_powerprop.reporting.labels import ALPHA_COLOURS, alpha_label
 from bench_powerprop.reporting.rows import ROW_COLUMNS
 
 from conftest import REPO
-from bench_powerprop.reporting.labels import ALPHA_COLOURS, alpha_label
 from figure_layout import MAX_SIDE_PX, drawn_texts, overlapping_texts, saved_size_px, texts_outside_the_canvas
 
 FIGURE_SPECS = [(kind, role) for kind, pipeline in PIPELINES.items() for role in pipeline.figures] + [("every kind", "training_curves")]

@@ -395,30 +395,87 @@ def _sparsity_line(axis, group: pd.DataFrame, colour, label: str, style: str, ma
         plot_line(axis, group, "weights_kept", colour, line_label(label, group, "weights_kept"), linestyle=style, marker=marker)
 
 
+#: the ticket's line: wider than the controls and drawn over them, so a control on top of it never hides it
+TICKET_WIDTH = 2.6
+
+
 def lottery_ticket_vs_controls(rows: pd.DataFrame, labels, title: str):
-    """Lottery tickets: one panel per α; test accuracy against the weights remaining at each level (log scale,
-    100% on the left as in Frankle & Carbin), the ticket(s) and their controls; level 0 (dense) dashed."""
+    """Lottery tickets, one column per α. Top: test accuracy against the weights remaining at each level (log scale,
+    100% on the left as in Frankle & Carbin), the ticket (wide, on top) and its controls; level 0 (dense) dashed.
+    Bottom: each control minus the ticket, paired by seed and level (pp; mean, min–max band): the gap the LTH claim
+    is about, on a scale of its own."""
     plt = _pyplot()
     alphas = sorted(rows["alpha"].unique())
     rows = rows.assign(weights_kept=1.0 - rows["actual_sparsity"])
     levels = rows[rows["level"].fillna(-1) > 0]
     start = rows[rows["level"] == 0]
     keys = list(dict.fromkeys(zip(levels["method"], levels["variant"])))
-    colours = plt.get_cmap("tab10")(range(max(1, len(keys))))
-    figure, axes = _alpha_panels(alphas)
-    for axis, alpha in zip(axes[0], alphas):
-        for colour, (method, variant) in zip(colours, keys):
-            group = levels[(levels["method"] == method) & (levels["variant"] == variant) & (levels["alpha"] == alpha)]
-            if method == "lottery":  # every ticket chain starts from the dense level 0
-                group = pd.concat([start[start["alpha"] == alpha], group])
-            if not group.empty:
-                plot_line(axis, group, "weights_kept", colour, line_label(labels(method, variant), group, "weights_kept"))
-        _dense_lines(axis, rows[(rows["level"] == 0) & (rows["alpha"] == alpha)])
-        _chance_legend(axis, levels[levels["alpha"] == alpha])
-        axis.set_title(alpha_label(alpha))
-        _finish_panel(axis, "weights remaining (%), one point per level", "lower left", 7)
-        axis.invert_xaxis()
-    return _finish(figure, axes, f"{title}: ticket vs controls (line = mean over seeds, band = min–max)")
+    ticket = ("lottery", "default") if ("lottery", "default") in keys else (keys[0] if keys else None)
+    styles = dict(zip(keys, line_styles(len(keys))))
+    figure, axes = plt.subplots(2, len(alphas), figsize=(5.6 * len(alphas), 7.2), sharex="col", squeeze=False,
+                                height_ratios=[3, 2], layout="constrained")
+    for column, alpha in enumerate(alphas):
+        top, bottom = axes[0][column], axes[1][column]
+        at_alpha = levels[levels["alpha"] == alpha]
+        ticket_rows = at_alpha[(at_alpha["method"] == ticket[0]) & (at_alpha["variant"] == ticket[1])] if ticket else at_alpha[:0]
+        for index, (method, variant) in enumerate(keys):
+            group = at_alpha[(at_alpha["method"] == method) & (at_alpha["variant"] == variant)]
+            if group.empty:
+                continue
+            chain = pd.concat([start[start["alpha"] == alpha], group]) if method == "lottery" else group  # tickets start dense
+            is_ticket = (method, variant) == ticket
+            style = styles[(method, variant)]
+            name = labels(method, variant) + (" (the ticket)" if is_ticket else "")
+            plot_line(top, chain, "weights_kept", style["colour"], line_label(name, chain, "weights_kept"),
+                      linestyle=style["linestyle"] if not is_ticket else "-", marker=style["marker"],
+                      zorder=20 if is_ticket else 4 + index, linewidth=TICKET_WIDTH if is_ticket else 1.3)
+            if is_ticket:
+                bottom.axhline(0, color=style["colour"], linewidth=TICKET_WIDTH, zorder=2)
+            else:
+                _difference_line(bottom, group, ticket_rows, style)
+        _dense_lines(top, rows[(rows["level"] == 0) & (rows["alpha"] == alpha)])
+        _chance_legend(top, at_alpha)
+        top.set_title(alpha_label(alpha), fontsize=10)
+        _difference_axis(bottom)
+        bottom.set_ylabel("control − ticket (pp; linear within ±2)" if column == 0 else "")
+        for axis in (top, bottom):
+            _percent_log_axis(axis)
+            axis.grid(True, which="both", alpha=0.3)
+        bottom.set_xlabel("weights remaining (%), one point per level")
+        bottom.invert_xaxis()
+    axes[0][0].set_ylabel(ACCURACY_LABEL)
+    shared_legend(figure, axes[0])
+    figure_title(figure, f"{title}: ticket vs controls (line = mean over seeds, band = min–max; "
+                         "bottom: each control minus the ticket, same seed and level)")
+    return figure
+
+
+#: the difference panel is linear within ± this many pp and logarithmic beyond: a 1 pp gap and a 30 pp one both show
+DIFFERENCE_LINEAR_PP = 2.0
+
+
+def _difference_axis(axis) -> None:
+    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
+
+    axis.set_yscale("symlog", linthresh=DIFFERENCE_LINEAR_PP, linscale=1.5)
+    axis.yaxis.set_major_locator(SymmetricalLogLocator(linthresh=DIFFERENCE_LINEAR_PP, base=10, subs=(1.0,)))
+    axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:+g}" if value else "0"))
+
+
+def _difference_line(axis, group: pd.DataFrame, ticket: pd.DataFrame, style: dict) -> None:
+    """``group`` minus ``ticket`` in pp, paired by (level, seed) over the seeds neither diverged in; x: the ticket's
+    weights remaining at that level."""
+    def accuracy(frame):
+        return frame[frame["status"] != DIVERGED].set_index(["level", "seed"])["test_accuracy"]
+
+    difference = (100 * (accuracy(group) - accuracy(ticket))).dropna()
+    if difference.empty:
+        return
+    stats = difference.groupby(level="level").agg(["mean", "min", "max"])
+    xs = 100 * ticket.groupby("level")["weights_kept"].mean().loc[stats.index].to_numpy()
+    axis.plot(xs, stats["mean"], color=style["colour"], linestyle=style["linestyle"], marker=style["marker"], markersize=3,
+              linewidth=1.3, zorder=4)
+    axis.fill_between(xs, stats["min"], stats["max"], color=style["colour"], alpha=0.2, zorder=3)
 
 
 def _finish_panel(axis, xlabel: str, legend_at: str, legend_size: int) -> None:
