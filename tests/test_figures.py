@@ -93,6 +93,26 @@ def test_pai_figure_of_the_default_grid_is_legible_and_spans_the_published_range
     assert min(text.get_fontsize() for text in figure.legends[0].get_texts()) >= 9
     colours = {line.get_label(): line.get_color() for line in figure.axes[0].get_lines()}
     assert colours["rigl (reference)"] != "black" and colours["static (reference)"] != "black"
+    assert texts_outside_the_canvas(figure) == [] and max(saved_size_px(figure)) <= MAX_SIDE_PX
+
+
+def test_pai_figure_at_one_sparsity_is_one_row_per_variant_with_alpha_side_by_side():
+    """The default grid: every variant at 98%, three of them also at α = 2; no line joins points of one sparsity."""
+    rows = pd.concat([trained_rows([("pai", variant, 0.98) for variant in PAI_SCORERS], alphas=(1.0,)),
+                      trained_rows([("pai", variant, 0.98) for variant in ("random", "snip", "synflow")], alphas=(2.0,))])
+    reference = trained_rows([("dense", "default", 0.0), ("rigl", "default", 0.95), ("static", "default", 0.95)], alphas=(1.0,))
+    figure = figures.pai_accuracy_vs_weights_remaining(rows, reference, pai_label, PAI_SCORERS, pd.DataFrame(
+        columns=["model", "method", "sparsity", "run", "top1_accuracy_percent"]), "pai")
+    (axis,) = figure.axes
+    names = [label.get_text() for label in axis.get_yticklabels()]
+    assert names[:len(PAI_SCORERS)] == sorted(names[:len(PAI_SCORERS)], key=lambda name: name.split(" ")[0] != "random")
+    assert "rigl at 95% (reference)" in names and len(names) == len(PAI_SCORERS) + 2
+    assert "snip + sparse-aware init" in names and names.index("snip + sparse-aware init") == names.index("snip") + 1
+    colours = {ALPHA_COLOURS[1.0], ALPHA_COLOURS[2.0]}
+    assert {container.lines[0].get_color() for container in axis.containers} == colours
+    joining = [line for line in axis.get_lines() if len(set(line.get_xdata())) > 1 and len(set(line.get_ydata())) > 1]
+    assert not joining  # only separators and the dense line, each straight across
+    assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
 
 
 def test_gradient_flow_figure_shows_dense_and_the_lines_on_it_and_stretches_the_first_steps():

@@ -345,11 +345,13 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
     ``curves`` (published per-run accuracies, other dataset/model) get panels of their own, the same
     colour per scorer, never mixed with ours. Every panel spans the same weights-remaining range, so
     where our sparsities sit among the published ones is seen; one legend below serves all our panels."""
+    if rows.loc[rows["method"] == "pai", "sparsity"].nunique() == 1:
+        return pai_accuracy_at_one_sparsity(rows, reference, labels, scorers, title)
     plt = _pyplot()
     alphas = sorted(rows["alpha"].unique())
     models = sorted(curves["model"].unique())
     palette = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(sorted({*scorers.values(), *curves["method"]}))}
-    figure, axes = _alpha_panels([*alphas, *models], height=4.6, layout="constrained")
+    figure, axes = _alpha_panels([*alphas, *models], width=3.8, height=4.6, layout="constrained")
     for axis, alpha in zip(axes[0], alphas):
         for variant in sorted(scorers):
             group = rows[(rows["method"] == "pai") & (rows["variant"] == variant) & (rows["alpha"] == alpha)]
@@ -368,7 +370,7 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
             xs = 100 * (1 - stats.index.to_numpy())
             axis.plot(xs, stats["mean"], color=palette[method], marker="o", markersize=3, label=f"{method} ({group['run'].nunique()} runs)")
             axis.fill_between(xs, stats["min"], stats["max"], color=palette[method], alpha=0.2)
-        axis.set_title(f"published: {CURVE_SOURCE} {model}\nother dataset/model — not comparable", fontsize=9)
+        axis.set_title(wrapped(f"published: {CURVE_SOURCE} {model}; other dataset/model — not comparable", 3.4, 9), fontsize=9)
         _finish_panel(axis, "weights remaining (%)", "lower right", 8)
     for axis in axes[0][:len(alphas)]:
         _percent_log_axis(axis)
@@ -380,6 +382,66 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
     figure_title(figure, f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max; "
                     "solid = the model's init, dotted = sparse-aware init)")
     return figure
+
+
+#: inches per row of the one-sparsity PaI figure
+DOT_ROW_INCHES = 0.3
+
+
+def pai_accuracy_at_one_sparsity(rows: pd.DataFrame, reference: pd.DataFrame, labels, scorers: dict, title: str):
+    """Pruning at initialisation at one sparsity (the default grid): one row per variant, grouped by scorer (its
+    shuffled and re-initialised controls under it), test accuracy on x: the mean over seeds with a min–max bar, one
+    colour per α (labels.ALPHA_COLOURS) side by side; the reference experiment's sparse methods at their own
+    sparsities below, its dense run the dashed black line."""
+    plt = _pyplot()
+    pai = rows[rows["method"] == "pai"]
+    sparsity = float(pai["sparsity"].iloc[0])
+    order = list(dict.fromkeys(scorers[variant] for variant in pai["variant"].drop_duplicates()))
+    variants = sorted(pai["variant"].unique(), key=lambda variant: (order.index(scorers[variant]), labels("pai", variant)))
+    entries = [(labels("pai", variant), pai[pai["variant"] == variant]) for variant in variants]
+    theirs = reference[reference["method"] != "dense"]
+    for (method, variant, at), group in theirs.groupby(["method", "variant", "sparsity"], sort=False):
+        entries.append((f"{labels(method, variant)} at {100 * at:g}% (reference)", group))
+    alphas = sorted({*rows["alpha"], *theirs["alpha"]})
+    offsets = {alpha: 0.5 * ((index + 0.5) / len(alphas) - 0.5) for index, alpha in enumerate(alphas)}
+    figure, axis = plt.subplots(figsize=(7.5, 1.6 + DOT_ROW_INCHES * len(entries)), layout="constrained")
+    for position, (_, group) in enumerate(entries):
+        for alpha, at_alpha in group.groupby("alpha"):
+            _dot(axis, at_alpha, position + offsets[alpha], alpha_colour(alpha),
+                 line_label(alpha_label(alpha), at_alpha, "sparsity"))
+    dense = reference[reference["method"] == "dense"]
+    kept = dense[dense["status"] != DIVERGED]
+    if not kept.empty:
+        axis.axvline(100 * kept["test_accuracy"].mean(), color="black", linestyle="--", linewidth=1,
+                     label=line_label("dense (reference)", dense, "sparsity"))
+    _chance_legend(axis, rows)
+    axis.set_yticks(range(len(entries)), [name for name, _ in entries], fontsize=8)
+    axis.set_ylim(len(entries) - 0.5, -0.5)
+    boundaries = [index + 0.5 for index in range(len(entries) - 1)
+                  if index + 1 < len(variants) and scorers[variants[index]] != scorers[variants[index + 1]]]
+    for boundary in [*boundaries, len(variants) - 0.5]:
+        axis.axhline(boundary, color="0.8", linewidth=0.8, zorder=0)
+    axis.set_xlabel(ACCURACY_LABEL)
+    axis.grid(True, axis="x", alpha=0.3)
+    axis.set_title(f"{100 * sparsity:g}% sparsity ({100 * (1 - sparsity):g}% of the weights kept)", fontsize=10)
+    shared_legend(figure, [axis])
+    figure_title(figure, f"{title}: prune at init, then train the mask (point = mean over seeds, bar = min–max)")
+    return figure
+
+
+def _dot(axis, group: pd.DataFrame, position: float, colour, label: str) -> None:
+    """The mean and min–max bar of the non-diverged seeds at ``position`` (a row); grey crosses at seeds at chance."""
+    included = group[group["status"] != DIVERGED]
+    if included.empty:
+        axis.plot([], [], color=colour, linestyle=":", label=f"{label}: no run left")
+        return
+    values = 100 * included["test_accuracy"]
+    mean = values.mean()
+    axis.errorbar([mean], [position], xerr=[[mean - values.min()], [values.max() - mean]], fmt="o", color=colour,
+                  markersize=5, capsize=2, linewidth=1.2, label=label, zorder=3)
+    chance = included[included["status"] == COLLAPSED]
+    if not chance.empty:
+        axis.scatter(100 * chance["test_accuracy"], [position] * len(chance), marker="x", color="grey", s=14, zorder=4)
 
 
 def _same_x_range(axes) -> None:
