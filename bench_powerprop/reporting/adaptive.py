@@ -6,13 +6,12 @@ method, fixed-α cells included): one row per measurement, every K epochs from t
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.reporting.continual import CONFIG, of_configuration
 from bench_powerprop.reporting.figures import _pyplot, figure_title
-from bench_powerprop.reporting.labels import alpha_label
+from bench_powerprop.reporting.labels import alpha_colour, alpha_label
 from bench_powerprop.reporting.pages import markdown_table
 from bench_powerprop.reporting.rows import DIVERGED, OK, checked_metrics
 
@@ -74,7 +73,7 @@ def trace_figure(trace: pd.DataFrame, title: str, epsilon_text: str):
     plt = _pyplot()
     adaptive = adaptive_cells(trace)
     keys = [tuple(key) for key in trace[CONFIG].drop_duplicates().sort_values(CONFIG).itertuples(index=False)]
-    colours = dict(zip(keys, plt.get_cmap("tab10")(np.arange(len(keys)) % 10)))
+    colours = {key: alpha_colour(key[2]) for key in keys}  # α's colour everywhere; adaptive solid, fixed dashed
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for key in keys:
         group = of_configuration(trace, key)
