@@ -155,7 +155,8 @@ def test_figures_of_diverged_runs_say_so(tmp_path):
     figure = sparse_accuracy_vs_sparsity(rows, "all diverged")
     assert any("every seed diverged" in text.get_text() for axis in figure.axes for text in axis.texts)
     histograms = weight_histograms({"α=1": np.array([0.5, 1.0]), "α=2": np.array([np.nan, 1.0])}, "t")
-    assert [axis.get_title() for axis in histograms.axes] == ["α=1\n0% below 1% of layer max", "α=2\ndiverged"]
+    legend = [text.get_text() for text in histograms.axes[0].get_legend().get_texts()]
+    assert legend == ["α=1: 0% below 1%", "α=2: diverged or all zero"]
 
 
 def test_cells_that_differ_on_any_axis_are_never_pooled():
