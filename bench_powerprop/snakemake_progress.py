@@ -29,6 +29,8 @@ PASSED_THROUGH = ("Nothing to be done", "Report created", "Will exit after finis
 TRAINING_RULE = "train"
 #: seconds between two progress lines when the output is no terminal
 LINE_EVERY_S = 30.0
+#: seconds between two redraws of the line on a terminal (Snakemake writes dozens of log lines a second)
+REDRAW_EVERY_S = 0.25
 
 
 @dataclass
@@ -110,15 +112,19 @@ class Display:
 
     def show(self, message: str | None = None) -> None:
         with self.lock:
+            now = time.monotonic()
             if self.tty:
+                if not message and now - self.last_line_at < REDRAW_EVERY_S:
+                    return
+                self.last_line_at = now
                 width = shutil.get_terminal_size().columns - 1
                 if message:
                     self.stream.write(f"\r\x1b[K{message}\n")
-                self.stream.write(f"\r\x1b[K{self.progress.line()[:width]}")
+                latest = f" | started: {self.progress.current}" if self.progress.current else ""
+                self.stream.write(f"\r\x1b[K{(self.progress.line() + latest)[:width]}")
             else:
                 if message:
                     self.stream.write(message + "\n")
-                now = time.monotonic()
                 if now - self.last_line_at >= LINE_EVERY_S:
                     self.last_line_at = now
                     self.stream.write(self.progress.line() + "\n")
