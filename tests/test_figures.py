@@ -188,6 +188,10 @@ def test_training_curves_of_many_groups_get_a_pair_of_panels_per_method_and_one_
             assert line.get_color() == ALPHA_COLOURS[alpha]
     titles = [axis.get_title() for axis in figure.axes]
     assert len(set(titles)) == len(titles) and "gmp: training loss" in titles
+    gmp = next(axis for axis in figure.axes if axis.get_title() == "gmp: training loss")
+    styles = {line.get_label(): line.get_linestyle() for line in gmp.get_lines()}
+    assert len({style for label, style in styles.items() if label.startswith("95%")}) == 1  # α by colour only (unset level)
+    assert styles["95%, α=1 (no Powerprop)"] != styles["99%, α=1 (no Powerprop)"]
     assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
 
 

@@ -66,12 +66,17 @@ def curve_styles(keys: list[dict]) -> list[dict]:
     when α varies, line style and marker by (sparsity, level); tab10 by (sparsity, level) when α does not vary."""
     from bench_powerprop.reporting.figures import LINE_STYLES, MARKERS, line_styles
 
-    rests = list(dict.fromkeys(tuple(key[axis] for axis in REST_AXES) for key in keys))
+    def rest(key: dict) -> tuple:  # an unset level is NaN, never equal to itself: None instead
+        return tuple(None if pd.isna(key[axis]) else key[axis] for axis in REST_AXES)
+
+    import pandas as pd
+
+    rests = list(dict.fromkeys(rest(key) for key in keys))
     alpha_varies = len({key["alpha"] for key in keys}) > 1
     palette = line_styles(len(rests))
     styles = []
     for key in keys:
-        index = rests.index(tuple(key[axis] for axis in REST_AXES))
+        index = rests.index(rest(key))
         if alpha_varies:
             styles.append({"colour": alpha_colour(key["alpha"]), "linestyle": LINE_STYLES[index % len(LINE_STYLES)],
                            "marker": MARKERS[index % len(MARKERS)]})
