@@ -126,3 +126,11 @@ def test_version_names_the_package_and_the_commit():
     assert text.startswith(f"bench_powerprop {__version__}")
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
     assert head[:12] in text
+
+
+def test_make_help_lists_the_targets_and_each_variable_with_an_example():
+    text = subprocess.run(["make", "--no-print-directory", "help"], capture_output=True, text=True, cwd=REPO, check=True).stdout
+    for target in ("run", "test", "test-fast", "setup", "lint", "clean", "help"):
+        assert re.search(rf"^make {re.escape(target)}\s", text, re.MULTILINE), target
+    for variable in ("CONFIG", "SET", "TARGET", "REPORT"):
+        assert re.search(rf"^  {variable}\s.*e\.g\. make run {variable}=\S", text, re.MULTILINE), variable
