@@ -340,7 +340,7 @@ CURVE_SOURCE = "Tanaka et al. 2020 (SynFlow), CIFAR-10"
 def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFrame, labels, scorers: dict, curves: pd.DataFrame,
                                       title: str):
     """Pruning at initialisation: one panel per α, a line per pai variant coloured by its scorer (solid: the
-    model's own init; dotted: a re-initialisation), weights remaining on a log scale; the reference
+    model's own init; dash-dot: another init or a control), weights remaining on a log scale; the reference
     experiment's sparse methods dashed grey (one marker each), its dense run a black horizontal line.
     ``curves`` (published per-run accuracies, other dataset/model) get panels of their own, the same
     colour per scorer, never mixed with ours. Every panel spans the same weights-remaining range, so
@@ -355,7 +355,7 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
     for axis, alpha in zip(axes[0], alphas):
         for variant in sorted(scorers):
             group = rows[(rows["method"] == "pai") & (rows["variant"] == variant) & (rows["alpha"] == alpha)]
-            style = "-" if labels("pai", variant) == scorers[variant] else ":"
+            style = "-" if labels("pai", variant) == scorers[variant] else "-."  # dash-dot: told apart from solid at a glance
             _sparsity_line(axis, group, palette[scorers[variant]], labels("pai", variant), style)
         theirs = [key for key in dict.fromkeys(zip(reference["method"], reference["variant"])) if key[0] != "dense"]
         for colour, marker, (method, variant) in zip(REFERENCE_GREYS, REFERENCE_MARKERS, theirs):
@@ -380,7 +380,7 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
     shared_legend(figure, axes[0][:len(alphas)])
     axes[0][0].set_ylabel(ACCURACY_LABEL)
     figure_title(figure, f"{title}: prune at init, then train the mask (line = mean over seeds, band = min–max; "
-                    "solid = the model's init, dotted = sparse-aware init)")
+                    "solid = the model's init, dash-dot = another init or a control)")
     return figure
 
 
