@@ -50,9 +50,10 @@ def assert_ran(command: str, example: str, result) -> None:
 
 @pytest.fixture(scope="module")
 def fresh_clone_dir(tmp_path_factory):
-    """A working directory with the repo's configs, as a fresh clone has them (no results)."""
+    """A working directory with the repo's workflow and configs, as a fresh clone has them (no results)."""
     path = tmp_path_factory.mktemp("examples")
-    (path / "configs").symlink_to(REPO / "configs")
+    for name in ("Snakefile", "workflow", "configs", "profiles"):
+        (path / name).symlink_to(REPO / name)
     return path
 
 
