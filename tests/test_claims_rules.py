@@ -223,7 +223,7 @@ def test_the_markdown_tables_stay_narrow_and_every_verdict_names_its_data_and_mo
 def test_the_forest_plot_groups_by_unit_on_one_scale_with_every_text_on_the_canvas():
     from bench_powerprop.reporting import forest
 
-    from figure_layout import drawn_texts, overlapping_texts
+    from figure_layout import overlapping_texts, texts_outside_the_canvas
 
     rows = rows_of({2.0: {0: 0.9, 1: 0.91, 2: 0.95}, 1.0: {0: 0.5, 1: 0.5, 2: 0.52}})
     small = rows.assign(score=rows["score"] / 1000)  # a 0.04 pp effect beside a 40 pp one
@@ -238,9 +238,6 @@ def test_the_forest_plot_groups_by_unit_on_one_scale_with_every_text_on_the_canv
     pp = panels[0]
     assert len(pp.get_yticks()) == 31 + 30  # every pp row of both experiments on the one axis
     assert pp.get_xlim()[0] < 0.04 < 40 < pp.get_xlim()[1]
-    canvas = figure.bbox
-    outside = [text.get_text() for text, box in drawn_texts(figure)
-               if box.x0 < canvas.x0 - 1 or box.x1 > canvas.x1 + 1 or box.y0 < canvas.y0 - 1 or box.y1 > canvas.y1 + 1]
-    assert outside == [] and overlapping_texts(figure) == []
+    assert texts_outside_the_canvas(figure) == [] and overlapping_texts(figure) == []
     width, height = figure.get_size_inches() * forest.DPI
     assert width <= 1200 and height <= 3000
