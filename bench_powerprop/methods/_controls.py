@@ -9,30 +9,54 @@ cell's (the cell's own seed would rebuild the ticket's level-0 weights), then th
 applies (sparse-aware initialisation, Evci et al. 2022). open_lth's controls
 (``lottery/branch/randomly_reinitialize.py``, ``randomly_prune.py``, commit 2ce732f) are the same up
 to exact counts. Without ``mask_from`` both behave as ``static`` with fresh weights.
+
+``replicate`` (``ReplicateOptions``, shared with ``lottery``): another independent training of the same
+start. Evci et al. (2022, §4; google-research/rigl ``rigl_tf2/mlp_configs/lottery.gin`` and
+``scratch.gin``, run with ``--seed``) train several tickets of *one* pruning solution (same mask, same
+initial weights, other data orders) and several scratch solutions of the same mask (fresh weights, other
+data orders), and ensemble solutions of one kind. A replicate r > 0 draws another batch order
+(``training.trainer.batch_seed``) and, for these fresh-weights controls, another fresh draw; r = 0 is the
+cell's own order and draw.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.methods.static import Static
+from bench_powerprop.methods.static import Static, StaticOptions
+from bench_powerprop.options import Options, integer, option
 
 sparse_init = LazyModule("bench_powerprop.sparse_init")
 models = LazyModule("bench_powerprop.models")
 
 
-def fresh_seed(seed: int) -> int:
-    """Seed of the fresh draw, decorrelated from the cell's own initialisation seed."""
-    return (int(seed) * 2_654_435_761 + 0xF4E5) % (2**63 - 1)
+@dataclass(frozen=True)
+class ReplicateOptions(Options):
+    replicate: int = option(0, "another independent training of the same start (mask and initial weights as r = 0): "
+                            "r > 0 draws another batch order and, for the fresh-weights controls, another fresh draw "
+                            "(Evci et al. 2022 §4: several tickets of one pruning solution, several scratch runs of one "
+                            "mask)", check=integer(minimum=0))
 
 
-def redraw_weights(ctx, seed: int) -> None:
+@dataclass(frozen=True)
+class ControlOptions(StaticOptions, ReplicateOptions):
+    pass
+
+
+def fresh_seed(seed: int, replicate: int = 0) -> int:
+    """Seed of the fresh draw, decorrelated from the cell's own initialisation seed (and per replicate)."""
+    return (int(seed) * 2_654_435_761 + 0xF4E5 + 0x9E37_79B9 * int(replicate)) % (2**63 - 1)
+
+
+def redraw_weights(ctx, seed: int, replicate: int = 0) -> None:
     """Replace the model's weights by a fresh draw of its own initialiser, decorrelated from the cell's ``seed``."""
     task = ctx.tasks[0]
     sparse_init.redraw(ctx.model, lambda: models.build_model(ctx.spec["model"], task.input_shape, task.num_classes),
-                       fresh_seed(seed))
+                       fresh_seed(seed, replicate))
 
 
 class FreshWeightsControl(Static):
     def prepare(self, ctx):
-        redraw_weights(ctx, self.seed)
+        redraw_weights(ctx, self.seed, self.options.replicate)
         super().prepare(ctx)

@@ -24,8 +24,9 @@ Deviation: every level trains the full step budget from the rewound weights with
 the learning-rate schedule from its start; open_lth trains a rewound level from step k to the end.
 
 Controls on the same level, each a cell with ``mask_from`` this ticket: ``lottery_reinit`` (same mask,
-fresh random weights) and ``lottery_scratch`` (a random mask with the same per-layer counts, fresh
-weights, any ``init``).
+fresh random weights: Evci et al. 2022's "scratch") and ``lottery_scratch`` (a random mask with the same
+per-layer counts, fresh weights, any ``init``). ``replicate: r`` (r > 0) trains another ticket of the same
+pruning solution (same mask and rewound weights) on another batch order: Evci et al.'s ticket ensembles.
 """
 
 from __future__ import annotations
@@ -33,16 +34,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
+from bench_powerprop.methods._controls import ReplicateOptions
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
-from bench_powerprop.options import OptionError, Options, integer, number, one_of, option
+from bench_powerprop.options import OptionError, integer, number, one_of, option
 
 torch = LazyModule("torch")
 masks = LazyModule("bench_powerprop.masks")
 
 
 @dataclass(frozen=True)
-class LotteryOptions(Options):
+class LotteryOptions(ReplicateOptions):
     prune_fraction: float = option(0.2, "fraction of each hidden layer's remaining weights removed per level (LTH §5 LeNet: "
                                    "0.2; open_lth mnist_lenet_300_100: pruning_fraction 0.2)",
                                    check=number(minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True))

@@ -15,16 +15,19 @@ level ℓ − 1, and the mask is that of the last level-ℓ cell on the way (the
 * ``disagreement``: the fraction of test examples whose predicted class (argmax of the logits) differs between the
   cell's model and the pruning solution.
 
-``ensembles``: one row per lottery-kind cell (every level, controls included) with a partner: the cells of one
-configuration (method, variant, α, level) sorted by seed, seed s_i paired with the next seed s_{i+1} and the last
-with the first (cyclic), so each seed has one row; with only two seeds the pair appears once, under the lower seed;
-with one seed there is no row. ``ensemble_gain`` = test accuracy of the averaged-softmax ensemble of the two models
-minus the mean of their two test accuracies.
+``ensembles``: Evci et al.'s ensemble experiment (§4; google-research/rigl ``rigl_tf2``: tickets of one pruning
+solution and scratch runs of its mask, each trained with another ``--seed``). One row per *start*: a lottery-kind cell
+of ``replicate`` 0 paired with the cell of ``replicate`` 1 that has the same method, α, level, seed and every other
+option — two tickets of one pruning solution (same mask, same rewound weights, two batch orders), or two
+``lottery_reinit`` solutions of one mask (two fresh draws, two batch orders). Each cell is in at most one pair, so the
+rows are independent. ``ensemble_gain`` = test accuracy of the averaged-softmax ensemble of the two models minus the
+mean of their two test accuracies; the row carries the replicate-0 cell's key.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,19 +133,21 @@ def solution_rows(manifest: dict, models: Models | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SOLUTION_COLUMNS)
 
 
-def seed_pairs(cells: list[dict]) -> list[tuple[dict, dict]]:
-    """Each configuration's cells by seed, s_i with s_{i+1} and the last with the first (one pair when only two)."""
-    groups: dict[tuple, list[dict]] = {}
+def start_of(cell: dict, method_options: dict) -> tuple[tuple, int]:
+    """(what a cell starts from: method, α, level, seed and its options but ``replicate``; its replicate)."""
+    options = dict(method_options.get(cell["method"], {}).get(cell["variant"], {}))
+    replicate = int(options.pop("replicate", 0))
+    return (cell["method"], cell["alpha"], cell.get("level"), cell["seed"], json.dumps(options, sort_keys=True)), replicate
+
+
+def replicate_pairs(cells: list[dict], method_options: dict) -> list[tuple[dict, dict]]:
+    """Each replicate-0 cell with the replicate-1 cell of the same start (disjoint pairs; unmatched cells: none)."""
+    by_replicate: dict[int, dict[tuple, dict]] = {0: {}, 1: {}}
     for cell in cells:
-        groups.setdefault(tuple(cell.get(column) for column in KEY_COLUMNS[:-1]), []).append(cell)
-    pairs = []
-    for group in groups.values():
-        group.sort(key=lambda cell: cell["seed"])
-        if len(group) == 2:
-            pairs.append((group[0], group[1]))
-        elif len(group) > 2:
-            pairs.extend((group[i], group[(i + 1) % len(group)]) for i in range(len(group)))
-    return pairs
+        start, replicate = start_of(cell, method_options)
+        if replicate in by_replicate:
+            by_replicate[replicate][start] = cell
+    return [(cell, by_replicate[1][start]) for start, cell in by_replicate[0].items() if start in by_replicate[1]]
 
 
 def accuracy(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
@@ -153,7 +158,7 @@ def ensemble_rows(manifest: dict, models: Models | None = None) -> pd.DataFrame:
     models = models or Models()
     cells = [cell for cell in manifest["cells"] if cell["method"] in LOTTERY_METHODS]
     rows, split = [], None
-    for first, second in seed_pairs(cells):
+    for first, second in replicate_pairs(cells, manifest.get("method_options", {})):
         a, b = (models[Path(cell["run_dir"]) / "model.pt"] for cell in (first, second))
         if split is None:
             split = test_split(a.spec)

@@ -140,6 +140,10 @@ def init_suffix(options: dict) -> str:
     return "" if options.get("init", "dense") == "dense" else f" + {options['init'].replace('_', '-')} init"
 
 
+def replicate_suffix(options: dict) -> str:
+    return f", replicate {options['replicate']}" if options.get("replicate") else ""
+
+
 def sparse_from_start_labels(manifest: dict):
     """Legend and table words: a pai cell by its scorer and init, a lottery cell by ticket / control and rewind step."""
 
@@ -153,9 +157,10 @@ def sparse_from_start_labels(manifest: dict):
             return f"{options['scorer']}{controls}{init_suffix(options)}"
         if method == "lottery":
             step = options["rewind_step"]
-            return "ticket, rewind to init (k=0)" if step == 0 else f"ticket, rewind to step {step}"
+            ticket = "ticket, rewind to init (k=0)" if step == 0 else f"ticket, rewind to step {step}"
+            return ticket + replicate_suffix(options)
         if method == "lottery_reinit":
-            return "random reinit (same mask)" + init_suffix(options)
+            return "random reinit (same mask)" + init_suffix(options) + replicate_suffix(options)
         if method == "lottery_scratch":
             return "random mask (scratch)" + init_suffix(options)
         return method_label(method, variant) if options["init"] == "dense" else method + init_suffix(options)

@@ -87,9 +87,20 @@ def build_cell(spec: dict):
     return model, tasks, build_method(spec)
 
 
-def batch_seed(seed: int, task_index: int) -> int:
-    """Seed of the training batches of a phase's task (the cell's seed for the first task)."""
+def batch_seed(seed: int, task_index: int, replicate: int = 0) -> int:
+    """Seed of the training batches of a phase's task (the cell's seed for the first task of replicate 0).
+
+    ``replicate`` (a method option, ``methods._controls.ReplicateOptions``) picks another batch order for the
+    same seed: another training of the same start.
+    """
+    if replicate:
+        seed = (int(seed) * 1_000_003 + 0x5EED_0000 + int(replicate)) % (2**63 - 1)
     return int(seed) if task_index == 0 else (int(seed) * 104_729 + task_index) % (2**63 - 1)
+
+
+def cell_batch_seed(spec: dict, task_index: int) -> int:
+    """``batch_seed`` of a cell's spec."""
+    return batch_seed(spec["seed"], task_index, (spec.get("method_options") or {}).get("replicate", 0))
 
 
 class PreemptionFlag:
@@ -180,7 +191,7 @@ class Trainer:
     def batches_of(self, task_index: int):
         if task_index not in self.batches:
             task = self.ctx.tasks[task_index]
-            seed = batch_seed(self.spec["seed"], task_index)
+            seed = cell_batch_seed(self.spec, task_index)
             self.batches[task_index] = self.strategy.train_batches(task, self.train.batch_size, seed)
         return self.batches[task_index]
 

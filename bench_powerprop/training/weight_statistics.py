@@ -84,7 +84,7 @@ def bias_corrected_skew_kurtosis(values: np.ndarray) -> tuple[float, float]:
 
 
 def weight_statistics(model: nn.Module, spec: dict, tasks: list) -> dict:
-    from bench_powerprop.training.trainer import batch_seed
+    from bench_powerprop.training.trainer import cell_batch_seed
 
     initial = initial_thetas(spec, tasks[0])
     thetas = {name: theta.cpu().double().numpy() for name, theta in effective_weights(model).items()}
@@ -94,7 +94,7 @@ def weight_statistics(model: nn.Module, spec: dict, tasks: list) -> dict:
     names = list(thetas)
     return {
         "init_fingerprint": digest(*initial.values()),
-        "batch_fingerprint": batch_fingerprint(tasks[0], spec["train"]["batch_size"], batch_seed(spec["seed"], 0)),
+        "batch_fingerprint": batch_fingerprint(tasks[0], spec["train"]["batch_size"], cell_batch_seed(spec, 0)),
         "near_zero_threshold": f"{NEAR_ZERO_FACTOR:g} x initial std of the layer",
         "near_zero_fraction": float(np.dot(counts, [near[name] for name in names]) / counts.sum()),
         "layer_near_zero_fraction": near,
