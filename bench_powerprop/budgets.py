@@ -4,8 +4,10 @@ Follows google-research/rigl ``rigl/sparse_utils.py`` (``get_sparsities_erdos_re
 ``get_sparsities_uniform``; commit d39fc7d):
 
 * layers the user keeps dense (``dense_layers``, RigL's ``custom_sparsity_map`` with sparsity 0,
-  e.g. the first layer) sit *outside* the budget: the other layers together meet the target
-  density on their own weights, so the whole network ends up a little denser than the target;
+  e.g. the first layer) sit *outside* the budget by default: the other layers together meet the target
+  density on their own weights, so the whole network ends up a little denser than the target; with
+  ``count_dense`` they sit *inside* it: the whole network keeps ``kept_count(N, density)`` weights, the
+  sparse layers' density raised to make room for the dense ones (equal budgets across methods);
 * ERK: density_l = ε·(Σ dims / Π dims)^power_scale; a layer whose density would exceed 1 is
   made dense and ε recomputed for the rest, one (largest-ratio) group at a time — these
   automatically densified layers *do* count against the budget, as in the reference;
@@ -73,11 +75,12 @@ def allocate_counts(numels: Mapping[str, int], densities: Mapping[str, float], t
 
 
 def plan_counts(shapes: Mapping[str, tuple[int, ...]], density: float, distribution: str = "erk",
-                dense_layers=(), erk_power_scale: float = 1.0) -> dict[str, int]:
+                dense_layers=(), erk_power_scale: float = 1.0, count_dense: bool = False) -> dict[str, int]:
     """Kept weights per layer for a target ``density``.
 
-    ``dense_layers`` keep every weight and are outside the budget; the other layers keep exactly
-    ``kept_count(N_other, density)`` weights between them, spread by ``distribution``.
+    ``dense_layers`` keep every weight. Outside the budget (default) the other layers keep exactly
+    ``kept_count(N_other, density)`` weights between them; with ``count_dense`` the whole network keeps
+    ``kept_count(N, density)`` and the other layers what the dense ones leave, spread by ``distribution``.
     """
     if distribution not in DISTRIBUTIONS:
         raise ValueError(f"unknown layer distribution {distribution!r} (expected one of {DISTRIBUTIONS})")
@@ -87,6 +90,15 @@ def plan_counts(shapes: Mapping[str, tuple[int, ...]], density: float, distribut
     if not budgeted:
         return counts
     numels = {name: math.prod(shape) for name, shape in budgeted.items()}
-    densities = erk_densities(budgeted, density, erk_power_scale) if distribution == "erk" else dict.fromkeys(budgeted, density)
-    counts.update(allocate_counts(numels, densities, kept_count(sum(numels.values()), density)))
+    total = kept_count(sum(numels.values()), density)
+    if count_dense:
+        total = kept_count(sum(math.prod(shape) for shape in shapes.values()), density) - sum(counts.values())
+        if total < len(numels):
+            raise ValueError(f"the dense layers {dense} hold {sum(counts.values())} weights: density {density:g} of the "
+                             f"whole network leaves {max(total, 0)} for the {len(numels)} sparse layers (method options dense_layers, "
+                             "dense_in_budget)")
+    sparse_density = total / sum(numels.values())
+    densities = (erk_densities(budgeted, sparse_density, erk_power_scale) if distribution == "erk"
+                 else dict.fromkeys(budgeted, sparse_density))
+    counts.update(allocate_counts(numels, densities, total))
     return {name: counts[name] for name in shapes}

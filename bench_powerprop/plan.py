@@ -171,10 +171,21 @@ class Plan:
             "variants": config.get("variants", {}),
             "method_options": self.method_options(experiment),
             "prune": config.get("prune"),
-            "cells": [{**cell.as_dict(), "run_dir": self.run_dir(cell), "spec_hash": self.spec_hash(cell)}
-                      for cell in self.cells_of(experiment)],
+            "cells": [{**cell.as_dict(), "run_dir": self.run_dir(cell), "spec_hash": self.spec_hash(cell),
+                       **self.layer_policy(experiment, cell)} for cell in self.cells_of(experiment)],
             **({"reference": self.reference(experiment)} if "reference" in config else {}),
         }
+
+    def layer_policy(self, experiment: str, cell: Cell) -> dict:
+        """The cell's dense layers (``dense_layers``: the option or its paper's default) and its paper's
+        (``paper_dense_layers``); None for dense methods (``methods._layer_budget``)."""
+        from bench_powerprop.methods import METHODS
+
+        method = METHODS.get(cell.method)
+        options = self.grids[experiment].method_options(cell)
+        chosen = method.dense_layer_policy(options, cell.sparsity)
+        return {"dense_layers": chosen, "paper_dense_layers": method.paper_dense_layers(options, cell.sparsity)
+                if chosen is not None else None}
 
     def method_options(self, experiment: str) -> dict[str, dict[str, dict]]:
         """{method: {variant: its options with every default filled in}} of the experiment's cells (as their specs say)."""

@@ -11,7 +11,7 @@ from bench_powerprop.powerprop import effective_weight_of, weight_layers
 
 from method_harness import MethodRun, forward_masks, tiny_mlp
 
-OPTIONS = {"update_every": 1, "distribution": "uniform", "first_layer_dense": False, "prune_target": 0.1}
+OPTIONS = {"update_every": 1, "distribution": "uniform", "dense_layers": "none", "prune_target": 0.1}
 
 
 def dsr_run(alpha=2.0, seed=0, **options):
@@ -122,8 +122,8 @@ def test_proportional_counts_respect_capacity_and_sum():
         proportional_counts({"a": 1}, 5, {"a": 4})
 
 
-def test_first_layer_dense_stays_out_of_the_reallocation():
-    run = dsr_run(initial_threshold=0.05, first_layer_dense=True)
+def test_a_dense_first_layer_stays_out_of_the_reallocation():
+    run = dsr_run(initial_threshold=0.05, dense_layers="first", dense_in_budget=False)
     first = next(iter(weight_layers(run.model)))
     for _ in range(5):
         run.step()

@@ -18,6 +18,7 @@ from bench_powerprop import masks
 from bench_powerprop.budgets import erk_densities, plan_counts
 from bench_powerprop.masks import kept_count
 from bench_powerprop.methods._drop_and_grow import drop_and_grow
+from bench_powerprop.options import CellFacts
 from bench_powerprop.powerprop import effective_weight_of, powerpropify, theta_from_phi, weight_layers
 from bench_powerprop.training.optimizers import parameter_groups
 
@@ -58,11 +59,12 @@ def expected_rigl_masks(before, model, alpha, fraction):
 def test_rigl_update_replaces_the_optimizer_step_drops_smallest_theta_grows_largest_gradient(alpha):
     model = tiny_mlp(alpha)
     initial_phi = {name: layer.weight.detach().clone() for name, layer in weight_layers(model).items()}  # before the mask
-    run = MethodRun("rigl", {"update_every": 2, "drop_fraction": 0.5, "drop_fraction_schedule": "constant"}, model=model)
+    run = MethodRun("rigl", {"update_every": 2, "drop_fraction": 0.5, "drop_fraction_schedule": "constant",
+                             "update_mode": "replace_step"}, model=model)
     assert run.method.grow_init == ("zeros" if alpha == 1 else "initial")
     before = forward_masks(run.model)
-    stepped = run.step(stop_before_after_step=True)  # step 0 is an update step (begin 0, as the reference)
-    assert not stepped, "an update iteration takes no optimizer step (RigL reference)"
+    stepped = run.step(stop_before_after_step=True)  # step 0 is an update step (begin 0, as the TF1 reference)
+    assert not stepped, "an update iteration takes no optimizer step (RigL TF1 reference)"
     assert not run.optimizer.state, "no optimizer state: nothing was applied"
     expected = expected_rigl_masks(before, run.model, alpha, 0.5)
     run.finish_step()
@@ -81,11 +83,12 @@ def test_rigl_update_replaces_the_optimizer_step_drops_smallest_theta_grows_larg
 
 
 def test_rigl_after_step_mode_steps_the_optimizer_then_updates():
-    run = MethodRun("rigl", {"update_every": 2, "drop_fraction": 0.5, "drop_fraction_schedule": "constant",
-                             "update_mode": "after_step"}, model=tiny_mlp(2.0))
+    run = MethodRun("rigl", {"update_every": 2, "drop_fraction": 0.5, "drop_fraction_schedule": "constant"},
+                    model=tiny_mlp(2.0))  # after_step: the default (rigl_tf2)
+    assert run.step() and run.method.mask_updates == 0  # iteration 0: the count after it is 1, no update
     phi_before = {name: layer.weight.detach().clone() for name, layer in weight_layers(run.model).items()}
     before = forward_masks(run.model)
-    assert run.step(stop_before_after_step=True)
+    assert run.step(stop_before_after_step=True)  # iteration 1: the count after it is 2, an update
     expected = expected_rigl_masks(before, run.model, 2.0, 0.5)  # drop by the θ after the optimizer step
     run.finish_step()
     for name, layer in weight_layers(run.model).items():
@@ -93,6 +96,23 @@ def test_rigl_after_step_mode_steps_the_optimizer_then_updates():
         survivors = (layer.weight_mask > 0) & (before[name] > 0)
         assert (layer.weight.detach()[survivors] != phi_before[name][survivors]).any()
         assert (run.optimizer.state[layer.weight]["momentum_buffer"][(layer.weight_mask > 0) & (before[name] == 0)] == 0).all()
+
+
+@pytest.mark.parametrize("method", ["rigl", "set"])
+def test_drop_and_grow_updates_after_every_delta_t_optimizer_steps_as_rigl_tf2(method):
+    """rigl_tf2/train.py: apply_gradients (iterations t -> t + 1), then update if (t + 1) % ΔT == 0 with the drop
+    fraction at t + 1: with ΔT = 5 the updates follow iterations 4, 9, 14, 19, each after 5 optimizer steps."""
+    run = MethodRun(method, {"update_every": 5, "end_step": 1.0}, sparsity=0.9, steps=20)
+    updated_after = []
+    for iteration in range(20):
+        before = run.method.mask_updates
+        assert run.step(), "every iteration takes its optimizer step"
+        if run.method.mask_updates > before:
+            updated_after.append(iteration)
+    assert updated_after == [4, 9, 14, 19]
+    assert [run.method.update_clock(t) for t in updated_after] == [5, 10, 15, 20]
+    cosine = 0.3 * (1 + math.cos(math.pi * 5 / 20)) / 2  # the drop fraction at t + 1 = 5, not at t = 4
+    assert run.method.drop_fraction_at(run.method.update_clock(4)) == pytest.approx(cosine)
 
 
 def test_rigl_update_schedule_and_cosine_drop_fraction_follow_the_reference():
@@ -111,7 +131,7 @@ def test_rigl_update_schedule_and_cosine_drop_fraction_follow_the_reference():
 # -- SET -------------------------------------------------------------------------------------
 def set_update(seed):
     options = {"update_every": 1, "drop_fraction": 0.5, "drop_fraction_schedule": "constant", "distribution": "uniform",
-               "first_layer_dense": False}
+               "dense_layers": "none"}
     run = MethodRun("set", options, model=tiny_mlp(1.0), seed=seed)
     before = forward_masks(run.model)
     run.ctx.capture_dense_gradients()  # only to compare with what RigL would have grown
@@ -149,7 +169,7 @@ def test_set_grows_at_random_among_inactive_weights():
 def test_topkast_backward_set_contains_forward_set_and_only_it_gets_gradient(alpha):
     model = tiny_mlp(alpha)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-2)
-    run = MethodRun("topkast", {}, sparsity=0.8, model=model, optimizer=optimizer)
+    run = MethodRun("topkast", {"dense_layers": "none"}, sparsity=0.8, model=model, optimizer=optimizer)
     for _ in range(3):
         phi_before = {name: layer.weight.detach().clone() for name, layer in weight_layers(model).items()}
         run.step(stop_before_after_step=True)
@@ -175,7 +195,7 @@ def test_topkast_backward_set_contains_forward_set_and_only_it_gets_gradient(alp
 
 
 def test_topkast_penalty_weights_b_minus_a_by_inverse_density():
-    run = MethodRun("topkast", {"penalty": 2.0}, model=tiny_mlp(1.0))
+    run = MethodRun("topkast", {"penalty": 2.0, "dense_layers": "none"}, model=tiny_mlp(1.0))
     expected = 0.0
     for name, layer in weight_layers(run.model).items():
         forward, backward, phi = layer.weight_mask, layer.weight_grad_mask, layer.weight.detach()
@@ -237,13 +257,29 @@ def test_gmp_fraction_and_absolute_steps():
     assert MethodRun("gmp", {"begin_step": 100, "end_step": 1.0}, sparsity=0.9, steps=1000).method.end == 999  # clamped
 
 
+@pytest.mark.parametrize("method", ["gmp", "topkast", "rigl"])
+def test_a_dense_output_layer_stays_whole_and_the_network_keeps_the_same_total(method):
+    """dense_layers: last, counted in the budget: the output layer keeps its 64 weights and the whole tiny MLP
+    keeps round(0.25 · 1088) = 272, as every-layer-sparse does (equal budgets)."""
+    options = {"gmp": {"begin_step": 0, "end_step": 4, "frequency": 2}, "rigl": {"update_every": 2}}.get(method, {})
+    runs = {policy: MethodRun(method, {**options, "dense_layers": policy}, sparsity=0.75, steps=10, model=tiny_mlp(1.0))
+            for policy in ("last", "none")}
+    for run in runs.values():
+        for _ in range(10):
+            run.step()
+    kept = {policy: {name: int(mask.sum()) for name, mask in forward_masks(run.model).items()} for policy, run in runs.items()}
+    assert kept["last"]["4.weight"] == 64 and kept["none"]["4.weight"] < 64
+    assert sum(kept["last"].values()) == sum(kept["none"].values()) == 272
+
+
 # -- Powerprop's critical point at zero and fresh optimizer state ----------------------------
 @pytest.mark.parametrize("alpha, grow_init, stuck",
                          [(2.0, "zeros", True), (2.0, "initial", False), (2.0, "random", False), (1.0, "zeros", False)])
 def test_regrown_weight_moves_unless_zero_under_powerprop(alpha, grow_init, stuck):
     """∂L/∂φ = α|φ|^(α−1)·∂L/∂θ vanishes at φ = 0 for α > 1: a weight regrown at zero stays there."""
     model = tiny_mlp(alpha)
-    options = {"begin_step": 5, "update_every": 5, "end_step": 6, "drop_fraction_schedule": "constant", "grow_init": grow_init}
+    options = {"begin_step": 5, "update_every": 5, "end_step": 6, "drop_fraction_schedule": "constant", "grow_init": grow_init,
+               "update_mode": "replace_step"}
     run = MethodRun("rigl", options, model=model,  # a single update, at step 5; no weight decay: movement is the gradient's
                     optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
     for _ in range(5):
@@ -269,7 +305,7 @@ def test_grown_weights_get_fresh_optimizer_state(optimizer_name):
     model = tiny_mlp(2.0)
     optimizer = (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3) if optimizer_name == "sgd"
                  else torch.optim.Adam(model.parameters(), lr=1e-2))
-    run = MethodRun("rigl", {"begin_step": 3, "update_every": 3}, model=model, optimizer=optimizer)
+    run = MethodRun("rigl", {"begin_step": 3, "update_every": 3, "update_mode": "replace_step"}, model=model, optimizer=optimizer)
     for _ in range(3):
         run.step()
     # fill all state with ones, then let the update reset the grown positions
@@ -317,21 +353,40 @@ def test_layers_kept_dense_by_choice_sit_outside_the_budget():
     assert erk["fc2"] / 30000 == pytest.approx(erk_densities({"fc2": (100, 300), "out": (10, 100)}, 0.1)["fc2"], abs=1e-4)
 
 
-def test_uniform_keeps_the_first_layer_dense_by_default_and_erk_does_not():
-    uniform = MethodRun("static", {"distribution": "uniform"}, sparsity=0.9)
-    assert uniform.method.target_counts["0.weight"] == 16 * 32
-    assert uniform.method.target_counts["2.weight"] == kept_count(32 * 16, 0.1)
+def test_dense_layers_follow_rigls_readme_and_count_in_the_total_budget():
+    """RigL's README: uniform keeps the first layer dense, ERK every layer sparse below 99%; the dense layers count
+    against the sparsity target unless dense_in_budget is false (tiny MLP: 512 + 512 + 64 weights)."""
+    uniform = MethodRun("static", {"distribution": "uniform", "dense_in_budget": False}, sparsity=0.9)
+    assert uniform.method.dense_layers == "first"
+    counts = uniform.method.target_counts
+    assert counts["0.weight"] == 512 and counts["2.weight"] + counts["4.weight"] == 58  # round(0.1 · 576) on top
     erk = MethodRun("static", {"distribution": "erk"}, sparsity=0.9)
-    assert erk.method.target_counts["0.weight"] < 16 * 32
-    forced = MethodRun("static", {"distribution": "uniform", "first_layer_dense": False}, sparsity=0.9)
-    assert forced.method.target_counts["0.weight"] == kept_count(16 * 32, 0.1)
+    assert erk.method.dense_layers == "none" and erk.method.target_counts["0.weight"] < 512
+    assert sum(erk.method.target_counts.values()) == 109  # round(0.1 · 1088)
+    last = MethodRun("static", {"distribution": "uniform", "dense_layers": "last"}, sparsity=0.5)
+    assert last.method.target_counts == {"0.weight": 240, "2.weight": 240, "4.weight": 64}  # 544 − 64 = 480 over two layers
+    with pytest.raises(ValueError, match="dense layers"):  # 99%: RigL's ERK keeps the first layer, 512 > 11 kept weights
+        MethodRun("static", {"distribution": "erk"}, sparsity=0.99)
+
+
+def test_every_sparse_method_declares_its_papers_dense_layers():
+    from bench_powerprop.methods import METHODS
+
+    expected = {"topkast": "first_last", "dsr": "first_last", "gmp": "none", "rigl": "none", "set": "none", "static": "none"}
+    for method, policy in expected.items():
+        cls = METHODS.get(method)
+        options = METHODS.options(method).parse({}, f"methods.{method}", CellFacts(sparsity=0.9, steps=100))
+        assert cls.dense_layer_policy(options, 0.9) == policy, method
+    rigl = METHODS.get("rigl")
+    assert rigl.dense_layer_policy(METHODS.options("rigl").parse({}, "m", CellFacts(sparsity=0.99, steps=100)), 0.99) == "first"
+    assert METHODS.get("dense").dense_layer_policy(None, 0.0) is None
 
 
 def test_training_flops_fraction_counts_masks_positions_and_dense_gradient_steps():
     torch.manual_seed(0)
     model = powerpropify(nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)), 1.0)
     x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 3, (8,))
-    run = MethodRun("static", {"distribution": "uniform", "first_layer_dense": False}, sparsity=0.75, steps=10, model=model,
+    run = MethodRun("static", {"distribution": "uniform", "dense_layers": "none"}, sparsity=0.75, steps=10, model=model,
                     optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
     for _ in range(4):
         run.step(data=(x, y))
@@ -341,7 +396,7 @@ def test_training_flops_fraction_counts_masks_positions_and_dense_gradient_steps
     assert static.training_flops_fraction() == pytest.approx((conv * 36 + fc) / (36 * 36 + 432))
 
     model = tiny_mlp(1.0)
-    run = MethodRun("rigl", {"update_every": 4, "distribution": "uniform", "first_layer_dense": False}, steps=40,
+    run = MethodRun("rigl", {"update_every": 4, "distribution": "uniform", "dense_layers": "none", "update_mode": "replace_step"}, steps=40,
                     model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1))  # updates at 0, 4, ..., 28
     for _ in range(40):
         run.step()

@@ -28,7 +28,9 @@ FAST_OPTIONS = {
     "gmp": {"begin_step": 0.1, "end_step": 0.6, "frequency": 5},
     "rigl": {"update_every": 5},
     "set": {"update_every": 5},
-    "dsr": {"update_every": 5, "initial_threshold": 0.02},
+    "dsr": {"update_every": 5, "initial_threshold": 0.02, "dense_layers": "last"},
+    # the papers keep first and last dense; the first layer (19,200 of 50,200 weights) does not fit 10% of the whole
+    "topkast": {"dense_layers": "last"},
     "adaptive_alpha": {"every_epochs": 2, "steps_per_epoch": 3, "max_alpha": 3.0},  # α changes at steps 6, 12, ..., 36
 }
 # Adaptive α must start above 1: at α = 1 the method runs as its own fixed-α baseline.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bench_powerprop.lazy import LazyModule, no_grad
-from bench_powerprop.methods._layer_budget import LayerDistributionOptions, plan_layer_counts
+from bench_powerprop.methods._layer_budget import LayerDistributionOptions, plan_layer_counts, rigl_dense_layers
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods._regrowth import GROW_INITS, RegrowthInit, default_grow_init, reset_optimizer_state
 from bench_powerprop.options import OptionError, integer, number, one_of, option, resolve_step, step_or_fraction
@@ -40,9 +40,11 @@ class DynamicSparseOptions(LayerDistributionOptions):
     grow_init: str | None = option(None, "value of grown weights: zeros | initial | random; default (null): "
                                    "zeros at α = 1 (published), initial at α > 1 (φ = 0 is a fixed point)",
                                    check=one_of(*GROW_INITS, nullable=True))
-    update_mode: str = option("replace_step", "replace_step: a mask-update iteration takes no optimizer step "
-                              "(RigL reference); after_step: the optimizer steps, then the mask is updated",
-                              check=one_of("replace_step", "after_step"))
+    update_mode: str = option("after_step", "after_step: the optimizer steps, then the mask is updated if the step "
+                              "count after that step, t + 1, is an update step, with the drop fraction at t + 1 "
+                              "(google-research/rigl rigl_tf2/train.py: ΔT optimizer steps between updates); "
+                              "replace_step: an update iteration t takes no optimizer step (rigl/sparse_optimizers.py, "
+                              "TF1), so ΔT − 1 optimizer steps lie between updates", check=one_of("replace_step", "after_step"))
 
     def check(self, where, cell):
         if resolve_step(self.end_step, cell.steps) < resolve_step(self.begin_step, cell.steps):
@@ -52,9 +54,10 @@ class DynamicSparseOptions(LayerDistributionOptions):
 class DynamicSparseMethod(MaskedMethod):
     """Random sparse start with ERK/uniform layer counts, then periodic drop-and-grow (RigL, SET).
 
-    Mask updates happen at every step t with begin ≤ t ≤ end and (t − begin) mod ΔT = 0, as in
+    Mask updates happen where the update clock c (``update_clock``: t + 1 after the optimizer step of
+    iteration t, t when the update replaces it) has begin ≤ c ≤ end and (c − begin) mod ΔT = 0, as in
     ``SparseSETOptimizerBase.is_mask_update_iter`` (google-research/rigl
-    ``rigl/sparse_optimizers_base.py``). Each update drops, per sparse layer,
+    ``rigl/sparse_optimizers_base.py``) and ``UpdateSchedule.is_update_iter`` (``rigl_tf2``). Each update drops, per sparse layer,
     floor(d_t·n_active) active weights with the lowest ``drop_scores`` (default: |θ|, the ``magnitude``
     scorer, as RigL and SET) and grows as many by ``grow_scores``; d_t = drop_fraction·(1 + cos(π·t/(end − begin)))/2 (``cosine``, the
     reference's ``cosine_decay`` of the global step) or constant. Grown weights get ``grow_init``
@@ -66,6 +69,8 @@ class DynamicSparseMethod(MaskedMethod):
 
     #: whether the grow criterion needs the dense gradient (RigL) or not (SET)
     uses_dense_grad: ClassVar[bool] = False
+    #: RigL's policy (SET as RigL's baseline, Evci et al. 2020 §4.1; Mocanu et al.'s MLPs: every layer sparse)
+    paper_dense_layers = classmethod(lambda cls, options, sparsity: rigl_dense_layers(options, sparsity))
 
     def __init__(self, options, cell, seed):
         super().__init__(options, cell, seed)
@@ -80,11 +85,17 @@ class DynamicSparseMethod(MaskedMethod):
     def setup(self, ctx):
         super().setup(ctx)
         self.regrowth = RegrowthInit(self.grow_init, ctx.model)  # θ₀ before any mask zeroes φ
-        self.target_counts = plan_layer_counts(ctx.model, self.density, self.options)
+        self.target_counts = plan_layer_counts(ctx.model, self.density, self.options, self.dense_layers)
 
     def prepare(self, ctx):
         shapes = masks.layer_shapes(ctx.model)
         self.install(ctx, masks.random_mask(shapes, self.target_counts, self.generator))
+
+    def update_clock(self, step: int) -> int:
+        """The step count the update condition and drop fraction read at iteration ``step``: t + 1 after the
+        optimizer step (rigl_tf2 reads ``optimizer.iterations`` after ``apply_gradients``), t when the update
+        replaces it."""
+        return step + 1 if self.options.update_mode == "after_step" else step
 
     def is_update_step(self, step: int) -> bool:
         return self.begin <= step <= self.end and (step - self.begin) % self.options.update_every == 0
@@ -97,14 +108,14 @@ class DynamicSparseMethod(MaskedMethod):
         return base * (1 + math.cos(math.pi * min(step, decay_steps) / decay_steps)) / 2
 
     def before_forward(self, ctx):
-        if self.uses_dense_grad and self.is_update_step(ctx.step):
+        if self.uses_dense_grad and self.is_update_step(self.update_clock(ctx.step)):
             ctx.capture_dense_gradients()
 
     def takes_optimizer_step(self, ctx) -> bool:
-        return not (self.options.update_mode == "replace_step" and self.is_update_step(ctx.step))
+        return not (self.options.update_mode == "replace_step" and self.is_update_step(self.update_clock(ctx.step)))
 
     def after_step(self, ctx):
-        update = self.is_update_step(ctx.step)
+        update = self.is_update_step(self.update_clock(ctx.step))
         self.count_step(ctx, dense_weight_grad=update and self.uses_dense_grad)
         if update:
             self.update_masks(ctx)
@@ -119,7 +130,7 @@ class DynamicSparseMethod(MaskedMethod):
 
     @no_grad
     def update_masks(self, ctx) -> None:
-        fraction = self.drop_fraction_at(ctx.step)
+        fraction = self.drop_fraction_at(self.update_clock(ctx.step))
         current = masks.forward_mask(ctx.model)
         drop_scores = self.drop_scores(ctx)
         layers = powerprop.weight_layers(ctx.model)

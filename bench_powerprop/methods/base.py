@@ -76,11 +76,25 @@ class Method:
         ``OptionError`` with one line when the combination makes no sense for this method.
         """
 
+    @classmethod
+    def paper_dense_layers(cls, options: Options, sparsity: float) -> str:
+        """Which layers the method's paper keeps dense (``methods._layer_budget.DENSE_LAYER_POLICIES``)."""
+        return "none"
+
+    @classmethod
+    def dense_layer_policy(cls, options: Options, sparsity: float) -> str | None:
+        """The cell's dense layers: the ``dense_layers`` option, else the paper's; None for a dense method."""
+        if not cls.sparse:
+            return None
+        chosen = getattr(options, "dense_layers", None)
+        return chosen if chosen is not None else cls.paper_dense_layers(options, sparsity)
+
     def __init__(self, options: Options, cell: CellFacts, seed: int):
         self.options = options
         self.sparsity = float(cell.sparsity)
         self.total_steps = int(cell.steps)
         self.seed = int(seed)
+        self.dense_layers = self.dense_layer_policy(options, self.sparsity)
 
     # -- lifecycle -------------------------------------------------------------------------
     def phases(self) -> list[Phase]:
@@ -129,4 +143,5 @@ class Method:
         pass
 
     def report(self, ctx) -> dict:
-        return {"training_flops_fraction": self.training_flops_fraction(), "method_options": self.options.as_dict()}
+        return {"training_flops_fraction": self.training_flops_fraction(), "method_options": self.options.as_dict(),
+                "dense_layers": self.dense_layers}

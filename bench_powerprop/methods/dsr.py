@@ -24,8 +24,8 @@ is a fraction of the active sparse weights (``prune_target``), not an absolute c
 remainder (the reference puts the rounding difference on a random layer and loops until all are grown), with
 a layer's share capped at its free positions; grown weights get ``grow_init`` (the reference grows at zero —
 ``zeros`` at α = 1 — which under Powerprop, α > 1, is a point the weight never leaves, so ``initial`` there);
-the paper keeps the first and last layers of its CNNs dense, here every layer is sparse unless
-``first_layer_dense``; the reference's sub-kernel granularity and learning-rate-coupled period schedule are not
+the paper keeps the first and last layers of its CNNs dense (``dense_layers`` default ``first_last``, counted in
+the budget unless ``dense_in_budget: false``); the reference's sub-kernel granularity and learning-rate-coupled period schedule are not
 implemented (one constant ΔT).
 """
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule, no_grad
 from bench_powerprop.methods._drop_and_grow import DynamicSparseMethod, DynamicSparseOptions
-from bench_powerprop.methods._layer_budget import LayerDistributionOptions
+from bench_powerprop.methods._layer_budget import LayerDistributionOptions, dense_layer_names
 from bench_powerprop.methods._regrowth import GROW_INITS, reset_optimizer_state
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import integer, number, one_of, option, step_or_fraction
@@ -108,6 +108,9 @@ def proportional_counts(weights: dict[str, int], total: int, capacity: dict[str,
 class DSR(DynamicSparseMethod):
     """Global adaptive threshold, parameters re-allocated across layers (see the module docstring)."""
 
+    #: Mostafa & Wang 2019: the first and last layers of their networks stay dense
+    paper_dense_layers = classmethod(lambda cls, options, sparsity: "first_last")
+
     def __init__(self, options, cell, seed):
         super().__init__(options, cell, seed)
         self.threshold = options.initial_threshold
@@ -115,8 +118,12 @@ class DSR(DynamicSparseMethod):
 
     def setup(self, ctx):
         super().setup(ctx)
-        first = next(iter(self.numels))
-        self.sparse_layers = [name for name in self.numels if not (name == first and self.options.keeps_first_layer_dense())]
+        dense = set(dense_layer_names(list(self.numels), self.dense_layers))
+        self.sparse_layers = [name for name in self.numels if name not in dense]
+
+    def update_clock(self, step: int) -> int:
+        """DSR's own timing: re-allocation at iteration t after its optimizer step (not rigl's t + 1)."""
+        return step
 
     def is_update_step(self, step: int) -> bool:
         return step > 0 and super().is_update_step(step)

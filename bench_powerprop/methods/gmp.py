@@ -16,17 +16,19 @@ keeping the largest |θ| (the ``magnitude`` scorer on effective weights) with ex
 Deviations: t₀ = 25% and t_end = 75% of training are this harness's choice (the paper leaves
 them to the user; the last quarter lets the network recover); with t_end − t₀ not a multiple of
 Δt the last pruning step is t_end, so s_f is always reached. Layerwise scope with every layer,
-the output layer included, at the target sparsity (Zhu & Gupta prune all layers alike).
+the output layer included, at the target sparsity (Zhu & Gupta prune all layers alike: ``dense_layers``
+default ``none``); with dense layers (layerwise scope, no ``last_layer_keep_factor``) every pruning step
+keeps them whole and the others keep what the step's sparsity of the whole network leaves.
 """
 
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
+from bench_powerprop.methods._layer_budget import DenseLayersOptions, dense_layer_names
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import (
     OptionError,
-    Options,
     integer,
     number,
     one_of,
@@ -37,11 +39,12 @@ from bench_powerprop.options import (
 from bench_powerprop.scoring.base import SCOPES, check_scope
 
 masks = LazyModule("bench_powerprop.masks")
+budgets = LazyModule("bench_powerprop.budgets")
 scoring = LazyModule("bench_powerprop.scoring")
 
 
 @dataclass(frozen=True)
-class GMPOptions(Options):
+class GMPOptions(DenseLayersOptions):
     begin_step: int | float = option(0.25, "t₀: first pruning step (fraction of training or step)",
                                      check=step_or_fraction())
     end_step: int | float = option(0.75, "t_end: last pruning step, where s_f is reached", check=step_or_fraction())
@@ -55,6 +58,8 @@ class GMPOptions(Options):
 
     def check(self, where, cell):
         check_scope(self.scope, self.last_layer_keep_factor, where)
+        if self.dense_layers not in (None, "none") and (self.scope != "layerwise" or self.last_layer_keep_factor != 1):
+            raise OptionError(f"{where}.dense_layers: {self.dense_layers!r} needs scope layerwise and last_layer_keep_factor 1")
         if self.initial_sparsity > cell.sparsity:
             raise OptionError(f"{where}.initial_sparsity: {self.initial_sparsity:g} exceeds the cell's sparsity {cell.sparsity:g}")
         if resolve_step(self.end_step, cell.steps) < resolve_step(self.begin_step, cell.steps):
@@ -86,8 +91,17 @@ class GMP(MaskedMethod):
     def setup(self, ctx):
         super().setup(ctx)
         names = list(self.numels)
+        self.dense_names = dense_layer_names(names, self.dense_layers)
+        if self.dense_names:
+            self.target_counts = self.counts_at(self.sparsity, ctx.model)
+            return
         fractions = masks.layer_keep_fractions(names, self.density, self.options.last_layer_keep_factor)
         self.target_counts = {name: masks.kept_count(self.numels[name], fractions[name]) for name in names}
+
+    def counts_at(self, sparsity: float, model) -> dict[str, int]:
+        """Per-layer counts at a scheduled sparsity with the dense layers whole (``budgets.plan_counts``, uniform)."""
+        return budgets.plan_counts(masks.layer_shapes(model), 1.0 - sparsity, "uniform", self.dense_names,
+                                   count_dense=self.options.dense_in_budget)
 
     def before_forward(self, ctx):
         if not self.is_pruning_step(ctx.step):
@@ -96,6 +110,9 @@ class GMP(MaskedMethod):
         if sparsity == 0 and masks.forward_mask(ctx.model) is None:
             return
         scores = scoring.score("magnitude", ctx.model)
+        if self.dense_names:
+            self.install(ctx, masks.keep_top(scores, self.counts_at(sparsity, ctx.model)))
+            return
         self.install(ctx, masks.prune(scores, 1.0 - sparsity, self.options.scope, self.options.last_layer_keep_factor))
 
     def after_step(self, ctx):

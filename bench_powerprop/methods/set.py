@@ -6,10 +6,11 @@ Reference code: google-research/rigl ``rigl/sparse_optimizers_base.py``
 Like RigL but grows at random: each update drops the fraction d_t of active weights with the
 smallest |θ| and activates as many uniformly random inactive ones (drawn from the method's own
 seeded generator, whose state is checkpointed). Schedule and layer distribution follow RigL's SET
-baseline (ΔT = 100, drop fraction 0.3 with cosine decay, updates from step 0 to 75% of training,
-ERK). The reference's SET takes the optimizer step *and then* updates the mask in the same
-iteration (``SparseSETOptimizerBase.apply_gradients``), so ``update_mode`` defaults to
-``after_step`` here (RigL's replaces the step).
+baseline (ΔT = 100, drop fraction 0.3 with cosine decay, updates until 75% of training, ERK). The
+reference's SET takes the optimizer step *and then* updates the mask in the same iteration, testing the
+update condition and computing the drop fraction at the step count after that step, t + 1
+(``SparseSETOptimizerBase.apply_gradients``; rigl_tf2/train.py): ``update_mode: after_step``, the
+default of every drop-and-grow method (``methods._drop_and_grow``).
 
 Deviations: SET itself (Mocanu et al.) used ζ = 0.3 per epoch with an Erdős–Rényi distribution;
 set ``update_every`` and ``distribution`` for that. Grown-weight value: ``grow_init`` (zeros for
@@ -22,16 +23,13 @@ from dataclasses import dataclass
 from bench_powerprop.lazy import LazyModule
 from bench_powerprop.methods._drop_and_grow import DynamicSparseMethod, DynamicSparseOptions
 from bench_powerprop.methods.base import METHODS
-from bench_powerprop.options import one_of, option
 
 torch = LazyModule("torch")
 
 
 @dataclass(frozen=True)
 class SETOptions(DynamicSparseOptions):
-    update_mode: str = option("after_step", "after_step: optimizer step, then mask update (SET reference); "
-                              "replace_step: an update iteration takes no optimizer step",
-                              check=one_of("replace_step", "after_step"))
+    pass
 
 
 @METHODS.register("set", options=SETOptions)

@@ -3,8 +3,9 @@
 Reference code: google-research/rigl ``rigl/sparse_utils.py`` (``get_mask_random`` with the
 ``erdos_renyi_kernel`` / ``random`` distributions), commit d39fc7d.
 
-Layer densities are ERK (default) or uniform (first layer dense, as RigL's uniform), with exact
-per-layer counts meeting the target on the budgeted layers (``bench_powerprop.budgets``); masked
+Layer densities are ERK (default) or uniform, with RigL's dense layers (``dense_layers``, default: RigL's README —
+the first layer under uniform, and under ERK at 99% sparsity) counted in the budget, and exact per-layer counts
+(``bench_powerprop.budgets``); masked
 φ is re-zeroed after every step. With ``mask_from`` in the config (lineage) the inherited mask is
 used instead of a random one. Once the mask is fixed, the ``init`` option may re-initialise the kept
 weights (``dense``: as built; ``sparse_aware``: Evci et al. 2022's per-unit scaling by the active
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
 from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, initialise_kept
-from bench_powerprop.methods._layer_budget import LayerDistributionOptions, plan_layer_counts
+from bench_powerprop.methods._layer_budget import LayerDistributionOptions, plan_layer_counts, rigl_dense_layers
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 
@@ -31,6 +32,8 @@ class StaticOptions(LayerDistributionOptions, SparseInitOptions):
 @METHODS.register("static", options=StaticOptions)
 class Static(MaskedMethod):
     accepts_mask_from = True
+    #: RigL's static baseline (Evci et al. 2020): RigL's layer policy
+    paper_dense_layers = classmethod(lambda cls, options, sparsity: rigl_dense_layers(options, sparsity))
 
     @classmethod
     def check_lineage(cls, options, inherits, cell):
@@ -39,7 +42,8 @@ class Static(MaskedMethod):
     def setup(self, ctx):
         super().setup(ctx)
         inherited = ctx.lineage.mask
-        self.target_counts = inherited.layer_counts() if inherited else plan_layer_counts(ctx.model, self.density, self.options)
+        self.target_counts = (inherited.layer_counts() if inherited
+                              else plan_layer_counts(ctx.model, self.density, self.options, self.dense_layers))
 
     def prepare(self, ctx):
         self.install(ctx, self.initial_mask(ctx))

@@ -21,7 +21,8 @@ Defaults: masks recomputed every step (``update_every: 1``), as in the paper. Ba
 2·D (M = D, e.g. forward 90% / backward 80%, one of the paper's ImageNet configurations),
 capped at 1; set ``backward_sparsity`` for another. ``penalty`` 1e-4: the usual ResNet-50
 weight-decay strength, whose role the penalty takes (our choice; the paper gives no coefficient).
-Layer counts are uniform and exact (``bench_powerprop.budgets``), every layer sparse.
+Layer counts are uniform and exact (``bench_powerprop.budgets``). Dense layers: ``dense_layers``, default the
+paper's main ImageNet setting, first and last layer dense (§3), counted in the budget unless ``dense_in_budget: false``.
 
 Deviations from sparseml: it applies the penalty as decoupled decay outside the loss (not
 through momentum) and scales B∖A by 1/forward_sparsity; we follow the paper (a loss term, 1/D).
@@ -30,10 +31,11 @@ through momentum) and scales B∖A by 1/forward_sparsity; we follow the paper (a
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule, no_grad
+from bench_powerprop.methods._layer_budget import DenseLayersOptions, dense_layer_names
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods._regrowth import reset_optimizer_state
 from bench_powerprop.methods.base import METHODS
-from bench_powerprop.options import OptionError, Options, integer, number, one_of, option
+from bench_powerprop.options import OptionError, integer, number, one_of, option
 
 torch = LazyModule("torch")
 masks = LazyModule("bench_powerprop.masks")
@@ -43,7 +45,7 @@ scoring = LazyModule("bench_powerprop.scoring")
 
 
 @dataclass(frozen=True)
-class TopKASTOptions(Options):
+class TopKASTOptions(DenseLayersOptions):
     backward_sparsity: float | None = option(None, "sparsity of the backward set B; default (null): "
                                              "density 2·D capped at 1", check=number(minimum=0, maximum=1,
                                                                                       exclusive_maximum=True, nullable=True))
@@ -63,6 +65,8 @@ class TopKASTOptions(Options):
 class TopKAST(MaskedMethod):
     penalty_replaces_weight_decay = True
     keeps_dense_phi = True
+    #: Jayakumar et al. 2020, §3 (ImageNet): the first and last layers stay dense
+    paper_dense_layers = classmethod(lambda cls, options, sparsity: "first_last")
 
     def __init__(self, options, cell, seed):
         super().__init__(options, cell, seed)
@@ -75,7 +79,9 @@ class TopKAST(MaskedMethod):
 
     def setup(self, ctx):
         super().setup(ctx)
-        self.target_counts = budgets.plan_counts(masks.layer_shapes(ctx.model), self.density, "uniform")
+        shapes = masks.layer_shapes(ctx.model)
+        self.target_counts = budgets.plan_counts(shapes, self.density, "uniform", dense_layer_names(list(shapes), self.dense_layers),
+                                                 count_dense=self.options.dense_in_budget)
         self.backward_counts = {
             name: max(self.target_counts[name], min(n, round(self.backward_density * n))) for name, n in self.numels.items()
         }
