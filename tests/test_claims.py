@@ -430,3 +430,18 @@ def test_training_records_the_statistics_and_the_tidy_rows_carry_them(tmp_path):
             "seed": 0, "level": None}
     row = trained_row(cell, one)
     assert {column: row[column] for column in WEIGHT_COLUMNS} == {column: one[column] for column in WEIGHT_COLUMNS}
+
+
+def test_small_weight_movement_is_the_mean_move_of_the_lowest_quarter_of_initial_magnitudes():
+    """Two layers of 8 weights: the lowest quarter of |θ₀| is each layer's two smallest; their |θ − θ₀| / σ₀ by hand."""
+    import numpy as np
+
+    from bench_powerprop.training.weight_statistics import small_weight_movement
+
+    initial = {"a": np.array([0.05, -0.1, 0.5, -0.6, 0.7, 0.8, -0.9, 1.0]),
+               "b": np.array([2.0, -3.0, 0.2, 4.0, -0.1, 5.0, 6.0, -7.0])}
+    final = {"a": initial["a"] + np.array([0.3, -0.1, 9, 9, 9, 9, 9, 9]),
+             "b": initial["b"] + np.array([9, 9, 0.4, 9, 0.0, 9, 9, 9])}
+    spread = {"a": 0.5, "b": 2.0}
+    # a: |0.3| / 0.5 = 0.6 and |−0.1| / 0.5 = 0.2; b: 0.4 / 2 = 0.2 and 0 / 2 = 0
+    assert small_weight_movement(final, initial, spread) == pytest.approx((0.6 + 0.2 + 0.2 + 0.0) / 4)

@@ -124,6 +124,13 @@ DECLARED: tuple[Claim, ...] = (
           baseline={"method": "gmp", **NO_POWERPROP}, where={"sparsity": {">=": 0.9}},
           matched_on=("variant", "sparsity"), scale_note=SPARSE_SCALE,
           sentence=POWERPROP_SPARSE_TRAINING, quoted=True, min_effect=ACCURACY_EFFECT),
+    Claim("P6", "Low-magnitude parameters are largely unaffected by learning: under Powerprop (α > 1) the initially small "
+          "weights (the lowest quarter of |θ₀| in each layer) move less than at α = 1",
+          f"{POWERPROP}, abstract (\"low-magnitude parameters are largely unaffected by learning\")", kind="oneshot",
+          metric="small_weight_movement", treatment=POWERPROP_ALPHA, baseline=NO_POWERPROP, where=UNPRUNED,
+          higher_is_better=False, skip_experiments=CNN_EXPERIMENTS, scale=1.0, unit_text="σ₀",
+          metric_text="mean |θ − θ₀| / σ₀ of the initially small weights", scale_note=MLP_SCALE,
+          sentence=POWERPROP_SMALL_WEIGHTS, quoted=True, min_effect=DISTANCE_EFFECT),
     # -- the student reproduction report ------------------------------------------------------
     Claim("S1", "α = 1.25 and 1.5 keep the accuracy of the MNIST MLP (equivalence with α = 1)",
           f"{STUDENT}, MNIST MLP experiments (accuracy per α)", kind="oneshot", metric="test_accuracy",
@@ -172,6 +179,14 @@ DECLARED: tuple[Claim, ...] = (
           baseline={"method": "efficient_packnet", **NO_POWERPROP}, where={"final": True},
           experiments=("continual_mnist_epn",), scale_note="3 permuted mnist5k tasks; the report: full permuted MNIST",
           min_effect=ACCURACY_EFFECT),
+    Claim("S9", "EfficientPackNet reuses weights and needs fewer new ones than PackNet: after the whole task sequence its "
+          "tasks' masks together cover fewer of the network's weights (α = 1)",
+          f"{STUDENT}, EfficientPackNet (Algorithm 1) against PackNet", kind="continual", metric="capacity_total",
+          treatment={"method": "efficient_packnet", **NO_POWERPROP}, baseline={"method": "packnet", **NO_POWERPROP},
+          where={"final": True}, higher_is_better=False, experiments=("continual_digits",),
+          metric_text="fraction of all weights in the union of the tasks' masks after the last task",
+          scale_note="10 permuted digits tasks, a 100-unit MLP; the report: permuted MNIST",
+          min_effect=DENSITY_EFFECT),
     Claim("S8", "Adaptive α (the report's controller, from α = 1.5) gives sparser weights than the same α kept fixed: "
           "a larger fraction of effective weights with |θ| < ε at the end of training",
           f"{STUDENT}, section 'Adaptive Tuning of α'", kind="adaptive_alpha", table="trace",
@@ -226,6 +241,17 @@ DECLARED: tuple[Claim, ...] = (
           higher_is_better=False, metric_text="two-member ensemble gain in test accuracy (one pair per seed and level)",
           scale_note=LOTTERY_SCALE,
           sentence=EVCI_TICKETS, quoted=True, min_effect=ENSEMBLE_EFFECT),
+    Claim("G7", "Static sparse training (a random mask from initialisation) generalises significantly worse than dense "
+          "training", f"{EVCI}, §1", kind="sparse_training", metric="test_accuracy",
+          treatment={"method": "dense"}, baseline=tuple({"method": "static", "sparsity": sparsity} for sparsity in (0.95, 0.99)),
+          where={"alpha": 1, "variant": "default"}, scale_note=SPARSE_SCALE,
+          sentence=EVCI_STATIC, quoted=True, min_effect=ACCURACY_EFFECT),
+    Claim("G8", "Sparse-aware initialisation improves the test accuracy of static sparse training, not only its gradient "
+          "flow", f"{EVCI}, sparsity-aware initialisation (static sparse training with the initialisation scaled by each "
+          "unit's active fan-in)", kind="gradflow", metric="test_accuracy",
+          treatment={"method": "static", "variant": "sparse_init"}, baseline={"method": "static", "variant": "default"},
+          where={"alpha": 1}, scale_note=GRADFLOW_SCALE,
+          sentence=EVCI_INIT, quoted=True, min_effect=ACCURACY_EFFECT),
     Claim("LTH", "Lottery tickets (the iterative-magnitude-pruning mask with the original initialisation) beat random "
           "re-initialisation at the same mask", "Frankle & Carbin: The Lottery Ticket Hypothesis, ICLR 2019 "
           "(arXiv:1803.03635), Sec. 2, LeNet-300-100 on MNIST", kind="lottery", metric="test_accuracy",
@@ -269,6 +295,12 @@ DECLARED: tuple[Claim, ...] = (
           treatment=tuple({"variant": scorer} for scorer in ("snip", "grasp", "synflow")), baseline={"variant": "random"},
           where={"method": "pai", "alpha": 1, "sparsity": 0.98}, scale_note=PAI_SCALE,
           harness_check=True, min_effect=ACCURACY_EFFECT),
+    Claim("L7", "Sparsifying can even improve performance: the best sparse method at 95% sparsity (chosen on validation "
+          "accuracy) is more accurate than the dense network", f"{PRICE} (\"sparsifying can even improve "
+          "performance\")", kind="sparse_training", metric="test_accuracy",
+          treatment={"method": {"!=": "dense", "best": "val_accuracy"}, "sparsity": 0.95}, baseline={"method": "dense"},
+          where={"alpha": 1, "variant": "default"}, scale_note=SPARSE_SCALE,
+          min_effect=ACCURACY_EFFECT),
     Claim("L6", "20× to even 100× compression without sacrificing much performance: the best sparse method (chosen on "
           "validation accuracy) at 95% and 99% sparsity within 1 pp of dense", f"{PRICE}, introduction",
           kind="sparse_training", metric="test_accuracy",

@@ -28,7 +28,8 @@ One row is one evaluation of one trained cell. Columns (``ROW_COLUMNS``):
 * ``WEIGHT_COLUMNS`` — of the trained cell's weights, the same on every row of the cell
   (``bench_powerprop.training.weight_statistics`` defines them; empty for results written before
   they existed): ``near_zero_fraction`` (|θ| < 0.1 × the layer's initial std), its
-  ``near_zero_first_layer`` / ``near_zero_last_layer``, the ``bimodality`` coefficient of θ, and
+  ``near_zero_first_layer`` / ``near_zero_last_layer``, the ``small_weight_movement`` of the initially
+  small weights, the ``bimodality`` coefficient of θ, and
   the pairing fingerprints ``init_fingerprint`` (the seed's dense θ₀) and ``batch_fingerprint``
   (the first batches' example indices) with which the claims page checks that cells it pairs by
   seed really shared their start and their data order.
@@ -72,7 +73,7 @@ ROW_COLUMNS = [
     "steps",
     "spec_hash",
 ]
-WEIGHT_COLUMNS = ["near_zero_fraction", "near_zero_first_layer", "near_zero_last_layer", "bimodality",
+WEIGHT_COLUMNS = ["near_zero_fraction", "near_zero_first_layer", "near_zero_last_layer", "small_weight_movement", "bimodality",
                   "init_fingerprint", "batch_fingerprint"]
 ROW_COLUMNS += WEIGHT_COLUMNS
 CONTINUAL_COLUMNS = ["trained_tasks", "evaluated_task", "capacity", "capacity_new", "capacity_total", "final"]

@@ -17,6 +17,10 @@
   layer's initial spread: ≈ 8% of a normal initialisation lies below it, ≈ 6% of a uniform one);
   ``layer_near_zero_fraction`` per layer, ``near_zero_first_layer`` / ``near_zero_last_layer``
   for the first and the last Linear/Conv layer. Masked weights are exactly zero and count.
+* ``small_weight_movement`` — how far the initially small weights moved: the mean of |θ − θ₀| / σ₀ over the
+  weights whose |θ₀| lies in the lowest ``SMALL_QUANTILE`` of their layer's, pooled over layers (Powerprop,
+  Schwarz et al. 2021 §3: "low-magnitude parameters are largely unaffected by learning"). θ₀ is the same
+  for every α of a seed (``powerpropify`` keeps θ), so the movement compares across α.
 * ``bimodality`` — Sarle's bimodality coefficient BC = (g² + 1) / (κ + 3(n−1)²/((n−2)(n−3)))
   (g the sample skewness, κ the sample excess kurtosis, both bias-corrected as scipy.stats computes
   them with ``bias=False``; numpy here, as scipy's import would double a training job's start-up) of
@@ -36,6 +40,8 @@ from bench_powerprop.models import build_model
 from bench_powerprop.powerprop import effective_weights, weight_layers
 
 NEAR_ZERO_FACTOR = 0.1
+#: the initially small weights: the lowest quarter of |θ₀| in each layer
+SMALL_QUANTILE = 0.25
 FINGERPRINT_BATCHES = 10
 
 
@@ -83,6 +89,15 @@ def bias_corrected_skew_kurtosis(values: np.ndarray) -> tuple[float, float]:
     return float(skew), float(kurtosis)
 
 
+def small_weight_movement(thetas: dict[str, np.ndarray], initial: dict[str, np.ndarray], spread: dict[str, float]) -> float:
+    """Mean |θ − θ₀| / σ₀ over the weights with |θ₀| at or below their layer's ``SMALL_QUANTILE`` quantile."""
+    moved = []
+    for name, theta in thetas.items():
+        small = np.abs(initial[name]) <= np.quantile(np.abs(initial[name]), SMALL_QUANTILE)
+        moved.append(np.abs(theta - initial[name])[small] / spread[name])
+    return float(np.concatenate(moved).mean())
+
+
 def weight_statistics(model: nn.Module, spec: dict, tasks: list) -> dict:
     from bench_powerprop.training.trainer import cell_batch_seed
 
@@ -100,5 +115,6 @@ def weight_statistics(model: nn.Module, spec: dict, tasks: list) -> dict:
         "layer_near_zero_fraction": near,
         "near_zero_first_layer": near[names[0]],
         "near_zero_last_layer": near[names[-1]],
+        "small_weight_movement": small_weight_movement(thetas, initial, spread),
         "bimodality": bimodality_coefficient(np.concatenate([thetas[name].ravel() / spread[name] for name in names])),
     }
