@@ -117,7 +117,10 @@ def test_bad_pai_settings_fail_before_any_job(change, message):
 
 
 def test_scorer_defaults_are_part_of_the_hashed_spec():
-    plan = Plan(default_config())
+    config = default_config()  # FORCE is declared there but not in the default grid
+    config["experiments"]["pai_digits"]["grid"].append({"method": ["pai"], "variant": ["force"], "alpha": [1],
+                                                        "sparsity": [0.98], "seed": [0]})
+    plan = Plan(config)
     synflow = next(cell for cell in plan.cells if cell.method == "pai" and cell.variant == "synflow")
     assert plan.spec(synflow)["method_options"]["scorer_options"] == {"rounds": 100, "schedule": "exponential"}
     force = next(cell for cell in plan.cells if cell.method == "pai" and cell.variant == "force")
