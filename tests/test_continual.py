@@ -232,8 +232,23 @@ def test_packnet_trains_free_weights_from_zero_at_alpha_one_as_the_reference(tmp
     assert all((layer.weight.detach()[unused[name]] == 0).all() for name, layer in weight_layers(trainer.model).items())
 
 
+def test_keep_leaves_the_unused_weights_as_training_left_them(tmp_path):
+    """reinit: keep (the control of the report's "re-initialising helps"): after the first task's mask is chosen the
+    unused weights hold trained values, neither θ₀ (the default's, test above) nor zero."""
+    trainer = Trainer(spec("efficient_packnet", 1.0, reinit="keep"), tmp_path / "run", progress=False)
+    initial = {name: layer.weight.detach().clone() for name, layer in weight_layers(trainer.model).items()}
+    while not trainer.method.task_masks:
+        trainer.advance()
+    unused = ~trainer.method.used(trainer.model)
+    assert unused.count() > 0
+    for name, layer in weight_layers(trainer.model).items():
+        phi = layer.weight.detach()[unused[name]]
+        assert (phi != initial[name][unused[name]]).float().mean() > 0.9, name  # moved by training, not reset
+        assert (phi != 0).all(), name
+
+
 def test_efficient_packnet_refuses_zero_reinitialisation():
-    with pytest.raises(OptionError, match=r"^m\.reinit: must be one of \['initial', 'random'\]"):
+    with pytest.raises(OptionError, match=r"^m\.reinit: must be one of \['initial', 'random', 'keep'\]"):
         METHODS.options("efficient_packnet").parse({"reinit": "zeros"}, "m")
 
 

@@ -69,6 +69,10 @@ class ContinualOptions(Options):
                                 check=one_of(*GROW_INITS, nullable=True))
 
 
+#: ``reinit`` value that leaves the weights no task uses as training left them (the no-re-initialisation control)
+KEEP = "keep"
+
+
 def head_state(model) -> dict:
     """Copies of every parameter and buffer that is not a Linear/Conv weight or a mask (biases, norm statistics)."""
     layers = powerprop.weight_layers(model)
@@ -144,7 +148,7 @@ class ContinualMethod(Method):
     def setup(self, ctx) -> None:
         if len(ctx.tasks) != self.num_tasks:
             raise ValueError(f"{self.registry_name}: the data has {len(ctx.tasks)} tasks, the method was planned for {self.num_tasks}")
-        self.regrowth = RegrowthInit(self.reinit, ctx.model)  # θ₀ of the fresh model
+        self.regrowth = None if self.reinit == KEEP else RegrowthInit(self.reinit, ctx.model)  # θ₀ of the fresh model
 
     def on_phase_start(self, ctx) -> None:
         used = self.used(ctx.model)
@@ -199,6 +203,8 @@ class ContinualMethod(Method):
 
     @no_grad
     def reinitialise(self, ctx, where) -> None:
+        if self.regrowth is None:  # reinit: keep — the free weights go on from their trained values
+            return
         for name, layer in powerprop.weight_layers(ctx.model).items():
             if where[name].any():
                 layer.weight[where[name]] = self.regrowth.phi_values(name, layer, where[name], self.generator)

@@ -33,7 +33,7 @@ notebook without continual learning). Per task t:
    s, and returns the sparsest fraction found to pass;
 4. the backward mask protects the union of all task masks from then on;
 5. every weight no task uses is **re-initialised** (``reinit``: initial θ₀ by default, or a random
-   draw), never zeroed: under Powerprop φ = 0 is a critical point and would never train again;
+   draw; ``keep``: not at all, the control), never zeroed: under Powerprop φ = 0 is a critical point;
 6. optionally retrain with the mask (``retrain_steps``, default 0: off), updating only the weights
    task t newly claims.
 
@@ -49,7 +49,7 @@ import math
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule, no_grad
-from bench_powerprop.methods._continual import ContinualMethod, ContinualOptions
+from bench_powerprop.methods._continual import KEEP, ContinualMethod, ContinualOptions
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import OptionError, boolean, integer, list_of, number, one_of, option, step_or_fraction
 from bench_powerprop.scoring.base import SCOPES, check_scope
@@ -79,8 +79,9 @@ class EfficientPackNetOptions(ContinualOptions):
     retrain_steps: int | float = option(0, "steps of retraining with the chosen mask (a fraction of train.steps, or a "
                                         "step count; 0: no retraining)", check=step_or_fraction())
     reinit: str | None = option(None, "value given to the weights no task uses: initial (their initial θ₀; default) or "
-                                "random (a draw from their layer's initial distribution); never zero",
-                                check=one_of("initial", "random", nullable=True))
+                                "random (a draw from their layer's initial distribution), never zero; keep: not "
+                                "re-initialised (the control of the report's 're-initialising helps')",
+                                check=one_of("initial", "random", KEEP, nullable=True))
 
     def check(self, where, cell):
         check_scope(self.scope, self.last_layer_keep_factor, where)
