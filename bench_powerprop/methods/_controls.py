@@ -36,7 +36,7 @@ class ReplicateOptions(Options):
     replicate: int = option(0, "another independent training of the same start (mask and initial weights as r = 0): "
                             "r > 0 draws another batch order and, for the fresh-weights controls, another fresh draw "
                             "(Evci et al. 2022 §4: several tickets of one pruning solution, several scratch runs of one "
-                            "mask)", check=integer(minimum=0))
+                            "mask)", check=integer(minimum=0), neutral=0)
 
 
 @dataclass(frozen=True)
