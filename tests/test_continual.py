@@ -305,8 +305,11 @@ def test_the_reports_epn_setting_is_declared_and_active():
     config["active_experiments"] = ["continual_mnist_epn"]
     validate_config(config)
     plan = Plan(config)
-    cells = [cell for cell in plan.cells if cell.experiment == "continual_mnist_epn"]
+    cells = [cell for cell in plan.cells if cell.experiment == "continual_mnist_epn" and cell.variant == "default"]
     assert {cell.method for cell in cells} == {"efficient_packnet"} and len(cells) == 10
+    controls = [cell for cell in plan.cells if cell.variant == "no_reinit"]  # S10's control: α = 1, 5 seeds
+    assert {float(cell.alpha) for cell in controls} == {1.0} and len(controls) == 5
+    assert plan.spec(controls[0])["method_options"]["reinit"] == "keep"
     assert {float(cell.alpha) for cell in cells} == {1.0, 1.5} and {cell.seed for cell in cells} == set(range(5))
     spec = plan.spec(cells[0])
     assert spec["data"]["name"] == "permuted" and spec["data"]["base"]["name"] == "mnist5k" and spec["data"]["tasks"] == 3
