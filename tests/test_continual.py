@@ -210,25 +210,30 @@ def test_efficient_packnet_global_scope_refuses_an_output_factor():
         METHODS.options("efficient_packnet").parse({"last_layer_keep_factor": 2.0}, "m")
 
 
-@pytest.mark.parametrize("method, alpha", [("efficient_packnet", 1.0), ("efficient_packnet", 2.0), ("packnet", 2.0)])
-def test_unused_weights_are_reinitialised_not_zero(method, alpha, tmp_path):
-    trainer = Trainer(spec(method, alpha), tmp_path / "run", progress=False)
-    initial = {name: theta_from_phi(layer.weight.detach(), alpha).clone() for name, layer in weight_layers(trainer.model).items()}
+def unused_after_the_first_task(trainer):
+    """φ of every layer at the start and, once the first task's mask is chosen, the weights no task uses."""
+    initial = {name: layer.weight.detach().clone() for name, layer in weight_layers(trainer.model).items()}
     while not trainer.method.task_masks:
         trainer.advance()
     unused = ~trainer.method.used(trainer.model)
     assert unused.count() > 0
+    return initial, unused
+
+
+@pytest.mark.parametrize("method, alpha", [("efficient_packnet", 1.0), ("efficient_packnet", 2.0), ("packnet", 2.0)])
+def test_unused_weights_are_reinitialised_not_zero(method, alpha, tmp_path):
+    trainer = Trainer(spec(method, alpha), tmp_path / "run", progress=False)
+    initial, unused = unused_after_the_first_task(trainer)
     for name, layer in weight_layers(trainer.model).items():
         phi = layer.weight.detach()[unused[name]]
-        assert torch.equal(phi, phi_from_theta(initial[name][unused[name]], alpha)), name  # θ₀ again
+        theta0 = theta_from_phi(initial[name][unused[name]], alpha)
+        assert torch.equal(phi, phi_from_theta(theta0, alpha)), name  # θ₀ again
         assert (phi != 0).all(), name
 
 
 def test_packnet_trains_free_weights_from_zero_at_alpha_one_as_the_reference(tmp_path):
     trainer = Trainer(spec("packnet", 1.0), tmp_path, progress=False)
-    while not trainer.method.task_masks:
-        trainer.advance()
-    unused = ~trainer.method.used(trainer.model)
+    _, unused = unused_after_the_first_task(trainer)
     assert all((layer.weight.detach()[unused[name]] == 0).all() for name, layer in weight_layers(trainer.model).items())
 
 
@@ -236,11 +241,7 @@ def test_keep_leaves_the_unused_weights_as_training_left_them(tmp_path):
     """reinit: keep (the control of the report's "re-initialising helps"): after the first task's mask is chosen the
     unused weights hold trained values, neither θ₀ (the default's, test above) nor zero."""
     trainer = Trainer(spec("efficient_packnet", 1.0, reinit="keep"), tmp_path / "run", progress=False)
-    initial = {name: layer.weight.detach().clone() for name, layer in weight_layers(trainer.model).items()}
-    while not trainer.method.task_masks:
-        trainer.advance()
-    unused = ~trainer.method.used(trainer.model)
-    assert unused.count() > 0
+    initial, unused = unused_after_the_first_task(trainer)
     for name, layer in weight_layers(trainer.model).items():
         phi = layer.weight.detach()[unused[name]]
         assert (phi != initial[name][unused[name]]).float().mean() > 0.9, name  # moved by training, not reset
