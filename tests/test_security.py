@@ -204,7 +204,7 @@ def test_a_child_trained_from_a_swapped_parent_fails_naming_both_specs(tmp_path)
     parent_model, other_model = tmp_path / "parent" / "model.pt", tmp_path / "other" / "model.pt"
     assert parent_model.stat().st_size == other_model.stat().st_size
     parent_model.write_bytes(other_model.read_bytes())  # the same size: a size check cannot tell
-    from bench_powerprop.io import spec_hash
+    from bench_powerprop.identity import cell_hash as spec_hash
 
     child = {**digits_spec("dense", seed=2, steps=20),
              "lineage": {"init_from": {"path": str(parent_model), "step": "final", "parent_spec_hash": spec_hash(parent_spec)}}}
