@@ -4,6 +4,7 @@
 #               `make run SET='experiments.oneshot_digits.train.lr=0.05'` (overrides, see README),
 #               `make run TARGET=results/oneshot_digits/tables/oneshot_summary.md` (one output and what it needs).
 # `make test` — set up everything (FFCV, the test tools), then lint and the whole test suite (what CI runs).
+# `make portability` — the numerics fingerprint under emulated Intel and AMD CPUs (qemu-user, docs/numerics.md).
 # Already have an environment with the dependencies? `snakemake -c all` runs everything;
 # `snakemake --report results/report.html` then writes the report.
 
@@ -30,7 +31,7 @@ CONFIG_ARGS = configs/default.yaml $(CONFIG) $(if $(strip $(SET)),--set $(SET))
 # Targets go before --configfile: that option takes every word after it as a config file.
 SNAKEMAKE_CONFIG = $(if $(strip $(SET)),--configfile $(SET_CONFIG),$(if $(CONFIG),--configfile $(CONFIG)))
 
-.PHONY: help setup setup-base setup-vision setup-tensorboard run test test-fast lint clean
+.PHONY: help setup setup-base setup-vision setup-tensorboard run test test-fast lint portability clean
 .DEFAULT_GOAL := run
 
 help:
@@ -40,6 +41,7 @@ help:
 	@echo "make test-fast    the tests that are not slow, SLURM or fault injection"
 	@echo "make setup        the environment (.venv) with every extra; setup-base, setup-vision, setup-tensorboard: parts"
 	@echo "make lint         ruff, snakefmt, snakemake --lint"
+	@echo "make portability  the numerics fingerprint under emulated Intel and AMD CPUs (qemu-user; docs/numerics.md)"
 	@echo "make clean        delete results/, checkpoints/ and .snakemake/"
 	@echo "make help         this list"
 	@echo
@@ -109,6 +111,10 @@ test: lint
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not slurm and not faults"
+
+# The numerics fingerprint under emulated Intel and AMD AVX2 CPUs (qemu-user; docs/numerics.md).
+portability: setup-base
+	bash scripts/portability.sh $(PY)
 
 # Python (ruff), Snakemake formatting (snakefmt) and Snakemake's own best-practice linter.
 lint: setup

@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     snake.add_argument("--log", type=Path, required=True, help="where Snakemake's whole output goes")
     snake.add_argument("arguments", nargs=argparse.REMAINDER, help="-- then Snakemake's arguments")
 
+    readme = _command(commands, "readme", "write README.md's default-run block (verdict counts, claims table) from a run's outputs",
+                      "python -m bench_powerprop readme --results results --update-reference  # then commit docs/default_run/")
+    readme.add_argument("--results", type=Path, default=None, metavar="DIR",
+                        help="a finished run's results folder (default: the committed reference outputs, docs/default_run/)")
+    readme.add_argument("--update-reference", action="store_true",
+                        help="first copy the outputs the block reads from --results into docs/default_run/")
+    readme.add_argument("--check", action="store_true", help="write nothing; exit 1 naming the first line README.md differs in")
+    readme.add_argument("--readme", type=Path, default=Path("README.md"), help=argparse.SUPPRESS)
+
     beton = _command(commands, "beton", "write FFCV .beton files (CIFAR-10 pickles or an ImageFolder tree)",
                      "python -m bench_powerprop beton -- write-cifar10 --help",
                      note="\n(e.g. beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton, "
@@ -247,6 +256,9 @@ def torchrun_command(argv: list[str], processes: int) -> list[str]:
 
 
 def run_train(args) -> int:
+    from bench_powerprop import numerics
+
+    numerics.apply(*numerics.of_spec(args.spec))  # before torch is imported, here or in the server it is forked from
     train_config = args.spec.get("train")
     if args.processes <= 1 and isinstance(train_config, dict) and train_config.get("device", "cpu") == "cpu":
         status = run_via_server(args.argv)
@@ -280,6 +292,11 @@ def run_via_server(argv: list[str]) -> int | None:
 
 
 def run_prune_eval(args) -> int:
+    from bench_powerprop import numerics
+    from bench_powerprop.io import read_json
+
+    run_file = Path(args.model).parent / "run.json"  # the trained cell's spec: its numerics
+    numerics.apply(*numerics.of_spec(read_json(run_file)["spec"] if run_file.exists() else {}))
     status = run_via_server(args.argv)
     if status is not None:
         return status
@@ -298,7 +315,10 @@ def run_prune_eval(args) -> int:
 
 
 def run_report(args) -> int:
+    from bench_powerprop import numerics
     from bench_powerprop.io import read_json
+
+    numerics.apply(numerics.DEFAULT, 1)  # numpy's SIMD dispatch and BLAS of the statistics, pinned before they load
     from bench_powerprop.reporting import reports
 
     manifest = read_json(args.manifest)
@@ -312,6 +332,9 @@ def run_report(args) -> int:
 
 
 def run_claims(args) -> int:
+    from bench_powerprop import numerics
+
+    numerics.apply(numerics.DEFAULT, 1)  # numpy's SIMD dispatch and BLAS of the statistics, pinned before they load
     from bench_powerprop.reporting import claims
 
     print(claims.write_claims(args.manifest, args.csv, args.overview, args.markdown, args.page, args.figure))
@@ -433,6 +456,9 @@ def run_status(args) -> int:
     print(f"all: {status_counts(len(plan.cells), [state for _, state, _ in states])}")
     if stale_code:
         print(f"retrain the cells stale by code: {retrain_command(args, stale_code)}")
+    warning = mixed_numerics(plan)
+    if warning:
+        print(warning)
     if states or unbuilt:
         print("a run (make run, or snakemake with these configs) brings them up to date")
     return 1 if states or unbuilt else 0
@@ -441,6 +467,20 @@ def run_status(args) -> int:
 def status_counts(total: int, found: list[str]) -> str:
     counts = ", ".join(f"{found.count(state)} {state}" for state in STATES if found.count(state))
     return f"{total} cells: {total - len(found)} up to date" + (f", {counts}" if counts else "")
+
+
+def mixed_numerics(plan) -> str | None:
+    """The warning when the finished cells of the results folder were made under different numerics."""
+    from bench_powerprop.hardware import mixed_numerics_warning
+
+    runs = {}
+    for cell in plan.cells:
+        path = Path(plan.run_dir(cell)) / "run.json"
+        try:
+            runs[str(path.parent)] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # not trained yet, or damaged (the states above say so)
+    return mixed_numerics_warning(runs)
 
 
 def retrain_command(args, targets: list[str]) -> str:
@@ -532,6 +572,25 @@ def run_run_snakemake(args) -> int:
     return run(arguments, args.log)
 
 
+def run_readme(args) -> int:
+    from bench_powerprop.reporting import readme
+
+    try:
+        if args.update_reference:
+            if args.results is None:
+                raise readme.ReadmeError("--update-reference: needs --results DIR (the run to take the outputs from)")
+            readme.update_reference(args.results, readme.REFERENCE_DIR)
+            source = readme.REFERENCE_DIR
+        else:
+            source = readme.REFERENCE_DIR if args.results is None else args.results / "reproduction"
+        up_to_date, message = readme.regenerate(args.readme, source, args.check)
+    except readme.ReadmeError as error:
+        print(f"bench_powerprop: {error}", file=sys.stderr)
+        return 2
+    print(message, file=sys.stdout if up_to_date else sys.stderr)
+    return 0 if up_to_date else 1
+
+
 def run_beton(args) -> int:
     from bench_powerprop.data.ffcv_io import main as ffcv_main
 
@@ -551,6 +610,7 @@ COMMANDS = {
     "list": run_list,
     "run-snakemake": run_run_snakemake,
     "beton": run_beton,
+    "readme": run_readme,
 }
 
 

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench_powerprop import numerics
+
 MASK_BUFFERS = ("weight_mask", "weight_grad_mask")
 
 
@@ -274,7 +276,7 @@ def phi_from_theta(theta: torch.Tensor, alpha: float) -> torch.Tensor:
     """φ = sign(θ)·|θ|^(1/α): the stored value whose effective weight is θ."""
     if alpha == 1:
         return theta.clone()
-    return torch.sign(theta) * theta.abs().pow(1.0 / alpha)
+    return torch.sign(theta) * numerics.power(theta.abs(), 1.0 / alpha)
 
 
 def theta_from_phi(phi: torch.Tensor, alpha: float) -> torch.Tensor:

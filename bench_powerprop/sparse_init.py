@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from bench_powerprop import numerics
 from bench_powerprop.masks import Mask
 from bench_powerprop.models._initializers import TRUNCATED_NORMAL_STD
 from bench_powerprop.powerprop import phi_from_theta, theta_from_phi, weight_layers
@@ -49,7 +50,7 @@ def active_fans(kept: torch.Tensor, fan: str) -> torch.Tensor:
 
 def unit_scaled(kept: torch.Tensor, fan: str, distribution: str, scale: float, generator: torch.Generator) -> torch.Tensor:
     """θ with every kept weight drawn at variance ``scale`` / (active fan of its unit); zero elsewhere."""
-    std = (scale / active_fans(kept, fan)).sqrt()
+    std = numerics.power(scale / active_fans(kept, fan), 0.5)
     shape = kept.shape
     if distribution == "normal":
         unit = torch.randn(shape, generator=generator)

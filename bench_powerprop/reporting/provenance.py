@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench_powerprop import hardware
 from bench_powerprop.io import package_versions, read_json
 from bench_powerprop.reporting.pages import markdown_table, write_table_page
 
@@ -52,6 +53,7 @@ def experiment_rows(manifest: dict) -> list[tuple[str, str, str]]:
         ("trained on host", counted(run["host"] for run in runs)),
         ("training started (UTC)", f"{started[0]} … {started[-1]}" if started else "—"),
         *((f"{name} version", counted(run["versions"].get(name, "—") for run in runs)) for name in packages),
+        *((item, counted(field(run) for run in runs)) for item, field in hardware.FIELDS.items()),
     ]
     slurm_jobs = {run["slurm"]["SLURM_JOB_ID"] for run in runs if run.get("slurm", {}).get("SLURM_JOB_ID")}
     if slurm_jobs:

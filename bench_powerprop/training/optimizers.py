@@ -56,7 +56,9 @@ def make_optimizer(model: nn.Module, train: TrainOptions, method=None) -> torch.
     if train.optimizer == "sgd":
         return SGD(groups, lr=train.lr, momentum=train.momentum, nesterov=train.nesterov)
     if train.optimizer == "adam":
-        return Adam(groups, lr=train.lr)
+        # torch's for-each Adam takes √v through MKL's vector maths (its last bit depends on the CPU); the fused
+        # kernel's own vectorised √ is IEEE's on every CPU (docs/numerics.md)
+        return Adam(groups, lr=train.lr, fused=True if train.numerics == "portable" else None)
     raise ValueError(f"unknown optimizer {train.optimizer!r}")
 
 

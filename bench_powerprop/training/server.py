@@ -42,12 +42,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_powerprop import numerics
+
 SOCKET_VARIABLE = "BENCH_POWERPROP_TRAIN_SOCKET"
 #: Set to ``off`` (or 0/false/no) to keep every training job in its own process.
 SWITCH_VARIABLE = "BENCH_POWERPROP_TRAIN_SERVER"
 #: Environment read when torch, numpy and their thread pools load: a client must match the server's.
 IMPORT_TIME_PREFIXES = ("OMP_", "MKL_", "OPENBLAS_", "GOTO_", "NUMEXPR_", "KMP_", "GOMP_", "TORCH", "PYTORCH_",
-                        "CUDA_", "CUBLAS_", "PYTHON", "LD_", "MALLOC_")
+                        "CUDA_", "CUBLAS_", "PYTHON", "LD_", "MALLOC_", "ATEN_", "ONEDNN_", "DNNL_", "NPY_",
+                        numerics.MODE_VARIABLE)
 #: Signals a client forwards to its worker (the trainer's preemption signals, and a hang-up).
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGHUP)
 #: Thread-count variables Snakemake gives a job with ``threads: 1`` (snakemake/shell.py); the server starts with them.
@@ -354,8 +357,18 @@ def run_entry(argv: list[str]) -> int:
 
 
 # -- starting and stopping it (the workflow's hooks) -------------------------------------------
-def start(log_path: str | Path, wait_s: float = 10.0) -> tuple[int, Path] | None:
+def server_environment(mode: str) -> dict[str, str]:
+    """This process's environment with one thread and ``mode``'s numerics (what a one-thread job of that mode has)."""
+    environment = {**os.environ, **ONE_THREAD_ENVIRONMENT}
+    numerics.apply(mode, 1, environment)
+    return environment
+
+
+def start(log_path: str | Path, wait_s: float = 10.0, mode: str = numerics.DEFAULT) -> tuple[int, Path] | None:
     """Start a server for this process's jobs and export its socket to them; (pid, directory), or None when off.
+
+    It imports torch under the numerics ``mode`` (one thread): the jobs of cells in another mode (or with more
+    threads) differ in their import-time environment and train in their own process.
 
     The socket lives in a fresh private directory (``mkdtemp``: mode 0700, owned by this user).
     Returns once the socket is bound (the server then imports while clients queue).
@@ -370,7 +383,7 @@ def start(log_path: str | Path, wait_s: float = 10.0) -> tuple[int, Path] | None
     with open(log_path, "ab") as log:
         process = subprocess.Popen([sys.executable, "-m", "bench_powerprop.training.server", "--socket", str(path),
                                     "--parent", str(os.getpid())], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                   env={**os.environ, **ONE_THREAD_ENVIRONMENT}, start_new_session=True)
+                                   env=server_environment(mode), start_new_session=True)
     deadline = time.monotonic() + wait_s
     while not path.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

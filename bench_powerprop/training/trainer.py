@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench_powerprop import masks
+from bench_powerprop import hardware, masks
 from bench_powerprop.data.datasets import task_count
 from bench_powerprop.data.tasks import build_task
 from bench_powerprop.identity import cell_hash
@@ -452,7 +452,8 @@ def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool =
             with trainer.log.streaming(live_sinks(run_dir, trainer.train.tensorboard) if strategy.is_main else []):
                 metrics = trainer.run()
             if strategy.is_main:
-                write_outputs(trainer, run_dir, {**started, "checkpoint_dir": str(checkpoint_dir), "world_size": strategy.world_size})
+                write_outputs(trainer, run_dir, {**started, "checkpoint_dir": str(checkpoint_dir), "world_size": strategy.world_size,
+                                                 "hardware": hardware.record()})
                 metrics = {**metrics, "outputs": output_fingerprints(run_dir)}
                 write_json_atomic(run_dir / "metrics.json", metrics)
         return metrics

@@ -51,11 +51,25 @@ def train_server_wanted():
     )
 
 
+def train_server_numerics():
+    """The numerics mode the server imports torch under: the experiments' mode (portable when they differ;
+    the other mode's jobs then train in their own process)."""
+    from bench_powerprop import numerics
+    from bench_powerprop.training.options import train_options
+
+    modes = {
+        train_options(PLAN.experiment(name)["train"]).numerics for name in PLAN.grids
+    }
+    return modes.pop() if len(modes) == 1 else numerics.DEFAULT
+
+
 def start_train_server():
     from bench_powerprop.training import server
 
     if train_server_wanted():
-        TRAIN_SERVER["started"] = server.start(".snakemake/log/train_server.log")
+        TRAIN_SERVER["started"] = server.start(
+            ".snakemake/log/train_server.log", mode=train_server_numerics()
+        )
 
 
 def stop_train_server():
