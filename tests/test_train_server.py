@@ -129,12 +129,28 @@ def test_without_a_usable_server_the_job_trains_in_its_own_process(running_serve
     spec = digits_spec(steps=20)
     missing = train(spec, tmp_path / "missng", str(tmp_path / "no.sock"))
     assert missing.returncode == 0 and "training in this process" in missing.stderr
-    other_threads = subprocess.run(train_command(spec, tmp_path / "refusd" / "run", tmp_path / "refusd" / "ckpt"),
-                                   capture_output=True, text=True, timeout=240,
-                                   env={**job_environment(running_server), "OMP_NUM_THREADS": "2"})
-    assert other_threads.returncode == 0
-    assert "refused this job (the client's environment differs in OMP_NUM_THREADS)" in other_threads.stderr
+    # thread counts come from the spec now (bench_powerprop.numerics); another import-time variable still differs
+    other_openmp = subprocess.run(train_command(spec, tmp_path / "refusd" / "run", tmp_path / "refusd" / "ckpt"),
+                                  capture_output=True, text=True, timeout=240,
+                                  env={**job_environment(running_server), "OMP_WAIT_POLICY": "PASSIVE"})
+    assert other_openmp.returncode == 0
+    assert "refused this job (the client's environment differs in OMP_WAIT_POLICY)" in other_openmp.stderr
     assert_same_cell(tmp_path / "missng", tmp_path / "refusd")
+
+
+def test_a_job_of_another_numerics_mode_trains_in_its_own_process_under_its_mode(running_server, tmp_path):
+    """The server imported torch under portable numerics; a native cell's kernels must be chosen afresh."""
+    spec = digits_spec(steps=20)
+    native = {**spec, "train": {**spec["train"], "numerics": "native"}}
+    served = train(spec, tmp_path / "portable", running_server)
+    own = train(native, tmp_path / "native", running_server)
+    assert served.returncode == own.returncode == 0 and "refused" not in served.stderr
+    assert "refused this job" in own.stderr and "ATEN_CPU_CAPABILITY" in own.stderr
+    portable_run, native_run = (json.loads((tmp_path / name / "run" / "run.json").read_text())["hardware"]
+                                for name in ("portable", "native"))
+    assert portable_run["numerics"] == "portable" and portable_run["environment"]["MKL_CBWR"] == "COMPATIBLE"
+    assert native_run["numerics"] == "native" and "MKL_CBWR" not in native_run["environment"]
+    assert portable_run["capability"] == "AVX2" or portable_run["capability"] == "DEFAULT"
 
 
 def test_the_socket_directory_is_private(running_server):
