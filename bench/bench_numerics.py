@@ -2,7 +2,7 @@
 
 The mode's variables are read when torch loads, so each mode lives in its own worker process (started once,
 torch imported under ``bench_powerprop.numerics.apply``); the parent alternates them round by round (every
-round times each model in both modes, the order of the modes rotating) so that drifting machine load hits
+round times each model in every variant, the order reversing every round) so that drifting machine load hits
 both alike. A *step* is forward + cross-entropy + zero_grad + backward + SGD step of a Powerprop α = 2
 model (the default's training), one thread; the reported time is the median over rounds of the mean step
 time within a round.
@@ -38,9 +38,23 @@ MODELS = {
 }
 
 
-def worker(mode: str) -> None:
-    """Serve ``{"model": name, "steps": n}`` lines with the seconds those steps took, in ``mode``."""
+#: What is timed: a mode, less some of its variables (which of portable's pins costs what; only the first two
+#: are numerics the harness runs).
+VARIANTS = {
+    "native": ("native", ()),
+    "portable": ("portable", ()),
+    "portable less MKL_CBWR": ("portable", ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")),
+    "portable less oneDNN's ISA cap": ("portable", ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")),
+    "portable less ATen's AVX2": ("portable", ("ATEN_CPU_CAPABILITY",)),
+}
+
+
+def worker(variant: str) -> None:
+    """Serve ``{"model": name, "steps": n}`` lines with the seconds those steps took, under ``variant``."""
+    mode, unset = VARIANTS[variant]
     numerics.apply(mode, 1)
+    for name in unset:
+        os.environ.pop(name, None)
     import torch
 
     from bench_powerprop.models import build_model
@@ -67,8 +81,8 @@ def worker(mode: str) -> None:
 
 
 class Worker:
-    def __init__(self, mode: str):
-        self.process = subprocess.Popen([sys.executable, __file__, "--worker", mode], stdin=subprocess.PIPE,
+    def __init__(self, variant: str):
+        self.process = subprocess.Popen([sys.executable, __file__, "--worker", variant], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         self.capability = json.loads(self.process.stdout.readline())["capability"]
 
@@ -83,7 +97,7 @@ class Worker:
 
 
 def measure(rounds: int, steps: int, warmup: int) -> tuple[dict, dict]:
-    workers = {mode: Worker(mode) for mode in numerics.MODES}
+    workers = {variant: Worker(variant) for variant in VARIANTS}
     times = {(model, mode): [] for model in MODELS for mode in workers}
     for model in MODELS:
         for each in workers.values():
@@ -93,7 +107,7 @@ def measure(rounds: int, steps: int, warmup: int) -> tuple[dict, dict]:
         for model in MODELS:
             for mode in order:
                 times[(model, mode)].append(workers[mode].time(model, steps))
-    capabilities = {mode: each.capability for mode, each in workers.items()}
+    capabilities = {variant: each.capability for variant, each in workers.items()}
     for each in workers.values():
         each.close()
     return times, capabilities
@@ -106,7 +120,7 @@ def noise(values: list[float]) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--worker", choices=numerics.MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--label", default=platform.node())
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--steps", type=int, default=20)
@@ -133,7 +147,8 @@ def main() -> int:
     if args.note:
         lines.append(f"note: {args.note}")
     lines += ["", "step = forward + cross-entropy + zero_grad + backward + SGD step of a Powerprop α = 2 model, batch 60, "
-              "one thread; each mode in its own worker process (the variables act when torch loads), the two alternated "
+              "one thread; each mode (and each breakdown variant) in its own worker process (the variables act when torch "
+              "loads), alternated "
               f"round by round; {rounds} rounds x {steps} steps; median over rounds; ±noise = half the inter-quartile "
               "range of the round times.", "",
               f"{'model':<32}{'native ms':>10}{'±noise':>8}{'portable ms':>13}{'±noise':>8}{'portable/native':>17}"]
@@ -142,6 +157,12 @@ def main() -> int:
         ratio = statistics.median(portable) / statistics.median(native)
         lines.append(f"{model:<32}{1000 * statistics.median(native):>10.3f}{100 * noise(native):>7.1f}%"
                      f"{1000 * statistics.median(portable):>13.3f}{100 * noise(portable):>7.1f}%{ratio:>16.2f}x")
+    lines += ["", "Which pin costs what: step time / native's, with one of portable's pins left out (not portable: "
+              "for the breakdown only)", "", f"{'model':<32}" + "".join(f"{name:>32}" for name in list(VARIANTS)[2:])]
+    for model in MODELS:
+        native = statistics.median(times[(model, "native")])
+        lines.append(f"{model:<32}" + "".join(f"{statistics.median(times[(model, name)]) / native:>31.2f}x"
+                                               for name in list(VARIANTS)[2:]))
     if args.quick:
         print("\n".join(lines))
         return 0
