@@ -127,3 +127,18 @@ def test_recorded_hardware_names_cpu_kernels_and_threads():
     assert {"numerics", "environment", "gpu", "torch"} <= set(record)
     texts = {item: field({"hardware": record}) for item, field in hardware.FIELDS.items()}
     assert record["model"] in texts["CPU"] and texts["torch CPU capability in use"] == record["capability"]
+
+
+def test_native_cells_keep_their_identity_and_portable_cells_get_a_new_one():
+    """``native`` is the behaviour from before the option (neutral: left out of the hash, docs/identity.md), so GPU
+    configs keep their cells; portable changes the bits, so it changes the hash."""
+    from bench_powerprop.identity import cell_hash, spec_identity
+
+    from helpers import digits_spec
+
+    spec = digits_spec()
+    native = {**spec, "train": {**spec["train"], "numerics": "native"}}
+    portable = {**spec, "train": {**spec["train"], "numerics": "portable"}}
+    assert "numerics" not in spec_identity(native)["train"]
+    assert spec_identity(portable)["train"]["numerics"] == "portable"
+    assert cell_hash(native) != cell_hash(portable) == cell_hash(spec)  # portable is the default

@@ -40,7 +40,7 @@ class TrainOptions(Options):
     threads: int = option(1, "torch CPU threads of the training job", check=integer(minimum=1, maximum=1024))
     numerics: str = option("portable", "portable: CPU kernels pinned so every x86-64 AVX2 machine, Intel or AMD, computes "
                            "the same bits (docs/numerics.md); native: the fastest kernels of this machine (GPU configs)",
-                           check=one_of("portable", "native"))
+                           check=one_of("portable", "native"), neutral="native")
     chance_accuracy_factor: float = option(1.5, "a run whose test accuracy is below this factor times chance is "
                                            "reported as at chance", check=number(minimum=0, exclusive_minimum=True))
     device: str = option("cpu", "cpu, cuda or auto (digits/mnist train on cpu)", check=one_of("cpu", "cuda", "auto"))
