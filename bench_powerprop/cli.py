@@ -182,13 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     snake.add_argument("arguments", nargs=argparse.REMAINDER, help="-- then Snakemake's arguments")
 
     readme = _command(commands, "readme", "write README.md's default-run block (verdict counts, claims table) from a run's outputs",
-                      "python -m bench_powerprop readme --results results --update-reference  # then commit docs/default_run/")
+                      "python -m bench_powerprop readme --check")
     readme.add_argument("--results", type=Path, default=None, metavar="DIR",
                         help="a finished run's results folder (default: the committed reference outputs, docs/default_run/)")
     readme.add_argument("--update-reference", action="store_true",
-                        help="first copy the outputs the block reads from --results into docs/default_run/")
+                        help="first copy the outputs the block reads from --results into docs/default_run/ (then commit "
+                             "them with README.md)")
     readme.add_argument("--check", action="store_true", help="write nothing; exit 1 naming the first line README.md differs in")
-    readme.add_argument("--readme", type=Path, default=Path("README.md"), help=argparse.SUPPRESS)
+    readme.add_argument("--readme", type=Path, default=None, help=argparse.SUPPRESS)
 
     beton = _command(commands, "beton", "write FFCV .beton files (CIFAR-10 pickles or an ImageFolder tree)",
                      "python -m bench_powerprop beton -- write-cifar10 --help",
@@ -583,7 +584,7 @@ def run_readme(args) -> int:
             source = readme.REFERENCE_DIR
         else:
             source = readme.REFERENCE_DIR if args.results is None else args.results / "reproduction"
-        up_to_date, message = readme.regenerate(args.readme, source, args.check)
+        up_to_date, message = readme.regenerate(args.readme or readme.README, source, args.check)
     except readme.ReadmeError as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_readme_block_is_generated_from_the_committed_reference_outputs():
-    up_to_date, message = readme.regenerate(ROOT / "README.md", ROOT / readme.REFERENCE_DIR, check=True)
+    up_to_date, message = readme.regenerate(readme.README, readme.REFERENCE_DIR, check=True)
     assert up_to_date, message
 
 
@@ -27,12 +27,12 @@ def test_a_hand_edited_number_fails_the_check(tmp_path):
     row = text.index("| P2 |", block_start)
     end = text.index("\n", row)
     copy.write_text(text[:row] + text[row:end].replace("[", "[9", 1) + text[end:])
-    up_to_date, message = readme.regenerate(copy, ROOT / readme.REFERENCE_DIR, check=True)
+    up_to_date, message = readme.regenerate(copy, readme.REFERENCE_DIR, check=True)
     assert not up_to_date and "| P2 |" in message and "line" in message
 
 
 def _claims() -> pd.DataFrame:
-    return pd.read_csv(ROOT / readme.REFERENCE_DIR / "claims.csv")
+    return pd.read_csv(readme.REFERENCE_DIR / "claims.csv")
 
 
 def test_counts_and_rows_come_from_the_claims_table():
@@ -72,16 +72,19 @@ def test_update_reference_copies_a_run_and_rewrites_the_block(tmp_path, monkeypa
     claims.loc[claims["key"] == "P2", "effect"] = 12.5
     claims.to_csv(results / "claims.csv", index=False)
     shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    reference = tmp_path / "docs" / "default_run"
+    monkeypatch.setattr(readme, "REFERENCE_DIR", reference)
     monkeypatch.chdir(tmp_path)
-    assert main(["readme", "--check"]) == 2  # no committed reference here
-    assert "docs/default_run/claims.csv: no claims table" in capsys.readouterr().err
-    assert main(["readme", "--results", "results", "--update-reference"]) == 0
-    assert (tmp_path / "docs" / "default_run" / "claims.csv").read_text() == (results / "claims.csv").read_text()
+    assert main(["readme", "--check", "--readme", "README.md"]) == 2  # no committed reference here
+    assert f"{reference}/claims.csv: no claims table" in capsys.readouterr().err
+    assert main(["readme", "--results", "results", "--update-reference", "--readme", "README.md"]) == 0
+    assert (reference / "claims.csv").read_text() == (results / "claims.csv").read_text()
     assert "+12.5 [" in (tmp_path / "README.md").read_text()
-    assert main(["readme", "--check"]) == 0
+    assert main(["readme", "--check", "--readme", "README.md"]) == 0
+    assert (ROOT / "README.md").read_text() != (tmp_path / "README.md").read_text()  # the repository's is untouched
 
 
 def test_missing_markers_are_named(tmp_path):
     (tmp_path / "README.md").write_text("# no block\n")
     with pytest.raises(readme.ReadmeError, match="no block between"):
-        readme.regenerate(tmp_path / "README.md", ROOT / readme.REFERENCE_DIR, check=True)
+        readme.regenerate(tmp_path / "README.md", readme.REFERENCE_DIR, check=True)
