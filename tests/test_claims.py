@@ -23,7 +23,7 @@ from bench_powerprop.reporting.reports import REPORTS
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
 
 #: t(0.975, df) from a printed t table
-T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 15: 2.131450, 16: 2.119905, 17: 2.109816}
+T975 = {1: 12.706205, 2: 4.302653, 3: 3.182446, 4: 2.776445, 5: 2.570582, 6: 2.446912, 15: 2.131450, 16: 2.119905, 17: 2.109816}
 #: t(0.95, df) (the one-sided 5% quantile: the 90% interval)
 T95 = {3: 2.353363, 4: 2.131847}
 
@@ -80,6 +80,10 @@ def test_seeds_needed_is_the_smallest_n_whose_t_half_width_clears_the_effect():
     assert [T975[n - 1] * 2 / math.sqrt(n) < 1 for n in (16, 17, 18)] == [False, False, True]
     assert st.seeds_needed(1.0, (2.0,), st.LEVEL, paired=True) == 18
     assert st.seeds_needed(0.0, (2.0,), st.LEVEL, paired=True) is None
+    # d = 1, s = 1, where the n − 1 degrees of freedom decide: t(0.975, 5)·1/√6 = 1.049 > 1, t(0.975, 6)/√7 = 0.925;
+    # with n degrees of freedom t(0.975, 6)/√6 = 0.999 would already clear at 6
+    assert [T975[n - 1] / math.sqrt(n) < 1 for n in (6, 7)] == [False, True] and T975[6] / math.sqrt(6) < 1
+    assert st.seeds_needed(1.0, (1.0,), st.LEVEL, paired=True) == 7
     # unpaired, equal spreads s = √2 and d = 1: SE = √(2s²/n), Welch df = 2(n−1); t table:
     # n = 16: t(0.975, 30) = 2.0423 · √(4/16) = 1.021; n = 17: t(0.975, 32) = 2.0369 · √(4/17) = 0.988 < 1
     assert st.seeds_needed(1.0, (math.sqrt(2), math.sqrt(2)), st.LEVEL, paired=False) == 17
@@ -145,6 +149,14 @@ def test_paired_effect_over_per_seed_means():
     # the interval still reaches below zero; four seeds would clear it at this effect and spread
     assert result["verdict"] == c.INCONCLUSIVE
     assert [T975[n - 1] * sd / math.sqrt(n) < mean for n in (3, 4)] == [False, True] and result["seeds_needed"] == 4
+
+
+def test_a_seed_in_one_group_only_is_left_out_of_the_pairing_and_named():
+    rows = table({0: [0.9], 1: [0.6], 2: [0.8], 5: [0.7]}, {0: [0.5], 1: [0.4], 2: [0.2]})
+    result = only(c.judge(claim(), rows))
+    assert result["pairing"] == "paired by seed (seed 5 in one group only: left out)"
+    assert (result["n_treatment"], result["n_baseline"]) == (3, 3)
+    assert result["effect"] == pytest.approx(100 * np.mean([0.4, 0.2, 0.6]))
 
 
 def test_mismatched_fingerprints_refuse_the_pairing_and_fall_back_to_welch():

@@ -9,7 +9,7 @@ from torch import nn
 
 from bench_powerprop import masks
 from bench_powerprop.masks import Mask, kept_count
-from bench_powerprop.powerprop import effective_weights, powerpropify
+from bench_powerprop.powerprop import effective_weights, powerpropify, weight_layers
 from bench_powerprop.scoring import SCORERS, score
 
 
@@ -177,8 +177,15 @@ def test_masks_hold_through_optimizer_steps(optimizer_name):
         optimizer.zero_grad()
         nn.functional.cross_entropy(net(x), y).backward()
         optimizer.step()
-        masks.enforce(net)
+        masks.enforce(net, optimizer)
     assert masks.forward_mask(net) == mask
+    state_key = "momentum_buffer" if optimizer_name == "sgd_momentum_wd" else "exp_avg"
+    for name, layer in weight_layers(net).items():
+        masked = ~mask[name]
+        # the dense state from before the mask still pushes the masked φ: only the enforce keeps them at zero
+        assert (optimizer.state[layer.weight][state_key][masked] != 0).any(), name
+        assert not layer.masked_phi_stay_zero, name  # so the enforce must not skip this layer
+        assert (layer.weight.detach()[masked] == 0).all(), name  # φ, not only θ (the mask multiplies θ anyway)
     for name, theta in effective_weights(net).items():
         assert (theta[~mask[name]] == 0).all()
         assert int((theta != 0).sum()) == int(mask[name].sum())

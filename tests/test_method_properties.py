@@ -194,13 +194,16 @@ def test_topkast_backward_set_contains_forward_set_and_only_it_gets_gradient(alp
             assert int((effective_weight_of(layer) != 0).sum()) == run.method.target_counts[name]  # θ is masked
 
 
-def test_topkast_penalty_weights_b_minus_a_by_inverse_density():
-    run = MethodRun("topkast", {"penalty": 2.0, "dense_layers": "none"}, model=tiny_mlp(1.0))
+@pytest.mark.parametrize(("alpha", "penalty_on"), [(1.0, "phi"), (2.0, "phi"), (2.0, "theta")])
+def test_topkast_penalty_weights_b_minus_a_by_inverse_density(alpha, penalty_on):
+    """penalty/2·(Σ_A w² + Σ_{B∖A} w²/density), w = φ or θ = φ|φ|^(α−1) (θ² = |φ|^(2α))."""
+    run = MethodRun("topkast", {"penalty": 2.0, "dense_layers": "none", "penalty_on": penalty_on}, model=tiny_mlp(alpha))
     expected = 0.0
     for name, layer in weight_layers(run.model).items():
         forward, backward, phi = layer.weight_mask, layer.weight_grad_mask, layer.weight.detach()
+        w = phi if penalty_on == "phi" else phi * phi.abs() ** (alpha - 1)
         density = run.method.target_counts[name] / phi.numel()
-        expected += float((forward * phi**2).sum()) + float(((backward - forward) * phi**2).sum()) / density
+        expected += float((forward * w**2).sum()) + float(((backward - forward) * w**2).sum()) / density
     assert float(run.method.loss_penalty(run.ctx).detach()) == pytest.approx(expected, rel=1e-5)
 
 

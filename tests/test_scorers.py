@@ -6,6 +6,7 @@ model. Masks from every scorer's ``select`` keep exact counts in both scopes.
 """
 
 import copy
+import itertools
 
 import pytest
 import torch
@@ -190,8 +191,9 @@ def test_count_reference_keeps_the_reference_codes_count(name, keep, reference_c
 def batch_norm_mlp():
     torch.manual_seed(2)
     model = nn.Sequential(nn.Linear(16, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 4))
-    with torch.no_grad():  # running statistics far from any batch's, so train and eval mode score differently
-        model[1].running_mean.fill_(3.0)
+    with torch.no_grad():  # running statistics far from any batch's, so train and eval mode score differently,
+        # below the pre-activations' range, so in eval mode most ReLUs pass (eval scores are not all zero)
+        model[1].running_mean.copy_(torch.linspace(-1.5, -0.5, 12))
         model[1].running_var.fill_(9.0)
     return model
 
@@ -213,6 +215,7 @@ def test_force_scores_in_train_mode_by_default_as_its_reference(mode):
     weights, grads = gradient_by_autograd(model, data, train=mode == "train")
     for got_layer, weight, grad in zip(got, weights, grads):
         torch.testing.assert_close(got_layer, (weight * grad / len(data)).abs(), rtol=1e-5, atol=1e-7)
+        assert (got_layer != 0).float().mean() > 0.5  # a live network: most weights score
     assert all(torch.equal(value, model.state_dict()[key]) for key, value in before.items())  # running stats restored
     assert model.training
 
@@ -231,6 +234,7 @@ def test_grasp_scores_in_train_mode_by_default_as_its_reference(mode):
     got = as_list(scorer("grasp", {} if mode == "train" else {"mode": "eval"}).score(model, inputs_for(data)), model)
     for got_layer, weight, product in zip(got, weights, hg):
         torch.testing.assert_close(got_layer, weight.detach() * product, rtol=1e-4, atol=1e-9)
+        assert (got_layer != 0).float().mean() > 0.5  # a live network: most weights score
     assert not model.training
 
 
@@ -248,6 +252,20 @@ def test_synflow_rounds_are_nested_and_follow_the_exponential_schedule():
     assert one_round.issubset(start)
     with_rounds = scorer("synflow", {"rounds": 4}).select(model, inputs_for(None, start), 0.2, "global")
     assert with_rounds.issubset(start) and with_rounds.count() == one_round.count()
+
+
+@pytest.mark.parametrize("name", ["synflow", "force"])
+def test_iterative_rounds_keep_the_exponential_schedule_keep_to_the_r_over_r(name, monkeypatch):
+    """Round r of R keeps exactly round(keep^(r/R)·N) weights (global scope); SynFlow's rounds are nested (FORCE
+    rescores every weight each round: a weight may come back)."""
+    model, keep, rounds = wide_mlp(1.0), 0.05, 4
+    total = sum(layer.weight.numel() for layer in weight_layers(model).values())
+    kept_per_round, original = [], masks.prune
+    monkeypatch.setattr(masks, "prune", lambda *args, **kwargs: kept_per_round.append(original(*args, **kwargs)) or kept_per_round[-1])
+    final = scorer(name, {"rounds": rounds}).select(model, inputs_for(wide_batches()), keep, "global")
+    assert [m.count() for m in kept_per_round] == [kept_count(total, keep ** (r / rounds)) for r in range(1, rounds + 1)]
+    assert name != "synflow" or all(later.issubset(earlier) for earlier, later in itertools.pairwise(kept_per_round))
+    assert final == kept_per_round[-1]
 
 
 def test_iterative_synflow_avoids_layer_collapse_where_one_shot_magnitude_does_not():
