@@ -62,6 +62,28 @@ def wait_for_checkpoint(checkpoint_dir: Path, process, timeout=120.0, min_count=
     raise AssertionError("no checkpoint appeared in time")
 
 
+def logged_steps(live_log: Path) -> list[int]:
+    """Steps of the complete rows of a training job's ``train_log.live.csv`` so far (a row still being written is
+    left out)."""
+    if not Path(live_log).exists():
+        return []
+    lines = Path(live_log).read_text().splitlines(keepends=True)[1:]
+    return [int(line.split(",", 1)[0]) for line in lines if line.endswith("\n")]
+
+
+def wait_for_logged_step(live_log: Path, process, past: int, timeout=120.0) -> int:
+    """Wait until the job has logged a step after ``past``; returns the newest logged step."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        steps = logged_steps(live_log)
+        if steps and steps[-1] > past:
+            return steps[-1]
+        if process.poll() is not None:
+            raise AssertionError(f"training exited ({process.returncode}) before logging a step after {past}")
+        time.sleep(0.005)
+    raise AssertionError(f"no step after {past} logged in time")
+
+
 def kill_hard(process):
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -12,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bench_powerprop.training.progress import LIVE_LOG_NAME
+
 from conftest import REPO, SNAKEMAKE
-from helpers import cell_run_dir, digits_spec, kill_hard, start_training, train_command, wait_for_checkpoint
+from helpers import cell_run_dir, digits_spec, kill_hard, start_training, train_command, wait_for_checkpoint, wait_for_logged_step
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
 
@@ -64,8 +65,10 @@ def test_kill_9_training_job_then_rerun(reference, tmp_path):
     target = f"results/{CELL}/metrics.json"
     run = subprocess.Popen(snakemake_command(workdir, target), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = workdir / "checkpoints" / CELL
-    wait_for_checkpoint(checkpoints, run, min_count=random.randint(1, 2))
-    time.sleep(random.uniform(0, 0.2))  # a random step
+    wait_for_checkpoint(checkpoints, run, min_count=1)
+    newest = checkpoint_steps(checkpoints)[-1]
+    # killed between two checkpoints: after a logged step past the newest one (the rerun must redo steps)
+    wait_for_logged_step(workdir / "results" / CELL / LIVE_LOG_NAME, run, past=newest)
     os.kill(training_pid(CELL), signal.SIGKILL)
     assert run.wait(timeout=120) != 0
     assert not (workdir / target).exists()
@@ -138,18 +141,28 @@ def finished_train_outputs(log_text: str, workdir: Path) -> set[Path]:
     return {workdir / outputs[jobid] for jobid in done}
 
 
+def training_jobs_running(workdir: Path) -> list[Path]:
+    """Run directories of the grid's cells whose training has logged a step and not yet written metrics.json."""
+    return [live.parent for live in (workdir / "results").glob(f"oneshot_digits/runs/**/{LIVE_LOG_NAME}")
+            if not (live.parent / "metrics.json").exists()]
+
+
 def test_kill_snakemake_mid_grid_then_rerun_incomplete(reference, tmp_path):
     workdir = fresh_workdir(tmp_path)
     log_path = tmp_path / "snakemake.log"
     with open(log_path, "w") as log:
         run = subprocess.Popen(snakemake_command(workdir), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 240
-        while not finished_train_outputs(log_path.read_text(), workdir) and time.monotonic() < deadline:
+        while not (finished_train_outputs(log_path.read_text(), workdir) and training_jobs_running(workdir)):
+            assert time.monotonic() < deadline and run.poll() is None, "no partial grid: a train job done, another running"
             time.sleep(0.05)
+        # frozen first, so the grid is seen as it is killed: some train jobs done, some not
+        os.killpg(run.pid, signal.SIGSTOP)
+        finished = {path: _digest(path) for path in finished_train_outputs(log_path.read_text(), workdir)}
+        unfinished = [cell for cell in training_jobs_running(workdir) if cell / "metrics.json" not in finished]
         os.killpg(run.pid, signal.SIGKILL)  # snakemake and every job it started, like a lost login node
         run.wait(timeout=30)
-    finished = {path: _digest(path) for path in finished_train_outputs(log_path.read_text(), workdir)}
-    assert 0 < len(finished) < 4, "kill came too late or too early to test a partial grid"
+    assert finished and unfinished
 
     subprocess.run([*snakemake_command(workdir), "--unlock"], check=True, capture_output=True)
     rerun = subprocess.run([*snakemake_command(workdir), "--rerun-incomplete"], capture_output=True, text=True, timeout=300)

@@ -22,8 +22,11 @@ from bench_powerprop.training.trainer import Trainer
 
 from helpers import digits_spec
 
-STEPS, RESUME_AT, SPARSITY = 40, 17, 0.9
-# Mask changes on both sides of RESUME_AT: gmp prunes at 4, 9, 14, 19, 24; rigl/set update at 5, 10, ..., 25.
+STEPS, RESUME_AT, SPARSITY = 42, 23, 0.9
+# An epoch of digits is 20 steps. RESUME_AT is after the first reshuffle (step 20) and STEPS past the second (40):
+# a resume that does not restore the data-order generator draws another order there. It is also after a mask
+# change, with more after it: gmp prunes at 4, 9, ..., 19, 24; rigl/set/dsr update at 5, 10, ..., 20, 25;
+# adaptive α changes at 6, 12, 18, 24.
 FAST_OPTIONS = {
     "gmp": {"begin_step": 0.1, "end_step": 0.6, "frequency": 5},
     "rigl": {"update_every": 5},
