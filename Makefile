@@ -31,7 +31,7 @@ CONFIG_ARGS = configs/default.yaml $(CONFIG) $(if $(strip $(SET)),--set $(SET))
 # Targets go before --configfile: that option takes every word after it as a config file.
 SNAKEMAKE_CONFIG = $(if $(strip $(SET)),--configfile $(SET_CONFIG),$(if $(CONFIG),--configfile $(CONFIG)))
 
-.PHONY: help setup setup-base setup-vision setup-tensorboard run test test-fast lint portability clean
+.PHONY: help setup setup-base setup-vision setup-tensorboard setup-mutation run test test-fast mutate lint portability clean
 .DEFAULT_GOAL := run
 
 help:
@@ -42,6 +42,7 @@ help:
 	@echo "make setup        the environment (.venv) with every extra; setup-base, setup-vision, setup-tensorboard: parts"
 	@echo "make lint         ruff, snakefmt, snakemake --lint"
 	@echo "make portability  the numerics fingerprint under emulated Intel and AMD CPUs (qemu-user; docs/numerics.md)"
+	@echo "make mutate       mutation testing of the core modules (docs/mutation.md; MODULES=..., MINUTES=...)"
 	@echo "make clean        delete results/, checkpoints/ and .snakemake/"
 	@echo "make help         this list"
 	@echo
@@ -78,10 +79,16 @@ $(VENV)/.installed: $(VENV)/.installed-base $(VENV)/.installed-vision
 	@$(PIP) -e '.[test]'
 	@touch $@
 
+$(VENV)/.installed-mutation: $(VENV)/.installed
+	@echo "==> installing cosmic-ray (the mutation extra)"
+	@$(PIP) -e '.[mutation]'
+	@touch $@
+
 setup: $(VENV)/.installed
 setup-base: $(VENV)/.installed-base
 setup-vision: $(VENV)/.installed-vision
 setup-tensorboard: $(VENV)/.installed-tensorboard
+setup-mutation: $(VENV)/.installed-mutation
 
 # After the run, Snakemake writes its own HTML report of it: every figure and table with its caption,
 # the claims page, provenance and runtime statistics (workflow/report/, rules flagged with report()).
@@ -115,6 +122,13 @@ test-fast: setup
 # The numerics fingerprint under emulated Intel and AMD AVX2 CPUs (qemu-user; docs/numerics.md).
 portability: setup-base
 	bash scripts/portability.sh $(PY)
+
+# Mutation testing of the core modules (docs/mutation.md): before a change to them lands, not in CI (hours).
+# `make mutate MODULES='bench_powerprop/masks.py bench_powerprop/powerprop.py' MINUTES=30` runs some, with a budget.
+MODULES ?=
+MINUTES ?=
+mutate: setup-mutation
+	$(PY) tests/mutation/mutate.py $(foreach module,$(MODULES),--module $(module)) $(if $(MINUTES),--minutes $(MINUTES))
 
 # Python (ruff), Snakemake formatting (snakefmt) and Snakemake's own best-practice linter.
 lint: setup

@@ -1,4 +1,4 @@
-"""Training cells per minute of the default config through Snakemake: the training server off, then on, in one run.
+"""Training cells per minute of the default config through Snakemake: the training server off and on, alternated.
 
 Each mode trains the same cells of ``configs/default.yaml`` in a fresh scratch directory with
 ``snakemake -c<cores>`` (what ``make run`` starts), ``BENCH_POWERPROP_TRAIN_SERVER=off`` (every
@@ -7,6 +7,10 @@ pre-warmed server, ``bench_powerprop.training.server``). The timed command asks 
 ``metrics.json`` only (training jobs, plus the parents their lineage needs); tables, figures and the
 report are not part of it. By default a slice: every k-th cell of the plan, so every experiment is
 in it (``--cells``); ``--all`` trains every cell. cells/min = trained cells / wall time.
+
+The two modes run ``--repeats`` times (default 3) in one sitting, their order alternating (off, on; then
+on, off; ...), each in a fresh scratch directory, so neither always meets a warm page cache or the other's
+leftover load; the file lists every run and each mode's min and median.
 
     .venv/bin/python bench/bench_make_run.py               # writes bench/results/make_run_<hostname>.txt
     .venv/bin/python bench/bench_make_run.py --cells 24    # a smaller slice
@@ -19,6 +23,7 @@ import argparse
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,8 +57,7 @@ def children_cpu() -> float:
 def train(targets: list[str], mode: str, scratch: Path, cores: int) -> tuple[float, float, int]:
     """Wall seconds and CPU seconds (user + system of Snakemake, its jobs and the server's workers, all waited for)
     of the Snakemake run, and the number of cells it trained."""
-    workdir = scratch / mode
-    workdir.mkdir()
+    workdir = Path(tempfile.mkdtemp(prefix=f"{mode}_", dir=scratch))
     (workdir / "configs").symlink_to(REPO / "configs")
     command = [sys.executable, "-m", "snakemake", f"-c{cores}", "--snakefile", str(REPO / "Snakefile"), *targets]
     environment = {**os.environ, "BENCH_POWERPROP_TRAIN_SERVER": mode}
@@ -70,15 +74,21 @@ def main(argv=None) -> int:
     parser.add_argument("--cells", type=int, default=40, help="cells in the slice (every k-th cell of the default's plan)")
     parser.add_argument("--all", action="store_true", help="every training cell of the default instead of a slice")
     parser.add_argument("--cores", type=int, default=os.cpu_count(), help="snakemake -c (default: every core, as make run)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternating their order (>= 3 for the record)")
     parser.add_argument("--label", default=platform.node(), help="machine label in the output file name")
     args = parser.parse_args(argv)
     plan = Plan(load_configs([REPO / "configs" / "default.yaml"]))
     targets = chosen_cells(plan, None if args.all else args.cells)
     load_before = os.getloadavg()
+    runs: dict[str, list[tuple[float, float, int]]] = {mode: [] for mode in MODES}
     with tempfile.TemporaryDirectory() as scratch:
-        measured = {mode: train(targets, mode, Path(scratch), args.cores) for mode in MODES}
-    per_minute = {mode: 60 * cells / seconds for mode, (seconds, _, cells) in measured.items()}
-    cpu_per_cell = {mode: cpu / cells for mode, (_, cpu, cells) in measured.items()}
+        for index in range(args.repeats):
+            for mode in (MODES if index % 2 == 0 else MODES[::-1]):
+                runs[mode].append(train(targets, mode, Path(scratch), args.cores))
+                print(f"run {index + 1}/{args.repeats}, server {mode}: {runs[mode][-1][0]:.1f} s", file=sys.stderr, flush=True)
+    per_minute = {mode: [60 * cells / seconds for seconds, _, cells in measured] for mode, measured in runs.items()}
+    cpu_per_cell = {mode: statistics.median(cpu / cells for _, cpu, cells in measured) for mode, measured in runs.items()}
+    median = {mode: statistics.median(values) for mode, values in per_minute.items()}
     what = (f"all {len(plan.cells)} training cells" if args.all else
             f"a slice: {len(targets)} of the {len(plan.cells)} training cells (every {len(plan.cells) // len(targets)}th), "
             "plus the parents their lineage needs")
@@ -89,10 +99,14 @@ def main(argv=None) -> int:
         f"load average (1/5/15 min) before: {' '.join(f'{value:.2f}' for value in load_before)}, "
         f"after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}",
         f"cells: {what}; training jobs only (no tables, figures or report)",
-        *(f"train server {mode:>3}: {cells} cells in {seconds:.1f} s = {per_minute[mode]:.1f} cells/min; "
-          f"CPU {cpu:.1f} s = {cpu_per_cell[mode]:.2f} s per cell" for mode, (seconds, cpu, cells) in measured.items()),
-        f"ratio on/off: {per_minute['on'] / per_minute['off']:.2f}x cells per minute (goal >= 2x): "
-        f"{'PASS' if per_minute['on'] >= 2 * per_minute['off'] else 'MISS'}; "
+        f"{args.repeats} repeats, the modes' order alternating (off first in odd repeats, on first in even ones)",
+        *(f"train server {mode:>3}, run {index + 1}: {cells} cells in {seconds:.1f} s = {60 * cells / seconds:.1f} cells/min; "
+          f"CPU {cpu:.1f} s" for mode, measured in runs.items() for index, (seconds, cpu, cells) in enumerate(measured)),
+        *(f"train server {mode:>3}: wall time min {min(s for s, _, _ in runs[mode]):.1f} s, median "
+          f"{statistics.median(s for s, _, _ in runs[mode]):.1f} s; median {median[mode]:.1f} cells/min; "
+          f"median CPU {cpu_per_cell[mode]:.2f} s per cell" for mode in MODES),
+        f"ratio on/off of the medians: {median['on'] / median['off']:.2f}x cells per minute (goal >= 2x): "
+        f"{'PASS' if median['on'] >= 2 * median['off'] else 'MISS'}; "
         f"{cpu_per_cell['off'] / cpu_per_cell['on']:.2f}x less CPU per cell (what other processes' load does not inflate)",
     ]
     name = "make_run" if not args.all else "make_run_all-cells"

@@ -106,6 +106,17 @@ def test_non_inferiority_margin_moves_the_boundary_to_minus_m():
     assert st.judge_difference(estimate).verdict == st.INCONCLUSIVE
     assert st.judge_difference(estimate, margin=1.0).verdict == st.REPRODUCES
     assert st.judge_difference(st.paired_estimate([-3.0, -2.9, -3.1]), margin=1.0).verdict == st.DOES_NOT_REPRODUCE
+    # the interval reaches below −m and its top is inside (−m, m): undecided, not "below"
+    straddling = st.paired_estimate([-1.0, -0.5, 0.0, 0.5])
+    assert straddling.low < -1.0 < straddling.high < 1.0
+    assert st.judge_difference(straddling, margin=1.0).verdict == st.INCONCLUSIVE
+    # an interval whose low end is exactly −m does not lie above it
+    assert st.judge_difference(estimate, margin=-estimate.low).verdict == st.INCONCLUSIVE
+
+
+def test_seeds_needed_searches_up_to_max_seeds_and_no_further():
+    between = (st.half_width((1.0,), st.MAX_SEEDS, st.LEVEL, True) + st.half_width((1.0,), st.MAX_SEEDS + 1, st.LEVEL, True)) / 2
+    assert st.seeds_needed(between, (1.0,), st.LEVEL, paired=True) is None  # only MAX_SEEDS + 1 would clear it
 
 
 def test_tost_equivalence_on_constructed_differences():
@@ -122,6 +133,9 @@ def test_tost_equivalence_on_constructed_differences():
     assert verdict([5.0, 5.2, 4.8, 5.1], 1.0).verdict == st.DOES_NOT_REPRODUCE  # 95% interval wholly above +m
     undecided = verdict([0.9, -0.5, 0.3, 1.4], 1.0)  # straddles the margin
     assert undecided.verdict == st.INCONCLUSIVE and undecided.seeds_needed is not None
+    # |effect| 0.525 < m: the 90% interval must narrow to within the 0.475 left to the margin
+    spread = float(np.std([0.9, -0.5, 0.3, 1.4], ddof=1))
+    assert undecided.seeds_needed == st.seeds_needed(1.0 - 0.525, (spread,), st.EQUIVALENCE_LEVEL, paired=True)
 
 
 def test_combining_comparisons():

@@ -147,6 +147,17 @@ def test_ties_still_give_exact_counts():
     assert int(magnitude_prune(net, 0.37)["0.weight"].sum()) == 37
 
 
+def test_full_mask_keeps_every_weight_and_random_mask_exact_counts_in_every_layer():
+    net = mlp()
+    full = Mask.full(net)
+    assert full.count() == sum(int(theta.numel()) for theta in effective_weights(net).values())
+    shapes = {name: tuple(theta.shape) for name, theta in effective_weights(net).items()}
+    counts = {name: 1 + index for index, name in enumerate(shapes)}
+    drawn = masks.random_mask(shapes, counts, torch.Generator().manual_seed(0))
+    assert {name: int(kept.sum()) for name, kept in drawn.items()} == counts
+    assert {name: tuple(kept.shape) for name, kept in drawn.items()} == shapes
+
+
 def test_kept_count_rejects_bad_keep():
     for keep in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError):
