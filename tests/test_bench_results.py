@@ -45,3 +45,18 @@ def test_both_benchmark_pages_quote_the_current_10000_cell_planning_and_startup(
     assert f"{ours} s = {ratio}× a bare Snakefile" in readme
     for quoted in (f"| {startup(f'startup_{MACHINE}.txt')} s |", f"| {mlp}× |", f"| {resnet}× |"):
         assert quoted in readme
+
+
+def test_every_row_of_the_bench_table_names_a_committed_result_file():
+    """A number without a committed file behind it is not quoted: each row's file column matches a file."""
+    text = (REPO / "bench" / "README.md").read_text()
+    table = text[text.index("| what | before"):].split("\n\n", 1)[0]
+    rows = table.splitlines()[2:]
+    assert rows
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        quoted, file = cells[2], cells[-1].strip("`")
+        if quoted.startswith("not measured"):
+            assert file == "—", row
+            continue
+        assert list(RESULTS.glob(file)), f"no bench/results/{file} behind: {row}"
