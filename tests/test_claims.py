@@ -4,6 +4,7 @@ t quantiles are the printed table values (two-sided 95%: t(0.975, df)); Welch's 
 and the seeds-needed search are written out by hand below, not taken from the code under test.
 """
 
+import dataclasses
 import json
 import math
 
@@ -110,11 +111,68 @@ def test_non_inferiority_margin_moves_the_boundary_to_minus_m():
     straddling = st.paired_estimate([-1.0, -0.5, 0.0, 0.5])
     assert straddling.low < -1.0 < straddling.high < 1.0
     assert st.judge_difference(straddling, margin=1.0).verdict == st.INCONCLUSIVE
-    # an interval whose low end is exactly −m does not lie above it
+    # an interval whose low end is exactly −m does not lie above it, one whose top is exactly −m not below it
     assert st.judge_difference(estimate, margin=-estimate.low).verdict == st.INCONCLUSIVE
+    below = st.paired_estimate([-3.0, -2.9, -3.1])
+    assert st.judge_difference(below, margin=-below.high).verdict == st.INCONCLUSIVE
+    # the seeds that would move the interval off −m
+    judged = st.judge_difference(straddling, margin=1.0)
+    assert judged.seeds_needed == st.seeds_needed(abs(straddling.effect + 1.0), straddling.spreads, st.LEVEL, True)
+
+
+def test_estimates_at_their_edges():
+    """Two seeds are enough for an interval; one seed keeps its effect but is not decidable; a constant
+    difference is an exact interval; NaN data is not decidable; Welch keeps the per-seed effects and both spreads."""
+    two = st.welch_estimate([1.0, 2.0], [0.0, 0.5])
+    assert two.decidable and math.isfinite(two.low) and math.isfinite(two.high) and two.paired is False
+    one = st.paired_estimate([50.0])
+    assert one.effect == 50.0 and one.decidable is False
+    constant = st.paired_estimate([0.3, 0.3, 0.3])
+    assert (constant.low, constant.high) == (0.3, 0.3) and constant.decidable
+    rounding = st.paired_estimate([0.1 + 0.2, 0.3, 0.3])  # a spread of float rounding only: no interval around it
+    assert rounding.low == rounding.effect == rounding.high
+    assert st.paired_estimate([1.0, math.nan, 2.0]).decidable is False
+    treatment, baseline = [1.0, 2.0, 4.0], [0.0, 1.0, 1.0, 3.0]
+    welch = st.welch_estimate(treatment, baseline)
+    assert welch.seed_effects == pytest.approx([x - 1.25 for x in treatment])
+    assert welch.spreads == pytest.approx((float(np.std(treatment, ddof=1)), float(np.std(baseline, ddof=1))))
+
+
+def test_spearman_per_seed_needs_two_distinct_values_on_each_side():
+    assert st.spearman_per_seed([1, 2, 3], [0.0, 0.0, 1.0]) == pytest.approx(math.sqrt(3) / 2)  # ranks 1.5, 1.5, 3
+    assert st.spearman_per_seed([1, 1, 2], [0.0, 1.0, 2.0]) == pytest.approx(math.sqrt(3) / 2)
+    assert st.spearman_per_seed([1, 2], [3.0, 1.0]) == pytest.approx(-1.0)
+    assert math.isnan(st.spearman_per_seed([1, 2, 3], [1.0, 1.0, 1.0]))
+
+
+def test_estimate_edges_by_construction():
+    def estimate(low, high, n):
+        return st.Estimate(0.0, low, high, st.LEVEL, 3.0, True, n, n, (1.0,), ())
+
+    assert estimate(-1.0, 1.0, 2).decidable
+    assert not estimate(-1.0, 1.0, 1).decidable and not estimate(-1.0, math.inf, 3).decidable
+    assert not estimate(-math.inf, 1.0, 3).decidable
+    for frozen in (estimate(-1.0, 1.0, 2), st.judge_difference(estimate(-1.0, 1.0, 2))):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            frozen.low = 0.0
+    assert st.paired_estimate([1.0, 2.0]).decidable and st.paired_estimate([1.0]).paired is True
+    assert st.welch_estimate([1.0], [2.0]).paired is False and st.welch_estimate([1.0] * 3, [0.0] * 3).paired is False
+    assert st.paired_estimate([1.0, 2.0, 4.0]).spreads == pytest.approx((float(np.std([1.0, 2.0, 4.0], ddof=1)),))
+
+
+def test_negligible_spread_is_1e_minus_12_of_the_values_scale_at_least_1():
+    assert st.negligible(1e-12, np.array([1.0])) and not st.negligible(1.5e-12, np.array([1.0]))
+    assert st.negligible(0.8e-12, np.array([0.5]))  # the scale is at least 1
+    assert st.negligible(1e-11, np.array([-100.0])) and not st.negligible(2e-10, np.array([100.0]))
 
 
 def test_seeds_needed_searches_up_to_max_seeds_and_no_further():
+    def width(n):
+        return st.half_width((1.0,), n, st.LEVEL, True)
+
+    assert st.seeds_needed((width(st.MAX_SEEDS - 1) + width(st.MAX_SEEDS)) / 2, (1.0,), st.LEVEL, True) == st.MAX_SEEDS
+    assert st.seeds_needed(width(7), (1.0,), st.LEVEL, True) == 8  # the half-width must be below the distance
+    assert st.seeds_needed(math.inf, (1.0,), st.LEVEL, True) is None and st.seeds_needed(1.0, (), st.LEVEL, True) is None
     between = (st.half_width((1.0,), st.MAX_SEEDS, st.LEVEL, True) + st.half_width((1.0,), st.MAX_SEEDS + 1, st.LEVEL, True)) / 2
     assert st.seeds_needed(between, (1.0,), st.LEVEL, paired=True) is None  # only MAX_SEEDS + 1 would clear it
 
@@ -133,6 +191,20 @@ def test_tost_equivalence_on_constructed_differences():
     assert verdict([5.0, 5.2, 4.8, 5.1], 1.0).verdict == st.DOES_NOT_REPRODUCE  # 95% interval wholly above +m
     undecided = verdict([0.9, -0.5, 0.3, 1.4], 1.0)  # straddles the margin
     assert undecided.verdict == st.INCONCLUSIVE and undecided.seeds_needed is not None
+    # the 95% interval reaches below −m but ends inside (−m, m): undecided, not "wholly outside"
+    below = [-0.5, -1.5, 0.5, -0.5]
+    assert -1.0 < st.paired_estimate(below).high < 1.0 and verdict(below, 1.0).verdict == st.INCONCLUSIVE
+    assert verdict([-5.0, -5.2, -4.8, -5.1], 1.0).verdict == st.DOES_NOT_REPRODUCE  # 95% interval wholly below −m
+    touching = st.paired_estimate([-5.0, -5.2, -4.8, -5.1])  # its top exactly at −m: not wholly outside
+    assert verdict([-5.0, -5.2, -4.8, -5.1], -touching.high).verdict == st.INCONCLUSIVE
+    above = st.paired_estimate([5.0, 5.2, 4.8, 5.1])
+    assert verdict([5.0, 5.2, 4.8, 5.1], above.low).verdict == st.INCONCLUSIVE  # its low end exactly at +m
+    inside = st.paired_estimate(tight, st.EQUIVALENCE_LEVEL)  # the 90% interval touching ±m is not inside
+    assert verdict(tight, inside.high).verdict == st.INCONCLUSIVE and verdict(tight, -inside.low).verdict == st.INCONCLUSIVE
+    # |effect| > m: the 95% interval must narrow to clear +m by the effect's distance from it
+    wide = [0.2, 2.6, 1.0, 1.0]  # effect 1.2
+    assert verdict(wide, 1.0).verdict == st.INCONCLUSIVE
+    assert verdict(wide, 1.0).seeds_needed == st.seeds_needed(1.2 - 1.0, (float(np.std(wide, ddof=1)),), st.LEVEL, True)
     # |effect| 0.525 < m: the 90% interval must narrow to within the 0.475 left to the margin
     spread = float(np.std([0.9, -0.5, 0.3, 1.4], ddof=1))
     assert undecided.seeds_needed == st.seeds_needed(1.0 - 0.525, (spread,), st.EQUIVALENCE_LEVEL, paired=True)
@@ -146,6 +218,8 @@ def test_combining_comparisons():
     assert st.combine([st.NOT_RUN]) == st.NOT_RUN
     assert st.combine([st.DOES_NOT_REPRODUCE, st.REPRODUCES], "any") == st.REPRODUCES
     assert st.combine([st.DOES_NOT_REPRODUCE, st.INCONCLUSIVE], "any") == st.INCONCLUSIVE
+    assert st.combine([st.DOES_NOT_REPRODUCE, st.DOES_NOT_REPRODUCE], "any") == st.DOES_NOT_REPRODUCE
+    assert st.combine([st.INCONCLUSIVE, st.INCONCLUSIVE], "any") == st.INCONCLUSIVE
 
 
 # -- judging a claim on a table ---------------------------------------------------------------

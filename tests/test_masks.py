@@ -158,6 +158,46 @@ def test_full_mask_keeps_every_weight_and_random_mask_exact_counts_in_every_laye
     assert {name: tuple(kept.shape) for name, kept in drawn.items()} == shapes
 
 
+def test_mask_equality_needs_the_same_layers():
+    kept = torch.tensor([True, False])
+    assert Mask({"a": kept}) == Mask({"a": kept.clone()})
+    assert Mask({"a": kept}) != Mask({"a": kept, "b": kept})  # a layer more is another mask
+    assert Mask({"a": kept}) != Mask({"a": ~kept})
+
+
+def test_topk_of_one_keeps_the_largest():
+    assert masks.topk(torch.tensor([0.5, 3.0, 1.0]), 1).tolist() == [False, True, False]
+    assert not masks.topk(torch.tensor([0.5, 3.0]), 0).any()
+
+
+def test_zero_and_masked_fractions_count_every_layer():
+    net = mlp()
+    total = sum(int(theta.numel()) for theta in effective_weights(net).values())
+    assert masks.masked_fraction(net, None) == 0.0 and masks.zero_fraction(net) == 0.0
+    mask = magnitude_prune(net, 0.1)
+    masks.install(net, mask)
+    assert masks.masked_fraction(net, mask) == pytest.approx(1 - mask.count() / total)
+    assert masks.zero_fraction(net) == pytest.approx(1 - mask.count() / total)
+
+
+def test_enforce_reaches_every_layer_after_a_skipped_one_and_clear_stops_it():
+    net = mlp()
+    masks.install(net, magnitude_prune(net, 0.1))
+    layers = list(weight_layers(net).values())
+    layers[0].masked_phi_stay_zero = True  # skipped: its state was found clean
+    with torch.no_grad():
+        for layer in layers:
+            layer.weight.add_(1.0)  # every masked φ moved
+    masks.enforce(net)
+    assert (layers[0].weight.detach()[layers[0].weight_mask == 0] != 0).all()  # the skipped layer left as it is
+    for layer in layers[1:]:
+        assert (layer.weight.detach()[layer.weight_mask == 0] == 0).all()
+    masks.clear(net, masks.BACKWARD)
+    assert all(layer.zero_outside_mask for layer in layers)  # clearing the backward mask keeps the forward's rule
+    masks.clear(net, masks.FORWARD)
+    assert not any(layer.zero_outside_mask for layer in layers)
+
+
 def test_kept_count_rejects_bad_keep():
     for keep in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError):
