@@ -198,6 +198,40 @@ def test_enforce_reaches_every_layer_after_a_skipped_one_and_clear_stops_it():
     assert not any(layer.zero_outside_mask for layer in layers)
 
 
+def test_enforce_checks_the_optimizer_state_once_per_installed_mask(monkeypatch):
+    net = mlp()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    nn.functional.cross_entropy(net(torch.randn(8, 64)), torch.randint(0, 10, (8,))).backward()
+    optimizer.step()  # dense momentum at what the mask then removes: the layers are never skipped
+    masks.install(net, magnitude_prune(net, 0.1))
+    checked, original = [], masks._no_state_where_masked
+    monkeypatch.setattr(masks, "_no_state_where_masked", lambda *args: checked.append(1) or original(*args))
+    for _ in range(3):
+        masks.enforce(net, optimizer)
+    assert len(checked) == len(weight_layers(net))
+
+
+def test_a_backward_mask_never_zeroes_phi_and_an_empty_mask_is_dense():
+    net = mlp()
+    mask = magnitude_prune(net, 0.1)
+    masks.install(net, mask, masks.FORWARD, zero_masked=False)  # Top-KAST: φ stays dense outside the forward set
+    masks.install(net, mask, masks.BACKWARD)
+    assert not any(layer.zero_outside_mask for layer in weight_layers(net).values())
+    assert Mask({}).density() == 1.0
+    net = mlp()
+    masks.install(net, mask)
+    with torch.no_grad():
+        for layer in weight_layers(net).values():
+            layer.weight.add_(1.0)
+    masks.install(net, mask, masks.BACKWARD)  # installing a backward mask enforces nothing
+    assert all((layer.weight.detach()[layer.weight_mask == 0] != 0).all() for layer in weight_layers(net).values())
+
+
+def test_synaptic_flow_rounding_prunes_a_single_weight():
+    kept = masks.choose(torch.arange(10.0), 0.8, "synaptic_flow")  # int((1 − 0.8)·10) = int(1.99…) = 1 pruned
+    assert kept.tolist() == [False] + [True] * 9
+
+
 def test_kept_count_rejects_bad_keep():
     for keep in (0.0, -0.1, 1.5):
         with pytest.raises(ValueError):
