@@ -1,6 +1,8 @@
-"""Training-step time of Powerprop and masks, against dense and against torch.nn.utils equivalents.
+"""Training-step time of Powerprop and masks, against dense and against torch.nn.utils equivalents: the kernel.
 
-One process, one fixed batch per workload. A *step* is forward + cross-entropy + zero_grad +
+The isolated kernel, not what a run pays per step: one process, one fixed batch per workload, fixed masks,
+no method hooks, mask updates or FLOP counting (``bench_trainer_step.py`` times the trainer's own step per
+method). A *step* is forward + cross-entropy + zero_grad +
 backward + SGD step, as the trainer takes it in one process: the harness's Powerprop variants
 compute θ of α = 2 layers outside autograd (``powerprop.ThetaLeaves``) unless named "θ in
 autograd" (the DDP path) or "compiled" (``train.compile``), and its masked variants call

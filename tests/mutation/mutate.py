@@ -138,8 +138,9 @@ def collect(module: str, target: dict, cosmic, session: Path) -> dict:
 
 def survivor_key(module: str, diff: str) -> str:
     """A survivor's name that outlives line renumbering: the module, the line removed and the line added."""
-    removed = next((line[1:].strip() for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")), "")
-    added = next((line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")), "")
+    lines = [line for line in diff.splitlines() if line[1:].strip()]
+    removed = next((line[1:].strip() for line in lines if line.startswith("-") and not line.startswith("---")), "")
+    added = next((line[1:].strip() for line in lines if line.startswith("+") and not line.startswith("+++")), "")
     return f"{module}: {removed} => {added}"
 
 
