@@ -201,6 +201,8 @@ def test_tost_equivalence_on_constructed_differences():
     assert verdict([5.0, 5.2, 4.8, 5.1], above.low).verdict == st.INCONCLUSIVE  # its low end exactly at +m
     inside = st.paired_estimate(tight, st.EQUIVALENCE_LEVEL)  # the 90% interval touching ±m is not inside
     assert verdict(tight, inside.high).verdict == st.INCONCLUSIVE and verdict(tight, -inside.low).verdict == st.INCONCLUSIVE
+    shifted = [0.3, 0.1, 0.2, 0.25, 0.15]  # off zero, so only its top can touch +m
+    assert verdict(shifted, st.paired_estimate(shifted, st.EQUIVALENCE_LEVEL).high).verdict == st.INCONCLUSIVE
     # |effect| > m: the 95% interval must narrow to clear +m by the effect's distance from it
     wide = [0.2, 2.6, 1.0, 1.0]  # effect 1.2
     assert verdict(wide, 1.0).verdict == st.INCONCLUSIVE

@@ -227,6 +227,24 @@ def test_a_backward_mask_never_zeroes_phi_and_an_empty_mask_is_dense():
     assert all((layer.weight.detach()[layer.weight_mask == 0] != 0).all() for layer in weight_layers(net).values())
 
 
+def test_combining_masks_of_different_layers_names_the_difference():
+    kept = torch.tensor([True, False])
+    with pytest.raises(ValueError, match=r"masks name different layers: \['b', 'c'\]$"):
+        Mask({"a": kept, "b": kept}) | Mask({"a": kept, "c": kept})
+
+
+def test_a_layer_whose_optimizer_state_is_clean_where_masked_is_skipped():
+    net = mlp()
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    masks.install(net, magnitude_prune(net, 0.1))  # before any step: no state at masked positions
+    for _ in range(2):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(net(torch.randn(8, 64)), torch.randint(0, 10, (8,))).backward()
+        optimizer.step()
+        masks.enforce(net, optimizer)
+    assert all(layer.masked_phi_stay_zero for layer in weight_layers(net).values())
+
+
 def test_synaptic_flow_rounding_prunes_a_single_weight():
     kept = masks.choose(torch.arange(10.0), 0.8, "synaptic_flow")  # int((1 − 0.8)·10) = int(1.99…) = 1 pruned
     assert kept.tolist() == [False] + [True] * 9

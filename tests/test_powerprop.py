@@ -236,3 +236,27 @@ def test_the_compiled_transform_matches_the_eager_one(monkeypatch):
         mask = getattr(dict(eager.named_modules())[name.rsplit(".", 1)[0]], "weight_mask", None)
         if name.endswith("weight") and mask is not None:
             assert (b.grad[mask == 0] == 0).all()
+
+
+@pytest.mark.parametrize("alpha", [1.5, 2.0])
+def test_a_backward_mask_zeroes_the_gradient_where_it_is_zero_and_keeps_it_elsewhere(alpha):
+    from bench_powerprop import masks
+    from bench_powerprop.masks import Mask
+
+    torch.manual_seed(0)
+    layer = powerpropify(nn.Sequential(nn.Linear(6, 4)), alpha)
+    keep = torch.rand(4, 6) < 0.5
+    masks.install(layer, Mask({"0.weight": keep}), masks.BACKWARD)
+    layer(torch.randn(5, 6)).square().sum().backward()
+    grad = layer[0].weight.grad
+    assert torch.isfinite(grad).all() and (grad[~keep] == 0).all() and (grad[keep] != 0).all()
+
+
+def test_model_alpha_is_the_one_exponent_of_the_model():
+    from bench_powerprop.powerprop import model_alpha
+
+    assert model_alpha(powerpropify(nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2)), 2.0)) == 2.0
+    assert model_alpha(nn.Sequential(nn.Linear(3, 3))) == 1.0
+    mixed = nn.Sequential(powerpropify(nn.Sequential(nn.Linear(3, 3)), 2.0), powerpropify(nn.Sequential(nn.Linear(3, 2)), 3.0))
+    with pytest.raises(ValueError, match="mixes powerprop exponents"):
+        model_alpha(mixed)
