@@ -16,6 +16,8 @@ from bench_powerprop import masks
 from bench_powerprop.masks import Mask, kept_count
 from bench_powerprop.powerprop import powerpropify, weight_layers
 from bench_powerprop.scoring import SCORERS, ScoringInputs, score, scorer
+from bench_powerprop.scoring import force as force_module
+from bench_powerprop.scoring import synflow as synflow_module
 from bench_powerprop.scoring.base import SCOPES
 
 ALPHAS = [1.0, 2.5]
@@ -261,7 +263,13 @@ def test_iterative_rounds_keep_the_exponential_schedule_keep_to_the_r_over_r(nam
     model, keep, rounds = wide_mlp(1.0), 0.05, 4
     total = sum(layer.weight.numel() for layer in weight_layers(model).values())
     kept_per_round, original = [], masks.prune
-    monkeypatch.setattr(masks, "prune", lambda *args, **kwargs: kept_per_round.append(original(*args, **kwargs)) or kept_per_round[-1])
+    def recorded(*args, **kwargs):
+        kept_per_round.append(original(*args, **kwargs))
+        return kept_per_round[-1]
+
+    # the scorers reach masks through lazy proxies that keep what they looked up: patched there too
+    for where in (masks, synflow_module.masks, force_module.masks):
+        monkeypatch.setattr(where, "prune", recorded, raising=False)
     final = scorer(name, {"rounds": rounds}).select(model, inputs_for(wide_batches()), keep, "global")
     assert [m.count() for m in kept_per_round] == [kept_count(total, keep ** (r / rounds)) for r in range(1, rounds + 1)]
     assert name != "synflow" or all(later.issubset(earlier) for earlier, later in itertools.pairwise(kept_per_round))
