@@ -178,6 +178,7 @@ def test_zero_and_masked_fractions_count_every_layer():
     masks.install(net, mask)
     assert masks.masked_fraction(net, mask) == pytest.approx(1 - mask.count() / total)
     assert masks.zero_fraction(net) == pytest.approx(1 - mask.count() / total)
+    assert masks.layer_zero_fractions(net) == pytest.approx({name: 1 - float(kept.float().mean()) for name, kept in mask.items()})
 
 
 def test_enforce_reaches_every_layer_after_a_skipped_one_and_clear_stops_it():

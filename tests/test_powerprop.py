@@ -260,3 +260,13 @@ def test_model_alpha_is_the_one_exponent_of_the_model():
     mixed = nn.Sequential(powerpropify(nn.Sequential(nn.Linear(3, 3)), 2.0), powerpropify(nn.Sequential(nn.Linear(3, 2)), 3.0))
     with pytest.raises(ValueError, match="mixes powerprop exponents"):
         model_alpha(mixed)
+
+
+def test_the_gradient_is_finite_at_phi_zero_for_alpha_between_1_and_2():
+    """∂θ/∂φ = α|φ|^(α−1) is 0 at φ = 0; autograd's product rule on φ·|φ|^(α−1) would form 0·∞ there."""
+    layer = powerpropify(nn.Sequential(nn.Linear(3, 2)), 1.5)
+    with torch.no_grad():
+        layer[0].weight[0, 0] = 0.0
+    layer(torch.randn(4, 3)).sum().backward()
+    grad = layer[0].weight.grad
+    assert torch.isfinite(grad).all() and grad[0, 0] == 0
