@@ -15,7 +15,8 @@ from bench_powerprop.plan import Plan, write_manifest
 
 export_job_environment(workflow.basedir)
 
-validate_or_exit(config)
+# the --configfile files as given, with validate's loader (limits, no YTE), then the config Snakemake merged
+validate_or_exit(config, workflow.overwrite_configfiles)
 
 PLAN = Plan(config)
 PLAN.check_integrity(repair=workflow.is_main_process and runs_jobs(sys.argv))
