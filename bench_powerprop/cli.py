@@ -634,10 +634,11 @@ def main(argv=None) -> int:
         print(f"bench_powerprop: {args.command}: {error}", file=sys.stderr)
         return 4
     except ModuleNotFoundError as error:
-        extra = EXTRA_MODULES.get((error.name or "").split(".")[0])
+        module = (error.name or "").split(".")[0]
+        extra = EXTRA_MODULES.get(module)
         if extra is None:
             raise
-        print(f"bench_powerprop: {args.command}: needs the {extra} extra (module {error.name!r} is not installed); "
+        print(f"bench_powerprop: {args.command}: needs the {extra} extra (module {module!r} is not installed); "
               f"install it with `make setup-{extra}`", file=sys.stderr)
         return 5
     except (MemoryError, ImportError, RuntimeError) as error:

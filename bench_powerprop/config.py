@@ -424,13 +424,37 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
     train_options(experiment["train"], f"{where}.train")
     data = resolve_data_config(experiment["data"], f"{where}.data")
     check_batch_size(experiment, where)
-    resolve_model_config(experiment["model"], f"{where}.model")
+    check_model_size(resolve_model_config(experiment["model"], f"{where}.model"), f"{where}.model")
     check_prune(experiment.get("prune"), f"{where}.prune")
     grid = ExperimentGrid(name, experiment)
     grid.check_options()
     grid.check_lineage()
     if active:
         check_data_paths(data, f"{where}.data")
+
+
+#: Weights a model may hold: 2^32 float32 weights are 16 GiB, with gradients and optimizer state several times more.
+MAX_PARAMETERS = 2**32
+#: Model options that list layer widths, each with the weights per pair of adjacent widths (a convolution's kernel).
+WIDTH_OPTIONS = {"hidden": lambda model: 1, "channels": lambda model: model.get("kernel_size", 1) ** 2}
+
+
+def parameter_lower_bound(model: dict) -> int:
+    """Weights the hidden layers alone hold (adjacent widths multiplied, every unit one weight at least): a bound
+    known without the data's shape, so a model too large to allocate is named before any job starts."""
+    bound = 0
+    for key, per_pair in WIDTH_OPTIONS.items():
+        widths = model.get(key)
+        if isinstance(widths, (list, tuple)) and all(isinstance(width, int) for width in widths):
+            bound += sum(widths) + per_pair(model) * sum(a * b for a, b in itertools.pairwise(widths))
+    return bound
+
+
+def check_model_size(model: dict, where: str) -> None:
+    bound = parameter_lower_bound(model)
+    if bound > MAX_PARAMETERS:
+        raise ConfigError(f"{where}: at least {bound:.3g} weights ({bound * 4 / 2**30:.3g} GiB as float32), more than "
+                          f"{MAX_PARAMETERS:.3g}; make the layers narrower")
 
 
 def check_batch_size(experiment: dict, where: str) -> None:

@@ -30,7 +30,7 @@ import shutil
 from pathlib import Path
 
 from bench_powerprop.identity import ModelFileError, folder_hash, recorded_spec_hash
-from bench_powerprop.io import NotRegularFileError, file_sha256, git_state, read_json
+from bench_powerprop.io import WRITE_ERRNOS, NotRegularFileError, file_sha256, git_state, read_json, write_error
 
 #: What a training job writes into its run folder (metrics.json last, with the fingerprints of the others).
 TRAIN_OUTPUTS = ("metrics.json", "model.pt", "train_log.csv", "gradient_norms.csv", "run.json", "snapshots")
@@ -173,10 +173,15 @@ def remove_outputs(directory: str | Path, names: tuple[str, ...], keep_training:
     """Remove the training outputs (unless ``keep_training``) and ``names`` below ``directory``."""
     for name in ((*names,) if keep_training else (*TRAIN_OUTPUTS, *names)):
         path = Path(directory) / name
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        elif path.exists() or path.is_symlink():  # a symlink goes, never what it points to
-            path.unlink()
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():  # a symlink goes, never what it points to
+                path.unlink()
+        except OSError as error:  # a read-only results tree: one line naming the file, not a traceback
+            if error.errno not in WRITE_ERRNOS:
+                raise
+            raise write_error(Path(error.filename or path), error, "remove") from None
 
 
 # -- code versions -------------------------------------------------------------------------------

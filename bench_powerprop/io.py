@@ -37,12 +37,12 @@ class WriteError(RuntimeError):
 WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 
 
-def write_error(path: Path, error: OSError) -> WriteError:
+def write_error(path: Path, error: OSError, action: str = "write") -> WriteError:
     try:
         free = f"{shutil.disk_usage(next(p for p in (path.parent, *path.parents) if p.exists())).free / 2**20:.1f} MB free"
     except (OSError, StopIteration):
         free = "free space unknown"
-    return WriteError(f"cannot write {path}: {error.strerror or error} ({free} on its filesystem); "
+    return WriteError(f"cannot {action} {path}: {error.strerror or error} ({free} on its filesystem); "
                       "free space or make the folder writable, then rerun")
 
 
