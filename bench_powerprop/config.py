@@ -319,9 +319,28 @@ def _schema_message(error) -> str:
     return f"{field_path(leaf.absolute_path)}: {leaf.message}"
 
 
+#: What ends or unbalances an HTML script block: Snakemake's report embeds config values (rule params, paths) in one
+#: unescaped, so a value holding ``</script><script>...`` would run in the report of whoever opens it.
+SCRIPT_BREAKING = re.compile(r"</|<!--", re.IGNORECASE)
+
+
+def markup_problems(value, path=()) -> list[str]:
+    """Paths of keys or strings holding ``</`` or ``<!--`` (``<`` alone, as in ``|theta| < 0.01``, is fine)."""
+    if isinstance(value, str) and SCRIPT_BREAKING.search(value):
+        found = SCRIPT_BREAKING.search(value).group()
+        return [f"{field_path(path)}: {value!r} holds {found!r}, which would end a script block of Snakemake's HTML report "
+                "(it embeds config values unescaped); write it without"]
+    if isinstance(value, dict):
+        return [problem for key, item in value.items()
+                for problem in (markup_problems(key, path) or markup_problems(item, (*path, key)))]
+    if isinstance(value, list):
+        return [problem for i, item in enumerate(value) for problem in markup_problems(item, (*path, i))]
+    return []
+
+
 def validate_config(config: dict, schema_path=SCHEMA_PATH) -> None:
-    """Raise ConfigError with the first problem: finiteness, then the schema, then semantic checks."""
-    problems = non_finite_numbers(config)
+    """Raise ConfigError with the first problem: finiteness and markup, then the schema, then semantic checks."""
+    problems = non_finite_numbers(config) + markup_problems(config)
     if not problems:
         problems = schema_errors(config, load_yaml(schema_path))
     if not problems:
