@@ -443,3 +443,30 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_free_space(full, tmp_pa
     line = one_line_error(result)
     assert re.search(rf"train: cannot write {re.escape(str(small))}/\S+: No space left on device \(\d+\.\d MB free", line), line
     assert ("model.pt" in line) if full == "run-dir" else ("step_" in line)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+def test_two_make_runs_in_one_checkout_each_train_with_their_own_overrides(tmp_path):
+    """Each run has its own merged config (the first used to train with the second's lr and list it as its own)."""
+    checkout = make_checkout(tmp_path)
+    venv = Path(sys.executable).parent.parent
+    cell = "oneshot_digits/runs/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
+    runs = {}
+    for name, lr in (("a", 0.05), ("b", 0.07)):
+        results = tmp_path / f"results_{name}"
+        overrides = (f"results_dir={results} checkpoint_dir={tmp_path / f'ck_{name}'} experiments.oneshot_digits.train.lr={lr} "
+                     "experiments.oneshot_digits.train.steps=20 'experiments.oneshot_digits.grid=[{method: [dense], "
+                     "alpha: [2], sparsity: [0], seed: [0]}]'")
+        command = ["make", "--no-print-directory", "-C", str(checkout), "run", f"VENV={venv}", "-o", f"{venv}/.installed-base",
+                   f"CONFIG={tiny_config(tmp_path)}", f"SET={overrides}"]
+        runs[name] = (lr, results, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                                    env={**os.environ, "PYTHONPATH": str(REPO)}))
+    for name, (lr, results, process) in runs.items():
+        output = process.communicate(timeout=500)[0]
+        assert process.returncode == 0, output[-3000:]
+        assert json.loads((results / cell / "run.json").read_text())["spec"]["train"]["lr"] == lr
+        provenance = (results / "reproduction" / "provenance.md").read_text()
+        assert re.search(rf"config override \(--set\) \| experiments\.oneshot_digits\.train\.lr={lr} +\|", provenance)
+    assert not list((checkout / ".snakemake" / "bench_powerprop").iterdir())
