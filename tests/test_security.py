@@ -357,7 +357,7 @@ def test_make_run_never_evaluates_set_config_or_report(case, tmp_path):
     assert not marker.exists()
     assert len([line for line in result.stderr.splitlines() if line.startswith("bench_powerprop:")]) == 1, result.stderr
     assert "Traceback" not in result.stderr
-    assert not [path for path in (checkout / ".snakemake" / "bench_powerprop").iterdir()]  # the merged config is removed
+    assert not list((checkout / ".snakemake" / "bench_powerprop").iterdir())  # the merged config is removed
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
@@ -367,7 +367,7 @@ def test_make_run_passes_targets_and_the_report_as_words_never_as_commands(tmp_p
                       REPORT=f"$(touch {marker})")
     assert result.returncode != 0 and "MissingRuleException" in result.stderr  # the words were targets, none a command
     assert not marker.exists() and not (checkout / "out").exists()
-    assert not [path for path in (checkout / ".snakemake" / "bench_powerprop").iterdir()]
+    assert not list((checkout / ".snakemake" / "bench_powerprop").iterdir())
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
@@ -463,7 +463,7 @@ def test_two_make_runs_in_one_checkout_each_train_with_their_own_overrides(tmp_p
                    f"CONFIG={tiny_config(tmp_path)}", f"SET={overrides}"]
         runs[name] = (lr, results, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                                     env={**os.environ, "PYTHONPATH": str(REPO)}))
-    for name, (lr, results, process) in runs.items():
+    for lr, results, process in runs.values():
         output = process.communicate(timeout=500)[0]
         assert process.returncode == 0, output[-3000:]
         assert json.loads((results / cell / "run.json").read_text())["spec"]["train"]["lr"] == lr
