@@ -17,7 +17,7 @@ import pytest
 
 from chromium import Browser, find_chromium
 from conftest import REPO, STYLESHEET, run_snakemake
-from helpers import digits_config, train_command
+from helpers import digits_config, run_folder, train_command
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -27,7 +27,7 @@ DEFAULT = str(REPO / "configs" / "default.yaml")
 SCRIPT = "document.title='PWNED';document.body.appendChild(document.createElement('pwned'))"
 PAYLOAD = f"<img src=x onerror=\"{SCRIPT}\"><svg onload=\"{SCRIPT}\"><script>{SCRIPT}"
 PATH_PAYLOAD = f"<img src=x onerror=\"{SCRIPT}\">"
-CELL = "oneshot_digits/runs/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
+AXES = "oneshot_digits/runs/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
 
 
 def cli(*args, **kwargs):
@@ -55,7 +55,8 @@ def run(tmp_path_factory):
     results = Path(config["results_dir"])
     run_snakemake("-c2", "--configfile", str(merged), "--report", str(results / "report.html"), "--report-after-run",
                   "--report-stylesheet", str(STYLESHEET), cwd=workdir)
-    return {"workdir": workdir, "results": results, "config": merged, "override": override}
+    return {"workdir": workdir, "results": results, "config": merged, "override": override,
+            "cell": run_folder(results / AXES)}
 
 
 # -- pages ------------------------------------------------------------------------------------------
@@ -134,7 +135,7 @@ def test_no_payload_runs_in_the_report_or_the_pages_it_embeds(run, chromium):
 
 # -- a results folder tampered with ------------------------------------------------------------------
 def test_a_fifo_for_metrics_json_is_damage_never_read(run):
-    cell = run["results"] / CELL
+    cell = run["cell"]
     saved = (cell / "metrics.json").read_bytes()
     (cell / "metrics.json").unlink()
     os.mkfifo(cell / "metrics.json")
@@ -154,7 +155,7 @@ def test_training_never_writes_through_a_symlinked_snapshots_folder(run, tmp_pat
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "snapshots").symlink_to(outside)
-    spec = json.loads((run["results"] / CELL / "run.json").read_text())["spec"]
+    spec = json.loads((run["cell"] / "run.json").read_text())["spec"]
     result = subprocess.run(train_command(spec, run_dir, tmp_path / "ck"), capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("bench_powerprop:")]
@@ -164,7 +165,7 @@ def test_training_never_writes_through_a_symlinked_snapshots_folder(run, tmp_pat
 
 
 def test_a_snapshots_symlink_in_a_finished_cell_is_repaired_without_touching_its_target(run, tmp_path):
-    cell = run["results"] / CELL
+    cell = run["cell"]
     outside = tmp_path / "outside"
     shutil.copytree(cell / "snapshots", outside)
     shutil.rmtree(cell / "snapshots")
@@ -181,7 +182,7 @@ def test_a_snapshots_symlink_in_a_finished_cell_is_repaired_without_touching_its
 def test_a_damaged_cell_in_a_read_only_results_tree_is_one_line(run):
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
         pytest.skip("unshare cannot create a user and mount namespace here")
-    cell, results = run["results"] / CELL, run["results"]
+    cell, results = run["cell"], run["results"]
     saved = (cell / "metrics.json").read_bytes()
     (cell / "metrics.json").write_bytes(saved[:40])
     try:
