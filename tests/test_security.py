@@ -458,7 +458,8 @@ def test_two_make_runs_in_one_checkout_each_train_with_their_own_overrides(tmp_p
     for name, lr in (("a", 0.05), ("b", 0.07)):
         results = tmp_path / f"results_{name}"
         overrides = (f"results_dir={results} checkpoint_dir={tmp_path / f'ck_{name}'} experiments.oneshot_digits.train.lr={lr} "
-                     "experiments.oneshot_digits.train.steps=20 'experiments.oneshot_digits.grid=[{method: [dense], "
+                     "experiments.oneshot_digits.train.steps=20 experiments.oneshot_digits.train.log_every=10 "
+                     "'experiments.oneshot_digits.grid=[{method: [dense], "
                      "alpha: [2], sparsity: [0], seed: [0]}]'")
         command = ["make", "--no-print-directory", "-C", str(checkout), "run", f"VENV={venv}", "-o", f"{venv}/.installed-base",
                    f"CONFIG={tiny_config(tmp_path)}", f"SET={overrides}"]
