@@ -25,11 +25,16 @@ CONFIG ?=
 SET ?=
 # Snakemake targets (files); default: everything the config's active experiments produce.
 TARGET ?=
-# With SET, validate writes the merged config (files + overrides) here and Snakemake reads only it.
-SET_CONFIG := .snakemake/bench_powerprop/config_with_overrides.yaml
-CONFIG_ARGS = configs/default.yaml $(CONFIG) $(if $(strip $(SET)),--set $(SET))
-# Targets go before --configfile: that option takes every word after it as a config file.
-SNAKEMAKE_CONFIG = $(if $(strip $(SET)),--configfile $(SET_CONFIG),$(if $(CONFIG),--configfile $(CONFIG)))
+# These four reach the recipe as environment variables, never as shell text: `$(touch x)`, backticks or `;` in a
+# value stay characters (SET is split into words by python's shlex, CONFIG and TARGET by the shell's plain word
+# splitting under set -f, each passed after `--`); make does not expand them either ($(value ...)).
+override REPORT := $(value REPORT)
+override CONFIG := $(value CONFIG)
+override SET := $(value SET)
+override TARGET := $(value TARGET)
+export REPORT CONFIG SET TARGET
+# validate writes the merged config (files + overrides) to a file of this run's own here, and Snakemake reads only it.
+MERGED_CONFIG_DIR := .snakemake/bench_powerprop
 
 .PHONY: help setup setup-base setup-vision setup-tensorboard setup-mutation run test test-fast mutate lint portability clean
 .DEFAULT_GOAL := run
@@ -93,23 +98,26 @@ setup-mutation: $(VENV)/.installed-mutation
 # After the run, Snakemake writes its own HTML report of it: every figure and table with its caption,
 # the claims page, provenance and runtime statistics (workflow/report/, rules flagged with report()).
 # Only the extras the active experiments need are installed (`python -m bench_powerprop needs` names
-# them and why: FFCV for .beton data, tensorboard for train.tensorboard). set -f: a SET value such as
-# grid[1] is no file pattern.
+# them and why: FFCV for .beton data, tensorboard for train.tensorboard). set -f: a CONFIG or TARGET word is no
+# file pattern. Every run has its own merged config (two runs in one checkout never read each other's), removed after.
 run: setup-base
 	@# validate first: a YAML error in CONFIG is then named with its file and line (Snakemake's own message is not)
-	@set -f; results=$$($(PY) -m bench_powerprop validate $(CONFIG_ARGS) --print-results-dir \
-	    $(if $(strip $(SET)),--write-config $(SET_CONFIG))) || exit 1; \
-	  extras=$$($(PY) -m bench_powerprop needs $(CONFIG_ARGS)) || exit 1; \
+	@set -f; mkdir -p $(MERGED_CONFIG_DIR); \
+	  merged=$$(mktemp $(MERGED_CONFIG_DIR)/config.XXXXXXXX) || exit 1; \
+	  trap 'rm -f "$$merged" "$$merged.overrides.json"' EXIT; trap 'exit 130' INT TERM; \
+	  results=$$($(PY) -m bench_powerprop validate --set-line="$$SET" --print-results-dir --write-config "$$merged" \
+	    -- configs/default.yaml $$CONFIG) || exit 1; \
+	  extras=$$($(PY) -m bench_powerprop needs --set-line="$$SET" -- configs/default.yaml $$CONFIG) || exit 1; \
 	  if [ -z "$$extras" ]; then echo "==> no optional extras needed (no FFCV: no active experiment reads .beton files)"; fi; \
 	  for extra in $$extras; do $(MAKE) --no-print-directory setup-$$extra || exit 1; done; \
-	  report=$(or $(REPORT),$$results/report.html); \
-	  echo "+ snakemake -c all $(TARGET) $(SNAKEMAKE_CONFIG) --report $$report ..."; \
-	  $(PY) -m bench_powerprop run-snakemake --log "$$results/snakemake.log" -- -c all $(TARGET) $(SNAKEMAKE_CONFIG) \
-	    --report "$$report" --report-after-run --report-stylesheet workflow/report/style.css || exit 1; \
+	  report=$${REPORT:-$$results/report.html}; \
+	  echo "+ snakemake -c all --configfile $$merged --report $$report ... -- $$TARGET"; \
+	  $(PY) -m bench_powerprop run-snakemake --log "$$results/snakemake.log" -- -c all --configfile "$$merged" \
+	    --report "$$report" --report-after-run --report-stylesheet workflow/report/style.css -- $$TARGET || exit 1; \
 	  echo; \
 	  echo "Done. Tables: $$results/*/tables/*.md (and .csv)   Figures: $$results/*/figures/*.png"; \
 	  echo "Claims: $$results/reproduction/claims.md"; \
-	  echo "Report (open in a browser): $$(realpath -m "$$report")"
+	  echo "Report (open in a browser): $$(realpath -m -- "$$report")"
 
 test: lint
 	@if [ "$$(id -u)" = 0 ]; then bash scripts/install_slurm.sh; else echo "not root: the live-SLURM test will be skipped"; fi

@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "python -m bench_powerprop validate --set experiments.oneshot_digits.train.lr=0.05 configs/quickstart.yaml")
     _config_arguments(validate)
     validate.add_argument("--write-config", type=Path, metavar="PATH",
-                          help="also write the merged config (files and overrides) to PATH, for snakemake --configfile PATH")
+                          help="also write the merged config (files and overrides) to PATH, for snakemake --configfile PATH, "
+                               "and the overrides applied to PATH.overrides.json (what the provenance page lists)")
     validate.add_argument("--print-results-dir", action="store_true",
                           help="print only the config's results_dir on stdout (the summary goes to stderr); for make run")
 
@@ -208,6 +209,9 @@ def _config_arguments(parser, required: bool = True) -> None:
                              "OmegaConf's dotlist syntax (as Hydra): "
                              "experiments.sparse_digits.train.lr=0.05 'experiments.sparse_digits.grid[1].seed=[0,1,2]'; "
                              "values are read as YAML (0.05 a number, [0,1] a list) and validated like the files")
+    parser.add_argument("--set-line", default="", metavar="'KEY=VALUE ...'",
+                        help="overrides in one string, split into words as a shell would (quotes keep spaces) but never "
+                             "evaluated ($(...), backticks and ; stay text): how make run passes SET=...")
 
 
 #: The config every command merges first (the Snakefile's configfile).
@@ -352,10 +356,11 @@ def run_provenance(args) -> int:
 
 def validated_config(args) -> dict | None:
     """The merged, validated config of ``configfiles`` and ``--set``; None (the error printed) when invalid."""
-    from bench_powerprop.config import ConfigError, load_configs, validate_config
+    from bench_powerprop.config import ConfigError, load_configs, split_overrides, validate_config
 
     try:
         args.configfiles = config_files(args)
+        args.overrides = [*args.overrides, *split_overrides(args.set_line)]
         config = load_configs(args.configfiles, args.overrides)
         validate_config(config)
     except ConfigError as error:
@@ -379,7 +384,6 @@ def shared_results_warning(args, config: dict) -> str | None:
 
 def run_validate(args) -> int:
     from bench_powerprop.config import grid_cells
-    from bench_powerprop.io import write_text_atomic
 
     config = validated_config(args)
     if config is None:
@@ -388,9 +392,9 @@ def run_validate(args) -> int:
     if warning:
         print(warning, file=sys.stderr)
     if args.write_config:
-        import yaml
+        from bench_powerprop.config import write_config
 
-        write_text_atomic(args.write_config, yaml.safe_dump(config, sort_keys=False))
+        write_config(args.write_config, config, args.overrides)
     cells = grid_cells(config)
     summary = f"config ok: {len(cells)} training cells in {', '.join(config['active_experiments'])}"
     print(summary, file=sys.stderr if args.print_results_dir else sys.stdout)
@@ -616,6 +620,8 @@ COMMANDS = {
 
 
 def main(argv=None) -> int:
+    from bench_powerprop.io import WriteError
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
@@ -624,12 +630,33 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `... | head` closed stdout: stop quietly, as other command-line tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's exit-time flush must not raise again
         return 141
-    except (MemoryError, ImportError) as error:
-        if isinstance(error, ImportError) and "failed to map segment" not in str(error):
+    except WriteError as error:
+        print(f"bench_powerprop: {args.command}: {error}", file=sys.stderr)
+        return 4
+    except ModuleNotFoundError as error:
+        module = (error.name or "").split(".")[0]
+        extra = EXTRA_MODULES.get(module)
+        if extra is None:
             raise
-        print(f"bench_powerprop: {args.command}: out of memory ({type(error).__name__}: {error}); {memory_hint(args)}",
-              file=sys.stderr)
+        print(f"bench_powerprop: {args.command}: needs the {extra} extra (module {module!r} is not installed); "
+              f"install it with `make setup-{extra}`", file=sys.stderr)
+        return 5
+    except (MemoryError, ImportError, RuntimeError) as error:
+        if not out_of_memory(error):
+            raise
+        print(f"bench_powerprop: {args.command}: out of memory ({type(error).__name__}: {str(error).splitlines()[0]}); "
+              f"{memory_hint(args)}", file=sys.stderr)
         return 3
+
+
+#: Modules of the optional extras (pyproject.toml), each with the extra whose `make setup-<extra>` installs it.
+EXTRA_MODULES = {"ffcv": "vision", "cv2": "vision", "tensorboard": "tensorboard"}
+#: What an allocation failure says: torch's CPU allocator, CUDA, or the loader mapping a library into a full memory.
+OUT_OF_MEMORY_TEXTS = ("can't allocate memory", "out of memory", "failed to map segment", "cannot allocate memory")
+
+
+def out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, MemoryError) or any(text in str(error).lower() for text in OUT_OF_MEMORY_TEXTS)
 
 
 def memory_hint(args) -> str:

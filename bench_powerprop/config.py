@@ -36,29 +36,42 @@ class ConfigError(ValueError):
 
 
 # -- reading ---------------------------------------------------------------------------------
-#: Limits of a config file: its bytes, its YAML aliases (``*name``) and its values once aliases are expanded.
-#: A shipped config has ~10 KB, no more than a few aliases and a few thousand values; the limits
-#: stop an alias bomb (kilobytes expanding to billions of values) or a huge file in well under a second.
-MAX_CONFIG_BYTES = 4 * 2**20
+#: Limits of a config file: its bytes, its YAML aliases (``*name``), its nesting depth and its values (aliases
+#: expanded). A shipped config has ~20 KB, a few aliases, depth < 10 and < 1,000 values; the limits stop an alias
+#: bomb, a deeply nested or huge file while it is parsed (PyYAML's composer recurses once per level and handles
+#: ~50,000 values a second), each in well under a second.
+MAX_CONFIG_BYTES = 1 * 2**20
 MAX_ALIASES = 100
-MAX_VALUES = 200_000
+MAX_VALUES = 10_000
+MAX_DEPTH = 32
+#: The key that turns on Snakemake's YTE templating (Python expressions in values) when Snakemake loads a file.
+YTE_KEY = "__use_yte__"
 
 
 class LimitedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader (no Python objects) that also refuses duplicate keys and more than ``MAX_ALIASES`` aliases."""
+    """PyYAML's safe loader (no Python objects) that also refuses duplicate keys and, while composing (before the
+    document is built), more than ``MAX_ALIASES`` aliases, ``MAX_VALUES`` values or ``MAX_DEPTH`` levels."""
 
     def __init__(self, stream):
         super().__init__(stream)
-        self.aliases = 0
+        self.aliases = self.values = self.depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
-            if self.aliases > MAX_ALIASES:
-                event = self.peek_event()
-                raise yaml.constructor.ConstructorError(None, None, f"more than {MAX_ALIASES} aliases (*name); "
-                                                        "write the values out", event.start_mark)
-        return super().compose_node(parent, index)
+            self._limit(self.aliases > MAX_ALIASES, f"more than {MAX_ALIASES} aliases (*name); write the values out")
+        self.values += 1
+        self._limit(self.values > MAX_VALUES, f"more than {MAX_VALUES} values; a config has a few hundred")
+        self.depth += 1
+        self._limit(self.depth > MAX_DEPTH, f"nested more than {MAX_DEPTH} levels deep; a config has fewer than 10")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def _limit(self, exceeded: bool, problem: str) -> None:
+        if exceeded:
+            raise yaml.composer.ComposerError(None, None, problem, self.peek_event().start_mark)
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
@@ -91,16 +104,26 @@ def count_values(value, limit: int) -> int:
     return count
 
 
+def read_regular_file(path: Path, limit: int, what: str) -> bytes:
+    """At most ``limit`` + 1 bytes of ``path``, refused unless it is a regular file (a FIFO or device never stalls it)."""
+    from bench_powerprop.io import NotRegularFileError, open_regular
+
+    try:
+        with open_regular(path, "rb") as handle:
+            return handle.read(limit + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except NotRegularFileError:
+        raise ConfigError(f"{what} {path} is not a regular file") from None
+    except OSError as error:
+        raise ConfigError(f"{what} {path}: cannot be read ({error.strerror})") from None
+
+
 def load_yaml(path) -> dict:
-    """A YAML config file; a missing, huge or malformed file, a duplicate key or an alias bomb is a ConfigError
-    naming file (and line)."""
+    """A YAML config file; a missing, huge, deep or malformed file, a duplicate key, an alias bomb or a YTE template
+    is a ConfigError naming file (and line)."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
-    if not path.is_file():
-        raise ConfigError(f"config file {path} is not a regular file")
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_CONFIG_BYTES + 1)
+    data = read_regular_file(path, MAX_CONFIG_BYTES, "config file")
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 2**20} MB; a config is a few kilobytes")
     try:
@@ -114,8 +137,11 @@ def load_yaml(path) -> dict:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: a config is a mapping of keys to values, not a {type(loaded).__name__}")
+    if YTE_KEY in loaded:
+        raise ConfigError(f"{path}: {YTE_KEY}: YTE templates (Python expressions in values) are refused; write plain "
+                          "values (see docs/security.md: snakemake --configfile evaluates them before any check)")
     if count_values(loaded, MAX_VALUES) > MAX_VALUES:
-        raise ConfigError(f"{path}: more than {MAX_VALUES} values once its aliases are expanded; a config has a few thousand")
+        raise ConfigError(f"{path}: more than {MAX_VALUES} values once its aliases are expanded; a config has a few hundred")
     return loaded
 
 
@@ -130,7 +156,8 @@ def merge_configs(base: dict, update: dict) -> dict:
 
 
 def load_configs(paths, overrides=()) -> dict:
-    """The config files merged in order, then the ``--set`` overrides (recorded under ``overrides``)."""
+    """The config files merged in order, then the ``--set`` overrides (not recorded in the config: the provenance
+    page lists what was applied, passed beside the config, never a key a file could forge)."""
     config: dict = {}
     for path in paths:
         merge_configs(config, load_yaml(path))
@@ -179,9 +206,18 @@ def apply_overrides(config: dict, overrides) -> dict:
             merge_configs(existing, value)
         else:
             parent[last] = value
-    if overrides:
-        config["overrides"] = [*config.get("overrides", []), *overrides]
     return config
+
+
+def split_overrides(line: str) -> list[str]:
+    """``make run SET='a.b=1 "c.d=[0, 1]"'``: the overrides in one string, split as a shell splits words (quotes keep
+    spaces) by ``shlex``, which evaluates nothing (no ``$(...)``, backticks or ``;``)."""
+    import shlex
+
+    try:
+        return shlex.split(line)
+    except ValueError as error:
+        raise ConfigError(f"SET {line!r}: {error}; quote a value with spaces as \"a.b='[0, 1]'\"") from None
 
 
 def _override_key(parent, part: str, where: list, text: str):
@@ -190,7 +226,7 @@ def _override_key(parent, part: str, where: list, text: str):
     if isinstance(parent, dict):
         return part
     if isinstance(parent, list):
-        if not part.isdigit() or int(part) >= len(parent):
+        if not (part.isascii() and part.isdigit()) or int(part) >= len(parent):
             raise ConfigError(f"--set {text}: {here} is a list of {len(parent)} item(s); [{part}] is not one of them")
         return int(part)
     raise ConfigError(f"--set {text}: {here} is a value ({parent!r}), not a mapping or list")
@@ -202,6 +238,47 @@ def _override_child(parent, part: str, where: list, text: str):
         known = ", ".join(map(str, parent)) or "none"
         raise ConfigError(f"--set {text}: {field_path(where) or 'the config'} has no key {index!r} (it has: {known})")
     return parent[index], index
+
+
+# -- the merged config make run hands Snakemake ---------------------------------------------------------
+OVERRIDES_SUFFIX = ".overrides.json"
+
+
+def write_config(path: Path, config: dict, overrides: list[str]) -> None:
+    """``config`` as YAML at ``path`` and, beside it, the overrides applied to make it, tied to the file's bytes (the
+    provenance page lists them; a config key could claim any list, a file beside a config it did not write cannot)."""
+    import hashlib
+    import json
+
+    from bench_powerprop.io import write_text_atomic
+
+    text = yaml.safe_dump(config, sort_keys=False)
+    write_text_atomic(path, text)
+    record = {"config_sha256": hashlib.sha256(text.encode()).hexdigest(), "overrides": list(overrides)}
+    write_text_atomic(f"{path}{OVERRIDES_SUFFIX}", json.dumps(record, indent=1) + "\n")
+
+
+def applied_overrides(configfiles) -> list[str]:
+    """The overrides ``validate --write-config`` recorded beside each of ``configfiles`` that it wrote (and that
+    still holds the bytes it wrote); none for a config file written by hand."""
+    from bench_powerprop.io import file_sha256, read_json
+
+    applied = []
+    for path in configfiles:
+        try:
+            record = read_json(f"{path}{OVERRIDES_SUFFIX}")
+            if record["config_sha256"] == file_sha256(path):
+                applied += [str(text) for text in record["overrides"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return applied
+
+
+def check_raw_configfiles(paths) -> None:
+    """The config files Snakemake was given (``--configfile``), re-read with the harness's loader: its limits, its
+    refusal of YTE and duplicate keys apply on the by-hand path too (Snakemake has already loaded them its own way)."""
+    for path in paths:
+        load_yaml(path)
 
 
 # -- checks ----------------------------------------------------------------------------------
@@ -242,9 +319,28 @@ def _schema_message(error) -> str:
     return f"{field_path(leaf.absolute_path)}: {leaf.message}"
 
 
+#: What ends or unbalances an HTML script block: Snakemake's report embeds config values (rule params, paths) in one
+#: unescaped, so a value holding ``</script><script>...`` would run in the report of whoever opens it.
+SCRIPT_BREAKING = re.compile(r"</|<!--", re.IGNORECASE)
+
+
+def markup_problems(value, path=()) -> list[str]:
+    """Paths of keys or strings holding ``</`` or ``<!--`` (``<`` alone, as in ``|theta| < 0.01``, is fine)."""
+    if isinstance(value, str) and SCRIPT_BREAKING.search(value):
+        found = SCRIPT_BREAKING.search(value).group()
+        return [f"{field_path(path)}: {value!r} holds {found!r}, which would end a script block of Snakemake's HTML report "
+                "(it embeds config values unescaped); write it without"]
+    if isinstance(value, dict):
+        return [problem for key, item in value.items()
+                for problem in (markup_problems(key, path) or markup_problems(item, (*path, key)))]
+    if isinstance(value, list):
+        return [problem for i, item in enumerate(value) for problem in markup_problems(item, (*path, i))]
+    return []
+
+
 def validate_config(config: dict, schema_path=SCHEMA_PATH) -> None:
-    """Raise ConfigError with the first problem: finiteness, then the schema, then semantic checks."""
-    problems = non_finite_numbers(config)
+    """Raise ConfigError with the first problem: finiteness and markup, then the schema, then semantic checks."""
+    problems = non_finite_numbers(config) + markup_problems(config)
     if not problems:
         problems = schema_errors(config, load_yaml(schema_path))
     if not problems:
@@ -254,9 +350,11 @@ def validate_config(config: dict, schema_path=SCHEMA_PATH) -> None:
         raise ConfigError(f"invalid config: {problems[0]}{more}")
 
 
-def validate_or_exit(config: dict, schema_path=SCHEMA_PATH) -> None:
-    """For Snakefiles: print the one-line error and exit non-zero before any job starts."""
+def validate_or_exit(config: dict, configfiles=(), schema_path=SCHEMA_PATH) -> None:
+    """For Snakefiles: the raw ``configfiles`` Snakemake was given, then ``config``; print the one-line error and exit
+    non-zero before any job is planned."""
     try:
+        check_raw_configfiles(configfiles)
         validate_config(config, schema_path)
     except ConfigError as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
@@ -264,7 +362,7 @@ def validate_or_exit(config: dict, schema_path=SCHEMA_PATH) -> None:
 
 
 def semantic_errors(config: dict) -> list[str]:
-    errors = output_directory_errors(config)
+    errors = output_directory_errors(config) + option_like_errors(config)
     experiments = config["experiments"]
     for name in config["active_experiments"]:
         if name not in experiments:
@@ -286,11 +384,13 @@ def semantic_errors(config: dict) -> list[str]:
 #: is safe: every rule quotes every path it puts on a command line.
 FORBIDDEN_PATH_CHARACTERS = re.compile(r"[\x00-\x1f\x7f{}]")
 OUTPUT_DIRECTORIES = {"results_dir": "results", "checkpoint_dir": "checkpoints"}
+INPUT_FILES = ("published_results", "published_curves")
 
 
 def output_directory_errors(config: dict) -> list[str]:
-    """``results_dir`` and ``checkpoint_dir``: non-empty, plain path text, and apart from each other (the repair of a
-    damaged cell deletes its run directory; a checkpoint inside it would go too)."""
+    """``results_dir`` and ``checkpoint_dir``: non-empty, plain path text that no command reads as an option, and
+    apart from each other once symlinks are resolved (the repair of a damaged cell deletes its run directory; a
+    checkpoint inside it would go too)."""
     paths = {key: config.get(key, default) for key, default in OUTPUT_DIRECTORIES.items()}
     for key, path in paths.items():
         if not isinstance(path, str):
@@ -300,13 +400,25 @@ def output_directory_errors(config: dict) -> list[str]:
         bad = FORBIDDEN_PATH_CHARACTERS.search(path)
         if bad:
             return [f"{key}: {path!r} holds {bad.group()!r}; a directory name has no control characters or braces"]
+        if path.startswith("-"):
+            return [option_like(key, path)]
     if not all(isinstance(path, str) for path in paths.values()):
         return []
-    results, checkpoints = (os.path.normpath(os.path.abspath(path)) for path in paths.values())
+    results, checkpoints = (os.path.realpath(path) for path in paths.values())
     if results == checkpoints or _inside(checkpoints, results) or _inside(results, checkpoints):
-        return [f"checkpoint_dir: {paths['checkpoint_dir']!r} overlaps results_dir {paths['results_dir']!r}; checkpoints "
-                "live outside the results (a damaged cell's repair deletes its run directory)"]
+        return [f"checkpoint_dir: {paths['checkpoint_dir']!r} overlaps results_dir {paths['results_dir']!r} "
+                f"({checkpoints} and {results} once symlinks are resolved); checkpoints live outside the results "
+                "(a damaged cell's repair deletes its run directory)"]
     return []
+
+
+def option_like(key: str, path: str) -> str:
+    """The error of a path that a command would read as an option (``-rdash``: ``--run-dir -rdash`` fails late)."""
+    return f"{key}: {path!r} starts with '-', which a command reads as an option; write ./{path}"
+
+
+def option_like_errors(config: dict) -> list[str]:
+    return [option_like(key, config[key]) for key in INPUT_FILES if str(config.get(key, "")).startswith("-")]
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -331,13 +443,37 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
     train_options(experiment["train"], f"{where}.train")
     data = resolve_data_config(experiment["data"], f"{where}.data")
     check_batch_size(experiment, where)
-    resolve_model_config(experiment["model"], f"{where}.model")
+    check_model_size(resolve_model_config(experiment["model"], f"{where}.model"), f"{where}.model")
     check_prune(experiment.get("prune"), f"{where}.prune")
     grid = ExperimentGrid(name, experiment)
     grid.check_options()
     grid.check_lineage()
     if active:
         check_data_paths(data, f"{where}.data")
+
+
+#: Weights a model may hold: 2^32 float32 weights are 16 GiB, with gradients and optimizer state several times more.
+MAX_PARAMETERS = 2**32
+#: Model options that list layer widths, each with the weights per pair of adjacent widths (a convolution's kernel).
+WIDTH_OPTIONS = {"hidden": lambda model: 1, "channels": lambda model: model.get("kernel_size", 1) ** 2}
+
+
+def parameter_lower_bound(model: dict) -> int:
+    """Weights the hidden layers alone hold (adjacent widths multiplied, every unit one weight at least): a bound
+    known without the data's shape, so a model too large to allocate is named before any job starts."""
+    bound = 0
+    for key, per_pair in WIDTH_OPTIONS.items():
+        widths = model.get(key)
+        if isinstance(widths, (list, tuple)) and all(isinstance(width, int) for width in widths):
+            bound += sum(widths) + per_pair(model) * sum(a * b for a, b in itertools.pairwise(widths))
+    return bound
+
+
+def check_model_size(model: dict, where: str) -> None:
+    bound = parameter_lower_bound(model)
+    if bound > MAX_PARAMETERS:
+        raise ConfigError(f"{where}: at least {bound:.3g} weights ({bound * 4 / 2**30:.3g} GiB as float32), more than "
+                          f"{MAX_PARAMETERS:.3g}; make the layers narrower")
 
 
 def check_batch_size(experiment: dict, where: str) -> None:
@@ -416,6 +552,8 @@ def check_data_paths(data: dict, where: str) -> None:
     if isinstance(data.get("base"), dict):  # a dataset built over another one (``permuted``)
         check_data_paths(data["base"], f"{where}.base")
     for key in DATA_PATH_FIELDS:
+        if str(data.get(key, "")).startswith("-"):
+            raise ConfigError(option_like(f"{where}.{key}", data[key]))
         if data.get(key) is not None and not Path(data[key]).exists():
             raise ConfigError(f"{where}.{key}: path {data[key]!r} does not exist")
     if data["name"] == "mnist":

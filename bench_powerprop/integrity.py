@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import shutil
 from pathlib import Path
 
 from bench_powerprop.identity import ModelFileError, folder_hash, recorded_spec_hash
-from bench_powerprop.io import file_sha256, git_state
+from bench_powerprop.io import WRITE_ERRNOS, NotRegularFileError, file_sha256, git_state, read_json, write_error
 
 #: What a training job writes into its run folder (metrics.json last, with the fingerprints of the others).
 TRAIN_OUTPUTS = ("metrics.json", "model.pt", "train_log.csv", "gradient_norms.csv", "run.json", "snapshots")
@@ -97,8 +96,10 @@ def damage(run_dir: str | Path, cell_files: tuple[str, ...] = (), spec_hash: str
     if not metrics_path.exists():
         return None
     try:
-        metrics = json.loads(metrics_path.read_text())
+        metrics = read_json(metrics_path)
         recorded = metrics.get("outputs", {})
+    except NotRegularFileError:
+        return "metrics.json is not a regular file"
     except (ValueError, OSError, AttributeError):
         return "metrics.json is not valid JSON"
     expected = spec_hash or folder_hash(run_dir)
@@ -107,6 +108,10 @@ def damage(run_dir: str | Path, cell_files: tuple[str, ...] = (), spec_hash: str
                 "moved or copied from another cell")
     for name, expected_file in recorded.items():
         path = run_dir / name
+        link = next((part for part in (path, *path.parents) if part != run_dir and part.is_relative_to(run_dir)
+                     and part.is_symlink()), None)
+        if link is not None:
+            return f"{link.relative_to(run_dir)} is a symbolic link (training writes only real files)"
         if not path.is_file():
             return f"{name} is missing"
         problem = fingerprint_mismatch(path, expected_file)
@@ -168,10 +173,15 @@ def remove_outputs(directory: str | Path, names: tuple[str, ...], keep_training:
     """Remove the training outputs (unless ``keep_training``) and ``names`` below ``directory``."""
     for name in ((*names,) if keep_training else (*TRAIN_OUTPUTS, *names)):
         path = Path(directory) / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():  # a symlink goes, never what it points to
+                path.unlink()
+        except OSError as error:  # a read-only results tree: one line naming the file, not a traceback
+            if error.errno not in WRITE_ERRNOS:
+                raise
+            raise write_error(Path(error.filename or path), error, "remove") from None
 
 
 # -- code versions -------------------------------------------------------------------------------
@@ -211,6 +221,6 @@ def code_version(method: str) -> dict:
 def recorded_code_version(run_dir: str | Path) -> dict | None:
     """The code version ``run.json`` recorded (None when missing or written before code versions were recorded)."""
     try:
-        return json.loads((Path(run_dir) / "run.json").read_text()).get("code")
+        return read_json(Path(run_dir) / "run.json").get("code")
     except (OSError, ValueError, AttributeError):
         return None

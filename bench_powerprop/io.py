@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
 import os
 import platform
+import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -25,23 +28,47 @@ def current_umask() -> int:
     return mask
 
 
+class WriteError(RuntimeError):
+    """An output that cannot be written (disk full, read-only or unwritable folder); ``str()`` is one line naming the
+    path and the free space of its filesystem."""
+
+
+#: Failures of a write that the user fixes outside the harness (free space, permissions), told as one line.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def write_error(path: Path, error: OSError, action: str = "write") -> WriteError:
+    try:
+        free = f"{shutil.disk_usage(next(p for p in (path.parent, *path.parents) if p.exists())).free / 2**20:.1f} MB free"
+    except (OSError, StopIteration):
+        free = "free space unknown"
+    return WriteError(f"cannot {action} {path}: {error.strerror or error} ({free} on its filesystem); "
+                      "free space or make the folder writable, then rerun")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
     The file gets the mode a plain ``open`` would give it under the user's umask (``mkstemp``
     creates it 0600, which would survive the rename and hide results from the user's group).
+    A full disk or a read-only folder is a ``WriteError`` naming ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno in WRITE_ERRNOS:
+            raise write_error(path, error) from None
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -70,8 +97,25 @@ def save_figure_atomic(figure, path, **kwargs) -> None:
         figure.savefig(tmp, format=Path(path).suffix.lstrip("."), **kwargs)
 
 
+class NotRegularFileError(OSError):
+    """A FIFO, device or folder where the harness expects a file: refused, never read (reading a FIFO blocks)."""
+
+
+def open_regular(path, mode: str = "r"):
+    """``open(path, mode)`` for reading, refusing anything but a regular file without blocking on a FIFO."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFileError(errno.EINVAL, "not a regular file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_json(path):
-    with open(path) as handle:
+    with open_regular(path) as handle:
         return json.load(handle)
 
 

@@ -35,7 +35,7 @@ def test_set_values_are_typed_and_reach_the_grid():
     assert config["active_experiments"] == ["sparse_digits"]
     untouched = load_configs([DEFAULT])["experiments"]["sparse_digits"]
     assert experiment["grid"][0] == untouched["grid"][0] and experiment["train"]["steps"] == untouched["train"]["steps"]
-    assert config["overrides"][1] == "experiments.sparse_digits.train.lr=0.05"
+    assert "overrides" not in config  # what was applied is recorded beside the merged config, never in it
 
 
 def test_set_a_new_optional_key_and_a_mapping():
@@ -82,6 +82,19 @@ def test_snakemake_runs_the_written_config(workdir):
                "--write-config", str(written)).returncode == 0
     dry = run_snakemake("results/oneshot_digits/tables/oneshot_summary.md", "-n", "--configfile", str(written), cwd=workdir)
     assert re.search(r"^train\s+6$", dry.stdout, re.MULTILINE), dry.stdout  # α ∈ {1, 2} × 3 seeds
+
+
+def test_the_applied_overrides_are_those_validate_wrote_beside_the_config(tmp_path):
+    from bench_powerprop.config import applied_overrides
+
+    written = tmp_path / "merged.yaml"
+    overrides = [SPARSE_ONLY, "experiments.sparse_digits.train.lr=0.05", "experiments.sparse_digits.grid[1].seed=[0, 1, 2]"]
+    assert cli("validate", DEFAULT, "--set-line", " ".join(f"'{text}'" for text in overrides),
+               "--write-config", str(written)).returncode == 0
+    assert applied_overrides([written]) == overrides
+    assert applied_overrides([DEFAULT]) == []  # a file validate did not write lists none
+    written.write_text(written.read_text().replace("0.05", "0.07"))  # the config edited after: its record no longer holds
+    assert applied_overrides([written]) == []
 
 
 def test_provenance_lists_the_overrides():

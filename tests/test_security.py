@@ -5,14 +5,19 @@ checks that a planted command never ran (its marker file does not exist).
 """
 
 import json
+import os
 import pickle
+import re
 import resource
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+
+from bench_powerprop.config import MAX_DEPTH, MAX_VALUES
 
 from conftest import REPO, run_snakemake
 from helpers import digits_config, digits_spec, run_folder, train_command
@@ -111,9 +116,9 @@ def huge_config() -> str:
 
 
 BAD_FILES = {
-    "alias bomb": (alias_bomb, "more than 200000 values once its aliases are expanded"),
+    "alias bomb": (alias_bomb, f"more than {MAX_VALUES} values once its aliases are expanded"),
     "many aliases": (lambda: "a: &a 1\nb: [" + ", ".join(["*a"] * 101) + "]\n", "more than 100 aliases"),
-    "huge file": (huge_config, "larger than 4 MB"),
+    "huge file": (huge_config, "larger than 1 MB"),
     "duplicate key": (lambda: "experiments:\n  oneshot_digits:\n    train:\n      steps: 20\n      steps: 5000000\n",
                       "duplicate key 'steps' (first at line 4)"),
 }
@@ -131,9 +136,87 @@ def test_hostile_yaml_fails_fast_with_one_line(case, tmp_path):
     assert message in line and str(path) in line
 
 
+#: Files that would take PyYAML's recursive composer into a RecursionError (3,000 lines of traceback) or take
+#: it ~40 s to build: each refused while it is parsed, at the line and column where the limit was passed.
+DEEP_OR_LONG = {
+    "20,000 nested lists": (lambda: "a: " + "[" * 20_000 + "]" * 20_000 + "\n", f"nested more than {MAX_DEPTH} levels",
+                            (1, 4 + MAX_DEPTH)),
+    "5,000 nested mappings": (lambda: "a: " + "{a: " * 5_000 + "1" + "}" * 5_000 + "\n", f"nested more than {MAX_DEPTH} levels",
+                              (1, 4 + 4 * MAX_DEPTH)),
+    "a list of 450,000 values": (lambda: "a: [" + ",".join(["1"] * 450_000) + "]\n", f"more than {MAX_VALUES} values",
+                                 (1, 5 + 2 * (MAX_VALUES - 1))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DEEP_OR_LONG))
+def test_deep_or_long_yaml_is_refused_while_it_is_parsed(case, tmp_path):
+    make, message, (line_number, last_column) = DEEP_OR_LONG[case]
+    path = tmp_path / "bad.yaml"
+    text = make()
+    path.write_text(text)
+    line = one_line_error(cli("validate", DEFAULT, path, check_rc=1))
+    found = re.search(rf"{re.escape(str(path))}:(\d+):(\d+): invalid YAML: {message}", line)
+    assert found and int(found[1]) == line_number, line
+    assert int(found[2]) <= last_column < len(text) // 10  # parsing stopped where the limit was passed, not at the end
+
+
 def test_a_device_that_never_ends_is_not_read_to_its_end():
     line = one_line_error(cli("validate", DEFAULT, "/dev/zero", check_rc=1))
     assert "/dev/zero is not a regular file" in line
+
+
+def test_a_fifo_config_is_refused_without_waiting_for_a_writer(tmp_path):
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    assert f"config file {fifo} is not a regular file" in one_line_error(cli("validate", DEFAULT, fifo, check_rc=1))
+
+
+BAD_VALUES = {
+    "results_dir like an option": ({"results_dir": "-rdash"}, "results_dir: '-rdash' starts with '-', which a command reads as an option"),
+    "checkpoint_dir like an option": ({"checkpoint_dir": "--ckdash"}, "checkpoint_dir: '--ckdash' starts with '-'"),
+    "published_results like an option": ({"published_results": "-p"}, "published_results: '-p' starts with '-'"),
+    "a script end in a description": ({"experiments": {"oneshot_digits": {"description": "x</script><script>alert(1)"}}},
+                                       "experiments.oneshot_digits.description: 'x</script><script>alert(1)' holds '</'"),
+    "a script end in a path": ({"results_dir": "out</SCRIPT>"}, "results_dir: 'out</SCRIPT>' holds '</'"),
+    "a comment start in a path": ({"checkpoint_dir": "ck<!--"}, "checkpoint_dir: 'ck<!--' holds '<!--'"),
+    "a forged list of overrides": ({"overrides": ["experiments.x.train.lr=0.1"]}, "'overrides' was unexpected"),
+    "a model of 10^16 weights": ({"experiments": {"oneshot_digits": {"model": {"hidden": [10**8, 10**8]}}}},
+                                 "experiments.oneshot_digits.model: at least 1e+16 weights"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VALUES))
+def test_validate_refuses_values_that_fail_late_or_forge_a_page(case, tmp_path):
+    values, message = BAD_VALUES[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(json.dumps(values))
+    assert message in one_line_error(cli("validate", DEFAULT, path, check_rc=1))
+
+
+def test_a_results_dir_that_is_a_symlink_to_the_checkpoints_overlaps_them(tmp_path):
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "results").symlink_to(tmp_path / "ck")
+    path = tmp_path / "dirs.yaml"
+    path.write_text(json.dumps({"results_dir": str(tmp_path / "results"), "checkpoint_dir": str(tmp_path / "ck")}))
+    line = one_line_error(cli("validate", DEFAULT, path, check_rc=1))
+    assert f"overlaps results_dir '{tmp_path / 'results'}' ({tmp_path / 'ck'} and {tmp_path / 'ck'} once symlinks" in line
+
+
+def test_overrides_with_odd_keys_or_quotes_are_one_line():
+    digit = one_line_error(cli("validate", DEFAULT, "--set", "experiments.oneshot_digits.grid.²=1", check_rc=1))
+    assert "experiments.oneshot_digits.grid is a list of 1 item(s); [²] is not one of them" in digit
+    forged = one_line_error(cli("validate", DEFAULT, "--set", "overrides=[a]", check_rc=1))
+    assert "'overrides' was unexpected" in forged
+    quote = one_line_error(cli("validate", DEFAULT, "--set-line", "a.b='[0, 1]", check_rc=1))
+    assert "No closing quotation" in quote
+
+
+def test_a_yte_template_is_refused_by_validate(tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "yte.yaml"
+    path.write_text(f'__use_yte__: true\nresults_dir: ?__import__("os").system("touch {marker}") and "x"\n')
+    assert f"{path}: __use_yte__: YTE templates" in one_line_error(cli("validate", DEFAULT, path, check_rc=1))
+    assert not marker.exists()
 
 
 def test_a_dense_cell_with_a_sparsity_target_is_refused(tmp_path):
@@ -231,3 +314,170 @@ def test_training_under_a_memory_limit_says_what_happened_and_what_it_was_given(
     assert result.returncode == 3
     line = one_line_error(result)
     assert "train: out of memory" in line and "it was given 400 MB (resources.mem_mb)" in line
+
+
+# -- make run: SET, TARGET, CONFIG and REPORT are data ------------------------------------------
+def make_checkout(tmp_path) -> Path:
+    """The repository's Makefile, Snakefile and package in a scratch folder (make run writes .snakemake/ there)."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in ("Makefile", "Snakefile", "configs", "workflow", "bench_powerprop", "pyproject.toml"):
+        (checkout / name).symlink_to(REPO / name)
+    return checkout
+
+
+def tiny_config(folder: Path) -> Path:
+    path = folder / "tiny.yaml"
+    path.write_text(json.dumps({"results_dir": str(folder / "out"), "checkpoint_dir": str(folder / "ck"),
+                                "active_experiments": ["oneshot_digits"]}))
+    return path
+
+
+def make_run(checkout: Path, timeout=300, **variables) -> subprocess.CompletedProcess:
+    """``make run NAME=value ...`` on the environment running the tests (-o: never reinstall it); by default on a tiny
+    config and a target no rule makes, so that a payload that did reach a shell never starts a real run."""
+    variables = {"CONFIG": tiny_config(checkout), "TARGET": "no_such_target", **variables}
+    venv = Path(sys.executable).parent.parent
+    command = ["make", "--no-print-directory", "-C", str(checkout), "run", f"VENV={venv}", "-o", f"{venv}/.installed-base",
+               *(f"{name}={value}" for name, value in variables.items())]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def shell_payloads(marker: Path) -> dict[str, dict]:
+    lr = "experiments.oneshot_digits.train.lr"
+    return {
+        "SET $(...)": {"SET": f"{lr}=$$(touch {marker})0.1"},
+        "SET $(...) single $": {"SET": f"{lr}=$(touch {marker})0.1"},
+        "SET make function": {"SET": f"$(shell touch {marker})"},
+        "SET backticks": {"SET": f"{lr}=`touch {marker}`0.1"},
+        "SET ;": {"SET": f"{lr}=0.1;touch${{IFS}}{marker}"},
+        "SET option": {"SET": "--write-config=Makefile"},
+        "CONFIG ;": {"CONFIG": f"configs/quickstart.yaml;touch {marker}"},
+        "CONFIG option": {"CONFIG": "--write-config Makefile"},
+    }
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+@pytest.mark.parametrize("case", sorted(shell_payloads(Path("m"))))
+def test_make_run_never_evaluates_set_config_or_report(case, tmp_path):
+    checkout, marker = make_checkout(tmp_path), tmp_path / "marker"
+    result = make_run(checkout, **shell_payloads(marker)[case])
+    assert result.returncode != 0
+    assert not marker.exists()
+    assert len([line for line in result.stderr.splitlines() if line.startswith("bench_powerprop:")]) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list((checkout / ".snakemake" / "bench_powerprop").iterdir())  # the merged config is removed
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+def test_make_run_passes_targets_and_the_report_as_words_never_as_commands(tmp_path):
+    checkout, marker = make_checkout(tmp_path), tmp_path / "marker"
+    result = make_run(checkout, TARGET=f"no_such_target;touch${{IFS}}{marker} `touch {marker}` $(touch {marker})",
+                      REPORT=f"$(touch {marker})")
+    log = (checkout / "out" / "snakemake.log").read_text()  # Snakemake's whole log (make run shows one progress line)
+    assert result.returncode != 0 and "MissingRuleException" in log  # the words were targets, none a command
+    assert not marker.exists() and not (checkout / "out" / "oneshot_digits").exists()
+    assert not list((checkout / ".snakemake" / "bench_powerprop").iterdir())
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+def test_make_run_validates_a_yte_config_before_snakemake_loads_it(tmp_path):
+    """Snakemake's own loader evaluates YTE (docs/security.md); make run hands it only the file validate wrote."""
+    checkout, marker = make_checkout(tmp_path), tmp_path / "marker"
+    yte = tmp_path / "yte.yaml"
+    yte.write_text(f'__use_yte__: true\nresults_dir: ?__import__("os").system("touch {marker}") and "x"\n')
+    result = make_run(checkout, CONFIG=yte)
+    assert result.returncode != 0 and "__use_yte__: YTE templates" in result.stderr
+    assert not marker.exists()
+
+
+# -- the by-hand path: snakemake --configfile ----------------------------------------------------
+BY_HAND = {
+    "YTE": ('__use_yte__: true\nresults_dir: plain\n', "__use_yte__: YTE templates (Python expressions in values) are refused"),
+    "unknown key": ("active_experiments: [oneshot_digits]\nbogus: 1\n", "'bogus' was unexpected"),
+    "duplicate key": ("results_dir: a\nresults_dir: b\n", "duplicate key 'results_dir'"),
+    "many aliases": ("a: &a 1\nb: [" + ", ".join(["*a"] * 101) + "]\n", "more than 100 aliases"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BY_HAND))
+def test_snakemake_by_hand_refuses_what_validate_refuses_before_planning(case, workdir):
+    text, message = BY_HAND[case]
+    path = workdir / "by_hand.yaml"
+    path.write_text(text)
+    result = run_snakemake("-n", "--configfile", str(path), cwd=workdir, check=False, timeout=120)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.startswith("bench_powerprop:")]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert "Building DAG" not in result.stdout + result.stderr
+
+
+# -- failures outside the harness: one line ------------------------------------------------------
+def test_a_missing_extra_is_named_with_the_command_that_installs_it(tmp_path):
+    """`beton write-cifar10` where FFCV is not installed (an import of it fails as it does in a base environment)."""
+    code = ("import sys; sys.modules['ffcv'] = None; from bench_powerprop.cli import main; "
+            f"sys.exit(main(['beton', 'write-cifar10', '--src', '{tmp_path}', '--split', 'train', '--out', '{tmp_path}/x.beton']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 5
+    line = one_line_error(result)
+    assert "beton: needs the vision extra (module 'ffcv' is not installed); install it with `make setup-vision`" in line
+
+
+def test_a_model_too_large_to_allocate_is_the_one_line_out_of_memory_message(tmp_path):
+    spec = digits_spec("dense", steps=20)
+    spec["model"]["hidden"] = [2**31]  # under validate's bound, 512 GiB to allocate
+    result = subprocess.run(train_command(spec, tmp_path / "run", tmp_path / "ck"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 3
+    assert "train: out of memory (RuntimeError: " in one_line_error(result)
+
+
+def in_small_filesystem(command: list[str], folder: Path, kilobytes: int, read_only: bool = False):
+    """``command`` with ``folder`` a tmpfs of ``kilobytes`` (or read-only), in a user and mount namespace of its own."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("unshare cannot create a user and mount namespace here")
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = (f"mount --bind {folder} {folder} && mount -o remount,ro,bind {folder}" if read_only
+             else f"mount -t tmpfs -o size={kilobytes}k tmpfs {folder}")
+    script = f'{mount} && exec "$@"'
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", *map(str, command)], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("full", ["run-dir", "checkpoint-dir"])
+def test_a_full_disk_is_one_line_naming_the_file_and_the_free_space(full, tmp_path):
+    spec = digits_spec("dense", steps=20, checkpoint_every=10)
+    small = tmp_path / "small"
+    run_dir, checkpoint_dir = (small / "run", tmp_path / "ck") if full == "run-dir" else (tmp_path / "run", small / "ck")
+    result = in_small_filesystem(train_command(spec, run_dir, checkpoint_dir), small, kilobytes=120)
+    assert result.returncode == 4, result.stderr[-2000:]
+    line = one_line_error(result)
+    assert re.search(rf"train: cannot write {re.escape(str(small))}/\S+: No space left on device \(\d+\.\d MB free", line), line
+    assert ("model.pt" in line) if full == "run-dir" else ("step_" in line)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+def test_two_make_runs_in_one_checkout_each_train_with_their_own_overrides(tmp_path):
+    """Each run has its own merged config (the first used to train with the second's lr and list it as its own)."""
+    checkout = make_checkout(tmp_path)
+    venv = Path(sys.executable).parent.parent
+    axes = "oneshot_digits/runs/method~dense/variant~default/alpha~2/sparsity~0/seed~0"
+    runs = {}
+    for name, lr in (("a", 0.05), ("b", 0.07)):
+        results = tmp_path / f"results_{name}"
+        overrides = (f"results_dir={results} checkpoint_dir={tmp_path / f'ck_{name}'} experiments.oneshot_digits.train.lr={lr} "
+                     "experiments.oneshot_digits.train.steps=20 experiments.oneshot_digits.train.log_every=10 "
+                     "'experiments.oneshot_digits.grid=[{method: [dense], "
+                     "alpha: [2], sparsity: [0], seed: [0]}]'")
+        command = ["make", "--no-print-directory", "-C", str(checkout), "run", f"VENV={venv}", "-o", f"{venv}/.installed-base",
+                   f"CONFIG={tiny_config(tmp_path)}", f"SET={overrides}"]
+        runs[name] = (lr, results, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                                    env={**os.environ, "PYTHONPATH": str(REPO)}))
+    for lr, results, process in runs.values():
+        output = process.communicate(timeout=500)[0]
+        assert process.returncode == 0, output[-3000:]
+        assert json.loads((run_folder(results / axes) / "run.json").read_text())["spec"]["train"]["lr"] == lr
+        provenance = (results / "reproduction" / "provenance.md").read_text()
+        assert re.search(rf"config override \(--set\) \| experiments\.oneshot_digits\.train\.lr={lr} +\|", provenance)
+    assert not list((checkout / ".snakemake" / "bench_powerprop").iterdir())

@@ -3,15 +3,23 @@
 Snakemake's HTML report shows images, PDFs and HTML pages; a CSV or Markdown file is only offered
 as a download. Every table meant for the report is therefore also written as one HTML page,
 converted from the same Markdown the ``.md`` file holds, so the two never disagree.
+
+The pages show text the harness did not write (config values, overrides, paths, host names), so no
+text becomes markup: raw HTML in the Markdown is escaped, a link or image may only point to
+http(s), mailto, a relative path or an embedded PNG/JPEG, and every page forbids scripts in its
+own Content-Security-Policy (it holds even where Snakemake's report embeds the page in an iframe
+without a ``sandbox`` attribute, and when the page is opened on its own).
 """
 
 from __future__ import annotations
 
+import re
 from html import escape
 from pathlib import Path
 
 import markdown
 import pandas as pd
+from markdown.treeprocessors import Treeprocessor
 
 from bench_powerprop.io import write_csv_atomic, write_text_atomic
 
@@ -37,8 +45,30 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return frame.map(escape_pipes).rename(columns=escape_pipes).to_markdown(index=False, disable_numparse=True)
 
 
+#: No script, no network: inline styles and embedded images only (the pages are self-contained).
+CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
+SAFE_URL = re.compile(r"(https?:|mailto:|#|data:image/(png|jpeg);base64,|(?![a-z][a-z0-9+.-]*:)).*", re.IGNORECASE | re.DOTALL)
+
+
+class SafeUrls(Treeprocessor):
+    """Drop a link's or image's URL whose scheme could run code (``javascript:``, ``data:text/html``, ...)."""
+
+    def run(self, root):
+        for element in root.iter():
+            for attribute in ("href", "src"):
+                value = element.get(attribute)
+                # browsers drop whitespace and control characters inside a URL's scheme ("java\tscript:")
+                if value is not None and not SAFE_URL.fullmatch(re.sub(r"[\x00-\x20\x7f]", "", value)):
+                    del element.attrib[attribute]
+
+
 def to_html(markdown_text: str) -> str:
-    return markdown.markdown(markdown_text, extensions=["tables"], output_format="html")
+    """Markdown to HTML, raw HTML in the text escaped (shown as typed) and unsafe URLs dropped."""
+    converter = markdown.Markdown(extensions=["tables"], output_format="html")
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    converter.treeprocessors.register(SafeUrls(converter), "safe_urls", 0)
+    return converter.convert(markdown_text)
 
 
 def html_fragment(markdown_text: str, css_class: str) -> str:
@@ -52,6 +82,7 @@ def html_page(markdown_text: str, title: str, style: str = "") -> str:
     body = to_html(markdown_text)
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
         f"<title>{escape(title)}</title>\n<style>{STYLE}{style}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 

@@ -71,6 +71,9 @@ class SnapshotStore:
     def publish(self, run_dir: Path) -> None:
         """Copy every snapshot into ``run_dir/snapshots`` and write its index (always, even if empty)."""
         target = Path(run_dir) / "snapshots"
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise LineageError(f"{target}: not a folder of the run directory (a symbolic link or a file); the harness "
+                               "writes snapshots only into the results folder itself: remove it, then rerun")
         target.mkdir(parents=True, exist_ok=True)
         for step in self.steps:
             with open(self.directory / snapshot_name(step), "rb") as source:

@@ -11,14 +11,19 @@ from bench_powerprop.cells import CELL_PATH_PATTERN, EXPERIMENT_PATTERN
 from bench_powerprop.config import export_job_environment, validate_or_exit
 from bench_powerprop.identity import RecordedAs
 from bench_powerprop.integrity import runs_jobs
+from bench_powerprop.io import WriteError
 from bench_powerprop.plan import Plan, write_manifest
 
 export_job_environment(workflow.basedir)
 
-validate_or_exit(config)
+# the --configfile files as given, with validate's loader (limits, no YTE), then the config Snakemake merged
+validate_or_exit(config, workflow.overwrite_configfiles)
 
 PLAN = Plan(config)
-PLAN.check_integrity(repair=workflow.is_main_process and runs_jobs(sys.argv))
+try:
+    PLAN.check_integrity(repair=workflow.is_main_process and runs_jobs(sys.argv))
+except WriteError as error:  # a damaged cell in a read-only or full results tree
+    sys.exit(f"bench_powerprop: {error}")
 RESULTS = PLAN.results
 CONDA_ENV = "../../environment.yml"
 

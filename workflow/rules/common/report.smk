@@ -1,4 +1,5 @@
 # Helpers of workflow/rules/report.smk and of the report() flags of workflow/rules/pipelines.smk.
+from bench_powerprop.config import applied_overrides
 from bench_powerprop.io import git_commit, spec_hash
 from bench_powerprop.pipelines import PIPELINES, TRAINING_FIGURES
 from bench_powerprop.reporting.curves import TRAINING_CURVES
@@ -14,8 +15,11 @@ GIT_COMMIT = git_commit()
 # front page (workflow/report/workflow.rst); after a run (--report-after-run) every cell has them.
 if any(arg.split("=")[0] == "--report" for arg in sys.argv) and not runs_jobs(sys.argv):
     config["report_notice"] = PLAN.report_notice()
-# the --set overrides of `make run SET=...`, shown on the provenance page
-OVERRIDE_ARGUMENTS = [f"--override={text}" for text in config.get("overrides", [])]
+# the --set overrides of `make run SET=...`, shown on the provenance page: recorded by validate beside the merged
+# config it wrote (never a config key, which any file could set)
+OVERRIDE_ARGUMENTS = [
+    f"--override={text}" for text in applied_overrides(workflow.overwrite_configfiles)
+]
 
 
 def reproduction_file(name):
