@@ -267,3 +267,16 @@ def test_training_curves_draw_one_line_per_cell_group_with_the_mean_over_seeds(t
     assert accuracy["α=1 (no Powerprop)"] == [pytest.approx(85.0)]  # percent, at the one evaluated step
     assert [text.get_text() for text in figure.legends[0].get_texts()] == ["α=1 (no Powerprop)", "α=2 (Powerprop)"]
     assert overlapping_texts(figure) == []
+
+
+def test_training_curves_of_runs_that_logged_no_step_say_so(tmp_path):
+    run_dir = tmp_path / "cell"
+    run_dir.mkdir()
+    from bench_powerprop.training.progress import LOG_COLUMNS
+
+    (run_dir / "train_log.csv").write_text(",".join(LOG_COLUMNS) + "\n")  # train.log_every > train.steps
+    cell = {"experiment": "e", "method": "dense", "variant": "default", "alpha": 1.0, "sparsity": 0.0, "seed": 0,
+            "run_dir": str(run_dir)}
+    figure = curves.training_curves_figure(curves.log_rows({"cells": [cell]}), "e")
+    assert any("no training step was logged" in text.get_text() for text, _ in drawn_texts(figure))
+    plt.close(figure)

@@ -115,6 +115,11 @@ def training_curves_figure(logs: pd.DataFrame, title: str):
     from bench_powerprop.reporting.figures import _pyplot, figure_title, plain_log_ticks, shared_legend
 
     plt = _pyplot()
+    if logs.empty:  # every cell ran fewer steps than train.log_every: nothing was logged
+        figure = plt.figure(figsize=(6, 2))
+        figure.text(0.5, 0.5, "no training step was logged (train.log_every > train.steps)", ha="center", va="center")
+        figure_title(figure, f"{title}: training curves")
+        return figure
     groups = list(logs.groupby(GROUP_AXES, sort=True, dropna=False))
     keys = [dict(zip(GROUP_AXES, key)) for key, _ in groups]
     facets = [method_label(key["method"], key["variant"]) for key in keys] if len(groups) > MAX_LINES else [""] * len(keys)
