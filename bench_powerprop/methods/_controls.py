@@ -15,7 +15,7 @@ start. Evci et al. (2022, §4; google-research/rigl ``rigl_tf2/mlp_configs/lotte
 ``scratch.gin``, run with ``--seed``) train several tickets of *one* pruning solution (same mask, same
 initial weights, other data orders) and several scratch solutions of the same mask (fresh weights, other
 data orders), and ensemble solutions of one kind. A replicate r > 0 draws another batch order
-(``training.trainer.batch_seed``) and, for these fresh-weights controls, another fresh draw; r = 0 is the
+(``training.seeds.batch_seed``) and, for these fresh-weights controls, another fresh draw; r = 0 is the
 cell's own order and draw.
 """
 

@@ -1,4 +1,4 @@
-"""Every testable claim of the four source documents, as data (``claims.Claim``), keyed as in issue 18.
+"""Every testable claim of the four source documents, as data (``claim_types.Claim``), keyed as in issue 18.
 
 P: Powerpropagation (Schwarz et al., NeurIPS 2021); S: the student reproduction report (Jain, Raj,
 Asgaonkar 2022); G: Evci, Ioannou, Keskin, Dauphin, "Gradient Flow in Sparse Neural Networks and How
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from bench_powerprop.reporting.claims import Claim
+from bench_powerprop.reporting.claim_types import Claim
 from bench_powerprop.reporting.statistics import EQUIVALENCE
 
 POWERPROP = "Schwarz, Jayakumar, Pascanu, Latham, Teh: Powerpropagation, NeurIPS 2021 (arXiv:2110.00296)"

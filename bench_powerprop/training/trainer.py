@@ -54,6 +54,7 @@ from bench_powerprop.training.progress import (
     live_sinks,
     progress_bar,
 )
+from bench_powerprop.training.seeds import cell_batch_seed
 from bench_powerprop.training.strategy import LocalStrategy, strategy_for
 from bench_powerprop.training.weight_statistics import weight_statistics
 
@@ -85,22 +86,6 @@ def build_cell(spec: dict):
     powerpropify(model, spec["alpha"])
     tasks = list(getattr(task, "tasks", [task]))
     return model, tasks, build_method(spec)
-
-
-def batch_seed(seed: int, task_index: int, replicate: int = 0) -> int:
-    """Seed of the training batches of a phase's task (the cell's seed for the first task of replicate 0).
-
-    ``replicate`` (a method option, ``methods._controls.ReplicateOptions``) picks another batch order for the
-    same seed: another training of the same start.
-    """
-    if replicate:
-        seed = (int(seed) * 1_000_003 + 0x5EED_0000 + int(replicate)) % (2**63 - 1)
-    return int(seed) if task_index == 0 else (int(seed) * 104_729 + task_index) % (2**63 - 1)
-
-
-def cell_batch_seed(spec: dict, task_index: int) -> int:
-    """``batch_seed`` of a cell's spec."""
-    return batch_seed(spec["seed"], task_index, (spec.get("method_options") or {}).get("replicate", 0))
 
 
 class PreemptionFlag:

@@ -99,7 +99,7 @@ def small_weight_movement(thetas: dict[str, np.ndarray], initial: dict[str, np.n
 
 
 def weight_statistics(model: nn.Module, spec: dict, tasks: list) -> dict:
-    from bench_powerprop.training.trainer import cell_batch_seed
+    from bench_powerprop.training.seeds import cell_batch_seed
 
     initial = initial_thetas(spec, tasks[0])
     thetas = {name: theta.cpu().double().numpy() for name, theta in effective_weights(model).items()}
