@@ -540,6 +540,13 @@ def check_prune(prune: dict | None, where: str) -> None:
     if prune.get("scope") == "global" and prune.get("last_layer_keep_factor", 2.0) != 1:
         raise ConfigError(f"{where}.last_layer_keep_factor: scope 'global' ranks the output layer with every other layer; "
                           f"set it to 1 (default 2), or use scope 'global_separate_output'")
+    from bench_powerprop.structure import parse_structure
+
+    structures = [parse_structure(value, f"{where}.structures[{i}]") for i, value in enumerate(prune.get("structures", []))]
+    if any(not structure.unstructured for structure in structures) and prune.get("scope", "layerwise") != "layerwise":
+        raise ConfigError(f"{where}.scope: structured sweeps prune layerwise only, got {prune['scope']!r}")
+    if len({structure.label() for structure in structures}) != len(structures):
+        raise ConfigError(f"{where}.structures: a structure is listed twice")
     levels = keep_levels(prune["keep_levels"])
     if len(set(levels)) != len(levels):
         raise ConfigError(f"{where}.keep_levels: the levels {levels} repeat a value")

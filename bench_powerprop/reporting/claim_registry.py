@@ -135,6 +135,18 @@ DECLARED: tuple[Claim, ...] = (
           higher_is_better=False, skip_experiments=CNN_EXPERIMENTS, scale=1.0, unit_text="σ₀",
           metric_text="mean |θ − θ₀| / σ₀ of the initially small weights", scale_note=MLP_SCALE,
           sentence=POWERPROP_SMALL_WEIGHTS, quoted=True, min_effect=DISTANCE_EFFECT),
+    # -- this harness's own questions (no source claims them) ------------------------------------
+    Claim("H1a", "Does Powerprop's one-shot pruning advantage survive 2:4 structure? α > 1 (chosen on validation) keeps "
+          "more test accuracy than α = 1 when every group of 4 consecutive inputs keeps its 2 largest |θ|",
+          "this harness's own question (no source claims it); 2:4 as NVIDIA ASP's m4n2_1d (docs/structure.md)",
+          kind="oneshot", table="structured", metric="test_accuracy", treatment=BEST_POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where={"structure": "2:4"}, skip_experiments=CNN_EXPERIMENTS, scale_note=MLP_SCALE, min_effect=ACCURACY_EFFECT),
+    Claim("H1b", "…and channel structure? α > 1 (chosen on validation) keeps more test accuracy than α = 1 when whole "
+          "hidden units are pruned by their mean |θ| (≥ 90% of them removed)",
+          "this harness's own question (no source claims it); channel structure as jaxpruner's Channel (docs/structure.md)",
+          kind="oneshot", table="structured", metric="test_accuracy", treatment=BEST_POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where={"structure": "channel", "target_sparsity": {">=": 0.9}}, skip_experiments=CNN_EXPERIMENTS,
+          scale_note=MLP_SCALE, min_effect=ACCURACY_EFFECT),
     # -- the student reproduction report ------------------------------------------------------
     Claim("S1", "α = 1.25 and 1.5 keep the accuracy of the MNIST MLP (equivalence with α = 1)",
           f"{STUDENT}, MNIST MLP experiments (accuracy per α)", kind="oneshot", metric="test_accuracy",
