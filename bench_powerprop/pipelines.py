@@ -199,3 +199,12 @@ PIPELINES = {
         ),
     )
 }
+
+
+# -- deployment (bench_powerprop/deploy.py, rule deploy) -------------------------------------------
+def deployable_experiment(experiment: dict) -> bool:
+    """Whether the workflow deploys an experiment: one-shot or sparse training of an MLP."""
+    return experiment["kind"] in ("oneshot", "sparse_training") and experiment["model"]["name"] == "mlp"
+
+
+DEPLOY_TABLE, DEPLOY_MARKDOWN, DEPLOY_FIGURE = "tables/deploy.csv", "tables/deploy.md", "figures/deploy_accuracy_vs_cost.png"

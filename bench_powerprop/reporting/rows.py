@@ -122,6 +122,8 @@ def trained_row(cell: dict, metrics: dict) -> dict:
 
 
 UNSTRUCTURED = "unstructured"
+#: the structured one-shot table's columns (``structured_rows``)
+STRUCTURED_COLUMNS = [*ROW_COLUMNS, "structure"]
 
 
 def oneshot_rows(cell: dict, metrics: dict, sweep: pd.DataFrame, structured: bool = False) -> list[dict]:
@@ -146,7 +148,7 @@ def structured_rows(manifest: dict) -> pd.DataFrame:
     for cell in manifest["cells"]:
         metrics = checked_metrics(cell["run_dir"], cell["spec_hash"])
         rows += oneshot_rows(cell, metrics, pd.read_csv(Path(cell["run_dir"]) / "oneshot_prune.csv"), structured=True)
-    return pd.DataFrame(rows, columns=[*ROW_COLUMNS, "structure"])
+    return pd.DataFrame(rows, columns=STRUCTURED_COLUMNS)
 
 
 def task_rows(cell: dict, metrics: dict) -> list[dict]:
