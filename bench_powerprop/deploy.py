@@ -149,48 +149,45 @@ def forms(plain: nn.Module) -> dict[str, tuple[Callable, int, int]]:
 
 
 # -- timing ------------------------------------------------------------------------------------
-def latency(forward: Callable, inputs: torch.Tensor, repeats: int = REPEATS) -> tuple[float, float]:
-    """(minimum, median) seconds per call over ``repeats`` timed repeats (each looped to ≥ ``MIN_REPEAT_SECONDS``)."""
+def latencies(forwards: dict[str, Callable], inputs: torch.Tensor, repeats: int = REPEATS) -> dict[str, tuple[float, float]]:
+    """``{form: (minimum, median) seconds per call}``; the forms take turns within every repeat (each looped to
+    ≥ ``MIN_REPEAT_SECONDS``), so a load that comes and goes on a shared machine hits them alike."""
     with torch.inference_mode():
-        forward(inputs)
-        start = time.perf_counter()
-        forward(inputs)
-        once = time.perf_counter() - start
-        number = max(1, int(MIN_REPEAT_SECONDS / max(once, 1e-9)))
-        times = []
-        for _ in range(repeats):
+        numbers = {}
+        for form, forward in forwards.items():
+            forward(inputs)
             start = time.perf_counter()
-            for _ in range(number):
-                forward(inputs)
-            times.append((time.perf_counter() - start) / number)
-    return min(times), statistics.median(times)
+            forward(inputs)
+            numbers[form] = max(1, int(MIN_REPEAT_SECONDS / max(time.perf_counter() - start, 1e-9)))
+        times: dict[str, list[float]] = {form: [] for form in forwards}
+        for _ in range(repeats):
+            for form, forward in forwards.items():
+                start = time.perf_counter()
+                for _ in range(numbers[form]):
+                    forward(inputs)
+                times[form].append((time.perf_counter() - start) / numbers[form])
+    return {form: (min(values), statistics.median(values)) for form, values in times.items()}
 
 
-def measure(plain: nn.Module, input_features: int, batch_sizes=BATCH_SIZES, repeats: int = REPEATS,
-            dense_timings: dict | None = None) -> list[dict]:
-    """One row per (form, batch size): stored bytes, multiply-adds, measured latency, ratio to dense.
-
-    ``dense_timings`` ({batch: (min, median)}) reuses the dense model's timings measured earlier in this
-    process (a dense product's time does not depend on the values of its weights)."""
+def measure(plain: nn.Module, input_features: int, batch_sizes=BATCH_SIZES, repeats: int = REPEATS) -> list[dict]:
+    """One row per (form, batch size): stored bytes, multiply-adds, measured latency and its ratio to the dense
+    model's (timed in turn with it: > 1 is faster than dense), by minimum and by median."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         generator = torch.Generator().manual_seed(0)
-        rows = []
         available = forms(plain)
-        timings = dict(dense_timings or {})
+        rows = []
         for batch in batch_sizes:
             inputs = torch.randn(batch, input_features, generator=generator)
-            if batch not in timings:
-                timings[batch] = latency(available["dense"][0], inputs, repeats)
-            for form, (forward, size, macs) in available.items():
-                fastest, median = timings[batch] if form == "dense" else latency(forward, inputs, repeats)
+            timed = latencies({form: forward for form, (forward, _, _) in available.items()}, inputs, repeats)
+            dense_min, dense_median = timed["dense"]
+            for form, (_, size, macs) in available.items():
+                fastest, median = timed[form]
                 rows.append({"form": SIMULATED if form == "dense" else form, "batch_size": batch, "stored_bytes": size,
                              "macs_per_example": macs, "flops": 2 * macs * batch, "min_ms": 1e3 * fastest,
-                             "median_ms": 1e3 * median, "dense_median_ms": 1e3 * timings[batch][1],
-                             "speedup_vs_dense": timings[batch][1] / median})
-        if dense_timings is not None:
-            dense_timings.update(timings)
+                             "median_ms": 1e3 * median, "dense_median_ms": 1e3 * dense_median,
+                             "speedup_vs_dense": dense_median / median, "speedup_vs_dense_min": dense_min / fastest})
         return rows
     finally:
         torch.set_num_threads(threads)
@@ -200,7 +197,8 @@ def measure(plain: nn.Module, input_features: int, batch_sizes=BATCH_SIZES, repe
 #: the one-shot levels deployed (the nearest swept keep level to each): 90 % and 98 % sparsity
 ONESHOT_KEEPS = (0.1, 0.02)
 DEPLOY_COLUMNS = ["method", "variant", "alpha", "seed", "structure", "sparsity", "test_accuracy", "form", "batch_size",
-                  "stored_bytes", "macs_per_example", "flops", "min_ms", "median_ms", "dense_median_ms", "speedup_vs_dense"]
+                  "stored_bytes", "macs_per_example", "flops", "min_ms", "median_ms", "dense_median_ms", "speedup_vs_dense",
+                  "speedup_vs_dense_min"]
 
 
 def _oneshot_models(cell: dict, prune_cfg: dict):
@@ -252,7 +250,6 @@ def deploy_experiment(manifest: dict, repeats: int = REPEATS) -> list[dict]:
     cells of sparse training; the one-shot cells pruned at the ``ONESHOT_KEEPS`` levels and each structure's)."""
     from bench_powerprop.pipelines import first_seed_cells
 
-    dense_timings: dict = {}
     rows = []
     for cell in first_seed_cells(manifest["cells"]):
         if manifest["kind"] == "oneshot":
@@ -263,7 +260,7 @@ def deploy_experiment(manifest: dict, repeats: int = REPEATS) -> list[dict]:
             continue
         for label, sparsity, accuracy, plain, _ in models:
             features = mlp_layers(plain)[0].in_features
-            for measured in measure(plain, features, repeats=repeats, dense_timings=dense_timings):
+            for measured in measure(plain, features, repeats=repeats):
                 rows.append({"method": cell["method"], "variant": cell["variant"], "alpha": cell["alpha"], "seed": cell["seed"],
                              "structure": label, "sparsity": sparsity, "test_accuracy": accuracy, **measured})
     return rows
@@ -285,8 +282,10 @@ def deploy_markdown(table, experiment: str) -> str:
     if table.empty:
         return f"# {experiment}: deployment\n\nNo sparse cells to deploy.\n"
     keys = ["method", "variant", "alpha", "structure", "sparsity", "test_accuracy", "form", "stored_bytes", "macs_per_example"]
-    wide = table.pivot_table(index=keys, columns="batch_size", values="speedup_vs_dense", aggfunc="first")
-    wide.columns = [f"× dense, batch {batch}" for batch in wide.columns]
+    ratios = table.assign(ratio=[f"{median:.2f} / {fastest:.2f}" for median, fastest
+                                 in zip(table["speedup_vs_dense"], table["speedup_vs_dense_min"])])
+    wide = ratios.pivot_table(index=keys, columns="batch_size", values="ratio", aggfunc="first")
+    wide.columns = [f"× dense, batch {batch} (median / min)" for batch in wide.columns]
     wide = wide.reset_index().sort_values(["method", "alpha", "structure", "sparsity", "form"])
     wide["test_accuracy"] = (100 * wide["test_accuracy"]).map("{:.1f}".format)
     wide["stored_bytes"] = (wide["stored_bytes"] / 1024).map("{:.0f} KiB".format)
@@ -298,8 +297,9 @@ def deploy_markdown(table, experiment: str) -> str:
         "",
         f"Each trained configuration's lowest seed, deployed (bench_powerprop/deploy.py): `{SIMULATED}` is the masked "
         "dense model as trained and evaluated (zeros stored and multiplied); `csr` runs torch.sparse CSR matmuls; "
-        "`channel` runs smaller dense layers with the all-zero units removed. Ratios are the dense model's median "
-        f"latency over the form's (> 1: faster than dense), one thread, {REPEATS} repeats, same process and machine; "
+        "`channel` runs smaller dense layers with the all-zero units removed. Ratios are the dense model's latency "
+        f"over the form's (> 1: faster than dense, < 1: the sparse form loses), by median and by minimum of {REPEATS} "
+        "repeats in which the forms take turns, one thread, one process; "
         "stored size is what torch.save writes. 2:4 semi-structured format: "
         + ("measured" if semi is None else f"not measured ({semi})") + ". Timings vary with the machine and its load; "
         "they are measurements of this run, not asserted anywhere.",
