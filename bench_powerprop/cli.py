@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--manifest", type=Path, required=True, help="the experiment's manifest.json (kind oneshot or sparse_training)")
     deploy.add_argument("--out-dir", type=Path, required=True,
                         help="the experiment's results directory (writes tables/deploy.csv, tables/deploy.md, figures/deploy_*.png)")
-    deploy.add_argument("--repeats", type=int, default=5, help="timed repeats per form and batch size (min and median reported)")
+    deploy.add_argument("--repeats", type=int, default=3, help="timed repeats per form and batch size (min and median reported)")
 
     export = _command(commands, "export", "a trained cell's pruned model as a plain, loadable state_dict (θ, masks applied)",
                       "python -m bench_powerprop export results/x/runs/<cell> /tmp/model_export.pt --compress")

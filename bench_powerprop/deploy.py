@@ -22,7 +22,9 @@ over repeats). Deployment handles the MLP models (Flatten, Linear, ReLU); FLOPs 
 from __future__ import annotations
 
 import copy
+import functools
 import io
+import json
 import statistics
 import time
 import warnings
@@ -37,18 +39,27 @@ from bench_powerprop.pipelines import DEPLOY_FIGURE, DEPLOY_MARKDOWN, DEPLOY_TAB
 from bench_powerprop.powerprop import effective_weights
 
 BATCH_SIZES = (1, 64, 1024)
-REPEATS = 5
+#: repeats of the workflow's deploy step (kept cheap: it runs in every `make run`); bench/bench_deploy.py takes 21
+REPEATS = 3
 #: the shortest a timed repeat may be: faster calls are looped
-MIN_REPEAT_SECONDS = 0.002
+MIN_REPEAT_SECONDS = 0.001
+#: the α deployed by the workflow's step (α = 1 against the notebook's α = 2): a few seconds per experiment
+DEPLOYED_ALPHAS = (1.0, 2.0)
 SIMULATED = "dense (simulated sparsity)"
 FORMS = ("dense", "csr", "channel", "semi_structured")
 
 
 # -- a trained model as a plain network --------------------------------------------------------
+@functools.cache
+def _task_shape(data_json: str) -> tuple[tuple[int, ...], int]:
+    task = build_task(json.loads(data_json))
+    return tuple(task.input_shape), task.num_classes
+
+
 def plain_model(model: nn.Module, spec: dict) -> nn.Module:
     """A plain (non-Powerprop) model of the cell's architecture whose weights are θ with the masks applied."""
-    task = build_task(spec["data"])
-    plain = build_model(spec["model"], task.input_shape, task.num_classes)
+    input_shape, num_classes = _task_shape(json.dumps(spec["data"], sort_keys=True))
+    plain = build_model(spec["model"], input_shape, num_classes)
     state = plain.state_dict()
     trained = model.state_dict()
     state.update({key: trained[key] for key in state if key in trained})
@@ -246,12 +257,15 @@ def _trained_models(cell: dict):
 
 
 def deploy_experiment(manifest: dict, repeats: int = REPEATS) -> list[dict]:
-    """Rows of every deployed model of the experiment: the lowest seed of each trained configuration (the sparse
-    cells of sparse training; the one-shot cells pruned at the ``ONESHOT_KEEPS`` levels and each structure's)."""
+    """Rows of every deployed model of the experiment: the lowest seed of each trained configuration with an α of
+    ``DEPLOYED_ALPHAS`` (the sparse cells of sparse training; the one-shot cells pruned at the ``ONESHOT_KEEPS``
+    levels and each structure's level nearest 90 %)."""
     from bench_powerprop.pipelines import first_seed_cells
 
     rows = []
     for cell in first_seed_cells(manifest["cells"]):
+        if cell["alpha"] not in DEPLOYED_ALPHAS:
+            continue
         if manifest["kind"] == "oneshot":
             models = _oneshot_models(cell, manifest["prune"])
         elif cell["sparsity"] > 0:

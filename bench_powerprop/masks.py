@@ -365,10 +365,8 @@ def structured_counts(shapes: Mapping[str, tuple[int, ...]], counts: Mapping[str
 
 def _from_group_choice(shape, chosen: torch.Tensor, within: torch.Tensor | None, structure: Structure) -> torch.Tensor:
     """Kept weights when the groups ``chosen`` are kept (channel, block) or reduced to ``within`` (N:M)."""
-    size = structure.m if structure.kind == "n_of_m" else None
     if structure.kind == "n_of_m":
-        kept = torch.ones(chosen.numel(), size, dtype=torch.bool, device=chosen.device)
-        kept[chosen] = within[chosen]
+        kept = torch.where(chosen.unsqueeze(1), within, True)
     else:
         kept = chosen.unsqueeze(1).expand(-1, math.prod(shape) // chosen.numel())
     return ungrouped(kept, tuple(shape), structure)

@@ -6,13 +6,16 @@ import torch
 from bench_powerprop import masks
 from bench_powerprop.config import ConfigError, check_structure
 from bench_powerprop.methods import METHODS
+from bench_powerprop.options import CellFacts, OptionError
 from bench_powerprop.structure import KINDS, UNSTRUCTURED, parse_structure
-from tests.method_harness import MethodRun, tiny_mlp
+from tests.method_harness import MethodRun, batch, tiny_mlp
 
 STRUCTURES = {"unstructured": UNSTRUCTURED, "n_of_m": parse_structure({"n_of_m": {"n": 2, "m": 4}}),
               "channel": parse_structure("channel"), "block": parse_structure({"block": {"rows": 2, "cols": 4}})}
 #: the sparsity each structure is run at: 2:4 keeps exactly half of a layer
 SPARSITY = {"unstructured": 0.75, "n_of_m": 0.5, "channel": 0.75, "block": 0.75}
+#: options that make the methods update their masks within 25 steps, on the harness's data-free context
+OPTIONS = {"gmp": {"frequency": 5, "begin_step": 0, "end_step": 20}, "pai": {"scorer": "snip", "scope": "layerwise"}}
 
 
 def _declared():
@@ -41,8 +44,10 @@ def assert_structured(mask, structure):
 @pytest.mark.parametrize("name, kind", [case for case in _declared() if METHODS.get(case[0]).sparse and case[1] != "unstructured"])
 def test_every_mask_update_keeps_the_structure_and_the_final_counts_are_exact(name, kind):
     structure = STRUCTURES[kind]
-    run = MethodRun(name, {"frequency": 5, "begin_step": 0, "end_step": 20} if name == "gmp" else None,
-                    sparsity=SPARSITY[kind], steps=25, structure=structure)
+    run = MethodRun(name, OPTIONS.get(name), sparsity=SPARSITY[kind], steps=25, structure=structure, prepare=False)
+    # the harness has no dataset: pruning at init scores on batches of its own random inputs
+    run.ctx.scoring_batches = lambda count, size=None, task_index=None: [batch(seed=200 + i) for i in range(count)]
+    run.method.prepare(run.ctx)
     seen = 0
     for _ in range(25):
         run.step()
@@ -133,3 +138,11 @@ def test_structure_is_parsed_with_one_line_errors():
     for bad, field in [({"n_of_m": {"n": 4, "m": 4}}, "s.n_of_m.n"), ({"block": {"rows": 2}}, "s.block"), ("rows", "s")]:
         with pytest.raises(ValueError, match=f"^{field}: "):
             parse_structure(bad, "s")
+
+
+@pytest.mark.parametrize("options, field", [({"scorer": "synflow", "scope": "layerwise"}, "scorer"),
+                                            ({"scorer": "snip"}, "scope")])
+def test_pruning_at_init_under_a_structure_needs_a_one_shot_scorer_and_layerwise_scope(options, field):
+    facts = CellFacts(0.5, 10, 1.0, structure=STRUCTURES["channel"])
+    with pytest.raises(OptionError, match=rf"^methods\.pai\.{field}: "):
+        METHODS.options("pai").parse(options, "methods.pai", facts)
