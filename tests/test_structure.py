@@ -15,7 +15,8 @@ STRUCTURES = {"unstructured": UNSTRUCTURED, "n_of_m": parse_structure({"n_of_m":
 #: the sparsity each structure is run at: 2:4 keeps exactly half of a layer
 SPARSITY = {"unstructured": 0.75, "n_of_m": 0.5, "channel": 0.75, "block": 0.75}
 #: options that make the methods update their masks within 25 steps, on the harness's data-free context
-OPTIONS = {"gmp": {"frequency": 5, "begin_step": 0, "end_step": 20}, "pai": {"scorer": "snip", "scope": "layerwise"}}
+OPTIONS = {"gmp": {"frequency": 5, "begin_step": 0, "end_step": 20}, "pai": {"scorer": "snip", "scope": "layerwise"},
+           "rigl": {"update_every": 4, "drop_fraction": 0.5}, "set": {"update_every": 4, "drop_fraction": 0.5}}
 
 
 def _declared():
@@ -48,14 +49,18 @@ def test_every_mask_update_keeps_the_structure_and_the_final_counts_are_exact(na
     # the harness has no dataset: pruning at init scores on batches of its own random inputs
     run.ctx.scoring_batches = lambda count, size=None, task_index=None: [batch(seed=200 + i) for i in range(count)]
     run.method.prepare(run.ctx)
-    seen = 0
+    seen, distinct = 0, []
     for _ in range(25):
         run.step()
         mask = masks.forward_mask(run.model)
         if mask is not None:
             assert_structured(mask, structure)
             seen += 1
+            if not distinct or mask != distinct[-1]:
+                distinct.append(mask)
     final = masks.forward_mask(run.model)
+    if name in ("rigl", "set"):  # groups were dropped and grown, as units
+        assert len(distinct) > 1
     assert seen and final.layer_counts() == run.method.target_counts
     numels = {name: layer.numel() for name, layer in final.items()}
     output = list(numels)[-1]
