@@ -251,8 +251,9 @@ def _trained_models(cell: dict):
 
     model, spec = load_trained_model(Path(cell["run_dir"]) / "model.pt")
     metrics = read_json(Path(cell["run_dir"]) / "metrics.json")
-    structure = spec.get("structure", "unstructured")
-    label = structure if isinstance(structure, str) else next(iter(structure))
+    from bench_powerprop.structure import parse_structure
+
+    label = parse_structure(spec.get("structure")).label()
     yield label, float(metrics["actual_sparsity"]), float(metrics["test_accuracy"]), plain_model(model, spec), spec
 
 
