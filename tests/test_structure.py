@@ -151,3 +151,18 @@ def test_pruning_at_init_under_a_structure_needs_a_one_shot_scorer_and_layerwise
     facts = CellFacts(0.5, 10, 1.0, structure=STRUCTURES["channel"])
     with pytest.raises(OptionError, match=rf"^methods\.pai\.{field}: "):
         METHODS.options("pai").parse(options, "methods.pai", facts)
+
+
+def test_structure_enters_the_specs_of_the_experiments_that_declare_it_and_no_other():
+    from bench_powerprop.config import load_configs, validate_config
+    from bench_powerprop.plan import Plan
+
+    from conftest import REPO
+
+    config = load_configs([REPO / "configs" / "default.yaml", REPO / "configs" / "structured_sparse.yaml"])
+    validate_config(config)
+    plan = Plan(config)
+    declared = {cell.experiment: plan.spec(cell).get("structure") for cell in plan.cells}
+    assert declared == {"sparse_digits_2of4": {"n_of_m": {"n": 2, "m": 4}}, "sparse_digits_channel": "channel"}
+    default = Plan(load_configs([REPO / "configs" / "default.yaml"]))
+    assert not any("structure" in default.spec(cell) for cell in default.cells)  # unstructured: specs and hashes as before
