@@ -42,7 +42,12 @@ def assert_structured(mask, structure):
         assert set(counts.tolist()) <= allowed, (name, structure.label(), counts.tolist())
 
 
-@pytest.mark.parametrize("name, kind", [case for case in _declared() if METHODS.get(case[0]).sparse and case[1] != "unstructured"])
+#: the lottery pipeline needs a parent cell (lineage): its levels are tested on their own below
+LINEAGE = ("lottery", "lottery_reinit", "lottery_scratch")
+
+
+@pytest.mark.parametrize("name, kind", [case for case in _declared() if case[1] != "unstructured" and case[0] not in LINEAGE
+                                        and METHODS.get(case[0]).sparse])
 def test_every_mask_update_keeps_the_structure_and_the_final_counts_are_exact(name, kind):
     structure = STRUCTURES[kind]
     run = MethodRun(name, OPTIONS.get(name), sparsity=SPARSITY[kind], steps=25, structure=structure, prepare=False)
@@ -166,3 +171,28 @@ def test_structure_enters_the_specs_of_the_experiments_that_declare_it_and_no_ot
     assert declared == {"sparse_digits_2of4": {"n_of_m": {"n": 2, "m": 4}}, "sparse_digits_channel": "channel"}
     default = Plan(load_configs([REPO / "configs" / "default.yaml"]))
     assert not any("structure" in default.spec(cell) for cell in default.cells)  # unstructured: specs and hashes as before
+
+
+@pytest.mark.parametrize("kind", ["n_of_m", "channel", "block"])
+def test_lottery_levels_prune_whole_groups_of_the_survivors(kind):
+    from bench_powerprop.training.lineage import Inherited
+
+    structure = STRUCTURES[kind]
+    model = tiny_mlp(alpha=1.0)
+    method_class = METHODS.get("lottery")
+    facts = CellFacts(0.0, 10, 1.0, structure=structure)
+    options = method_class.Options.parse({"prune_fraction": 0.3, "output_prune_fraction": 0.3}, "methods.lottery", facts)
+    lottery = method_class(options, facts, 0)
+    previous = None
+    for _ in range(4):
+        if previous is not None:
+            masks.install(model, previous)
+        mask = lottery.prune_further(model, Inherited(model.state_dict(), 1.0, "final"))
+        assert_structured(mask, structure)
+        if previous is not None:
+            assert mask.issubset(previous) and mask.count() <= previous.count()
+        previous = mask
+    assert previous.count() < previous.numel()
+    if kind == "n_of_m":  # four levels of 30 % reduce every group to 2 of 4: the floor of 2:4
+        assert all(count == masks.layer_shapes(model)[name][0] * masks.layer_shapes(model)[name][1] // 2
+                   for name, count in previous.layer_counts().items())

@@ -57,9 +57,6 @@ def redraw_weights(ctx, seed: int, replicate: int = 0) -> None:
 
 
 class FreshWeightsControl(Static):
-    #: the lottery pipeline (its tickets and controls) prunes unstructured only
-    structures = ("unstructured",)
-
     def prepare(self, ctx):
         redraw_weights(ctx, self.seed, self.options.replicate)
         super().prepare(ctx)
