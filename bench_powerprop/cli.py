@@ -103,14 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--out", type=Path, required=True, help="CSV with one row per keep level")
 
     deploy = _command(commands, "deploy", "measured size and latency of an experiment's pruned networks in real sparse forms",
-                      "python -m bench_powerprop deploy --manifest results/x/manifest.json --out-dir results/x")
+                      f"python -m bench_powerprop deploy --manifest {EXAMPLE_RUN}/oneshot_digits/manifest.json "
+                      f"--out-dir {EXAMPLE_RUN}/oneshot_digits",
+                      note="\n(after make run: it re-measures one experiment; docs/structure.md)")
     deploy.add_argument("--manifest", type=Path, required=True, help="the experiment's manifest.json (kind oneshot or sparse_training)")
     deploy.add_argument("--out-dir", type=Path, required=True,
                         help="the experiment's results directory (writes tables/deploy.csv, tables/deploy.md, figures/deploy_*.png)")
     deploy.add_argument("--repeats", type=int, default=3, help="timed repeats per form and batch size (min and median reported)")
 
     export = _command(commands, "export", "a trained cell's pruned model as a plain, loadable state_dict (θ, masks applied)",
-                      "python -m bench_powerprop export results/x/runs/<cell> /tmp/model_export.pt --compress")
+                      "python -m bench_powerprop export example/run example/exported.pt --compress",
+                      note="\n(the run of the `train` example; after make run: results/<experiment>/runs/<cell> with its h~ folder)")
     export.add_argument("cell_dir", type=Path, help="a trained cell's run directory (holds model.pt)")
     export.add_argument("out", type=Path, help="the file to write (torch.save of {format, spec, state_dict})")
     export.add_argument("--compress", action="store_true", help="store 2-D weights as CSR sparse tensors")
