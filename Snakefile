@@ -17,6 +17,7 @@ include: "workflow/rules/common/oneshot.smk"
 include: "workflow/rules/common/ffcv.smk"
 include: "workflow/rules/common/report.smk"
 include: "workflow/rules/common/pipelines.smk"
+include: "workflow/rules/common/deploy.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/oneshot.smk"
@@ -25,6 +26,7 @@ include: "workflow/rules/lottery.smk"
 include: "workflow/rules/ffcv.smk"
 include: "workflow/rules/curves.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/deploy.smk"
 
 
 # Training jobs of CPU-only local runs fork from one pre-warmed process (bench_powerprop.training.server).
@@ -46,3 +48,4 @@ rule all:
         all_targets(),
         curves_targets(),
         report_targets(),
+        deploy_targets(),

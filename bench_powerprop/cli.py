@@ -102,6 +102,22 @@ def build_parser() -> argparse.ArgumentParser:
                             "scope (layerwise|global), scorer (default magnitude), last_layer_keep_factor")
     prune.add_argument("--out", type=Path, required=True, help="CSV with one row per keep level")
 
+    deploy = _command(commands, "deploy", "measured size and latency of an experiment's pruned networks in real sparse forms",
+                      f"python -m bench_powerprop deploy --manifest {EXAMPLE_RUN}/oneshot_digits/manifest.json "
+                      f"--out-dir {EXAMPLE_RUN}/oneshot_digits",
+                      note="\n(after make run: it re-measures one experiment; docs/structure.md)")
+    deploy.add_argument("--manifest", type=Path, required=True, help="the experiment's manifest.json (kind oneshot or sparse_training)")
+    deploy.add_argument("--out-dir", type=Path, required=True,
+                        help="the experiment's results directory (writes tables/deploy.csv, tables/deploy.md, figures/deploy_*.png)")
+    deploy.add_argument("--repeats", type=int, default=3, help="timed repeats per form and batch size (min and median reported)")
+
+    export = _command(commands, "export", "a trained cell's pruned model as a plain, loadable state_dict (θ, masks applied)",
+                      "python -m bench_powerprop export example/run example/exported.pt --compress",
+                      note="\n(the run of the `train` example; after make run: results/<experiment>/runs/<cell> with its h~ folder)")
+    export.add_argument("cell_dir", type=Path, help="a trained cell's run directory (holds model.pt)")
+    export.add_argument("out", type=Path, help="the file to write (torch.save of {format, spec, state_dict})")
+    export.add_argument("--compress", action="store_true", help="store 2-D weights as CSR sparse tensors")
+
     report = _command(commands, "report", "tables or figures of one experiment from its manifest",
                       f"python -m bench_powerprop report tables --manifest {EXAMPLE_RUN}/oneshot_digits/manifest.json "
                       f"--out-dir {EXAMPLE_RUN}/oneshot_digits",
@@ -603,8 +619,33 @@ def run_beton(args) -> int:
     return ffcv_main(arguments)
 
 
+def run_deploy(args) -> int:
+    from bench_powerprop.deploy import write_deploy
+    from bench_powerprop.io import read_json
+
+    if args.repeats < 1:
+        print(f"bench_powerprop: deploy --repeats: must be >= 1, got {args.repeats}", file=sys.stderr)
+        return 2
+    print(write_deploy(read_json(args.manifest), args.out_dir, args.repeats))
+    return 0
+
+
+def run_export(args) -> int:
+    from bench_powerprop.deploy import export
+
+    if not (args.cell_dir / "model.pt").is_file():
+        print(f"bench_powerprop: export: {args.cell_dir}/model.pt does not exist (not a trained cell's run directory)",
+              file=sys.stderr)
+        return 2
+    payload = export(args.cell_dir, args.out, args.compress)
+    print(f"exported {args.cell_dir} ({payload['format']}) to {args.out}")
+    return 0
+
+
 COMMANDS = {
     "train": run_train,
+    "deploy": run_deploy,
+    "export": run_export,
     "prune-eval": run_prune_eval,
     "report": run_report,
     "claims": run_claims,

@@ -517,6 +517,16 @@ def _resolved(section: str, experiment: dict):
     return resolve(experiment[section]) if resolve else experiment[section]
 
 
+def check_structure(method_class, cell, structure, where: str) -> None:
+    """A method runs only under the structures it declares; N:M cannot go below n/m of the weights."""
+    if structure.kind not in method_class.structures:
+        raise ConfigError(f"{where}: method {cell.method!r} supports structure {' or '.join(method_class.structures)} only, "
+                          f"not {structure.label()}")
+    if method_class.sparse and 1 - cell.sparsity < structure.lowest_density():
+        raise ConfigError(f"{where}: {structure.label()} keeps at least {structure.lowest_density():g} of each layer, "
+                          f"so sparsity {cell.sparsity:g} of {cell.path} cannot be reached")
+
+
 def check_prune(prune: dict | None, where: str) -> None:
     if prune is None:
         return
@@ -530,6 +540,13 @@ def check_prune(prune: dict | None, where: str) -> None:
     if prune.get("scope") == "global" and prune.get("last_layer_keep_factor", 2.0) != 1:
         raise ConfigError(f"{where}.last_layer_keep_factor: scope 'global' ranks the output layer with every other layer; "
                           f"set it to 1 (default 2), or use scope 'global_separate_output'")
+    from bench_powerprop.structure import parse_structure
+
+    structures = [parse_structure(value, f"{where}.structures[{i}]") for i, value in enumerate(prune.get("structures", []))]
+    if any(not structure.unstructured for structure in structures) and prune.get("scope", "layerwise") != "layerwise":
+        raise ConfigError(f"{where}.scope: structured sweeps prune layerwise only, got {prune['scope']!r}")
+    if len({structure.label() for structure in structures}) != len(structures):
+        raise ConfigError(f"{where}.structures: a structure is listed twice")
     levels = keep_levels(prune["keep_levels"])
     if len(set(levels)) != len(levels):
         raise ConfigError(f"{where}.keep_levels: the levels {levels} repeat a value")
@@ -625,7 +642,13 @@ class ExperimentGrid:
 
         if self._tasks is None:
             self._tasks = task_count(resolve_data_config(self.experiment["data"]))
-        return CellFacts(cell.sparsity, self.experiment["train"]["steps"], cell.alpha, self._tasks)
+        return CellFacts(cell.sparsity, self.experiment["train"]["steps"], cell.alpha, self._tasks, self.structure)
+
+    @property
+    def structure(self):
+        from bench_powerprop.structure import parse_structure
+
+        return parse_structure(self.experiment.get("structure"), f"experiments.{self.name}.structure")
 
     def method_options(self, cell: Cell):
         """The cell's typed method options (the experiment's, its variant's over them, defaults filled in), parsed once."""
@@ -665,6 +688,7 @@ class ExperimentGrid:
                 if cell.variant != DEFAULT_VARIANT and cell.variant not in variants:
                     raise ConfigError(f"{block.where}.variant: method {cell.method!r} has no variant {cell.variant!r} "
                                       f"(defined under experiments.{self.name}.variants.{cell.method}: {sorted(variants) or 'none'})")
+                check_structure(METHODS.get(cell.method), cell, self.structure, f"experiments.{self.name}.structure")
                 if not METHODS.get(cell.method).sparse and cell.sparsity != 0:
                     raise ConfigError(f"{block.where}.sparsity: method {cell.method!r} trains without a sparsity target, "
                                       f"so its grid sparsity must be 0, got {cell.sparsity:g}")

@@ -5,6 +5,10 @@ official Powerprop notebook does (google-deepmind/deepmind-research
 ``powerpropagation/powerpropagation.ipynb``): rank the effective weights θ by the configured
 scorer (``magnitude`` by default), keep exactly round(keep·n) per layer (``layerwise``) or over the
 hidden layers together (``global``), the output layer keeping min(1, factor·keep), and measure.
+
+The prune config's ``structures`` adds a sweep per mask structure (``bench_powerprop.structure``) over the
+same trained model, its rows marked in the ``structure`` column: N:M at its one density n/m, channel and
+block at every keep level (layerwise, the output layer kept dense).
 """
 
 from __future__ import annotations
@@ -20,7 +24,19 @@ from bench_powerprop.data.tasks import build_task
 from bench_powerprop.scoring import score
 from bench_powerprop.training.checkpointing import load_trained_model
 
-SWEEP_COLUMNS = ["keep", "target_sparsity", "actual_sparsity", "zero_fraction", "val_accuracy", "test_accuracy", "spec_hash"]
+SWEEP_COLUMNS = ["keep", "target_sparsity", "actual_sparsity", "zero_fraction", "val_accuracy", "test_accuracy", "spec_hash",
+                 "structure"]
+
+
+def sweep_structures(prune_cfg: dict) -> list:
+    from bench_powerprop.structure import parse_structure
+
+    return [parse_structure(value) for value in prune_cfg.get("structures", ["unstructured"])]
+
+
+def structure_levels(structure, levels: list[float]) -> list[float]:
+    """The keep levels a structure is swept at: N:M has one, n/m."""
+    return [structure.n / structure.m] if structure.kind == "n_of_m" else levels
 
 
 def oneshot_sweep(model_path: Path, prune_cfg: dict) -> pd.DataFrame:
@@ -29,20 +45,26 @@ def oneshot_sweep(model_path: Path, prune_cfg: dict) -> pd.DataFrame:
     task = build_task(spec["data"])
     scores = score(prune_cfg.get("scorer", "magnitude"), model)
     rows = []
-    for keep in keep_levels(prune_cfg["keep_levels"]):
-        pruned = copy.deepcopy(model)
-        mask = masks.prune(scores, keep, prune_cfg.get("scope", "layerwise"), prune_cfg.get("last_layer_keep_factor", 2.0))
-        masks.install(pruned, mask)
-        rows.append({
-            "keep": keep,
-            "target_sparsity": 1.0 - keep,
-            "actual_sparsity": masks.masked_fraction(pruned, mask),
-            "zero_fraction": masks.zero_fraction(pruned),
-            "val_accuracy": task.accuracy(pruned, "val"),
-            "test_accuracy": task.accuracy(pruned, "test"),
-            "spec_hash": _spec_hash(spec),
-        })
+    for structure in sweep_structures(prune_cfg):
+        for keep in structure_levels(structure, keep_levels(prune_cfg["keep_levels"])):
+            rows.append({**_pruned_row(model, spec, task, scores, keep, prune_cfg, structure), "structure": structure.label()})
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
+
+
+def _pruned_row(model, spec, task, scores, keep, prune_cfg, structure) -> dict:
+    pruned = copy.deepcopy(model)
+    mask = masks.prune(scores, keep, prune_cfg.get("scope", "layerwise"), prune_cfg.get("last_layer_keep_factor", 2.0),
+                       structure=structure)
+    masks.install(pruned, mask)
+    return {
+        "keep": keep,
+        "target_sparsity": 1.0 - keep,
+        "actual_sparsity": masks.masked_fraction(pruned, mask),
+        "zero_fraction": masks.zero_fraction(pruned),
+        "val_accuracy": task.accuracy(pruned, "val"),
+        "test_accuracy": task.accuracy(pruned, "test"),
+        "spec_hash": _spec_hash(spec),
+    }
 
 
 def _spec_hash(spec: dict) -> str:

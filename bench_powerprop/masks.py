@@ -22,16 +22,27 @@ import torch
 from torch import nn
 
 from bench_powerprop.powerprop import MASK_BUFFERS, PowerpropMixin, convert_layer, powerprop_layers, weight_layers
+from bench_powerprop.structure import UNSTRUCTURED, Structure
 
 FORWARD, BACKWARD = "forward", "backward"
 _BUFFER = {FORWARD: "weight_mask", BACKWARD: "weight_grad_mask"}
 
 
 class Mask(Mapping):
-    """Kept weights per layer: ``name → bool tensor``. Immutable; set operations return new masks."""
+    """Kept weights per layer: ``name → bool tensor``. Immutable; set operations return new masks.
 
-    def __init__(self, layers: Mapping[str, torch.Tensor]):
+    A mask built with a ``structure`` (``bench_powerprop.structure``) is checked against it here, the one
+    place: a layer that breaks it raises ``ValueError`` naming the layer. Set operations give unstructured
+    masks (the union of two 2:4 masks is not 2:4).
+    """
+
+    def __init__(self, layers: Mapping[str, torch.Tensor], structure: Structure = UNSTRUCTURED):
         self._layers = {name: tensor.detach().bool() for name, tensor in layers.items()}
+        self.structure = structure
+        for name, kept in self._layers.items():
+            problem = structure_violation(kept, structure)
+            if problem:
+                raise ValueError(f"mask layer {name}: {problem}")
 
     # -- mapping ----------------------------------------------------------------------------
     def __getitem__(self, name: str) -> torch.Tensor:
@@ -171,9 +182,10 @@ def choose(scores: torch.Tensor, keep: float, rounding: str = "round") -> torch.
     return topk(scores, kept_count(numel, keep, rounding))
 
 
-def keep_top(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Mask:
-    """Per layer, exactly ``counts[name]`` weights with the largest score."""
-    return Mask({name: topk(scores[name], counts[name]) for name in counts})
+def keep_top(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int], structure: Structure = UNSTRUCTURED) -> Mask:
+    """Per layer, exactly ``counts[name]`` weights with the largest score (whole groups of a ``structure``,
+    ranked by their mean score; its counts must be ``realisable``)."""
+    return Mask({name: select_top(scores[name], counts[name], structure) for name in counts}, structure)
 
 
 def keep_top_jointly(scores: Mapping[str, torch.Tensor], count: int) -> Mask:
@@ -210,8 +222,11 @@ def layer_keep_fractions(names: list[str], keep: float, last_layer_keep_factor: 
 
 
 def prune(scores: Mapping[str, torch.Tensor], keep: float, scope: str = "layerwise",
-          last_layer_keep_factor: float = 1.0, rounding: str = "round") -> Mask:
+          last_layer_keep_factor: float = 1.0, rounding: str = "round", structure: Structure = UNSTRUCTURED) -> Mask:
     """Keep the highest-scoring fraction ``keep`` of the weights; counts by ``rounding`` (``choose``; default exact).
+
+    With a ``structure`` (layerwise scope only) each layer keeps the ``realisable`` count nearest its
+    fraction in whole groups (``select_top``); the output layer is never channel- or block-pruned.
 
     Scopes (``SCOPES`` in ``bench_powerprop.scoring.base``):
 
@@ -224,6 +239,13 @@ def prune(scores: Mapping[str, torch.Tensor], keep: float, scope: str = "layerwi
     """
     names = list(scores)
     fractions = layer_keep_fractions(names, keep, last_layer_keep_factor)
+    if not structure.unstructured:
+        if scope != "layerwise":
+            raise ValueError(f"structure {structure.label()} is pruned layerwise only, got scope {scope!r}")
+        counts = structured_counts({name: tuple(score.shape) for name, score in scores.items()},
+                                   {name: kept_count(score.numel(), fractions[name], rounding) for name, score in scores.items()},
+                                   structure)
+        return keep_top(scores, counts, structure)
     if scope == "layerwise":
         return keep_fractions(scores, fractions, rounding)
     if scope == "global":
@@ -240,15 +262,153 @@ def prune(scores: Mapping[str, torch.Tensor], keep: float, scope: str = "layerwi
     return Mask({name: selected[name] for name in names})
 
 
-def random_mask(shapes: Mapping[str, tuple[int, ...]], counts: Mapping[str, int], generator: torch.Generator) -> Mask:
-    """Exactly ``counts[name]`` kept weights per layer at uniformly random positions."""
+def random_mask(shapes: Mapping[str, tuple[int, ...]], counts: Mapping[str, int], generator: torch.Generator,
+                structure: Structure = UNSTRUCTURED) -> Mask:
+    """Exactly ``counts[name]`` kept weights per layer at uniformly random positions (whole groups of a
+    ``structure``; its counts must be ``realisable``)."""
     layers = {}
     for name, shape in shapes.items():
+        if not structure.unstructured:
+            layers[name] = select_random(shape, counts[name], structure, generator)
+            continue
         numel = math.prod(shape)
         kept = torch.zeros(numel, dtype=torch.bool)
         kept[torch.randperm(numel, generator=generator)[: counts[name]]] = True
         layers[name] = kept.view(shape)
-    return Mask(layers)
+    return Mask(layers, structure)
+
+
+# -- structure: groups of weights kept or removed together -------------------------------------
+def _as_matrix(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(outputs, inputs, kernel positions) of a Linear (kernel 1) or convolution weight."""
+    return shape[0], (shape[1] if len(shape) > 1 else 1), math.prod(shape[2:])
+
+
+def check_divisible(shape: tuple[int, ...], structure: Structure) -> str | None:
+    """Why a weight of ``shape`` cannot be split into the structure's groups, or None."""
+    outputs, inputs, _ = _as_matrix(shape)
+    if structure.kind == "n_of_m" and inputs % structure.m:
+        return f"its {inputs} inputs are not a multiple of m = {structure.m}"
+    if structure.kind == "block" and (outputs % structure.rows or inputs % structure.cols):
+        return f"its {outputs}×{inputs} weight matrix is not tiled by {structure.rows}×{structure.cols} blocks"
+    return None
+
+
+def grouped(tensor: torch.Tensor, structure: Structure) -> torch.Tensor:
+    """``tensor`` (a weight's shape) as a (groups, group size) matrix: one row per group of ``structure``."""
+    problem = check_divisible(tuple(tensor.shape), structure)
+    if problem:
+        raise ValueError(f"structure {structure.label()}: a weight of shape {tuple(tensor.shape)} cannot be grouped: {problem}")
+    outputs, inputs, kernel = _as_matrix(tuple(tensor.shape))
+    matrix = tensor.reshape(outputs, inputs, kernel)
+    if structure.kind == "n_of_m":  # consecutive inputs of one output and kernel position (ASP's m4n2_1d)
+        return matrix.permute(0, 2, 1).reshape(-1, structure.m)
+    if structure.kind == "channel":
+        return matrix.reshape(outputs, -1)
+    if structure.kind == "block":
+        r, c = structure.rows, structure.cols
+        return matrix.reshape(outputs // r, r, inputs // c, c, kernel).permute(0, 2, 1, 3, 4).reshape(-1, r * c * kernel)
+    return tensor.reshape(-1, 1)
+
+
+def ungrouped(groups: torch.Tensor, shape: tuple[int, ...], structure: Structure) -> torch.Tensor:
+    """The inverse of ``grouped``: a (groups, group size) matrix back in the weight's ``shape``."""
+    outputs, inputs, kernel = _as_matrix(shape)
+    if structure.kind == "n_of_m":
+        return groups.reshape(outputs, kernel, inputs).permute(0, 2, 1).reshape(shape)
+    if structure.kind == "block":
+        r, c = structure.rows, structure.cols
+        return groups.reshape(outputs // r, inputs // c, r, c, kernel).permute(0, 2, 1, 3, 4).reshape(shape)
+    return groups.reshape(shape)
+
+
+def structure_violation(kept: torch.Tensor, structure: Structure) -> str | None:
+    """Why a layer's kept weights break ``structure``, or None. A fully kept layer fits every structure."""
+    if structure.unstructured or bool(kept.all()):
+        return None
+    counts = grouped(kept, structure).sum(1)
+    size = structure.m if structure.kind == "n_of_m" else grouped(kept, structure).shape[1]
+    allowed = (structure.n, size) if structure.kind == "n_of_m" else (0, size)
+    bad = ~((counts == allowed[0]) | (counts == allowed[1]))
+    if bad.any():
+        return (f"{int(bad.sum())} of its {counts.numel()} {structure.label()} groups keep neither "
+                f"{allowed[0]} nor all {size} weights")
+    return None
+
+
+def realisable(shape: tuple[int, ...], count: int, structure: Structure, exempt: bool = False) -> int:
+    """The count of kept weights nearest ``count`` that ``structure`` can keep in a weight of ``shape``.
+
+    Channel and block keep whole groups (at least one); N:M turns whole groups of m into n of m, so a
+    layer keeps between n/m of its weights and all of them. ``exempt`` layers (the output layer under
+    channel or block) stay dense.
+    """
+    numel = math.prod(shape)
+    if structure.unstructured:
+        return count
+    if exempt:
+        return numel
+    size = grouped(torch.empty(shape, device="meta"), structure).shape[1]
+    groups = numel // size
+    if structure.kind == "n_of_m":
+        removable = structure.m - structure.n
+        return numel - min(groups, max(0, round((numel - count) / removable))) * removable
+    return min(groups, max(1, round(count / size))) * size
+
+
+def structured_counts(shapes: Mapping[str, tuple[int, ...]], counts: Mapping[str, int], structure: Structure) -> dict[str, int]:
+    """Each layer's planned count made ``realisable``; the last layer (the output) is exempt from channel and block."""
+    output = list(shapes)[-1]
+    exempt = structure.kind in ("channel", "block")
+    return {name: realisable(shape, counts[name], structure, exempt and name == output) for name, shape in shapes.items()}
+
+
+def _from_group_choice(shape, chosen: torch.Tensor, within: torch.Tensor | None, structure: Structure) -> torch.Tensor:
+    """Kept weights when the groups ``chosen`` are kept (channel, block) or reduced to ``within`` (N:M)."""
+    if structure.kind == "n_of_m":
+        kept = torch.where(chosen.unsqueeze(1), within, True)
+    else:
+        kept = chosen.unsqueeze(1).expand(-1, math.prod(shape) // chosen.numel())
+    return ungrouped(kept, tuple(shape), structure)
+
+
+def select_top(scores: torch.Tensor, count: int, structure: Structure = UNSTRUCTURED) -> torch.Tensor:
+    """``count`` kept weights with the largest scores, in whole groups of ``structure`` (pooled by their mean).
+
+    N:M keeps each reduced group's n best weights and reduces the groups that lose the least score.
+    """
+    if structure.unstructured:
+        return topk(scores, count)
+    numel = scores.numel()
+    if count >= numel:
+        return torch.ones_like(scores, dtype=torch.bool)
+    groups = grouped(scores.float(), structure)
+    if structure.kind == "n_of_m":
+        within = _rowwise_top(groups, structure.n)
+        lost = groups.masked_fill(within, 0).sum(1)
+        reduced = (numel - count) // (structure.m - structure.n)
+        return _from_group_choice(scores.shape, topk(-lost, reduced), within, structure)
+    return _from_group_choice(scores.shape, topk(groups.mean(1), count // groups.shape[1]), None, structure)
+
+
+def _rowwise_top(groups: torch.Tensor, n: int) -> torch.Tensor:
+    kept = torch.zeros_like(groups, dtype=torch.bool)
+    return kept.scatter_(1, torch.topk(groups, n, dim=1).indices, True)
+
+
+def select_random(shape: tuple[int, ...], count: int, structure: Structure, generator: torch.Generator) -> torch.Tensor:
+    """``count`` kept weights in uniformly random whole groups of ``structure`` (N:M: random n of each reduced group)."""
+    numel = math.prod(shape)
+    if count >= numel:
+        return torch.ones(shape, dtype=torch.bool)
+    groups = grouped(torch.empty(shape, device="meta"), structure).shape[0]
+    chosen = torch.zeros(groups, dtype=torch.bool)
+    if structure.kind == "n_of_m":
+        chosen[torch.randperm(groups, generator=generator)[: (numel - count) // (structure.m - structure.n)]] = True
+        within = _rowwise_top(torch.rand(groups, structure.m, generator=generator), structure.n)
+        return _from_group_choice(shape, chosen, within, structure)
+    chosen[torch.randperm(groups, generator=generator)[: count // (numel // groups)]] = True
+    return _from_group_choice(shape, chosen, None, structure)
 
 
 # -- masks on a model -----------------------------------------------------------------------

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bench_powerprop.structure import UNSTRUCTURED, Structure
+
 
 class OptionError(ValueError):
     """A bad option; ``str(error)`` is one line: ``<field path>: <what is wrong>``."""
@@ -172,6 +174,8 @@ class CellFacts:
     alpha: float = 1.0
     #: tasks in the cell's data (a task sequence such as ``permuted``; 1 for an ordinary dataset)
     tasks: int = 1
+    #: the experiment's mask structure (``bench_powerprop.structure``)
+    structure: Structure = UNSTRUCTURED
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,9 @@ PIPELINES = {
             requires=("prune",),
             cell_files=("oneshot_prune.csv",),
             tables={"runs": "tables/oneshot_runs.csv", "summary": "tables/oneshot_summary.csv",
-                    "markdown": "tables/oneshot_summary.md", "page": "tables/oneshot_summary.html"},
+                    "markdown": "tables/oneshot_summary.md", "page": "tables/oneshot_summary.html",
+                    # the sweep's structured rows (prune.structures; empty without): their own claims read them
+                    "structured": "tables/oneshot_structured.csv"},
             figures={"accuracy": "figures/oneshot_accuracy_vs_weights_remaining.png",
                      "histograms": "figures/weight_histograms.png", "layer_histograms": "figures/weight_histograms_per_layer.png"},
             shown={"page": Shown("oneshot_summary", TABLES, "one-shot pruning: accuracy by weights kept"),
@@ -197,3 +199,12 @@ PIPELINES = {
         ),
     )
 }
+
+
+# -- deployment (bench_powerprop/deploy.py, rule deploy) -------------------------------------------
+def deployable_experiment(experiment: dict) -> bool:
+    """Whether the workflow deploys an experiment: one-shot or sparse training of an MLP."""
+    return experiment["kind"] in ("oneshot", "sparse_training") and experiment["model"]["name"] == "mlp"
+
+
+DEPLOY_TABLE, DEPLOY_MARKDOWN, DEPLOY_FIGURE = "tables/deploy.csv", "tables/deploy.md", "figures/deploy_accuracy_vs_cost.png"

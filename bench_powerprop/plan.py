@@ -125,10 +125,13 @@ class Plan:
         from bench_powerprop.training.options import train_options
 
         config = self.experiment(experiment)
+        structure = self.grids[experiment].structure
         return {
             "data": {**resolve_data_config(config["data"]), **self.beton_paths(experiment)},
             "model": resolve_model_config(config["model"]),
             "train": train_options(config["train"]).as_dict(),
+            # only where declared: the unstructured default leaves every existing spec (and its hash) as it was
+            **({} if structure.unstructured else {"structure": structure.as_config()}),
         }
 
     def parents(self, cell: Cell) -> dict[str, tuple[Cell, int | str]]:

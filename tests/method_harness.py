@@ -7,6 +7,7 @@ from bench_powerprop import masks
 from bench_powerprop.methods import METHODS
 from bench_powerprop.options import CellFacts
 from bench_powerprop.powerprop import model_alpha, powerpropify, weight_layers
+from bench_powerprop.structure import UNSTRUCTURED
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage
 from bench_powerprop.training.strategy import LocalStrategy
@@ -27,11 +28,12 @@ def forward_masks(model):
 
 
 class MethodRun:
-    def __init__(self, name, options=None, sparsity=0.75, steps=100, model=None, optimizer=None, seed=0, prepare=True):
+    def __init__(self, name, options=None, sparsity=0.75, steps=100, model=None, optimizer=None, seed=0, prepare=True,
+                 structure=UNSTRUCTURED):
         self.model = model if model is not None else tiny_mlp()
         self.optimizer = optimizer or torch.optim.SGD(self.model.parameters(), lr=0.1, momentum=0.9)
         method_class = METHODS.get(name)
-        facts = CellFacts(sparsity, steps, model_alpha(self.model))
+        facts = CellFacts(sparsity, steps, model_alpha(self.model), structure=structure)
         self.method = method_class(method_class.Options.parse(options or {}, f"methods.{name}", facts), facts, seed)
         self.ctx = TrainingContext(self.model, self.optimizer, {"seed": seed, "train": {"batch_size": 8}}, [],
                                    nn.functional.cross_entropy, None, Lineage(), LocalStrategy(torch.device("cpu")),

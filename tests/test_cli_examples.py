@@ -59,8 +59,8 @@ def fresh_clone_dir(tmp_path_factory):
 
 def test_every_command_has_a_help_example():
     commands = {command for command, _ in EXAMPLES}
-    assert commands >= {"", "train", "prune-eval", "report", "claims", "provenance", "validate", "needs", "status", "list",
-                        "beton"}
+    assert commands >= {"", "train", "prune-eval", "deploy", "export", "report", "claims", "provenance", "validate", "needs",
+                        "status", "list", "beton"}
     assert not [example for _, example in EXAMPLES if "/path/to" in example or "<" in example]
 
 
@@ -78,7 +78,7 @@ def test_every_help_example_that_reads_a_run_runs(report_run, tmp_path):
     (tmp_path / "configs").symlink_to(REPO / "configs")
     shutil.copytree(report_run / "results", tmp_path / "results", symlinks=True)
     examples = [(command, example) for command, example in EXAMPLES if NEEDS_A_RUN in example]
-    assert {command for command, _ in examples} == {"report", "claims", "provenance"}
+    assert {command for command, _ in examples} == {"report", "deploy", "claims", "provenance"}
     for command, example in examples:
         assert_ran(command, example, run_example(example, tmp_path))
     assert (tmp_path / "example" / "claims.md").stat().st_size > 0

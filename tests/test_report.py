@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from bench_powerprop.io import read_json
-from bench_powerprop.pipelines import PIPELINES
+from bench_powerprop.pipelines import DEPLOY_FIGURE, PIPELINES, deployable_experiment
 from bench_powerprop.reporting.claim_registry import CLAIMS
 from bench_powerprop.reporting.claims import DOES_NOT_REPRODUCE, HARNESS_SECTION, INCONCLUSIVE, NOT_RUN, REPRODUCES, overview
 from bench_powerprop.reporting.curves import TRAINING_CURVES
@@ -85,6 +85,7 @@ def expected_files(workdir) -> dict[str, set[str]]:
         pipeline = PIPELINES[manifest["kind"]]
         assert "page" in pipeline.tables, manifest["kind"]
         drawn = [*pipeline.figures.values(), pipeline.tables["page"], TRAINING_CURVES]
+        drawn += [DEPLOY_FIGURE] if deployable_experiment(manifest) else []  # the deploy rule's (docs/structure.md)
         expected[manifest["experiment"]] = {path.rsplit("/", 1)[-1] for path in drawn}
     return expected
 

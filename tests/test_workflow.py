@@ -17,6 +17,7 @@ def test_dry_run_lists_the_default_grid(workdir):
     result = run_snakemake("-n", "--quiet", "rules", cwd=workdir)
     counts = dict(line.split() for line in result.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
     assert counts["train"] == "450" and counts["prune_eval"] == "75"
+    assert counts["deploy"] == "2"  # oneshot_mnist and sparse_digits: the MLP experiments of those kinds
 
 
 def test_lint_is_clean(workdir):
@@ -31,6 +32,8 @@ def test_tiny_end_to_end_run(workdir):
     run_snakemake("-c2", "--configfile", TINY, cwd=workdir)
     experiment = workdir / "results" / "oneshot_digits"
     assert_pipeline_outputs_written(experiment, "oneshot")
+    deployed = pd.read_csv(experiment / "tables" / "deploy.csv")
+    assert set(deployed["alpha"]) == {1.0, 2.0} and set(deployed["seed"]) == {0} and {"csr"} <= set(deployed["form"])
     runs = pd.read_csv(experiment / "tables" / "oneshot_runs.csv")
     assert len(runs) == 2 * 2 * 3  # α × seeds × keep levels
     assert set(runs.columns) >= {"experiment", "method", "variant", "alpha", "sparsity", "seed", "test_accuracy", "status"}

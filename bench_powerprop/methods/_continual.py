@@ -103,6 +103,7 @@ class ContinualMethod(Method):
 
     continual = True
     keeps_dense_phi = True
+    structures = ("unstructured",)
     #: reinit used when the option is null: ``None`` means ``default_reinit(alpha)``
     default_reinit_mode: ClassVar[str | None] = None
 

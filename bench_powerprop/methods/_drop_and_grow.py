@@ -65,7 +65,12 @@ class DynamicSparseMethod(MaskedMethod):
 
     Deviation: the reference adds N(0, 1e-5) noise to the drop scores to break ties at random;
     here ties are broken by ``torch.topk`` (exact counts either way).
+
+    Under a channel or block structure (``docs/structure.md``) whole groups are dropped and grown: floor(d_t·g)
+    of a layer's g active groups with the lowest mean drop score, as many with the highest mean grow score.
     """
+
+    structures = ("unstructured", "channel", "block")
 
     #: whether the grow criterion needs the dense gradient (RigL) or not (SET)
     uses_dense_grad: ClassVar[bool] = False
@@ -85,11 +90,12 @@ class DynamicSparseMethod(MaskedMethod):
     def setup(self, ctx):
         super().setup(ctx)
         self.regrowth = RegrowthInit(self.grow_init, ctx.model)  # θ₀ before any mask zeroes φ
-        self.target_counts = plan_layer_counts(ctx.model, self.density, self.options, self.dense_layers)
+        counts = plan_layer_counts(ctx.model, self.density, self.options, self.dense_layers)
+        self.target_counts = masks.structured_counts(masks.layer_shapes(ctx.model), counts, self.structure)
 
     def prepare(self, ctx):
         shapes = masks.layer_shapes(ctx.model)
-        self.install(ctx, masks.random_mask(shapes, self.target_counts, self.generator))
+        self.install(ctx, masks.random_mask(shapes, self.target_counts, self.generator, self.structure))
 
     def update_clock(self, step: int) -> int:
         """The step count the update condition and drop fraction read at iteration ``step``: t + 1 after the
@@ -136,18 +142,20 @@ class DynamicSparseMethod(MaskedMethod):
         layers = powerprop.weight_layers(ctx.model)
         updated = {}
         for name, kept in current.items():
-            n_active = int(kept.sum())
+            units = masks.grouped(kept, self.structure).all(1)  # the weights themselves when unstructured
+            n_active = int(units.sum())
             count = math.floor(fraction * n_active)  # RigL: n_prune = int(n_ones · drop_fraction)
-            if count == 0 or n_active == kept.numel():
+            if count == 0 or n_active == units.numel():
                 continue
             layer = layers[name]
-            new_kept, grown = drop_and_grow(kept, drop_scores[name], self.grow_scores(ctx, name, layer), count)
+            new_kept, grown = drop_and_grow_structured(kept, drop_scores[name], self.grow_scores(ctx, name, layer), count,
+                                                       self.structure)
             layer.weight[grown] = self.regrowth.phi_values(name, layer, grown, self.generator)
             reset_optimizer_state(ctx.optimizer, layer.weight, new_kept != kept)
             updated[name] = new_kept
             self.regrown += int(grown.sum())
         if updated:
-            self.install(ctx, masks.Mask(updated))
+            self.install(ctx, masks.Mask(updated, self.structure))
         self.mask_updates += 1
 
     def report(self, ctx):
@@ -163,6 +171,17 @@ class DynamicSparseMethod(MaskedMethod):
         self.mask_updates, self.regrown = state["mask_updates"], state["regrown"]
         if self.regrowth is not None and not math.isclose(self.regrowth.checksum(), state["theta0_checksum"], rel_tol=1e-9):
             raise ValueError(f"{self.registry_name}: the initial weights rebuilt in setup differ from those of the checkpoint")
+
+
+def drop_and_grow_structured(kept, drop_score, grow_score, count: int, structure):
+    """``drop_and_grow`` over whole groups of ``structure`` (``count`` groups; scores pooled by their mean)."""
+    if structure.unstructured:
+        return drop_and_grow(kept, drop_score, grow_score, count)
+    groups = masks.grouped(kept, structure)
+    pooled = [masks.grouped(score.float(), structure).mean(1) for score in (drop_score, grow_score)]
+    new_groups, _ = drop_and_grow(groups.all(1), *pooled, count)
+    new_kept = masks.ungrouped(new_groups.unsqueeze(1).expand_as(groups), tuple(kept.shape), structure)
+    return new_kept, new_kept & ~kept
 
 
 def drop_and_grow(kept, drop_score, grow_score, count: int):

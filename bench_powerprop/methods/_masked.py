@@ -23,6 +23,8 @@ class MaskedMethod(Method):
     """
 
     sparse = True
+    #: the sparse methods honour unstructured masks only unless they declare more
+    structures = ("unstructured",)
 
     def __init__(self, options, cell, seed):
         super().__init__(options, cell, seed)

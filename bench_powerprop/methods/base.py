@@ -38,6 +38,7 @@ from typing import ClassVar
 
 from bench_powerprop.options import CellFacts, Options
 from bench_powerprop.registry import Registry
+from bench_powerprop.structure import KINDS
 
 METHODS = Registry("method", "bench_powerprop.methods")
 
@@ -67,6 +68,9 @@ class Method:
     #: whether the method learns a task sequence, one task per phase, with one mask per task (PackNet):
     #: its backward mask freezes earlier tasks' weights, which the forward pass still uses
     continual: ClassVar[bool] = False
+    #: mask structures (``bench_powerprop.structure.KINDS``) the method honours; validation refuses the others.
+    #: A method without masks has nothing to structure, so it runs under any.
+    structures: ClassVar[tuple[str, ...]] = KINDS
 
     @classmethod
     def check_lineage(cls, options: Options, inherits: dict, cell) -> None:
@@ -95,6 +99,7 @@ class Method:
         self.total_steps = int(cell.steps)
         self.seed = int(seed)
         self.dense_layers = self.dense_layer_policy(options, self.sparsity)
+        self.structure = cell.structure
 
     # -- lifecycle -------------------------------------------------------------------------
     def phases(self) -> list[Phase]:

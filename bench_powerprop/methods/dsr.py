@@ -110,6 +110,8 @@ class DSR(DynamicSparseMethod):
 
     #: Mostafa & Wang 2019: the first and last layers of their networks stay dense
     paper_dense_layers = classmethod(lambda cls, options, sparsity: "first_last")
+    #: its redistribution moves weights between layers one at a time: unstructured only
+    structures = ("unstructured",)
 
     def __init__(self, options, cell, seed):
         super().__init__(options, cell, seed)

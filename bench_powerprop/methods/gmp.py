@@ -60,6 +60,8 @@ class GMPOptions(DenseLayersOptions):
         check_scope(self.scope, self.last_layer_keep_factor, where)
         if self.dense_layers not in (None, "none") and (self.scope != "layerwise" or self.last_layer_keep_factor != 1):
             raise OptionError(f"{where}.dense_layers: {self.dense_layers!r} needs scope layerwise and last_layer_keep_factor 1")
+        if not cell.structure.unstructured and self.scope != "layerwise":
+            raise OptionError(f"{where}.scope: structure {cell.structure.label()} is pruned layerwise only, got {self.scope!r}")
         if self.initial_sparsity > cell.sparsity:
             raise OptionError(f"{where}.initial_sparsity: {self.initial_sparsity:g} exceeds the cell's sparsity {cell.sparsity:g}")
         if resolve_step(self.end_step, cell.steps) < resolve_step(self.begin_step, cell.steps):
@@ -68,6 +70,8 @@ class GMPOptions(DenseLayersOptions):
 
 @METHODS.register("gmp", options=GMPOptions)
 class GMP(MaskedMethod):
+    structures = ("unstructured", "n_of_m", "channel", "block")
+
     def __init__(self, options, cell, seed):
         super().__init__(options, cell, seed)
         self.begin = resolve_step(options.begin_step, self.total_steps)
@@ -96,12 +100,15 @@ class GMP(MaskedMethod):
             self.target_counts = self.counts_at(self.sparsity, ctx.model)
             return
         fractions = masks.layer_keep_fractions(names, self.density, self.options.last_layer_keep_factor)
-        self.target_counts = {name: masks.kept_count(self.numels[name], fractions[name]) for name in names}
+        counts = {name: masks.kept_count(self.numels[name], fractions[name]) for name in names}
+        self.target_counts = masks.structured_counts(masks.layer_shapes(ctx.model), counts, self.structure)
 
     def counts_at(self, sparsity: float, model) -> dict[str, int]:
-        """Per-layer counts at a scheduled sparsity with the dense layers whole (``budgets.plan_counts``, uniform)."""
-        return budgets.plan_counts(masks.layer_shapes(model), 1.0 - sparsity, "uniform", self.dense_names,
-                                   count_dense=self.options.dense_in_budget)
+        """Per-layer counts at a scheduled sparsity with the dense layers whole (``budgets.plan_counts``, uniform),
+        in whole groups of the structure."""
+        shapes = masks.layer_shapes(model)
+        counts = budgets.plan_counts(shapes, 1.0 - sparsity, "uniform", self.dense_names, count_dense=self.options.dense_in_budget)
+        return masks.structured_counts(shapes, counts, self.structure)
 
     def before_forward(self, ctx):
         if not self.is_pruning_step(ctx.step):
@@ -111,9 +118,10 @@ class GMP(MaskedMethod):
             return
         scores = scoring.score("magnitude", ctx.model)
         if self.dense_names:
-            self.install(ctx, masks.keep_top(scores, self.counts_at(sparsity, ctx.model)))
+            self.install(ctx, masks.keep_top(scores, self.counts_at(sparsity, ctx.model), self.structure))
             return
-        self.install(ctx, masks.prune(scores, 1.0 - sparsity, self.options.scope, self.options.last_layer_keep_factor))
+        self.install(ctx, masks.prune(scores, 1.0 - sparsity, self.options.scope, self.options.last_layer_keep_factor,
+                                      structure=self.structure))
 
     def after_step(self, ctx):
         self.count_step(ctx)

@@ -58,6 +58,8 @@ class LotteryOptions(ReplicateOptions):
                               "must be the step of this cell's init_from", check=integer(minimum=0))
 
     def check(self, where, cell):
+        if not cell.structure.unstructured and self.scope != "layerwise":
+            raise OptionError(f"{where}.scope: structure {cell.structure.label()} is pruned layerwise only, got {self.scope!r}")
         if cell.sparsity != 0:
             raise OptionError(f"{where}: a lottery cell's sparsity comes from its level (prune_fraction per level), so its "
                               f"grid sparsity must be 0, got {cell.sparsity:g}")
@@ -67,6 +69,8 @@ class LotteryOptions(ReplicateOptions):
 class Lottery(MaskedMethod):
     #: the grid's sparsity is not this method's target: levels set it (level 0 is dense)
     sparse = False
+    #: under a structure each level prunes whole groups (layerwise; ``masks.keep_top``), pruned ones scoring −1
+    structures = ("unstructured", "n_of_m", "channel", "block")
     accepts_mask_from = True
 
     @classmethod
@@ -106,6 +110,9 @@ class Lottery(MaskedMethod):
         output, hidden = names[-1], names[:-1]
         fractions = dict.fromkeys(hidden, self.options.prune_fraction) | {output: self.options.output_prune_fraction}
         counts = {name: survivors[name] - round(fractions[name] * survivors[name]) for name in names}
+        if not self.structure.unstructured:
+            counts = masks.structured_counts({name: tuple(score.shape) for name, score in scores.items()}, counts, self.structure)
+            return masks.keep_top(scores, counts, self.structure)
         if self.options.scope == "layerwise":
             return masks.keep_top(scores, counts)
         remaining = sum(survivors[name] for name in hidden)

@@ -18,4 +18,4 @@ masks = LazyModule("bench_powerprop.masks")
 @METHODS.register("lottery_scratch", options=ControlOptions)
 class LotteryScratch(FreshWeightsControl):
     def initial_mask(self, ctx):
-        return masks.random_mask(masks.layer_shapes(ctx.model), self.target_counts, self.generator)
+        return masks.random_mask(masks.layer_shapes(ctx.model), self.target_counts, self.generator, self.structure)

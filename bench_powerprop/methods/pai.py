@@ -83,6 +83,12 @@ class PaiOptions(SparseInitOptions):
         from bench_powerprop.scoring import SCORERS
 
         check_scope(self.scope, self.last_layer_keep_factor, where)
+        if not cell.structure.unstructured:
+            if self.scope != "layerwise":
+                raise OptionError(f"{where}.scope: structure {cell.structure.label()} is pruned layerwise only, got {self.scope!r}")
+            if self.scorer in SCORERS and not SCORERS.get(self.scorer).scores_once():
+                raise OptionError(f"{where}.scorer: {self.scorer!r} scores in rounds, which take no structure "
+                                  f"({cell.structure.label()}); use a one-shot scorer")
         if self.scorer in SCORERS and self.count == "reference" and SCORERS.get(self.scorer).reference_rounding is None:
             raise OptionError(f"{where}.count: scorer {self.scorer!r} has no reference code whose count could be reproduced "
                               f"(use exact), got 'reference'")
@@ -94,6 +100,8 @@ class PaiOptions(SparseInitOptions):
 
 @METHODS.register("pai", options=PaiOptions)
 class PruneAtInit(MaskedMethod):
+    structures = ("unstructured", "n_of_m", "channel", "block")
+
     @classmethod
     def check_lineage(cls, options, inherits, cell):
         check_init_not_inherited(options, inherits)
@@ -105,9 +113,11 @@ class PruneAtInit(MaskedMethod):
         inputs = scoring.ScoringInputs(batches=ctx.scoring_batches(options.scoring_batches, options.scoring_batch_size),
                                        loss_fn=ctx.loss_fn, generator=self.generator)
         chosen = scoring.scorer(options.scorer, options.scorer_options)
-        mask = chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor, options.count)
+        structured = {} if self.structure.unstructured else {"structure": self.structure}
+        mask = chosen.select(ctx.model, inputs, self.density, options.scope, options.last_layer_keep_factor, options.count,
+                             **structured)
         if options.shuffle == "within_layer":
-            mask = masks.random_mask(masks.layer_shapes(ctx.model), mask.layer_counts(), self.generator)
+            mask = masks.random_mask(masks.layer_shapes(ctx.model), mask.layer_counts(), self.generator, self.structure)
         if options.reinit:
             redraw_weights(ctx, self.seed)
         self.install(ctx, mask)

@@ -34,6 +34,7 @@ class Static(MaskedMethod):
     accepts_mask_from = True
     #: RigL's static baseline (Evci et al. 2020): RigL's layer policy
     paper_dense_layers = classmethod(lambda cls, options, sparsity: rigl_dense_layers(options, sparsity))
+    structures = ("unstructured", "n_of_m", "channel", "block")
 
     @classmethod
     def check_lineage(cls, options, inherits, cell):
@@ -42,8 +43,11 @@ class Static(MaskedMethod):
     def setup(self, ctx):
         super().setup(ctx)
         inherited = ctx.lineage.mask
-        self.target_counts = (inherited.layer_counts() if inherited
-                              else plan_layer_counts(ctx.model, self.density, self.options, self.dense_layers))
+        if inherited:
+            self.target_counts = inherited.layer_counts()
+            return
+        counts = plan_layer_counts(ctx.model, self.density, self.options, self.dense_layers)
+        self.target_counts = masks.structured_counts(masks.layer_shapes(ctx.model), counts, self.structure)
 
     def prepare(self, ctx):
         self.install(ctx, self.initial_mask(ctx))
@@ -51,7 +55,9 @@ class Static(MaskedMethod):
 
     def initial_mask(self, ctx):
         """The inherited mask (``mask_from``), else a random one with the planned per-layer counts."""
-        return ctx.lineage.mask or masks.random_mask(masks.layer_shapes(ctx.model), self.target_counts, self.generator)
+        if ctx.lineage.mask:
+            return masks.Mask(ctx.lineage.mask, self.structure)
+        return masks.random_mask(masks.layer_shapes(ctx.model), self.target_counts, self.generator, self.structure)
 
     def after_step(self, ctx):
         self.count_step(ctx)

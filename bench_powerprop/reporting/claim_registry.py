@@ -75,6 +75,9 @@ CNN_EXPERIMENT = "oneshot_mnist_cnn"
 CIFAR_CNN_EXPERIMENT = "oneshot_cifar10_cnn"
 #: the CNN experiments have claims of their own (S5, S6, S5c); the MLP claims of the oneshot kind skip them
 CNN_EXPERIMENTS = (CNN_EXPERIMENT, CIFAR_CNN_EXPERIMENT)
+#: the structured sparse-training experiments (configs/structured_sparse.yaml) have claims of their own (H2a, H2b);
+#: the claims about unstructured sparse training skip them
+STRUCTURED_SPARSE_EXPERIMENTS = ("sparse_digits_2of4", "sparse_digits_channel")
 
 MLP_SCALE = ("LeNet-300-100 on the default run's data (mnist5k: 5,000 real MNIST images, or the 8×8 digits) for a few "
              "thousand steps; the source: full MNIST (60,000), 50,000 steps")
@@ -113,6 +116,7 @@ DECLARED: tuple[Claim, ...] = (
           "published numbers in configs/published_results.csv)",
           kind="sparse_training", metric="test_accuracy", treatment=BEST_POWERPROP_ALPHA, baseline=NO_POWERPROP,
           where={"method": {"!=": "dense"}, "sparsity": {">=": 0.9}}, matched_on=("method", "variant", "sparsity"),
+          skip_experiments=STRUCTURED_SPARSE_EXPERIMENTS,
           scale_note=SPARSE_SCALE,
           sentence=POWERPROP_SPARSE_TRAINING, quoted=True, min_effect=ACCURACY_EFFECT),
     Claim("P4", "EfficientPackNet with Powerprop fits more tasks into one network than with α = 1: higher test accuracy "
@@ -126,7 +130,8 @@ DECLARED: tuple[Claim, ...] = (
           f"{POWERPROP}, sparse-training experiments, the CIFAR-10 / ImageNet GMP ± Powerprop results",
           kind="sparse_training", metric="test_accuracy", treatment={"method": "gmp", **BEST_POWERPROP_ALPHA},
           baseline={"method": "gmp", **NO_POWERPROP}, where={"sparsity": {">=": 0.9}},
-          matched_on=("variant", "sparsity"), scale_note=SPARSE_SCALE,
+          matched_on=("variant", "sparsity"), skip_experiments=STRUCTURED_SPARSE_EXPERIMENTS,
+          scale_note=SPARSE_SCALE,
           sentence=POWERPROP_SPARSE_TRAINING, quoted=True, min_effect=ACCURACY_EFFECT),
     Claim("P6", "Low-magnitude parameters are largely unaffected by learning: under Powerprop (α > 1) the initially small "
           "weights (the lowest quarter of |θ₀| in each layer) move less than at α = 1",
@@ -135,6 +140,32 @@ DECLARED: tuple[Claim, ...] = (
           higher_is_better=False, skip_experiments=CNN_EXPERIMENTS, scale=1.0, unit_text="σ₀",
           metric_text="mean |θ − θ₀| / σ₀ of the initially small weights", scale_note=MLP_SCALE,
           sentence=POWERPROP_SMALL_WEIGHTS, quoted=True, min_effect=DISTANCE_EFFECT),
+    # -- this harness's own questions (no source claims them) ------------------------------------
+    Claim("H1a", "Does Powerprop's one-shot pruning advantage survive 2:4 structure? α > 1 (chosen on validation) keeps "
+          "more test accuracy than α = 1 when every group of 4 consecutive inputs keeps its 2 largest |θ|",
+          "this harness's own question (no source claims it); 2:4 as NVIDIA ASP's m4n2_1d (docs/structure.md)",
+          kind="oneshot", table="structured", metric="test_accuracy", treatment=BEST_POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where={"structure": "2:4"}, skip_experiments=CNN_EXPERIMENTS, scale_note=MLP_SCALE, min_effect=ACCURACY_EFFECT),
+    Claim("H1b", "…and channel structure? α > 1 (chosen on validation) keeps more test accuracy than α = 1 when whole "
+          "hidden units are pruned by their mean |θ| (≥ 90% of them removed)",
+          "this harness's own question (no source claims it); channel structure as jaxpruner's Channel (docs/structure.md)",
+          kind="oneshot", table="structured", metric="test_accuracy", treatment=BEST_POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where={"structure": "channel", "target_sparsity": {">=": 0.9}}, skip_experiments=CNN_EXPERIMENTS,
+          scale_note=MLP_SCALE, min_effect=ACCURACY_EFFECT),
+    Claim("H2a", "Does Powerprop's sparse-training advantage survive 2:4 structure trained for? α > 1 (chosen on validation "
+          "per method) reaches higher test accuracy than α = 1 with the same method under a 2:4 mask",
+          "this harness's own question (no source claims it); configs/structured_sparse.yaml, docs/structure.md",
+          kind="sparse_training", metric="test_accuracy", treatment=BEST_POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where={"method": {"!=": "dense"}}, matched_on=("method", "variant", "sparsity"),
+          experiments=("sparse_digits_2of4",), runs_with="configs/structured_sparse.yaml", scale_note=SPARSE_SCALE,
+          min_effect=ACCURACY_EFFECT),
+    Claim("H2b", "…and channel structure trained for (90 % of the weights removed in whole units)? α > 1 (chosen on "
+          "validation per method) beats α = 1 with the same method",
+          "this harness's own question (no source claims it); configs/structured_sparse.yaml, docs/structure.md",
+          kind="sparse_training", metric="test_accuracy", treatment=BEST_POWERPROP_ALPHA, baseline=NO_POWERPROP,
+          where={"method": {"!=": "dense"}}, matched_on=("method", "variant", "sparsity"),
+          experiments=("sparse_digits_channel",), runs_with="configs/structured_sparse.yaml", scale_note=SPARSE_SCALE,
+          min_effect=ACCURACY_EFFECT),
     # -- the student reproduction report ------------------------------------------------------
     Claim("S1", "α = 1.25 and 1.5 keep the accuracy of the MNIST MLP (equivalence with α = 1)",
           f"{STUDENT}, MNIST MLP experiments (accuracy per α)", kind="oneshot", metric="test_accuracy",
@@ -274,7 +305,7 @@ DECLARED: tuple[Claim, ...] = (
           kind="sparse_training", metric="test_accuracy", treatment={"method": "gmp"},
           baseline=tuple({"method": method} for method in ("rigl", "set", "static", "topkast", "dsr")),
           where={"alpha": 1, "variant": "default", "sparsity": {">": 0}}, matched_on=("sparsity",),
-          margin=ACCURACY_MARGIN, scale_note=SPARSE_SCALE),
+          margin=ACCURACY_MARGIN, skip_experiments=STRUCTURED_SPARSE_EXPERIMENTS, scale_note=SPARSE_SCALE),
     Claim("L2", "Winning tickets: the IMP mask with the original initialisation matches the dense network's accuracy down "
           "to some sparsity (the sparsest level where it holds is in the note)",
           f"{PRICE}, 'lottery tickets' (Frankle & Carbin 2019)", kind="lottery", metric="test_accuracy",
@@ -298,7 +329,9 @@ DECLARED: tuple[Claim, ...] = (
     Claim("L4", "Among dynamic sparse training methods RigL ≥ SET ≥ static", f"{PRICE}, 'dynamic sparse training' "
           "(Evci et al. 2020, RigL)", kind="sparse_training", metric="test_accuracy",
           order=({"method": "rigl"}, {"method": "set"}, {"method": "static"}),
-          where={"alpha": 1, "variant": "default", "sparsity": {">": 0}}, matched_on=("sparsity",), scale_note=SPARSE_SCALE,
+          where={"alpha": 1, "variant": "default", "sparsity": {">": 0}}, matched_on=("sparsity",),
+          skip_experiments=STRUCTURED_SPARSE_EXPERIMENTS,
+          scale_note=SPARSE_SCALE,
           margin=ACCURACY_MARGIN),
     Claim("L5", "SNIP, GraSP and SynFlow beat random pruning at initialisation at high sparsity (98%)",
           f"{PRICE}, 'pruning at initialisation'", kind="pai", metric="test_accuracy",
@@ -317,7 +350,7 @@ DECLARED: tuple[Claim, ...] = (
           treatment=tuple({"method": {"!=": "dense", "best": "val_accuracy"}, "sparsity": sparsity}
                           for sparsity in COMPRESSION_AXIS),
           baseline={"method": "dense"}, where={"alpha": 1, "variant": "default"}, margin=ACCURACY_MARGIN,
-          scale_note=SPARSE_SCALE),
+          skip_experiments=STRUCTURED_SPARSE_EXPERIMENTS, scale_note=SPARSE_SCALE),
 )
 
 

@@ -19,7 +19,7 @@ from bench_powerprop.reporting import adaptive, continual, figures, tables
 from bench_powerprop.reporting import published as pub
 from bench_powerprop.reporting.labels import method_label
 from bench_powerprop.reporting.pages import html_page
-from bench_powerprop.reporting.rows import CONTINUAL_COLUMNS, ONESHOT, ROW_COLUMNS, TASK, TRAINED, collect_rows
+from bench_powerprop.reporting.rows import CONTINUAL_COLUMNS, ONESHOT, ROW_COLUMNS, TASK, TRAINED, collect_rows, structured_rows
 from bench_powerprop.reporting.summaries import summarise
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
 
@@ -51,8 +51,9 @@ def title(manifest: dict) -> str:
 
 # -- one-shot ----------------------------------------------------------------------------------
 def oneshot_tables(rows, summary, manifest, published, out) -> str:
-    markdown = tables.oneshot_markdown(summary, manifest)
-    write_all(out, {"runs": rows, "summary": summary, "markdown": markdown})
+    structured = structured_rows(manifest)
+    markdown = tables.oneshot_markdown(summary, manifest) + tables.structured_markdown(structured)
+    write_all(out, {"runs": rows, "summary": summary, "markdown": markdown, "structured": structured})
     return markdown
 
 

@@ -121,16 +121,34 @@ def trained_row(cell: dict, metrics: dict) -> dict:
     }
 
 
-def oneshot_rows(cell: dict, metrics: dict, sweep: pd.DataFrame) -> list[dict]:
+UNSTRUCTURED = "unstructured"
+#: the structured one-shot table's columns (``structured_rows``)
+STRUCTURED_COLUMNS = [*ROW_COLUMNS, "structure"]
+
+
+def oneshot_rows(cell: dict, metrics: dict, sweep: pd.DataFrame, structured: bool = False) -> list[dict]:
+    """The sweep's unstructured rows (the one-shot table), or with ``structured`` its other structures' rows,
+    each with its ``structure`` label."""
     if set(sweep["spec_hash"]) != {metrics["spec_hash"]}:
         raise StaleResultError(f"{cell['run_dir']}/oneshot_prune.csv was computed from another spec than {metrics['spec_hash']}")
     base = trained_row(cell, metrics)
+    labels = sweep["structure"] if "structure" in sweep else pd.Series(UNSTRUCTURED, index=sweep.index)
     return [
         {**base, "evaluation": ONESHOT, **{key: level[key] for key in
                                             ("target_sparsity", "actual_sparsity", "zero_fraction", "test_accuracy", "val_accuracy")},
-         "status": status_of(metrics["diverged"], level["test_accuracy"], metrics["chance_threshold"])}
-        for level in sweep.to_dict("records")
+         "status": status_of(metrics["diverged"], level["test_accuracy"], metrics["chance_threshold"]),
+         **({"structure": label} if structured else {})}
+        for level, label in zip(sweep.to_dict("records"), labels) if (label != UNSTRUCTURED) == structured
     ]
+
+
+def structured_rows(manifest: dict) -> pd.DataFrame:
+    """The rows of every cell's structured one-shot sweep (``structure``: ``2:4``, ``channel``, ...)."""
+    rows = []
+    for cell in manifest["cells"]:
+        metrics = checked_metrics(cell["run_dir"], cell["spec_hash"])
+        rows += oneshot_rows(cell, metrics, pd.read_csv(Path(cell["run_dir"]) / "oneshot_prune.csv"), structured=True)
+    return pd.DataFrame(rows, columns=STRUCTURED_COLUMNS)
 
 
 def task_rows(cell: dict, metrics: dict) -> list[dict]:

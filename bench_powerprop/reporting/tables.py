@@ -73,6 +73,23 @@ def oneshot_markdown(summary: pd.DataFrame, manifest: dict) -> str:
     return header + pivot.rename_axis("weights kept").to_markdown() + "\n"
 
 
+def structured_markdown(rows: pd.DataFrame) -> str:
+    """Test accuracy (%, mean ± std over seeds) of the structured sweeps: one row per structure and weights kept."""
+    if rows.empty:
+        return ""
+    grouped = rows.groupby(["structure", "target_sparsity", "alpha"])["test_accuracy"]
+    table = grouped.agg(["mean", "std"]).reset_index()
+    table["text"] = [f"{100 * m:.1f} ± {100 * s:.1f}" if s == s else f"{100 * m:.1f}" for m, s in zip(table["mean"], table["std"])]
+    table["weights kept"] = table["target_sparsity"].map(weights_remaining_label)
+    pivot = table.pivot_table(index=["structure", "target_sparsity", "weights kept"], columns="alpha", values="text", aggfunc="first")
+    pivot = pivot.sort_index(ascending=[True, False, True]).droplevel("target_sparsity")
+    pivot.columns = [f"α = {alpha:g}" for alpha in pivot.columns]
+    pivot = pivot.reset_index().set_index("structure")
+    return ("\n## Structured one-shot pruning (same trained cells)\n\nWhole groups pruned by their mean |θ| "
+            "(docs/structure.md): N:M at n/m, channel and block at every level, the output layer kept dense under "
+            "channel and block. Test accuracy in % (mean ± std over seeds).\n\n" + pivot.to_markdown() + "\n")
+
+
 # -- sparse training ---------------------------------------------------------------------------
 def row_label(method: str, variant: str, alpha: float) -> str:
     return f"{method_label(method, variant)}, {alpha_label(alpha)}"

@@ -70,10 +70,17 @@ class Scorer:
         return self.reference_rounding if count == "reference" else "round"
 
     def select(self, model, inputs: ScoringInputs | None, keep: float, scope: str = "layerwise",
-               last_layer_keep_factor: float = 1.0, count: str = "exact"):
+               last_layer_keep_factor: float = 1.0, count: str = "exact", structure=None):
         """The ``Mask`` keeping the fraction ``keep`` of the weights: one scoring, then exact top-k per
-        scope (``masks.prune``). Iterative scorers (SynFlow, FORCE) override this with their rounds."""
-        return masks.prune(self.score(model, inputs), keep, scope, last_layer_keep_factor, self.rounding(count))
+        scope (``masks.prune``; with a ``structure``, whole groups ranked by their mean score). Iterative
+        scorers (SynFlow, FORCE) override this with their rounds and take no structure."""
+        structured = {} if structure is None else {"structure": structure}
+        return masks.prune(self.score(model, inputs), keep, scope, last_layer_keep_factor, self.rounding(count), **structured)
+
+    @classmethod
+    def scores_once(cls) -> bool:
+        """Whether the scorer ranks in one scoring (``Scorer.select``), so its scores can be pooled per group."""
+        return cls.select is Scorer.select
 
 
 def scorer(name: str, options: dict | None = None) -> Scorer:

@@ -38,6 +38,7 @@ from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
 from bench_powerprop.options import CellFacts
 from bench_powerprop.powerprop import ThetaLeaves, compile_transforms, layer_alphas, powerprop_layers, powerpropify, restore_layer_alphas
+from bench_powerprop.structure import parse_structure
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
@@ -69,7 +70,8 @@ class Preempted(SystemExit):
 
 # -- building a cell ------------------------------------------------------------------------
 def cell_facts(spec: dict) -> CellFacts:
-    return CellFacts(sparsity=spec["sparsity"], steps=spec["train"]["steps"], alpha=spec["alpha"], tasks=task_count(spec["data"]))
+    return CellFacts(sparsity=spec["sparsity"], steps=spec["train"]["steps"], alpha=spec["alpha"], tasks=task_count(spec["data"]),
+                     structure=parse_structure(spec.get("structure"), "structure"))
 
 
 def build_method(spec: dict):
