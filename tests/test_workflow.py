@@ -7,6 +7,9 @@ import sys
 import pandas as pd
 import pytest
 
+from bench_powerprop.config import load_configs
+from bench_powerprop.plan import Plan
+
 from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
 from helpers import run_folder
 
@@ -16,7 +19,9 @@ TINY = str(REPO / "tests" / "configs" / "tiny.yaml")
 def test_dry_run_lists_the_default_grid(workdir):
     result = run_snakemake("-n", "--quiet", "rules", cwd=workdir)
     counts = dict(line.split() for line in result.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
-    assert counts["train"] == "450" and counts["prune_eval"] == "75"
+    plan = Plan(load_configs([str(REPO / "configs" / "default.yaml")]))
+    oneshot = [cell for name in plan.experiments_of_kind("oneshot") for cell in plan.cells_of(name)]
+    assert int(counts["train"]) == len(plan.cells) and int(counts["prune_eval"]) == len(oneshot)
     assert counts["deploy"] == "2"  # oneshot_mnist and sparse_digits: the MLP experiments of those kinds
 
 
