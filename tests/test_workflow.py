@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from bench_powerprop.config import load_configs
+from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.plan import Plan
 
 from conftest import REPO, assert_pipeline_outputs_written, run_snakemake
@@ -20,8 +21,9 @@ def test_dry_run_lists_the_default_grid(workdir):
     result = run_snakemake("-n", "--quiet", "rules", cwd=workdir)
     counts = dict(line.split() for line in result.stdout.splitlines() if len(line.split()) == 2 and line.split()[1].isdigit())
     plan = Plan(load_configs([str(REPO / "configs" / "default.yaml")]))
-    oneshot = [cell for name in plan.experiments_of_kind("oneshot") for cell in plan.cells_of(name)]
-    assert int(counts["train"]) == len(plan.cells) and int(counts["prune_eval"]) == len(oneshot)
+    pruned = [cell for kind, pipeline in PIPELINES.items() if "oneshot_prune.csv" in pipeline.cell_files
+              for name in plan.experiments_of_kind(kind) for cell in plan.cells_of(name)]
+    assert int(counts["train"]) == len(plan.cells) and int(counts["prune_eval"]) == len(pruned)
     assert counts["deploy"] == "2"  # oneshot_mnist and sparse_digits: the MLP experiments of those kinds
 
 
