@@ -15,6 +15,7 @@ import textwrap
 import pytest
 import torch
 
+from bench_powerprop import numerics
 from bench_powerprop.data.arrays import ShuffledBatches
 from bench_powerprop.distributed import DistributedContext, ShardedBatches, launched_by_torchrun
 from bench_powerprop.training.strategy import DDPStrategy, LocalStrategy
@@ -25,7 +26,7 @@ from helpers import digits_spec, train_command
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
 METHOD_OPTIONS = {
-    "rigl": {"update_every": 5, "end_step": 25},            # 4 mask updates in 30 steps
+    "rigl": {"update_every": 5, "end_step": 25},            # 5 mask updates in 30 steps (after steps 5, ..., 25)
     "gmp": {"begin_step": 5, "end_step": 20, "frequency": 5},
 }
 
@@ -75,14 +76,14 @@ def test_ranks_hold_identical_masks_and_weights(method, tmp_path):
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     assert [r["world_size"] for r in ranks] == [2, 2]
     if method == "rigl":
-        assert ranks[0]["mask_updates"] == ranks[1]["mask_updates"] == 6  # steps 0, 5, ..., 25 (end inclusive)
+        assert ranks[0]["mask_updates"] == ranks[1]["mask_updates"] == 5  # clock t + 1 = 5, 10, ..., 25 (end inclusive)
     assert masks_of(ranks[0]["state"]), "a sparse method must leave masks on the model"
     for key, value in ranks[0]["state"].items():
         assert torch.equal(value, ranks[1]["state"][key]), f"rank 0 and rank 1 differ in {key}"
 
 
 @pytest.mark.timeout(300)
-def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
+def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path, monkeypatch):
     spec = ddp_spec("rigl")
     single = subprocess.run(train_command(spec, tmp_path / "one", tmp_path / "one_ckpt"), capture_output=True,
                             text=True, env=environment())
@@ -108,7 +109,9 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["gradient_norms.csv", "metrics.json", "model.pt", "run.json",
                                                                     "snapshots", "train_log.csv"]
 
-    # the 2-process checkpoint (rank 0's) resumes in a single process: same names, same state
+    # the 2-process checkpoint (rank 0's) resumes in a single process of the spec's numerics mode (as the CLI sets
+    # it up): same names, same state
+    monkeypatch.setenv(numerics.MODE_VARIABLE, numerics.of_spec(spec)[0])
     resumed = Trainer(spec, tmp_path / "two_ckpt", progress=False)
     assert resumed.resumed_from == spec["train"]["steps"]
     for key, value in two["state_dict"].items():
