@@ -49,7 +49,9 @@ def test_set_a_new_optional_key_and_a_mapping():
 
 @pytest.mark.parametrize(("override", "message"), [
     ("experiments.sparse_digitz.train.lr=0.05", "experiments has no key 'sparse_digitz' (it has: oneshot_mnist, oneshot_digits, "),
-    ("experiments.sparse_digits.grid[7].seed=[0]", "experiments.sparse_digits.grid is a list of 3 item(s); [7] is not one of them"),
+    ("experiments.sparse_digits.grid[7].seed=[0]",
+     f"experiments.sparse_digits.grid is a list of {len(load_configs([DEFAULT])['experiments']['sparse_digits']['grid'])} "
+     "item(s); [7] is not one of them"),
     ("experiments.sparse_digits.train.lr.x=1", "experiments.sparse_digits.train.lr is a value (0.1), not a mapping or list"),
     ("experiments.sparse_digits.train.lr", "expected key=value"),
 ])
@@ -141,7 +143,7 @@ def test_list_prints_whole_summaries_without_doubled_names():
     assert not re.search(r"^(\w+): `+\1`+", text, re.MULTILINE)
     joined = " ".join(text.split())
     assert "lottery: one level of iterative magnitude pruning with rewinding — the lottery ticket (Frankle & Carbin," in joined
-    assert "ICML 2020 (rewinding to step k > 0)). prune_fraction (default 0.2)" in joined
+    assert re.search(r"ICML 2020 \(rewinding to step k > 0\)\)\. \w+ \(default ", joined)  # the summary, then its options
 
 
 @pytest.mark.slow
