@@ -216,15 +216,14 @@ def _oneshot_models(cell: dict, prune_cfg: dict):
     """(structure label, sparsity, test accuracy, plain pruned model) of a one-shot cell at the deployed levels."""
     from pathlib import Path
 
-    import pandas as pd
-
     from bench_powerprop import masks
+    from bench_powerprop.reporting.rows import read_sweep
     from bench_powerprop.scoring import score
     from bench_powerprop.structure import parse_structure
     from bench_powerprop.training.checkpointing import load_trained_model
 
     model, spec = load_trained_model(Path(cell["run_dir"]) / "model.pt")
-    sweep = pd.read_csv(Path(cell["run_dir"]) / "oneshot_prune.csv")
+    sweep = read_sweep(cell["run_dir"])
     sweep = sweep.assign(structure=sweep.get("structure", "unstructured"))
     scores = score(prune_cfg.get("scorer", "magnitude"), model)
     by_label = {parse_structure(value).label(): parse_structure(value) for value in prune_cfg.get("structures", ["unstructured"])}

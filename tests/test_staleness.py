@@ -300,3 +300,20 @@ def test_a_checkpoint_written_by_other_code_is_not_resumed(tmp_path):
     assert metrics["test_accuracy"] == first["test_accuracy"]  # retrained from step 0, bitwise the same run
     run_info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run_info["code"]["source_hash"] == metrics["code_hash"] and set(run_info["code"]) == {"commit", "dirty", "source_hash"}
+
+
+def test_a_spec_hash_of_decimal_digits_only_reads_back_as_its_text(tmp_path):
+    """A 16-hex-digit hash with no letter (about 1 cell in 2,000) must not read back as an integer, nor lose a leading 0."""
+    from bench_powerprop.reporting.rows import oneshot_rows, read_sweep
+
+    for spec_hash in ("3264683503262489", "0264683503262489"):
+        (tmp_path / "oneshot_prune.csv").write_text(
+            "keep,target_sparsity,actual_sparsity,zero_fraction,val_accuracy,test_accuracy,spec_hash\n"
+            f"0.5,0.5,0.5,0.5,0.9,0.9,{spec_hash}\n")
+        sweep = read_sweep(tmp_path)
+        assert list(sweep["spec_hash"]) == [spec_hash]
+        cell = {"experiment": "e", "method": "dense", "variant": "default", "alpha": 1.0, "sparsity": 0.0, "seed": 0,
+                "run_dir": str(tmp_path)}
+        metrics = {"spec_hash": spec_hash, "actual_sparsity": 0.0, "zero_fraction": 0.0, "test_accuracy": 0.9,
+                   "val_accuracy": 0.9, "diverged": False, "chance_threshold": 0.2, "steps": 10}
+        assert len(oneshot_rows(cell, metrics, sweep)) == 1  # not refused as another spec's sweep

@@ -48,7 +48,7 @@ from bench_powerprop.reporting.claim_types import (
     value_text,
 )
 from bench_powerprop.reporting.pages import html_fragment, html_page, markdown_table, write_table_page
-from bench_powerprop.reporting.rows import DIVERGED
+from bench_powerprop.reporting.rows import DIVERGED, read_table
 
 FINGERPRINTS = ("init_fingerprint", "batch_fingerprint")
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -808,7 +808,7 @@ def table_reader(experiment_dirs: Mapping[str, Path], convergence: Mapping[str, 
     row's cell ``converged`` flag where ``convergence`` has the experiment's cells."""
 
     def read(experiment: str, kind: str, role: str) -> pd.DataFrame:
-        rows = pd.read_csv(experiment_dirs[experiment] / PIPELINES[kind].tables[role])
+        rows = read_table(experiment_dirs[experiment] / PIPELINES[kind].tables[role])
         cells = (convergence or {}).get(experiment)
         return rows if cells is None else conv.with_convergence(rows, cells)
 

@@ -19,7 +19,16 @@ from bench_powerprop.reporting import adaptive, continual, figures, tables
 from bench_powerprop.reporting import published as pub
 from bench_powerprop.reporting.labels import method_label
 from bench_powerprop.reporting.pages import html_page
-from bench_powerprop.reporting.rows import CONTINUAL_COLUMNS, ONESHOT, ROW_COLUMNS, TASK, TRAINED, collect_rows, structured_rows
+from bench_powerprop.reporting.rows import (
+    CONTINUAL_COLUMNS,
+    ONESHOT,
+    ROW_COLUMNS,
+    TASK,
+    TRAINED,
+    collect_rows,
+    read_table,
+    structured_rows,
+)
 from bench_powerprop.reporting.summaries import summarise
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
 
@@ -175,7 +184,7 @@ def reference_rows(manifest: dict, rows: pd.DataFrame) -> pd.DataFrame:
     reference = manifest.get("reference") or {}
     if not reference.get("runs"):
         return pd.DataFrame(columns=ROW_COLUMNS)
-    theirs = pd.read_csv(reference["runs"], usecols=ROW_COLUMNS)
+    theirs = read_table(reference["runs"], usecols=ROW_COLUMNS)
     wanted = theirs["method"].isin(reference["methods"]) & theirs["alpha"].isin(rows["alpha"].unique())
     wanted &= theirs["sparsity"].isin([0.0, *rows["sparsity"].unique()])
     return theirs[wanted]
@@ -288,5 +297,5 @@ def write_solutions(manifest: dict, out_dir: Path) -> None:
 def write_figures(manifest: dict, out_dir: Path, published_curves: str = "") -> None:
     """``published_curves``: the per-run published curves a figure may draw as context (the PAI figure)."""
     kind = manifest["kind"]
-    rows = pd.read_csv(Path(out_dir) / PIPELINES[kind].tables["runs"], usecols=REPORTS[kind].columns)
+    rows = read_table(Path(out_dir) / PIPELINES[kind].tables["runs"], usecols=REPORTS[kind].columns)
     REPORTS[kind].write_figures(rows, {**manifest, "published_curves": published_curves}, paths(out_dir, PIPELINES[kind].figures))

@@ -121,6 +121,16 @@ def trained_row(cell: dict, metrics: dict) -> dict:
     }
 
 
+def read_table(path, **options) -> pd.DataFrame:
+    """A CSV the harness wrote; ``spec_hash`` read as text (a hash of hex digits only would read as an integer)."""
+    return pd.read_csv(path, dtype={"spec_hash": str}, **options)
+
+
+def read_sweep(run_dir) -> pd.DataFrame:
+    """A cell's one-shot pruning sweep (``oneshot_prune.csv``)."""
+    return read_table(Path(run_dir) / "oneshot_prune.csv")
+
+
 UNSTRUCTURED = "unstructured"
 #: the structured one-shot table's columns (``structured_rows``)
 STRUCTURED_COLUMNS = [*ROW_COLUMNS, "structure"]
@@ -147,7 +157,7 @@ def structured_rows(manifest: dict) -> pd.DataFrame:
     rows = []
     for cell in manifest["cells"]:
         metrics = checked_metrics(cell["run_dir"], cell["spec_hash"])
-        rows += oneshot_rows(cell, metrics, pd.read_csv(Path(cell["run_dir"]) / "oneshot_prune.csv"), structured=True)
+        rows += oneshot_rows(cell, metrics, read_sweep(cell["run_dir"]), structured=True)
     return pd.DataFrame(rows, columns=STRUCTURED_COLUMNS)
 
 
@@ -187,7 +197,7 @@ def collect_rows(manifest: dict, evaluations: tuple[str, ...] = (TRAINED,)) -> p
         if TRAINED in evaluations:
             rows.append(trained_row(cell, metrics))
         if ONESHOT in evaluations:
-            rows += oneshot_rows(cell, metrics, pd.read_csv(Path(cell["run_dir"]) / "oneshot_prune.csv"))
+            rows += oneshot_rows(cell, metrics, read_sweep(cell["run_dir"]))
         if TASK in evaluations:
             rows += task_rows(cell, metrics)
     extra = CONTINUAL_COLUMNS if TASK in evaluations else []
