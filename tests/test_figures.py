@@ -280,3 +280,11 @@ def test_training_curves_of_runs_that_logged_no_step_say_so(tmp_path):
     figure = curves.training_curves_figure(curves.log_rows({"cells": [cell]}), "e")
     assert any("no training step was logged" in text.get_text() for text, _ in drawn_texts(figure))
     plt.close(figure)
+
+
+def test_pai_labels_name_a_reference_experiments_method_the_pai_experiment_does_not_run():
+    """The PaI figure draws sparse_digits' static cells as a reference; pai_digits itself has no static options."""
+    manifest = {"method_options": {"pai": {"snip": {"scorer": "snip", "shuffle": "none", "reinit": False, "init": "dense"}}}}
+    label = reports.sparse_from_start_labels(manifest)
+    assert label("static", "default") == figures.method_label("static", "default")
+    assert label("pai", "snip") == "snip"

@@ -158,7 +158,8 @@ def sparse_from_start_labels(manifest: dict):
     """Legend and table words: a pai cell by its scorer and init, a lottery cell by ticket / control and rewind step."""
 
     def label(method: str, variant: str) -> str:
-        if method not in ("pai", "lottery", "lottery_reinit", "lottery_scratch", "static"):
+        own = variant in manifest["method_options"].get(method, {})  # a reference experiment's method: its plain label
+        if not own or method not in ("pai", "lottery", "lottery_reinit", "lottery_scratch", "static"):
             return method_label(method, variant)
         options = method_options(manifest, method, variant)
         if method == "pai":
