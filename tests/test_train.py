@@ -53,15 +53,18 @@ def test_in_process_resume_equals_uninterrupted(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_hard_kill_then_rerun_equals_uninterrupted(tmp_path):
+    import subprocess
+
     spec = digits_spec(steps=1500, checkpoint_every=100)
-    reference = train_cell(spec, tmp_path / "reference", tmp_path / "reference_ckpt", progress=False)
+    # the reference through the CLI as well: a job sets the spec's numerics mode up before torch is imported, which
+    # this test process (torch already imported) cannot
+    subprocess.run(train_command(spec, tmp_path / "reference", tmp_path / "reference_ckpt"), capture_output=True, check=True)
+    reference = json.loads((tmp_path / "reference" / "metrics.json").read_text())
 
     process = start_training(spec, tmp_path / "run", tmp_path / "ckpt")
     wait_for_checkpoint(tmp_path / "ckpt", process, min_count=1)
     kill_hard(process)
     assert not (tmp_path / "run" / "metrics.json").exists(), "killed too late: training already finished"
-
-    import subprocess
 
     rerun = subprocess.run(train_command(spec, tmp_path / "run", tmp_path / "ckpt"), capture_output=True, text=True, check=True)
     assert "resumed from checkpoint" in rerun.stderr
