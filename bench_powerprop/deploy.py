@@ -210,6 +210,8 @@ ONESHOT_KEEPS = (0.1, 0.02)
 DEPLOY_COLUMNS = ["method", "variant", "alpha", "seed", "structure", "sparsity", "test_accuracy", "form", "batch_size",
                   "stored_bytes", "macs_per_example", "flops", "min_ms", "median_ms", "dense_median_ms", "speedup_vs_dense",
                   "speedup_vs_dense_min"]
+#: the measured columns: they differ from run to run (everything else is a function of the cell)
+TIMING_COLUMNS = ("min_ms", "median_ms", "dense_median_ms", "speedup_vs_dense", "speedup_vs_dense_min")
 
 
 def _oneshot_models(cell: dict, prune_cfg: dict):
