@@ -479,5 +479,5 @@ def test_two_make_runs_in_one_checkout_each_train_with_their_own_overrides(tmp_p
         assert process.returncode == 0, output[-3000:]
         assert json.loads((run_folder(results / axes) / "run.json").read_text())["spec"]["train"]["lr"] == lr
         provenance = (results / "reproduction" / "provenance.md").read_text()
-        assert re.search(rf"config override \(--set\) \| experiments\.oneshot_digits\.train\.lr={lr} +\|", provenance)
+        assert re.search(rf"config override \(--set\) +\| experiments\.oneshot_digits\.train\.lr={lr} +\|", provenance)
     assert not list((checkout / ".snakemake" / "bench_powerprop").iterdir())

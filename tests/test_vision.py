@@ -219,7 +219,7 @@ def test_imagenet_folder_betons_and_training_through_the_workflow(workdir, visio
     assert "wrote" in log
     spec = check_trained_cell(workdir, run_dir, ["train_beton", "val_beton"])
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["mask_updates"] == 1  # RigL's drop/grow ran once, on a captured dense gradient
+    assert metrics["mask_updates"] == 2  # after steps 0 and 1 (clock t + 1 = 1, 2 within begin 1, end 2), on captured dense gradients
 
     task = read_back(spec, workdir)
     images, labels = task.train_batches(4, seed=0).next_batch()
@@ -257,7 +257,7 @@ def test_two_process_ddp_on_cifar_betons(vision_data, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert json.loads((tmp_path / "run" / "run.json").read_text())["world_size"] == 2
-    assert metrics["steps"] == 2 and metrics["mask_updates"] == 1
+    assert metrics["steps"] == 2 and metrics["mask_updates"] == 2  # clock t + 1 = 1, 2 (begin 1, end 2)
 
     # the sharded evaluation (4 + 4 of the 8 test images, summed over ranks) equals a 1-process one
     from bench_powerprop.training.checkpointing import load_trained_model
