@@ -21,14 +21,19 @@ def test_readme_block_is_generated_from_the_committed_reference_outputs():
 
 
 def test_a_hand_edited_number_fails_the_check(tmp_path):
+    reference = tmp_path / "default_run"
+    shutil.copytree(readme.REFERENCE_DIR, reference)
+    table = (reference / readme.TABLE_NAME).read_text()
+    row = table.index("| P2 |")
+    end = table.index("\n", row)
+    (reference / readme.TABLE_NAME).write_text(table[:row] + table[row:end].replace("[", "[9", 1) + table[end:])
+    up_to_date, message = readme.regenerate(ROOT / "README.md", reference, check=True)
+    assert not up_to_date and "| P2 |" in message and "line" in message and readme.TABLE_NAME in message
     copy = tmp_path / "README.md"
     text = (ROOT / "README.md").read_text()
-    block_start = text.index(readme.BEGIN)
-    row = text.index("| P2 |", block_start)
-    end = text.index("\n", row)
-    copy.write_text(text[:row] + text[row:end].replace("[", "[9", 1) + text[end:])
+    copy.write_text(text.replace("| reproduces (", "| reproduces (9", 1))
     up_to_date, message = readme.regenerate(copy, readme.REFERENCE_DIR, check=True)
-    assert not up_to_date and "| P2 |" in message and "line" in message
+    assert not up_to_date and "README.md" in message
 
 
 def _claims() -> pd.DataFrame:
@@ -37,15 +42,16 @@ def _claims() -> pd.DataFrame:
 
 def test_counts_and_rows_come_from_the_claims_table():
     claims = _claims()
-    text = readme.block(claims)
+    text = readme.table_document(claims)
     pairs = claims.drop_duplicates(subset=["key", "experiment"])
     reproduces = int((pairs["claim_verdict"] == "reproduces").sum())
-    assert f"**{reproduces} reproduce," in text
+    assert f"**{reproduces} reproduce," in text and f"**{reproduces} reproduce," in readme.block(claims)
+    assert f"| reproduces ({reproduces}) |" in readme.block(claims)
     assert sum(line.startswith("| ") for line in text.splitlines()) == len(claims) + 1  # the header, then a row each
     # one changed effect changes its row, and only its row
     changed = claims.copy()
     changed.loc[0, "effect"] = 7.25
-    before, after = text.splitlines(), readme.block(changed).splitlines()
+    before, after = text.splitlines(), readme.table_document(changed).splitlines()
     assert [i for i, (a, b) in enumerate(zip(before, after)) if a != b] == [before.index(readme.table_row(
         claims.fillna({"part": "", "note": "", "experiment": ""}).iloc[0].to_dict()))]
 
@@ -79,12 +85,24 @@ def test_update_reference_copies_a_run_and_rewrites_the_block(tmp_path, monkeypa
     assert f"{reference}/claims.csv: no claims table" in capsys.readouterr().err
     assert main(["readme", "--results", "results", "--update-reference", "--readme", "README.md"]) == 0
     assert (reference / "claims.csv").read_text() == (results / "claims.csv").read_text()
-    assert "+12.5 [" in (tmp_path / "README.md").read_text()
+    assert "+12.5 [" in (reference / readme.TABLE_NAME).read_text()
     assert main(["readme", "--check", "--readme", "README.md"]) == 0
-    assert (ROOT / "README.md").read_text() != (tmp_path / "README.md").read_text()  # the repository's is untouched
+    assert (readme.REPO / "docs" / "default_run" / readme.TABLE_NAME).read_text() != \
+        (reference / readme.TABLE_NAME).read_text()  # the repository's is untouched
 
 
 def test_missing_markers_are_named(tmp_path):
     (tmp_path / "README.md").write_text("# no block\n")
     with pytest.raises(readme.ReadmeError, match="no block between"):
         readme.regenerate(tmp_path / "README.md", readme.REFERENCE_DIR, check=True)
+
+
+def test_harness_checks_are_listed_apart_from_the_sources_claims():
+    from bench_powerprop.reporting.claims import HARNESS_SECTION
+
+    assert readme.HARNESS_SECTION == HARNESS_SECTION
+    claims = _claims()
+    checks = set(claims.loc[claims["section"] == HARNESS_SECTION, "key"])
+    assert checks, "the reference run has a harness sanity check (L5)"
+    verdict_rows = [line for line in readme.verdict_table(claims).splitlines() if not line.startswith("| harness")]
+    assert not any(f" {key}," in line or f" {key} |" in line for key in checks for line in verdict_rows)

@@ -76,11 +76,17 @@ def table_row(row: Mapping) -> str:
 
 def counts_sentence(claims: pd.DataFrame) -> str:
     pairs = claims.drop_duplicates(subset=["key", "experiment"])
+    if "section" in pairs:
+        pairs = pairs[pairs["section"] != HARNESS_SECTION]
     judged = pairs[pairs["claim_verdict"].isin(VERDICTS)]
     counts = [f"{(judged['claim_verdict'] == verdict).sum()} {text}"
               for verdict, text in zip(VERDICTS, ("reproduce", "do not reproduce", "are inconclusive"))]
-    not_run = pairs.loc[~pairs["claim_verdict"].isin(VERDICTS), "key"].tolist()
-    seeds = sorted({int(n) for n in claims["n_treatment"] if math.isfinite(n) and n > 0})
+    not_run = pairs.loc[pairs["claim_verdict"] == "not run", "key"].tolist()
+    insufficient = int((pairs["claim_verdict"] == "insufficient").sum())
+    if insufficient:
+        counts.append(f"{insufficient} insufficient (too few valid seeds to judge)")
+    deciding = claims[claims["role"] == "decides"] if "role" in claims else claims
+    seeds = sorted({int(n) for n in deciding["n_treatment"] if math.isfinite(n) and n > 0})
     seed_text = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]}–{seeds[-1]}"
     skipped = f", and {len(not_run)} ({', '.join(not_run)}) {'is' if len(not_run) == 1 else 'are'} not run by default" \
         if not_run else ""
@@ -101,11 +107,45 @@ HEADER = ("| key | claim | experiment | effect [interval] | verdict | seeds need
           "|---|---|---|---|---|---|---|")
 
 
+TABLE_NAME = "claims_table.md"
+VERDICT_ROWS = (*VERDICTS, "insufficient", "not run")
+
+
+HARNESS_SECTION = "harness sanity checks"  # claims.HARNESS_SECTION (this module stays torch- and scipy-free)
+
+
+def verdict_table(claims: pd.DataFrame) -> str:
+    """One row per verdict: the claims (with their experiment where a claim is judged on several) it was given; the
+    harness's own sanity checks in a row of their own."""
+    checks = claims[claims.get("section", "") == HARNESS_SECTION] if "section" in claims else claims.iloc[:0]
+    pairs = claims.drop(checks.index).drop_duplicates(subset=["key", "experiment"])
+    several = set(pairs.loc[pairs["key"].duplicated(), "key"])
+    lines = ["| verdict | claims |", "|---|---|"]
+    for verdict in VERDICT_ROWS:
+        chosen = pairs[pairs["claim_verdict"] == verdict]
+        if len(chosen):
+            names = [f"{row['key']} ({row['experiment']})" if row["key"] in several and row["experiment"] else row["key"]
+                     for row in chosen.to_dict("records")]
+            lines.append(f"| {verdict} ({len(chosen)}) | {', '.join(names)} |")
+    for row in checks.drop_duplicates(subset=["key", "experiment"]).to_dict("records"):
+        lines.append(f"| harness sanity check, not a source's claim | {row['key']}: {row['claim_verdict']} |")
+    return "\n".join(lines)
+
+
 def block(claims: pd.DataFrame) -> str:
-    """The generated text between the markers (without them)."""
+    """The generated text between the markers (without them): the counts and each verdict's claims."""
+    claims = claims.fillna({"part": "", "note": "", "experiment": ""})
+    return (f"{_wrapped(counts_sentence(claims))}\n\n{verdict_table(claims)}\n\n"
+            f"Every comparison with its effect, interval and seeds needed: [docs/default_run/{TABLE_NAME}]"
+            f"(docs/default_run/{TABLE_NAME}), generated from the same run; the claims page of your own run says more.")
+
+
+def table_document(claims: pd.DataFrame) -> str:
+    """docs/default_run/claims_table.md: every row of the reference run's claims table (generated whole)."""
     claims = claims.fillna({"part": "", "note": "", "experiment": ""})
     rows = "\n".join(table_row(row) for row in claims.to_dict("records"))
-    return f"{_wrapped(counts_sentence(claims) + ' ' + EXPLANATION)}\n\n{HEADER}\n{rows}"
+    return (f"# The default run's claims, row by row\n\n{BEGIN}\n"
+            f"{_wrapped(counts_sentence(claims) + ' ' + EXPLANATION)}\n\n{HEADER}\n{rows}\n{END}\n")
 
 
 def _wrapped(text: str, width: int = 110) -> str:
@@ -150,13 +190,17 @@ def update_reference(results: Path, reference: Path) -> list[Path]:
 
 
 def regenerate(readme_path: Path, reference: Path, check: bool) -> tuple[bool, str]:
-    """(up to date, message); writes README.md unless ``check``."""
-    readme = readme_path.read_text()
-    wanted = render(readme, block(read_claims(reference)))
-    if wanted == readme:
-        return True, f"{readme_path}: the generated block matches {reference}"
+    """(up to date, message); writes README.md's block and the reference folder's full table unless ``check``."""
+    claims = read_claims(reference)
+    readme, table_path = readme_path.read_text(), reference / TABLE_NAME
+    table = table_path.read_text() if table_path.exists() else ""
+    wanted, wanted_table = render(readme, block(claims)), table_document(claims)
+    if wanted == readme and wanted_table == table:
+        return True, f"{readme_path}: the generated block (and {table_path}) match {reference}"
     if check:
-        return False, f"{readme_path} is not what {reference} gives ({first_difference(wanted, readme)}); " \
-                      "run: python -m bench_powerprop readme"
+        path, difference = (readme_path, first_difference(wanted, readme)) if wanted != readme else \
+            (table_path, first_difference(wanted_table, table) or "missing")
+        return False, f"{path} is not what {reference} gives ({difference}); run: python -m bench_powerprop readme"
     readme_path.write_text(wanted)
-    return True, f"{readme_path}: generated block rewritten from {reference}"
+    table_path.write_text(wanted_table)
+    return True, f"{readme_path}: generated block (and {table_path}) rewritten from {reference}"
