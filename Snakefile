@@ -9,20 +9,25 @@ configfile: f"{workflow.basedir}/configs/default.yaml"
 report: "workflow/report/workflow.rst"
 
 
-# Helpers (config validation, the plan of every cell, paths), then the rules: training, one-shot pruning,
-# the tables and figures of every pipeline shape (generated from bench_powerprop.pipelines), the summary.
+# Helpers (config validation, the plan of every cell, paths), then the rules: training, the tables and figures
+# of every kind (generated from bench_powerprop/kinds/) and each kind's own rules, the summary.
 include: "workflow/rules/common/paths.smk"
 include: "workflow/rules/common/train.smk"
-include: "workflow/rules/common/oneshot.smk"
 include: "workflow/rules/common/ffcv.smk"
 include: "workflow/rules/common/report.smk"
 include: "workflow/rules/common/pipelines.smk"
 include: "workflow/rules/common/deploy.smk"
 include: "workflow/rules/manifest.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/oneshot.smk"
 include: "workflow/rules/pipelines.smk"
-include: "workflow/rules/lottery.smk"
+
+
+# the kinds' own rules (bench_powerprop/kinds/: rule_file)
+for rule_file in rule_files():
+
+    include: f"workflow/rules/{rule_file}"
+
+
 include: "workflow/rules/ffcv.smk"
 include: "workflow/rules/curves.smk"
 include: "workflow/rules/report.smk"

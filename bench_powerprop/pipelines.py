@@ -1,15 +1,20 @@
 """Pipeline shapes: what an experiment's ``kind`` adds after training its cells.
 
-Each shape is one entry here (its outputs, what its table and figure rules read, how Snakemake's
-report shows each output, the config sections it needs), one report spec in
-``bench_powerprop/reporting/reports.py`` and its captions in ``workflow/report/``. The workflow
-generates the table and figure rules of every shape from this declaration
-(``workflow/rules/pipelines.smk``). Torch-free: the workflow reads it at parse time.
+Each kind is one module of ``bench_powerprop/kinds/`` that declares a ``Pipeline`` (its outputs, what
+its table and figure rules read, how Snakemake's report shows each output, the config sections it
+needs, its table titles, its writers by dotted name, its tiny example experiment) and its captions in
+``workflow/report/``; a module may add a ``Figure`` to an existing kind. The workflow generates the
+table and figure rules of every kind from these declarations (``workflow/rules/pipelines.smk``).
+Torch-free: the workflow reads them at parse time, and the writers are imported only by report jobs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 # Subcategories of Snakemake's report: one per kind of figure (a new kind of figure adds one here), and the tables.
 ACCURACY_FIGURES = "Accuracy vs. sparsity"
@@ -74,8 +79,33 @@ class Pipeline:
     figures_read: Reads = Reads()
     #: train settings of which an experiment of this kind must set at least one
     requires_train_any: tuple[str, ...] = ()
+    #: the evaluations its tidy rows collect (``bench_powerprop.reporting.rows``: trained, oneshot, task)
+    evaluations: tuple[str, ...] = ("trained",)
+    #: its table writer, ``"module:function"``: (rows, summary, manifest, published, {role: path}, titles) -> the
+    #: Markdown shown in the log (and on the "page")
+    tables_writer: str = ""
+    #: its figure writer, ``"module:function"``: (rows, manifest, {role: path}) -> None, drawing ``figures`` (those
+    #: a ``Figure`` adds are drawn by their own function)
+    figures_writer: str = ""
+    #: columns its tidy rows add to the shared schema, ``"module:name"`` of a list ("": none)
+    extra_columns: str = ""
+    #: the titles of its tables, by role, handed to its table writer
+    titles: dict[str, str] = field(default_factory=dict)
+    #: whether the workflow deploys its experiments that train an MLP (``bench_powerprop/deploy.py``)
+    deployable: bool = False
+    #: the smallest experiment of this kind that draws every figure and table: {name: declaration}, merged over
+    #: ``configs/default.yaml`` (an experiment there of that name supplies what it leaves out); the tiny report run
+    #: of the tests is these, one per kind (``tiny_report_config``)
+    tiny: dict[str, dict] = field(default_factory=dict)
+    #: its own rules besides the generated ones (a per-cell step, tables of ``tables_by_own_rule``): a file of
+    #: ``workflow/rules/``, included by the Snakefile (kinds may share one)
+    rule_file: str = ""
+    #: figures another module adds (``Figure``): (role, "module:function")
+    extra_figures: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
+        if not (self.tables_writer and self.figures_writer):
+            raise ValueError(f"pipeline {self.kind}: tables_writer and figures_writer name its writers (\"module:function\")")
         shown = {*self.figures, *(("page",) if "page" in self.tables else ())}
         if set(self.shown) != shown:
             raise ValueError(f"pipeline {self.kind}: shown must name exactly {sorted(shown)}, not {sorted(self.shown)}")
@@ -87,6 +117,41 @@ class Pipeline:
     def outputs(self) -> tuple[str, ...]:
         return (*self.tables.values(), *self.figures.values())
 
+    def with_figure(self, extra: Figure) -> Pipeline:
+        if extra.role in self.figures:
+            raise ValueError(f"pipeline {self.kind}: figure role {extra.role!r} is declared twice")
+        return replace(self, figures={**self.figures, extra.role: extra.path}, shown={**self.shown, extra.role: extra.shown},
+                       extra_figures=(*self.extra_figures, (extra.role, extra.draw)))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure a module adds to an existing kind: drawn by ``draw`` ("module:function": (rows, manifest) -> a
+    matplotlib figure, from the kind's runs table) into ``path`` (relative to results/<experiment>/)."""
+
+    kind: str
+    role: str
+    path: str
+    shown: Shown
+    draw: str
+
+
+def rule_files() -> list[str]:
+    """The kinds' own rule files (``workflow/rules/<name>``), each once."""
+    return sorted({pipeline.rule_file for pipeline in PIPELINES.values()} - {""})
+
+
+def tiny_report_config() -> dict:
+    """The tiny report run of the tests: every kind's ``tiny`` experiment, merged over ``configs/default.yaml``."""
+    experiments = {name: experiment for pipeline in PIPELINES.values() for name, experiment in pipeline.tiny.items()}
+    return copy.deepcopy({"active_experiments": list(experiments), "experiments": experiments})
+
+
+def resolve(name: str):
+    """The object a ``"module:attribute"`` name declares (a writer, a column list)."""
+    module, _, attribute = name.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
 
 def first_seed_cells(cells: list[dict]) -> list[dict]:
     """The lowest-seed cell of every trained configuration (method, variant, sparsity, α): one histogram each."""
@@ -96,115 +161,49 @@ def first_seed_cells(cells: list[dict]) -> list[dict]:
     return list(first.values())
 
 
-PIPELINES = {
-    pipeline.kind: pipeline
-    for pipeline in (
-        Pipeline(
-            "oneshot",
-            "train every cell, then prune each trained model once at every keep level (no retraining)",
-            requires=("prune",),
-            cell_files=("oneshot_prune.csv",),
-            tables={"runs": "tables/oneshot_runs.csv", "summary": "tables/oneshot_summary.csv",
-                    "markdown": "tables/oneshot_summary.md", "page": "tables/oneshot_summary.html",
-                    # the sweep's structured rows (prune.structures; empty without): their own claims read them
-                    "structured": "tables/oneshot_structured.csv"},
-            figures={"accuracy": "figures/oneshot_accuracy_vs_weights_remaining.png",
-                     "histograms": "figures/weight_histograms.png", "layer_histograms": "figures/weight_histograms_per_layer.png"},
-            shown={"page": Shown("oneshot_summary", TABLES, "one-shot pruning: accuracy by weights kept"),
-                   "accuracy": Shown("oneshot_accuracy", ACCURACY_FIGURES, "one-shot pruning: accuracy vs. weights remaining"),
-                   "histograms": Shown("weight_histograms", WEIGHT_FIGURES, "effective-weight magnitudes after training"),
-                   "layer_histograms": Shown("weight_histograms_per_layer", WEIGHT_FIGURES,
-                                             "effective-weight magnitudes after training, per layer")},
-            tables_read=Reads(cell_files=("oneshot_prune.csv",)),
-            figures_read=Reads(inputs=("histogram_models",)),
-        ),
-        Pipeline(
-            "sparse_training",
-            "train every cell with its sparse method (the sparsity is reached during training)",
-            tables={"runs": "tables/sparse_runs.csv", "summary": "tables/sparse_summary.csv",
-                    "paper_csv": "tables/sparse_paper_table.csv", "markdown": "tables/sparse_paper_table.md",
-                    "page": "tables/sparse_paper_table.html"},
-            figures={"accuracy": "figures/sparse_accuracy_vs_sparsity.png"},
-            shown={"page": Shown("sparse_paper_table", TABLES, "sparse training beside published numbers"),
-                   "accuracy": Shown("sparse_accuracy", ACCURACY_FIGURES, "sparse training: accuracy vs. sparsity")},
-            tables_read=Reads(inputs=("published",)),
-        ),
-        Pipeline(
-            "continual",
-            "train every cell on a task sequence, one phase per task (method: packnet, efficient_packnet); after each task, "
-            "evaluate every task seen with its own mask",
-            tables={"runs": "tables/continual_runs.csv", "summary": "tables/continual_summary.csv",
-                    "matrix": "tables/continual_accuracy_matrix.csv", "markdown": "tables/continual_summary.md",
-                    "page": "tables/continual_summary.html"},
-            figures={"average": "figures/continual_average_accuracy.png", "capacity": "figures/continual_capacity.png",
-                     "matrix": "figures/continual_accuracy_matrix.png"},
-            shown={"page": Shown("continual_summary", TABLES, "continual learning: accuracy and capacity"),
-                   "average": Shown("continual_average_accuracy", CONTINUAL_FIGURES, "average accuracy over the tasks seen"),
-                   "capacity": Shown("continual_capacity", CONTINUAL_FIGURES, "capacity used per task"),
-                   "matrix": Shown("continual_accuracy_matrix", CONTINUAL_FIGURES, "task-by-task accuracy matrix")},
-        ),
-        Pipeline(
-            "adaptive_alpha",
-            "train every cell (method adaptive_alpha: adaptive or fixed α), prune each trained model once at every keep "
-            "level, and trace α and the fraction of |θ| < ε over training",
-            requires=("prune",),
-            cell_files=("oneshot_prune.csv",),
-            tables={"runs": "tables/adaptive_oneshot_runs.csv", "summary": "tables/adaptive_oneshot_summary.csv",
-                    "markdown": "tables/adaptive_alpha_summary.md", "trace": "tables/alpha_trace.csv",
-                    "page": "tables/adaptive_alpha_summary.html"},
-            figures={"accuracy": "figures/adaptive_accuracy_vs_weights_remaining.png",
-                     "histograms": "figures/adaptive_weight_histograms.png", "trace": "figures/alpha_trace.png"},
-            shown={"page": Shown("adaptive_alpha_summary", TABLES, "adaptive α: one-shot pruning and final α"),
-                   "accuracy": Shown("adaptive_accuracy", ACCURACY_FIGURES, "adaptive vs. fixed α: one-shot pruning accuracy"),
-                   "histograms": Shown("adaptive_weight_histograms", WEIGHT_FIGURES,
-                                       "effective-weight magnitudes after training"),
-                   "trace": Shown("alpha_trace", ALPHA_FIGURES, "α and the fraction of |θ| < ε over training")},
-            tables_read=Reads(cell_files=("oneshot_prune.csv",)),
-            figures_read=Reads(cell_files=("metrics.json",), inputs=("histogram_models",)),
-        ),
-        Pipeline(
-            "pai",
-            "prune at initialisation (one cell per scorer, init and sparsity), then train the fixed mask",
-            tables={"runs": "tables/pai_runs.csv", "summary": "tables/pai_summary.csv", "markdown": "tables/pai_summary.md",
-                    "page": "tables/pai_summary.html"},
-            figures={"accuracy": "figures/pai_accuracy_vs_weights_remaining.png"},
-            shown={"page": Shown("pai_summary", TABLES, "pruning at init: accuracy by scorer and sparsity"),
-                   "accuracy": Shown("pai_accuracy", ACCURACY_FIGURES, "pruning at init: accuracy vs. weights remaining")},
-            tables_read=Reads(inputs=("published", "reference")),
-            figures_read=Reads(inputs=("reference", "published_curves")),
-        ),
-        Pipeline(
-            "lottery",
-            "iterative magnitude pruning with rewinding (one cell per level), the ticket beside its controls at every level",
-            tables={"runs": "tables/lottery_runs.csv", "summary": "tables/lottery_summary.csv",
-                    "markdown": "tables/lottery_summary.md", "page": "tables/lottery_summary.html",
-                    # written by their own rule from every cell's model.pt (bench_powerprop.reporting.lottery)
-                    "solutions": "tables/lottery_solutions.csv", "ensembles": "tables/lottery_ensembles.csv"},
-            tables_by_own_rule=("solutions", "ensembles"),
-            figures={"accuracy": "figures/lottery_ticket_vs_controls.png"},
-            shown={"page": Shown("lottery_summary", TABLES, "lottery tickets: accuracy by level"),
-                   "accuracy": Shown("lottery_accuracy", ACCURACY_FIGURES, "lottery tickets vs. controls: accuracy by level")},
-        ),
-        Pipeline(
-            "gradflow",
-            "the gradient norm on a fixed held-out batch during training, one curve per method",
-            tables={"runs": "tables/gradflow_runs.csv", "summary": "tables/gradflow_summary.csv",
-                    "norms": "tables/gradflow_norms.csv", "markdown": "tables/gradflow_summary.md",
-                    "page": "tables/gradflow_summary.html"},
-            figures={"gradient_norm": "figures/gradflow_gradient_norm_vs_step.png"},
-            shown={"page": Shown("gradflow_summary", TABLES, "gradient flow: accuracy and gradient norms"),
-                   "gradient_norm": Shown("gradflow_norms", GRADIENT_FLOW_FIGURES, "gradient norm vs. training step")},
-            # gradient_norms.csv: written by training before the cell's metrics.json, which stands for it
-            requires_train_any=("gradient_norm_every", "gradient_norm_steps"),
-        ),
-    )
-}
+class _Kinds(Mapping):
+    """Every kind, found on first use: each module of ``bench_powerprop/kinds/`` declares ``KIND`` (a ``Pipeline``)
+    and/or ``FIGURES`` (``Figure``s it adds to a kind), so a new file is found without editing any list."""
+
+    def __init__(self, package: str):
+        self.package = package
+        self._kinds: dict[str, Pipeline] | None = None
+
+    def _discover(self) -> dict[str, Pipeline]:
+        if self._kinds is None:
+            modules = [importlib.import_module(f"{self.package}.{info.name}")
+                       for info in pkgutil.iter_modules(importlib.import_module(self.package).__path__)
+                       if not info.name.startswith("_")]
+            kinds = {}
+            for module in (module for module in modules if hasattr(module, "KIND")):
+                if module.KIND.kind in kinds:
+                    raise ValueError(f"pipeline kind {module.KIND.kind!r} is declared twice")
+                kinds[module.KIND.kind] = module.KIND
+            for extra in (extra for module in modules for extra in getattr(module, "FIGURES", ())):
+                if extra.kind not in kinds:
+                    raise ValueError(f"figure {extra.role!r}: unknown kind {extra.kind!r} (known: {sorted(kinds)})")
+                kinds[extra.kind] = kinds[extra.kind].with_figure(extra)
+            self._kinds = kinds
+        return self._kinds
+
+    def __getitem__(self, kind: str) -> Pipeline:
+        return self._discover()[kind]
+
+    def __iter__(self):
+        return iter(self._discover())
+
+    def __len__(self) -> int:
+        return len(self._discover())
+
+
+#: {kind: its Pipeline}, one module of ``bench_powerprop/kinds/`` each
+PIPELINES = _Kinds("bench_powerprop.kinds")
 
 
 # -- deployment (bench_powerprop/deploy.py, rule deploy) -------------------------------------------
 def deployable_experiment(experiment: dict) -> bool:
-    """Whether the workflow deploys an experiment: one-shot or sparse training of an MLP."""
-    return experiment["kind"] in ("oneshot", "sparse_training") and experiment["model"]["name"] == "mlp"
+    """Whether the workflow deploys an experiment: one of a ``deployable`` kind that trains an MLP."""
+    return PIPELINES[experiment["kind"]].deployable and experiment["model"]["name"] == "mlp"
 
 
 DEPLOY_TABLE, DEPLOY_MARKDOWN, DEPLOY_FIGURE = "tables/deploy.csv", "tables/deploy.md", "figures/deploy_accuracy_vs_cost.png"

@@ -44,7 +44,6 @@ def workdir(tmp_path):
     return tmp_path
 
 
-TINY_REPORT = REPO / "tests" / "configs" / "tiny_report.yaml"
 STYLESHEET = REPO / "workflow" / "report" / "style.css"
 
 
@@ -52,9 +51,15 @@ STYLESHEET = REPO / "workflow" / "report" / "style.css"
 def report_run(tmp_path_factory):
     """A tiny run of one experiment of every pipeline kind and its report, built with make run's options
     (shared by the report's browser test and the figure tests)."""
+    import yaml
+
+    from bench_powerprop.pipelines import tiny_report_config
+
     path = tmp_path_factory.mktemp("report")
     for name in ("configs", "profiles"):
         (path / name).symlink_to(REPO / name)
-    run_snakemake("-c2", "--configfile", str(TINY_REPORT), "--report", "results/report.html", "--report-after-run",
+    tiny_report = path / "tiny_report.yaml"  # one tiny experiment of every kind, from the kinds' declarations
+    tiny_report.write_text(yaml.safe_dump(tiny_report_config(), sort_keys=False, allow_unicode=True))
+    run_snakemake("-c2", "--configfile", str(tiny_report), "--report", "results/report.html", "--report-after-run",
                   "--report-stylesheet", str(STYLESHEET), cwd=path)
     return path

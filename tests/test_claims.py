@@ -20,7 +20,7 @@ from bench_powerprop.reporting.adaptive import TRACE_COLUMNS
 from bench_powerprop.reporting.claim_registry import CLAIMS
 from bench_powerprop.reporting.lottery import ENSEMBLE_COLUMNS, SOLUTION_COLUMNS
 from bench_powerprop.reporting.pages import html_page
-from bench_powerprop.reporting.reports import REPORTS
+from bench_powerprop.reporting.reports import row_columns
 from bench_powerprop.reporting.rows import STRUCTURED_COLUMNS
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
 
@@ -438,7 +438,7 @@ def test_every_claim_names_a_known_kind_table_and_columns():
     norms = [*CELL_COLUMNS, "status", *GRADIENT_NORM_COLUMNS]
     for entry in CLAIMS:
         assert entry.kind in PIPELINES, f"{entry.key}: unknown kind {entry.kind!r}"
-        declared = {"runs": REPORTS[entry.kind].columns, "trace": TRACE_COLUMNS, "norms": norms,
+        declared = {"runs": row_columns(entry.kind), "trace": TRACE_COLUMNS, "norms": norms,
                     "solutions": SOLUTION_COLUMNS, "ensembles": ENSEMBLE_COLUMNS, "structured": STRUCTURED_COLUMNS}
         assert entry.table in PIPELINES[entry.kind].tables, entry.key
         columns = declared[entry.table]

@@ -174,7 +174,7 @@ def test_table_headers_come_from_the_spec_not_the_free_text_description():
     manifest = {"experiment": "e", "data": "digits", "model": {"name": "mlp", "hidden": [300, 100]},
                 "description": "plain SGD (lr 0.1, batch 60)", "train": {"steps": 10, "batch_size": 30, "lr": 0.05},
                 "prune": {"keep_levels": [0.1]}}
-    markdown = tables.oneshot_markdown(summary, manifest)
+    markdown = tables.oneshot_markdown(summary, manifest, "one-shot pruning")
     assert "lr 0.05" in markdown and "batch 30" in markdown and "lr 0.1" not in markdown
 
 

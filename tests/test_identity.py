@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from bench_powerprop import identity, integrity
-from bench_powerprop.config import load_configs
+from bench_powerprop.config import load_configs, merge_configs
 from bench_powerprop.identity import ModelFileError, cell_hash, recorded_spec_hash
 from bench_powerprop.integrity import damage, runs_jobs
 from bench_powerprop.options import NO_NEUTRAL, number, option
+from bench_powerprop.pipelines import tiny_report_config
 from bench_powerprop.plan import Plan
 from bench_powerprop.training import options as train_options_module
 from bench_powerprop.training.options import TrainOptions
@@ -23,11 +24,10 @@ from bench_powerprop.training.options import TrainOptions
 from conftest import REPO
 from helpers import digits_spec
 
-TINY_REPORT = REPO / "tests" / "configs" / "tiny_report.yaml"  # every kind, lineage (lottery) and a permuted base
-
 
 def tiny_config(**top_level) -> dict:
-    config = load_configs([REPO / "configs" / "default.yaml", TINY_REPORT])
+    """Every kind's tiny experiment (lineage: lottery; a permuted base: continual) over the default config."""
+    config = merge_configs(load_configs([REPO / "configs" / "default.yaml"]), tiny_report_config())
     config.update(top_level)
     return config
 

@@ -112,7 +112,7 @@ def test_markdown_puts_flops_in_their_own_table(tmp_path):
     table = tables.paper_table(summary, published_frame([]), "digits", "mlp_300_100")
     manifest = {"experiment": "e", "data": "digits", "model": {"name": "mlp", "hidden": [300, 100]},
                 "train": {"steps": 10, "batch_size": 60, "lr": 0.1}, "methods": {}, "variants": {"rigl": {"uniform": {}}}}
-    markdown = tables.sparse_markdown(table, pd.DataFrame(), manifest)
+    markdown = tables.sparse_markdown(table, pd.DataFrame(), manifest, "sparse training")
     accuracy, flops = markdown.split("## Training FLOPs")
     assert "0.100" not in accuracy and "0.100" in flops  # FLOPs are not interleaved with accuracies
     assert "No published number exists for digits / mlp_300_100" in accuracy

@@ -44,6 +44,11 @@ class ControlOptions(StaticOptions, ReplicateOptions):
     pass
 
 
+def replicate_suffix(options: dict) -> str:
+    """', replicate 2' in a cell's label (none for the first training of a start)."""
+    return f", replicate {options['replicate']}" if options.get("replicate") else ""
+
+
 def fresh_seed(seed: int, replicate: int = 0) -> int:
     """Seed of the fresh draw, decorrelated from the cell's own initialisation seed (and per replicate)."""
     return (int(seed) * 2_654_435_761 + 0xF4E5 + 0x9E37_79B9 * int(replicate)) % (2**63 - 1)

@@ -33,6 +33,11 @@ class SparseInitOptions(Options):
                                check=number(minimum=0, exclusive_minimum=True))
 
 
+def init_suffix(options: dict) -> str:
+    """' + sparse-aware init' in a cell's label: the init its options re-draw the kept weights with (none when dense)."""
+    return "" if options.get("init", "dense") == "dense" else f" + {options['init'].replace('_', '-')} init"
+
+
 def check_init_not_inherited(options, inherits: dict) -> None:
     """A cell whose weights come from ``init_from`` must not re-initialise them (``Method.check_lineage``)."""
     if "init_from" in inherits and options.init != "dense":

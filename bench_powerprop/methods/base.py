@@ -81,6 +81,12 @@ class Method:
         """
 
     @classmethod
+    def report_label(cls, options: dict) -> str | None:
+        """How tables and figures name a cell of this method from its options (as parsed, defaults filled in); None:
+        by its method and variant."""
+        return None
+
+    @classmethod
     def paper_dense_layers(cls, options: Options, sparsity: float) -> str:
         """Which layers the method's paper keeps dense (``methods._layer_budget.DENSE_LAYER_POLICIES``)."""
         return "none"

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.methods._controls import ReplicateOptions
+from bench_powerprop.methods._controls import ReplicateOptions, replicate_suffix
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import OptionError, integer, number, one_of, option
@@ -72,6 +72,11 @@ class Lottery(MaskedMethod):
     #: under a structure each level prunes whole groups (layerwise; ``masks.keep_top``), pruned ones scoring −1
     structures = ("unstructured", "n_of_m", "channel", "block")
     accepts_mask_from = True
+
+    @classmethod
+    def report_label(cls, options):
+        step = options["rewind_step"]
+        return ("ticket, rewind to init (k=0)" if step == 0 else f"ticket, rewind to step {step}") + replicate_suffix(options)
 
     @classmethod
     def check_lineage(cls, options, inherits, cell):

@@ -8,10 +8,13 @@ See ``bench_powerprop/methods/_controls.py`` for the fresh draw and the referenc
 (``dense`` by default: a new draw of the model's own initialiser) applies once the mask is installed.
 """
 
-from bench_powerprop.methods._controls import ControlOptions, FreshWeightsControl
+from bench_powerprop.methods._controls import ControlOptions, FreshWeightsControl, replicate_suffix
+from bench_powerprop.methods._init import init_suffix
 from bench_powerprop.methods.base import METHODS
 
 
 @METHODS.register("lottery_reinit", options=ControlOptions)
 class LotteryReinit(FreshWeightsControl):
-    pass
+    @classmethod
+    def report_label(cls, options):
+        return "random reinit (same mask)" + init_suffix(options) + replicate_suffix(options)

@@ -10,6 +10,7 @@ the weights are fresh, so the control differs from ``lottery_reinit`` only by it
 
 from bench_powerprop.lazy import LazyModule
 from bench_powerprop.methods._controls import ControlOptions, FreshWeightsControl
+from bench_powerprop.methods._init import init_suffix
 from bench_powerprop.methods.base import METHODS
 
 masks = LazyModule("bench_powerprop.masks")
@@ -17,5 +18,9 @@ masks = LazyModule("bench_powerprop.masks")
 
 @METHODS.register("lottery_scratch", options=ControlOptions)
 class LotteryScratch(FreshWeightsControl):
+    @classmethod
+    def report_label(cls, options):
+        return "random mask (scratch)" + init_suffix(options)
+
     def initial_mask(self, ctx):
         return masks.random_mask(masks.layer_shapes(ctx.model), self.target_counts, self.generator, self.structure)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
 from bench_powerprop.methods._controls import redraw_weights
-from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, initialise_kept
+from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, init_suffix, initialise_kept
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
 from bench_powerprop.options import OptionError, boolean, integer, number, one_of, option, text
@@ -101,6 +101,13 @@ class PaiOptions(SparseInitOptions):
 @METHODS.register("pai", options=PaiOptions)
 class PruneAtInit(MaskedMethod):
     structures = ("unstructured", "n_of_m", "channel", "block")
+
+    @classmethod
+    def report_label(cls, options):
+        """By its scorer, controls and init: 'snip, shuffled within layers + sparse-aware init'."""
+        controls = ", shuffled within layers" if options["shuffle"] == "within_layer" else ""
+        controls += ", reinit" if options["reinit"] else ""
+        return f"{options['scorer']}{controls}{init_suffix(options)}"
 
     @classmethod
     def check_lineage(cls, options, inherits, cell):

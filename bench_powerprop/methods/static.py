@@ -16,7 +16,7 @@ layer's mask by shuffling a vector with round(density·n) ones, which is the sam
 from dataclasses import dataclass
 
 from bench_powerprop.lazy import LazyModule
-from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, initialise_kept
+from bench_powerprop.methods._init import SparseInitOptions, check_init_not_inherited, init_suffix, initialise_kept
 from bench_powerprop.methods._layer_budget import LayerDistributionOptions, plan_layer_counts, rigl_dense_layers
 from bench_powerprop.methods._masked import MaskedMethod
 from bench_powerprop.methods.base import METHODS
@@ -35,6 +35,10 @@ class Static(MaskedMethod):
     #: RigL's static baseline (Evci et al. 2020): RigL's layer policy
     paper_dense_layers = classmethod(lambda cls, options, sparsity: rigl_dense_layers(options, sparsity))
     structures = ("unstructured", "n_of_m", "channel", "block")
+
+    @classmethod
+    def report_label(cls, options):
+        return None if options["init"] == "dense" else cls.registry_name + init_suffix(options)
 
     @classmethod
     def check_lineage(cls, options, inherits, cell):

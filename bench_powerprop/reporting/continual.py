@@ -101,14 +101,14 @@ def sequence_text(manifest: dict) -> str:
             f"`train.steps` = {manifest['train']['steps']} steps per task. ")
 
 
-def markdown(rows: pd.DataFrame, summary: pd.DataFrame, manifest: dict) -> str:
+def markdown(rows: pd.DataFrame, summary: pd.DataFrame, manifest: dict, heading: str) -> str:
     tasks = int(rows["trained_tasks"].max())
     average = by_configuration(summary, "trained_tasks", lambda row: accuracy_text(*stat_columns(row)))
     capacity = by_configuration(summary, "trained_tasks", lambda row: f"{100 * row['mean_capacity_total']:.1f}")
     final = by_configuration(summarise(rows[rows["trained_tasks"] == tasks], by=MATRIX_BY), "evaluated_task",
                              lambda row: accuracy_text(*stat_columns(row)))
     parts = [
-        f"# {manifest['experiment']}: continual learning, one mask per task\n",
+        f"# {manifest['experiment']}: {heading}\n",
         f"{setting_text(manifest)} {sequence_text(manifest)}Each task is evaluated with its own mask and biases.\n",
         f"## Average test accuracy over the tasks seen (%), by tasks learnt\n\nMean ± std over seeds. {STATUS_LEGEND}\n",
         average.rename_axis("tasks learnt").to_markdown() + "\n",

@@ -1,47 +1,26 @@
-"""Report specs: what each pipeline kind writes from its tidy rows (file names in ``bench_powerprop.pipelines``).
+"""The table and figure writers of the pipeline kinds, built from the shared rows, summaries, tables and figures.
 
-A report is the rows it collects (which evaluations), a table writer and a figure writer; a new
-pipeline shape adds one ``Report`` here, built from the shared rows, summaries, tables and figures.
+A kind (``bench_powerprop/kinds/<kind>.py``) names its writers here (or anywhere) by ``"module:function"``, with
+the evaluations its rows collect and its table titles; a new kind may reuse these writers under its own titles.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.io import write_csv_atomic, write_text_atomic
-from bench_powerprop.pipelines import PIPELINES, first_seed_cells
+from bench_powerprop.methods import METHODS
+from bench_powerprop.pipelines import PIPELINES, first_seed_cells, resolve
 from bench_powerprop.reporting import adaptive, continual, figures, tables
 from bench_powerprop.reporting import published as pub
 from bench_powerprop.reporting.labels import method_label
 from bench_powerprop.reporting.pages import html_page
-from bench_powerprop.reporting.rows import (
-    CONTINUAL_COLUMNS,
-    ONESHOT,
-    ROW_COLUMNS,
-    TASK,
-    TRAINED,
-    collect_rows,
-    read_table,
-    structured_rows,
-)
+from bench_powerprop.reporting.rows import ROW_COLUMNS, collect_rows, read_table, structured_rows
 from bench_powerprop.reporting.summaries import summarise
 from bench_powerprop.training.progress import GRADIENT_NORM_COLUMNS
-
-
-@dataclass(frozen=True)
-class Report:
-    evaluations: tuple[str, ...]
-    #: (rows, summary, manifest, published, {role: path}) -> Markdown shown in the log
-    write_tables: Callable[..., str]
-    #: (rows, manifest, {role: path}) -> None
-    write_figures: Callable[..., None]
-    #: the columns of its tidy rows (the shared schema, plus documented extra columns)
-    columns: list[str] = field(default_factory=lambda: list(ROW_COLUMNS))
 
 
 def paths(out_dir: Path, files: dict[str, str]) -> dict[str, Path]:
@@ -59,9 +38,9 @@ def title(manifest: dict) -> str:
 
 
 # -- one-shot ----------------------------------------------------------------------------------
-def oneshot_tables(rows, summary, manifest, published, out) -> str:
+def oneshot_tables(rows, summary, manifest, published, out, titles) -> str:
     structured = structured_rows(manifest)
-    markdown = tables.oneshot_markdown(summary, manifest) + tables.structured_markdown(structured)
+    markdown = tables.oneshot_markdown(summary, manifest, titles["markdown"]) + tables.structured_markdown(structured)
     write_all(out, {"runs": rows, "summary": summary, "markdown": markdown, "structured": structured})
     return markdown
 
@@ -98,11 +77,11 @@ def oneshot_figure_set(rows, manifest, out) -> dict:
 
 
 # -- sparse training ---------------------------------------------------------------------------
-def sparse_tables(rows, summary, manifest, published, out) -> str:
+def sparse_tables(rows, summary, manifest, published, out, titles) -> str:
     dataset, model = manifest["data"], pub.model_key(manifest["model"])
     table = tables.paper_table(summary, published, dataset, model)
     reference = tables.reference_table(published, sorted(rows["method"].unique()), dataset, model)
-    markdown = tables.sparse_markdown(table, reference, manifest)
+    markdown = tables.sparse_markdown(table, reference, manifest, titles["markdown"])
     write_all(out, {"runs": rows, "summary": summary, "paper_csv": table, "markdown": markdown})
     return markdown
 
@@ -112,9 +91,9 @@ def sparse_figures(rows, manifest, out) -> None:
 
 
 # -- continual learning ------------------------------------------------------------------------
-def continual_tables(rows, summary, manifest, published, out) -> str:
+def continual_tables(rows, summary, manifest, published, out, titles) -> str:
     summary = continual.summary_table(rows)
-    text = continual.markdown(rows, summary, manifest)
+    text = continual.markdown(rows, summary, manifest, titles["markdown"])
     write_all(out, {"runs": rows, "summary": summary, "matrix": continual.matrix_table(rows), "markdown": text})
     return text
 
@@ -128,9 +107,10 @@ def continual_figures(rows, manifest, out) -> None:
 
 
 # -- adaptive α --------------------------------------------------------------------------------
-def adaptive_tables(rows, summary, manifest, published, out) -> str:
+def adaptive_tables(rows, summary, manifest, published, out, titles) -> str:
     trace = adaptive.trace_rows(manifest)
-    text = tables.oneshot_markdown(summary, manifest) + "\n" + adaptive.trace_markdown(trace, adaptive.epsilon_text(manifest))
+    text = (tables.oneshot_markdown(summary, manifest, titles["markdown"]) + "\n"
+            + adaptive.trace_markdown(trace, adaptive.epsilon_text(manifest)))
     write_all(out, {"runs": rows, "summary": summary, "markdown": text, "trace": trace})
     return text
 
@@ -146,35 +126,14 @@ def method_options(manifest: dict, method: str, variant: str) -> dict:
     return manifest["method_options"][method][variant]
 
 
-def init_suffix(options: dict) -> str:
-    return "" if options.get("init", "dense") == "dense" else f" + {options['init'].replace('_', '-')} init"
-
-
-def replicate_suffix(options: dict) -> str:
-    return f", replicate {options['replicate']}" if options.get("replicate") else ""
-
-
 def sparse_from_start_labels(manifest: dict):
-    """Legend and table words: a pai cell by its scorer and init, a lottery cell by ticket / control and rewind step."""
+    """Legend and table words: a cell by its method's ``report_label`` of its options (a pai cell by its scorer and
+    init, a lottery cell by ticket / control and rewind step), else by its method and variant."""
 
     def label(method: str, variant: str) -> str:
         own = variant in manifest["method_options"].get(method, {})  # a reference experiment's method: its plain label
-        if not own or method not in ("pai", "lottery", "lottery_reinit", "lottery_scratch", "static"):
-            return method_label(method, variant)
-        options = method_options(manifest, method, variant)
-        if method == "pai":
-            controls = ", shuffled within layers" if options["shuffle"] == "within_layer" else ""
-            controls += ", reinit" if options["reinit"] else ""
-            return f"{options['scorer']}{controls}{init_suffix(options)}"
-        if method == "lottery":
-            step = options["rewind_step"]
-            ticket = "ticket, rewind to init (k=0)" if step == 0 else f"ticket, rewind to step {step}"
-            return ticket + replicate_suffix(options)
-        if method == "lottery_reinit":
-            return "random reinit (same mask)" + init_suffix(options) + replicate_suffix(options)
-        if method == "lottery_scratch":
-            return "random mask (scratch)" + init_suffix(options)
-        return method_label(method, variant) if options["init"] == "dense" else method + init_suffix(options)
+        text = METHODS.get(method).report_label(method_options(manifest, method, variant)) if own else None
+        return text or method_label(method, variant)
 
     return label
 
@@ -202,7 +161,7 @@ def reference_note(manifest: dict, reference: pd.DataFrame) -> str:
             "(same data, model and training budget, checked when the config is read).")
 
 
-def pai_tables(rows, summary, manifest, published, out) -> str:
+def pai_tables(rows, summary, manifest, published, out, titles) -> str:
     dataset, model = manifest["data"], pub.model_key(manifest["model"])
     reference = reference_rows(manifest, rows)
     both = summarise(pd.concat([rows, reference], ignore_index=True)) if not reference.empty else summary
@@ -217,7 +176,7 @@ def pai_tables(rows, summary, manifest, published, out) -> str:
         "Published numbers below are for other datasets and models, at the published sparsity nearest to each of ours.",
     ) if part)
     markdown = tables.sparse_markdown(table, tables.reference_table(nearby, methods, dataset, model), manifest,
-                                      heading="pruning at initialisation, then training the fixed mask", notes=notes)
+                                      titles["markdown"], notes=notes)
     write_all(out, {"runs": rows, "summary": summary, "markdown": markdown})
     return markdown
 
@@ -232,8 +191,8 @@ def pai_figures(rows, manifest, out) -> None:
 
 
 # -- lottery tickets ---------------------------------------------------------------------------
-def lottery_tables(rows, summary, manifest, published, out) -> str:
-    markdown = tables.lottery_markdown(summary, manifest, sparse_from_start_labels(manifest))
+def lottery_tables(rows, summary, manifest, published, out, titles) -> str:
+    markdown = tables.lottery_markdown(summary, manifest, sparse_from_start_labels(manifest), titles["markdown"])
     write_all(out, {"runs": rows, "summary": summary, "markdown": markdown})
     return markdown
 
@@ -254,9 +213,10 @@ def gradient_norm_rows(manifest: dict, rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 
 
-def gradflow_tables(rows, summary, manifest, published, out) -> str:
+def gradflow_tables(rows, summary, manifest, published, out, titles) -> str:
     norms = gradient_norm_rows(manifest, rows)
-    markdown = tables.gradflow_markdown(tables.gradflow_table(summary, norms, sparse_from_start_labels(manifest)), manifest)
+    markdown = tables.gradflow_markdown(tables.gradflow_table(summary, norms, sparse_from_start_labels(manifest)), manifest,
+                                        titles["markdown"])
     write_all(out, {"runs": rows, "summary": summary, "norms": norms, "markdown": markdown})
     return markdown
 
@@ -266,23 +226,18 @@ def gradflow_figures(rows, manifest, out) -> None:
     figures.save_all({out["gradient_norm"]: figure})
 
 
-REPORTS = {
-    "oneshot": Report((ONESHOT,), oneshot_tables, oneshot_figures),
-    "sparse_training": Report((TRAINED,), sparse_tables, sparse_figures),
-    "continual": Report((TASK,), continual_tables, continual_figures, ROW_COLUMNS + CONTINUAL_COLUMNS),
-    "adaptive_alpha": Report((ONESHOT,), adaptive_tables, adaptive_figures),
-    "pai": Report((TRAINED,), pai_tables, pai_figures),
-    "lottery": Report((TRAINED,), lottery_tables, lottery_figures),
-    "gradflow": Report((TRAINED,), gradflow_tables, gradflow_figures),
-}
+def row_columns(kind: str) -> list[str]:
+    """The columns of a kind's tidy rows: the shared schema, plus its declared extra columns."""
+    extra = PIPELINES[kind].extra_columns
+    return ROW_COLUMNS + (resolve(extra) if extra else [])
 
 
 def write_tables(manifest: dict, out_dir: Path, published_path: str | None = None) -> str:
-    kind = manifest["kind"]
-    rows = collect_rows(manifest, REPORTS[kind].evaluations)
+    pipeline = PIPELINES[manifest["kind"]]
+    rows = collect_rows(manifest, pipeline.evaluations)
     summary = summarise(rows)
-    out = paths(out_dir, PIPELINES[kind].tables)
-    markdown = REPORTS[kind].write_tables(rows, summary, manifest, pub.load_published(published_path), out)
+    out = paths(out_dir, pipeline.tables)
+    markdown = resolve(pipeline.tables_writer)(rows, summary, manifest, pub.load_published(published_path), out, pipeline.titles)
     if "page" in out:
         write_text_atomic(out["page"], html_page(markdown, title(manifest)))
     return markdown
@@ -297,6 +252,9 @@ def write_solutions(manifest: dict, out_dir: Path) -> None:
 
 def write_figures(manifest: dict, out_dir: Path, published_curves: str = "") -> None:
     """``published_curves``: the per-run published curves a figure may draw as context (the PAI figure)."""
-    kind = manifest["kind"]
-    rows = read_table(Path(out_dir) / PIPELINES[kind].tables["runs"], usecols=REPORTS[kind].columns)
-    REPORTS[kind].write_figures(rows, {**manifest, "published_curves": published_curves}, paths(out_dir, PIPELINES[kind].figures))
+    pipeline = PIPELINES[manifest["kind"]]
+    rows = read_table(Path(out_dir) / pipeline.tables["runs"], usecols=row_columns(pipeline.kind))
+    manifest, out = {**manifest, "published_curves": published_curves}, paths(out_dir, pipeline.figures)
+    extra = dict(pipeline.extra_figures)
+    resolve(pipeline.figures_writer)(rows, manifest, {role: path for role, path in out.items() if role not in extra})
+    figures.save_all({out[role]: resolve(draw)(rows, manifest) for role, draw in extra.items()})

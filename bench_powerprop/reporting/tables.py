@@ -51,7 +51,7 @@ def line_key_label(summary: pd.DataFrame):
     return label
 
 
-def oneshot_markdown(summary: pd.DataFrame, manifest: dict) -> str:
+def oneshot_markdown(summary: pd.DataFrame, manifest: dict, heading: str) -> str:
     """Test accuracy (%) by weights remaining (rows) and trained configuration (columns)."""
     label = line_key_label(summary)
     table = summary.assign(
@@ -64,7 +64,7 @@ def oneshot_markdown(summary: pd.DataFrame, manifest: dict) -> str:
     pivot = pivot.sort_index(ascending=False).droplevel("target_sparsity")[order]
     prune = manifest["prune"]
     header = (
-        f"# {manifest['experiment']}: one-shot pruning after training\n\n"
+        f"# {manifest['experiment']}: {heading}\n\n"
         f"{setting_text(manifest)} Pruning: {prune.get('scope', 'layerwise')} {prune.get('scorer', 'magnitude')} "
         f"ranking of the effective weights θ, no retraining; the output layer keeps "
         f"min(1, {prune.get('last_layer_keep_factor', 2.0):g}×) the kept fraction.\n\n"
@@ -175,7 +175,7 @@ def options_text(manifest: dict) -> str:
 
 
 def sparse_markdown(table: pd.DataFrame, reference: pd.DataFrame, manifest: dict,
-                    heading: str = "sparse training, ours vs published", notes: str = "") -> str:
+                    heading: str, notes: str = "") -> str:
     dataset, model = manifest["data"], pub.model_key(manifest["model"])
     parts = [
         f"# {manifest['experiment']}: {heading}\n",
@@ -220,7 +220,7 @@ def level_text(level) -> str:
     return "—" if pd.isna(level) else f"{int(level)}"
 
 
-def lottery_markdown(summary: pd.DataFrame, manifest: dict, label) -> str:
+def lottery_markdown(summary: pd.DataFrame, manifest: dict, label, heading: str) -> str:
     """Test accuracy (%) by level (rows, with the weights remaining) and ticket / control / α (columns)."""
     remaining = summary.groupby("level", dropna=False)["mean_actual_sparsity"].mean()
     table = summary.assign(
@@ -232,7 +232,7 @@ def lottery_markdown(summary: pd.DataFrame, manifest: dict, label) -> str:
     rows = list(dict.fromkeys(table.sort_values("level", na_position="first")["row"]))
     pivot = table.pivot_table(index="row", columns="column", values="text", aggfunc="first").reindex(index=rows, columns=order)
     header = (
-        f"# {manifest['experiment']}: lottery tickets — iterative magnitude pruning with rewinding\n\n"
+        f"# {manifest['experiment']}: {heading}\n\n"
         f"{setting_text(manifest)} Level 0 trains the dense network; every later level prunes the previous level's "
         "trained weights by magnitude, rewinds the survivors and trains again. The controls at each level use the "
         "ticket's per-layer counts: the same mask on fresh weights (random reinit), or a random mask (scratch). "
@@ -266,12 +266,12 @@ def gradflow_table(summary: pd.DataFrame, norms: pd.DataFrame, label) -> pd.Data
     return pd.DataFrame(records)
 
 
-def gradflow_markdown(table: pd.DataFrame, manifest: dict) -> str:
+def gradflow_markdown(table: pd.DataFrame, manifest: dict, heading: str) -> str:
     train = train_options(manifest["train"])
     every = f"every {train.gradient_norm_every} steps" if train.gradient_norm_every else ""
     extra = f"at steps {list(train.gradient_norm_steps)}" if train.gradient_norm_steps else ""
     header = (
-        f"# {manifest['experiment']}: gradient flow during training\n\n"
+        f"# {manifest['experiment']}: {heading}\n\n"
         f"{setting_text(manifest)} The probe logs the L2 norm of the masked gradient of the unregularised loss on one fixed "
         f"batch of validation images ({' and '.join(part for part in (every, extra) if part)}), with respect to the "
         "trained parameters (φ under Powerprop, and biases) — Evci et al. 2022's measurement; `tables/gradflow_norms.csv` "

@@ -1,4 +1,4 @@
-# Lottery tickets (kind: lottery): besides the tables and figures every kind gets (workflow/rules/pipelines.smk),
+# Lottery tickets (kind lottery: its rule_file): besides the tables and figures every kind gets (workflow/rules/pipelines.smk),
 # each level's distance to its pruning solution and the seed-pair ensemble gains, from every cell's model
 # (bench_powerprop.reporting.lottery).
 

@@ -1,5 +1,5 @@
-# One-shot pruning after training (kinds oneshot and adaptive_alpha): prune every trained cell at all
-# keep levels (its tables and figures: workflow/rules/pipelines.smk).
+# One-shot pruning after training (kinds oneshot and adaptive_alpha: their rule_file): prune every trained
+# cell at all keep levels (its tables and figures: workflow/rules/pipelines.smk).
 
 
 rule prune_eval:
@@ -16,7 +16,9 @@ rule prune_eval:
         mem_mb=2000,
     params:
         model=run_file("model.pt"),
-        prune=prune_json,
+        prune=lambda wildcards: json.dumps(
+            PLAN.experiment(wildcards.experiment)["prune"], sort_keys=True
+        ),
     shell:
         "python -m bench_powerprop prune-eval --model {params.model:q}"
         " --prune {params.prune:q} --out {output:q} > {log:q} 2>&1"

@@ -1,7 +1,7 @@
 # Helpers of workflow/rules/report.smk and of the report() flags of workflow/rules/pipelines.smk.
 from bench_powerprop.config import applied_overrides
 from bench_powerprop.io import git_commit, spec_hash
-from bench_powerprop.pipelines import PIPELINES, TRAINING_FIGURES
+from bench_powerprop.pipelines import PIPELINES, TRAINING_FIGURES, rule_files
 from bench_powerprop.reporting.curves import TRAINING_CURVES
 
 # Report categories: one per experiment (its wildcard) and one for the claims and provenance.
