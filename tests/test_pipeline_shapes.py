@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench_powerprop.config import load_configs, merge_configs
+from bench_powerprop.config import load_configs, merge_configs, validate_config
 from bench_powerprop.methods import METHODS
 from bench_powerprop.pipelines import PIPELINES, Figure, Shown, _Kinds, resolve, rule_files, tiny_report_config
 from bench_powerprop.plan import Plan
@@ -53,6 +53,7 @@ def test_every_kind_brings_a_tiny_experiment_of_its_kind_that_plans(kind):
     config = merge_configs(load_configs([REPO / "configs" / "default.yaml"]), tiny_report_config())
     names = list(PIPELINES[kind].tiny)
     assert names and all(config["experiments"][name]["kind"] == kind for name in names)
+    validate_config(config)  # what the workflow checks before any job (lineage, options, the kind's requirements)
     plan = Plan(config)
     assert {cell.experiment for cell in plan.cells} >= set(names)
 
