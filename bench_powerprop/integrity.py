@@ -15,7 +15,7 @@ run only reports it.
 
 The *code version* of a cell (``code_version``) is the git commit, whether the tree was dirty, and
 a hash of the package sources its training runs: every module but the workflow-only ones
-(``WORKFLOW_ONLY``), the reporting package, and the files of the *other* methods. Editing one
+(``WORKFLOW_ONLY``), the reporting and kinds packages, and the files of the *other* methods. Editing one
 method's file therefore changes the code version of that method's cells only; editing shared
 training code changes every cell's. Training records it in ``run.json`` and in every checkpoint, and
 resumes only a checkpoint of the same version; ``python -m bench_powerprop status`` lists the cells
@@ -37,7 +37,7 @@ TRAIN_OUTPUTS = ("metrics.json", "model.pt", "train_log.csv", "gradient_norms.cs
 PACKAGE = Path(__file__).resolve().parent
 #: Package files that plan, check or report but never run inside a training job.
 WORKFLOW_ONLY = ("__main__.py", "cli.py", "config.py", "integrity.py", "plan.py", "pipelines.py")
-WORKFLOW_ONLY_PACKAGES = ("reporting",)
+WORKFLOW_ONLY_PACKAGES = ("reporting", "kinds")
 
 
 #: Snakemake options that only plan, draw or inspect: the workflow then reports damage but changes nothing.

@@ -89,6 +89,18 @@ def test_a_new_module_adds_a_kind_and_a_figure_to_an_existing_kind(tmp_path, mon
         list(_Kinds("my_kinds"))
 
 
+def test_a_new_kind_or_figure_module_leaves_every_trained_cell_current(monkeypatch):
+    """Kinds plan and report, never train: a new module in bench_powerprop/kinds/ changes no cell's source hash."""
+    from bench_powerprop import integrity
+
+    real = integrity._source_digests()
+    before = integrity.source_hash("gmp")
+    monkeypatch.setattr(integrity, "_source_digests", lambda: {**real, "kinds/iterative_pruning.py": "0" * 64})
+    assert integrity.source_hash("gmp") == before
+    monkeypatch.setattr(integrity, "_source_digests", lambda: {**real, "training/new_step.py": "0" * 64})
+    assert integrity.source_hash("gmp") != before  # the control: training code does
+
+
 def test_report_labels_of_the_sparse_from_the_start_methods():
     """Reporting holds no method names: a cell's label is its method's ``report_label`` of its parsed options, else
     its method and variant."""
