@@ -1,14 +1,13 @@
 """``adaptive_alpha``: one-shot pruning of adaptive- and fixed-α cells, and α traced over training."""
 
+from bench_powerprop.kinds.oneshot import PRUNE_EVERY_CELL
 from bench_powerprop.pipelines import ACCURACY_FIGURES, ALPHA_FIGURES, TABLES, WEIGHT_FIGURES, Pipeline, Reads, Shown
 
 KIND = Pipeline(
     "adaptive_alpha",
     "train every cell (method adaptive_alpha: adaptive or fixed α), prune each trained model once at every keep "
     "level, and trace α and the fraction of |θ| < ε over training",
-    requires=("prune",),
-    cell_files=("oneshot_prune.csv",),
-    rule_file="oneshot.smk",  # prune_eval: every trained cell pruned at every keep level
+    **PRUNE_EVERY_CELL,
     tables={"runs": "tables/adaptive_oneshot_runs.csv", "summary": "tables/adaptive_oneshot_summary.csv",
             "markdown": "tables/adaptive_alpha_summary.md", "trace": "tables/alpha_trace.csv",
             "page": "tables/adaptive_alpha_summary.html"},
@@ -18,9 +17,7 @@ KIND = Pipeline(
            "accuracy": Shown("adaptive_accuracy", ACCURACY_FIGURES, "adaptive vs. fixed α: one-shot pruning accuracy"),
            "histograms": Shown("adaptive_weight_histograms", WEIGHT_FIGURES, "effective-weight magnitudes after training"),
            "trace": Shown("alpha_trace", ALPHA_FIGURES, "α and the fraction of |θ| < ε over training")},
-    tables_read=Reads(cell_files=("oneshot_prune.csv",)),
     figures_read=Reads(cell_files=("metrics.json",), inputs=("histogram_models",)),
-    evaluations=("oneshot",),
     tables_writer="bench_powerprop.reporting.reports:adaptive_tables",
     figures_writer="bench_powerprop.reporting.reports:adaptive_figures",
     titles={"markdown": "one-shot pruning after training"},

@@ -2,12 +2,14 @@
 
 from bench_powerprop.pipelines import ACCURACY_FIGURES, TABLES, WEIGHT_FIGURES, Pipeline, Reads, Shown
 
+#: the one-shot pruning step (rule prune_eval: every trained cell pruned at every keep level), of every kind that has it
+PRUNE_EVERY_CELL = {"requires": ("prune",), "cell_files": ("oneshot_prune.csv",), "rule_file": "oneshot.smk",
+                    "tables_read": Reads(cell_files=("oneshot_prune.csv",)), "evaluations": ("oneshot",)}
+
 KIND = Pipeline(
     "oneshot",
     "train every cell, then prune each trained model once at every keep level (no retraining)",
-    requires=("prune",),
-    cell_files=("oneshot_prune.csv",),
-    rule_file="oneshot.smk",  # prune_eval: every trained cell pruned at every keep level
+    **PRUNE_EVERY_CELL,
     tables={"runs": "tables/oneshot_runs.csv", "summary": "tables/oneshot_summary.csv",
             "markdown": "tables/oneshot_summary.md", "page": "tables/oneshot_summary.html",
             # the sweep's structured rows (prune.structures; empty without): their own claims read them
@@ -19,9 +21,7 @@ KIND = Pipeline(
            "histograms": Shown("weight_histograms", WEIGHT_FIGURES, "effective-weight magnitudes after training"),
            "layer_histograms": Shown("weight_histograms_per_layer", WEIGHT_FIGURES,
                                      "effective-weight magnitudes after training, per layer")},
-    tables_read=Reads(cell_files=("oneshot_prune.csv",)),
     figures_read=Reads(inputs=("histogram_models",)),
-    evaluations=("oneshot",),
     tables_writer="bench_powerprop.reporting.reports:oneshot_tables",
     figures_writer="bench_powerprop.reporting.reports:oneshot_figures",
     titles={"markdown": "one-shot pruning after training"},
