@@ -16,9 +16,7 @@ rule prune_eval:
         mem_mb=2000,
     params:
         model=run_file("model.pt"),
-        prune=lambda wildcards: json.dumps(
-            PLAN.experiment(wildcards.experiment)["prune"], sort_keys=True
-        ),
+        prune=prune_json,
     shell:
         "python -m bench_powerprop prune-eval --model {params.model:q}"
         " --prune {params.prune:q} --out {output:q} > {log:q} 2>&1"

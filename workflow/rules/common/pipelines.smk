@@ -1,5 +1,5 @@
 # Helpers of workflow/rules/pipelines.smk: the inputs and outputs of every pipeline shape's table and
-# figure rules, read from its declaration (bench_powerprop.pipelines.PIPELINES).
+# figure rules, read from its declaration (bench_powerprop.pipelines.PIPELINES), and the one-shot pruning options.
 from bench_powerprop.pipelines import first_seed_cells
 
 
@@ -82,3 +82,8 @@ def shown_outputs(pipeline, what):
         for role, path in outputs.items()
         if role not in pipeline.tables_by_own_rule
     }
+
+
+def prune_json(wildcards):
+    """The one-shot pruning options of a cell's experiment (rule prune_eval of workflow/rules/oneshot.smk)."""
+    return json.dumps(PLAN.experiment(wildcards.experiment)["prune"], sort_keys=True)
