@@ -307,7 +307,7 @@ def run_train(args) -> int:
 
 def run_via_server(argv: list[str]) -> int | None:
     """Run this command in a worker forked from the workflow's pre-warmed server (no torch import here); None: none usable."""
-    from bench_powerprop.training.server import run_via_server as forked
+    from bench_powerprop.training.server_client import run_via_server as forked
 
     return forked(argv)
 

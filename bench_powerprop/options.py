@@ -24,12 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bench_powerprop.errors import OptionError
 from bench_powerprop.structure import UNSTRUCTURED, Structure
-
-
-class OptionError(ValueError):
-    """A bad option; ``str(error)`` is one line: ``<field path>: <what is wrong>``."""
-
 
 Check = Callable[[Any, str], Any]
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bench_powerprop.errors import OptionError
+
 KINDS = ("unstructured", "n_of_m", "channel", "block")
 
 
@@ -59,8 +61,6 @@ UNSTRUCTURED = Structure()
 
 def parse_structure(value, where: str = "structure") -> Structure:
     """A config value as a ``Structure``; ``OptionError`` (one line naming ``where``) when malformed."""
-    from bench_powerprop.options import OptionError
-
     if value is None or value == "unstructured":
         return UNSTRUCTURED
     if value == "channel":
