@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "python -m bench_powerprop beton -- write-cifar10 --help",
                      note="\n(e.g. beton write-cifar10 --src cifar-10-batches-py --split train --out train.beton, "
                           "once CIFAR-10's python pickles are downloaded)")
-    beton.add_argument("arguments", nargs=argparse.REMAINDER, help="write-cifar10 ... | write-imagenet ... (see `beton -- --help`)")
+    beton.add_argument("arguments", nargs=argparse.REMAINDER, help="write ... | write-cifar10 ... | write-imagenet ... (`beton -- --help`)")
     return parser
 
 
@@ -421,13 +421,13 @@ def run_validate(args) -> int:
 
 def extras_needed(config: dict) -> dict[str, str]:
     """The optional extras (pyproject.toml) the active experiments need, each with the first reason."""
-    from bench_powerprop.plan import BETON_SPLITS
+    from bench_powerprop.data.datasets import DATASETS
 
     needed: dict[str, str] = {}
     for name in config["active_experiments"]:
         experiment = config["experiments"][name]
         dataset = experiment["data"]["name"]
-        if dataset in BETON_SPLITS:
+        if DATASETS.options(dataset).beton_stems():
             needed.setdefault("vision", f"experiment {name} reads {dataset} through FFCV .beton files")
         if experiment["train"].get("tensorboard"):
             needed.setdefault("tensorboard", f"experiment {name} sets train.tensorboard: true")

@@ -59,7 +59,7 @@ def compute() -> dict[str, str]:
     import torch
 
     from bench_powerprop import masks
-    from bench_powerprop.data.arrays import load_arrays
+    from bench_powerprop.data.tasks import build_task
     from bench_powerprop.models import build_model
     from bench_powerprop.powerprop import effective_weights, powerpropify
     from bench_powerprop.scoring.base import ScoringInputs, score
@@ -67,7 +67,7 @@ def compute() -> dict[str, str]:
     from bench_powerprop.training.options import train_options
 
     out: dict[str, str] = {}
-    digits = load_arrays({"name": "digits", "split_seed": 0, "val_fraction": 0.1, "test_fraction": 0.2})
+    digits = build_task({"name": "digits", "split_seed": 0, "val_fraction": 0.1, "test_fraction": 0.2}).splits
     out["data.digits.x_train"] = digest(digits.x_train)
     torch.manual_seed(0)
     mlp = powerpropify(build_model({"name": "mlp", "hidden": [300, 100]}, (64,), 10), 2.0)
@@ -76,7 +76,7 @@ def compute() -> dict[str, str]:
     with torch.no_grad():
         out["mlp.test_logits"] = digest(mlp(digits.x_test))
 
-    mnist = load_arrays({"name": "mnist5k", "split_seed": 0, "val_fraction": 0.1, "test_fraction": 0.2})
+    mnist = build_task({"name": "mnist5k", "split_seed": 0, "val_fraction": 0.1, "test_fraction": 0.2}).splits
     out["data.mnist5k.x_train"] = digest(mnist.x_train)
     torch.manual_seed(0)
     lenet = powerpropify(build_model({"name": "lenet5"}, (784,), 10), 2.0)

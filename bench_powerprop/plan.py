@@ -26,11 +26,6 @@ from bench_powerprop.pipelines import PIPELINES
 #: The files the ``train`` rule declares as outputs (workflow/rules/train.smk): metrics.json, written last,
 #: stands for the cell's other files (``bench_powerprop.integrity`` checks them against its fingerprints).
 TRAIN_RULE_OUTPUTS = ("metrics.json",)
-#: .beton files of the vision datasets: {dataset: {data-config key: split file stem}}
-BETON_SPLITS = {
-    "cifar10": {"train_beton": "train", "test_beton": "test"},
-    "imagenet": {"train_beton": "train", "val_beton": "val"},
-}
 
 
 class Plan:
@@ -79,13 +74,15 @@ class Plan:
     def checkpoint_dir(self, cell: Cell) -> str:
         return f"{self.checkpoints}/{cell.experiment}/runs/{self.cell_path(cell)}"
 
-    def beton_file(self, experiment: str, dataset: str, split: str) -> str:
-        return f"{self.results}/datasets/{experiment}/{dataset}/{split}.beton"
+    def beton_file(self, experiment: str, dataset: str, stem: str) -> str:
+        return f"{self.results}/datasets/{experiment}/{dataset}/{stem}.beton"
 
     def beton_paths(self, experiment: str) -> dict[str, str]:
-        """``{data-config key: path}`` of an experiment's .beton files; {} for in-memory data."""
+        """``{data-config key <stem>_beton: path}`` of the .beton files the dataset declares; {} for in-memory data."""
+        from bench_powerprop.data.datasets import DATASETS
+
         dataset = self.experiment(experiment)["data"]["name"]
-        return {key: self.beton_file(experiment, dataset, split) for key, split in BETON_SPLITS.get(dataset, {}).items()}
+        return {f"{stem}_beton": self.beton_file(experiment, dataset, stem) for stem in DATASETS.options(dataset).beton_stems()}
 
     # -- specs and lineage -------------------------------------------------------------------
     def spec(self, cell: Cell) -> dict:

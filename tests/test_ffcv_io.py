@@ -202,6 +202,40 @@ def test_cli_help_and_write_cifar10(cifar, tmp_path):
     assert bad.returncode != 0 and "error" in bad.stderr
 
 
+def test_write_command_runs_the_datasets_own_writer(cifar, image_folder, tmp_path):
+    """``write`` (what the workflow's write_beton rule runs) writes each declared file with the dataset's writer."""
+    import json
+
+    cifar_dir, source = cifar
+    for stem, size in (("train", CIFAR_TRAIN_SIZE), ("test", CIFAR_TEST_SIZE)):
+        out = tmp_path / "cifar10" / f"{stem}.beton"
+        arguments = ["write", "--data", json.dumps({"name": "cifar10", "root": str(cifar_dir)}), "--stem", stem, "--out", str(out)]
+        assert ffcv_io.main([*arguments, "--num-workers", "1"]) == 0
+        assert ffcv_io.beton_num_samples(out) == size == len(source[stem][1])
+    settings = {"max_resolution": 48, "write_mode": "raw", "jpeg_quality": 90, "compress_probability": 0.5, "chunksize": 100}
+    data = {"name": "imagenet", "train_dir": str(image_folder), "val_dir": str(image_folder), "beton": settings}
+    out = tmp_path / "imagenet" / "val.beton"
+    assert ffcv_io.main(["write", "--data", json.dumps(data), "--stem", "val", "--out", str(out), "--num-workers", "1"]) == 0
+    from ffcv.reader import Reader
+
+    assert Reader(str(out)).num_samples == IMAGES_PER_CLASS * len(CLASSES)
+    heights = Reader(str(out)).metadata["f0"]["height"]
+    assert heights.max() <= 48 and heights.max() > 0  # the dataset's write settings (max_resolution) reached FFCV
+
+
+@pytest.mark.parametrize("data, stem, named", [
+    ({"name": "cifar10", "root": "."}, "val", "--stem"),  # cifar10 declares train and test only
+    ({"name": "digits"}, "train", "--stem"),  # an in-memory dataset declares no .beton
+    ({"name": "nope"}, "train", "--data"),
+])
+def test_write_command_refuses_what_the_dataset_does_not_declare(data, stem, named, tmp_path, capsys):
+    import json
+
+    assert ffcv_io.main(["write", "--data", json.dumps(data), "--stem", stem, "--out", str(tmp_path / "x.beton")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: {named}:") and "\n" not in error and not (tmp_path / "x.beton").exists()
+
+
 # ------------------------------------------------------------------ loaders
 
 

@@ -56,13 +56,15 @@ def test_imagenet_dry_run_lists_every_cell_on_8_gpus_with_the_beton_rule(workdir
     result = run_snakemake("-n", "-p", "--configfile", str(IMAGENET), paths, cwd=workdir)
     out = result.stdout
 
-    beton_jobs = blocks_of(out, "write_imagenet_beton")
-    assert len(beton_jobs) == 1
-    beton = beton_jobs[0]
-    for option in ("--max-resolution 500", "--compress-probability 0.5", "--jpeg-quality 90", "--write-mode proportion"):
-        assert option in beton, option  # FFCV's published ResNet-50 write settings reach the writer
-    assert f"--src {imagenet_dirs['train']} --out results/datasets/imagenet_resnet50/imagenet/train.beton" in beton
-    assert f"--src {imagenet_dirs['val']} --out results/datasets/imagenet_resnet50/imagenet/val.beton" in beton
+    beton_jobs = {wildcards_of(block)["stem"]: block for block in blocks_of(out, "write_beton")}
+    assert sorted(beton_jobs) == ["train", "val"]  # one job per .beton file imagenet declares
+    for stem, block in beton_jobs.items():
+        data = json.loads(re.search(r"--data '(\{.*?\})' --stem", block).group(1))
+        assert data == {"name": "imagenet", "train_dir": str(imagenet_dirs["train"]), "val_dir": str(imagenet_dirs["val"]),
+                        "beton": {"max_resolution": 500, "compress_probability": 0.5, "jpeg_quality": 90,
+                                  "write_mode": "proportion", "chunksize": 100}}  # FFCV's published ResNet-50 settings
+        assert f"input: {imagenet_dirs[stem]}" in block  # the writer reads the ImageFolder tree of its split
+        assert f"--out results/datasets/imagenet_resnet50/imagenet/{stem}.beton" in block
 
     train_jobs = blocks_of(out, "train")
     cells = {cell_axes(w["cell"]) for w in map(wildcards_of, train_jobs)}
@@ -96,8 +98,10 @@ def test_cifar10_dry_run_single_gpu_cells_read_the_cifar_betons(workdir, tmp_pat
     paths = override(tmp_path / "paths.yaml", "cifar10_resnet18", {"root": str(root)})
     out = run_snakemake("-n", "-p", "--configfile", str(CIFAR), paths, cwd=workdir).stdout
 
-    beton = blocks_of(out, "write_cifar10_beton")
-    assert len(beton) == 1 and f"{root}/data_batch_5" in beton[0] and f"{root}/test_batch" in beton[0]
+    beton = {wildcards_of(block)["stem"]: block for block in blocks_of(out, "write_beton")}
+    assert sorted(beton) == ["test", "train"]
+    assert f"{root}/data_batch_5" in beton["train"] and f"{root}/test_batch" not in beton["train"]
+    assert f"{root}/test_batch" in beton["test"] and f"{root}/data_batch_1" not in beton["test"]
     train_jobs = blocks_of(out, "train")
     assert len(train_jobs) == 2 * 3 + len(SPARSE_METHODS) * 2 * 3 * 3  # dense α×seeds + methods×α×sparsity×seeds
     for block in train_jobs:

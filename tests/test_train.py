@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench_powerprop.data.arrays import load_digits, load_mnist, read_idx
+from bench_powerprop.data.arrays import load_mnist, read_idx
+from bench_powerprop.data.tasks import build_task
 from bench_powerprop.training.trainer import Trainer, train_cell
 
 from helpers import digits_spec, kill_hard, start_training, train_command, wait_for_checkpoint
@@ -88,7 +89,7 @@ def test_divergence_is_flagged(tmp_path):
 
 
 def test_digits_split_is_fixed_and_stratified():
-    first, second = load_digits({"name": "digits"}), load_digits({"name": "digits"})
+    first, second = build_task({"name": "digits"}).splits, build_task({"name": "digits"}).splits
     assert torch.equal(first.x_test, second.x_test)
     assert (len(first.y_train), len(first.y_val), len(first.y_test)) == (1258, round(0.1 * 1797), round(0.2 * 1797))
     assert sum(map(len, (first.y_train, first.y_val, first.y_test))) == 1797

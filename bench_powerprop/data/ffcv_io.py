@@ -20,8 +20,12 @@ Two FFCV 1.0.2 pitfalls shape this module:
 
 CLI::
 
+    python -m bench_powerprop.data.ffcv_io write --data '{"name": "cifar10", "root": DIR}' --stem train --out FILE
     python -m bench_powerprop.data.ffcv_io write-cifar10 --src DIR --split train --out FILE
     python -m bench_powerprop.data.ffcv_io write-imagenet --src DIR --out FILE
+
+``write`` is what the workflow's ``write_beton`` rule runs for any dataset that declares .beton
+files (``data/datasets/_ffcv.py``): the dataset's own ``write_beton`` writes the file ``stem``.
 """
 
 from __future__ import annotations
@@ -277,9 +281,18 @@ def write_cifar10_beton(
     num_workers: int | None = None,
 ) -> Path:
     """CIFAR-10 python pickles -> .beton with fields ``image`` (raw RGB) and ``label``."""
+    return write_image_arrays(*load_cifar10_split(cifar_dir, split), out_path, num_workers)
+
+
+def write_image_arrays(
+    images: np.ndarray,
+    labels: Sequence[int],
+    out_path: str | os.PathLike,
+    num_workers: int | None = None,
+) -> Path:
+    """N x H x W x 3 uint8 images and their labels -> .beton with fields ``image`` (raw RGB) and ``label``."""
     from ffcv.fields import IntField, RGBImageField
 
-    images, labels = load_cifar10_split(cifar_dir, split)
     fields = {"image": RGBImageField(), "label": IntField()}
     return write_beton(ArrayImageDataset(images, labels), out_path, fields, num_workers)
 
@@ -538,6 +551,17 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    write = commands.add_parser(
+        "write",
+        help="one .beton of a registered FFCV dataset, written by the dataset's own writer",
+        description="Write the .beton file STEM of the dataset that the data config names (its data/datasets module "
+        "declares the files and how to write them).",
+    )
+    write.add_argument("--data", required=True, help="the data config as JSON, e.g. '{\"name\": \"cifar10\", \"root\": DIR}'")
+    write.add_argument("--stem", required=True, help="which of the dataset's .beton files (e.g. train, test)")
+    write.add_argument("--out", required=True, help="output .beton path")
+    write.add_argument("--num-workers", type=int, default=None, help="writer processes (default: CPU cores)")
+
     cifar = commands.add_parser(
         "write-cifar10",
         help="CIFAR-10 python pickles -> .beton",
@@ -570,10 +594,27 @@ def build_arg_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def write_declared_beton(data_json: str, stem: str, out: str, num_workers: int | None) -> Path:
+    """The .beton ``stem`` of the dataset ``data_json`` names, written by its module's ``write_beton``."""
+    import json
+
+    from bench_powerprop.data.datasets import DATASETS
+
+    data = json.loads(data_json)
+    if not isinstance(data, dict) or data.get("name") not in DATASETS:
+        raise ValueError(f"--data: must name a registered dataset ({', '.join(DATASETS.names())}), got {data_json!r}")
+    options = DATASETS.options(data["name"]).parse(data, "data")
+    if stem not in options.beton_stems():
+        raise ValueError(f"--stem: {data['name']} declares the .beton files {options.beton_stems()}, got {stem!r}")
+    return Path(options.write_beton(stem, out, num_workers))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     try:
-        if args.command == "write-cifar10":
+        if args.command == "write":
+            out = write_declared_beton(args.data, args.stem, args.out, args.num_workers)
+        elif args.command == "write-cifar10":
             out = write_cifar10_beton(args.src, args.split, args.out, num_workers=args.num_workers)
         else:
             out = write_imagenet_beton(
@@ -586,7 +627,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 num_workers=args.num_workers,
                 chunksize=args.chunksize,
             )
-    except (OSError, ValueError, KeyError, BetonWriteError) as error:
+    except (OSError, ValueError, KeyError, BetonWriteError) as error:  # OptionError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"wrote {out} ({beton_num_samples(out)} samples)")

@@ -46,12 +46,10 @@ def batched_accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Ten
 
 
 class ArrayTask:
-    """Digits or MNIST held in memory as tensors."""
+    """A dataset held in memory as tensors (its module reads the ``ArraySplits``)."""
 
-    def __init__(self, data_cfg: dict):
-        from bench_powerprop.data.arrays import load_arrays
-
-        self.splits = load_arrays(data_cfg)
+    def __init__(self, splits):
+        self.splits = splits
         self.input_shape = (self.splits.num_features,)
         self.num_classes = self.splits.num_classes
         self.train_size = len(self.splits.y_train)

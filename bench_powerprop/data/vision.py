@@ -45,31 +45,12 @@ after a resume, and therefore the weights, are not bitwise those of an uninterru
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class VisionDataset:
-    style: str                     # ffcv_io pipeline style
-    num_classes: int
-    image_size: int
-    split_betons: dict[str, str] = field(default_factory=dict)  # split -> data-config key of its .beton
-
-
-VISION_DATASETS = {
-    "cifar10": VisionDataset("cifar", 10, 32, {"train": "train_beton", "val": "test_beton", "test": "test_beton"}),
-    "imagenet": VisionDataset("imagenet", 1000, 224, {"train": "train_beton", "val": "val_beton", "test": "val_beton"}),
-}
 DEFAULT_EVAL_BATCH_SIZE = 256
-
-
-def beton_keys(dataset_name: str) -> list[str]:
-    """The data-config keys of a dataset's .beton files, e.g. ['train_beton', 'test_beton']."""
-    return sorted(set(VISION_DATASETS[dataset_name].split_betons.values()))
 
 
 class FfcvBatches:
@@ -118,16 +99,16 @@ def model_fingerprint(model: nn.Module) -> tuple:
 
 
 class FfcvVisionTask:
-    """CIFAR-10 / ImageNet from the workflow's .beton files, read with FFCV."""
+    """A dataset read from the workflow's .beton files with FFCV; ``declared``: its options class
+    (``datasets._ffcv.FfcvLoaderOptions``: the .beton of each split, the pipeline style, the default resolution)."""
 
     shards_across_ranks = True  # the FFCV loader shards the data itself under torchrun
 
-    def __init__(self, data_cfg: dict):
+    def __init__(self, data_cfg: dict, declared):
         self.cfg = data_cfg
-        self.dataset = VISION_DATASETS[data_cfg["name"]]
-        self.num_classes = int(data_cfg.get("num_classes") or self.dataset.num_classes)
-        cifar = self.dataset.style == "cifar"
-        self.image_size = self.dataset.image_size if cifar else int(data_cfg.get("image_size") or self.dataset.image_size)
+        self.style, self.beton_of_split = declared.STYLE, declared.BETON_OF_SPLIT
+        self.num_classes = int(data_cfg["num_classes"])
+        self.image_size = int(data_cfg.get("image_size") or declared.IMAGE_SIZE)
         self.val_image_size = int(data_cfg.get("val_image_size") or self.image_size)
         self.input_shape = (3, self.image_size, self.image_size)
         self.eval_batch_size = int(data_cfg.get("eval_batch_size") or DEFAULT_EVAL_BATCH_SIZE)
@@ -142,7 +123,7 @@ class FfcvVisionTask:
 
     # -- files and loaders ---------------------------------------------------------------
     def beton(self, split: str) -> str:
-        key = self.dataset.split_betons[split]
+        key = f"{self.beton_of_split[split]}_beton"
         path = self.cfg.get(key)
         if not path:
             raise ValueError(f"data.{key}: not set; the workflow's ffcv rules write the .beton files and pass their paths")
@@ -160,7 +141,7 @@ class FfcvVisionTask:
         from bench_powerprop.data.ffcv_io import make_loader
 
         return make_loader(
-            path, batch_size, train=train, device=self.device, style=self.dataset.style,
+            path, batch_size, train=train, device=self.device, style=self.style,
             num_workers=self.num_workers(), os_cache=self.cfg.get("os_cache"),
             crop_ratio=self.cfg.get("crop_ratio") or 224 / 256, channels_last=self.channels_last, **options,
         )

@@ -25,6 +25,11 @@ class DatasetOptions(Options):
     #: dataset built over another one (``permuted``) can take it as its ``base``
     IN_MEMORY: ClassVar[bool] = False
 
+    @classmethod
+    def beton_stems(cls) -> list[str]:
+        """The .beton files the workflow writes for this dataset (``_ffcv.FfcvLoaderOptions``); none for the others."""
+        return []
+
     def training_examples(self) -> int | None:
         """Size of the training split when known without reading the data (None: unknown until loaded)."""
         return None

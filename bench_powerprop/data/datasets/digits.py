@@ -1,6 +1,6 @@
 """``digits``: scikit-learn's bundled 8×8 handwritten digits (1,797 images, 10 classes), in memory.
 
-Read from the CSV inside scikit-learn's wheel (``bench_powerprop.data.arrays.load_digits``) with a
+Read from the CSV inside scikit-learn's wheel (``bench_powerprop.data.arrays.load_bundled_csv``) with a
 fixed seeded stratified train/val/test split.
 """
 
@@ -12,6 +12,7 @@ from bench_powerprop.data.datasets import DATASETS
 from bench_powerprop.data.datasets._split import StratifiedSplitOptions
 from bench_powerprop.lazy import LazyModule
 
+arrays = LazyModule("bench_powerprop.data.arrays")
 tasks = LazyModule("bench_powerprop.data.tasks")
 
 
@@ -22,4 +23,4 @@ class DigitsOptions(StratifiedSplitOptions):
 
 @DATASETS.register("digits", options=DigitsOptions)
 def build_digits(data: dict):
-    return tasks.ArrayTask(data)
+    return tasks.ArrayTask(arrays.load_bundled_csv("sklearn", "datasets/data/digits.csv.gz", 16.0, data))

@@ -7,6 +7,7 @@ write settings (``RGBImageField``), used by the beton rule and part of the hashe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from bench_powerprop.data.datasets import DATASETS
 from bench_powerprop.data.datasets._ffcv import FfcvLoaderOptions
@@ -14,6 +15,7 @@ from bench_powerprop.lazy import LazyModule
 from bench_powerprop.options import Options, integer, number, one_of, option, text
 
 vision = LazyModule("bench_powerprop.data.vision")
+ffcv_io = LazyModule("bench_powerprop.data.ffcv_io")
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,11 @@ def beton_settings():
 
 @dataclass(frozen=True)
 class ImagenetOptions(FfcvLoaderOptions):
+    BETON_OF_SPLIT: ClassVar[dict[str, str]] = {"train": "train", "val": "val", "test": "val"}
+    STYLE = "imagenet"
+    IMAGE_SIZE = 224
+    WRITER_OPTIONS = ("train_dir", "val_dir", "beton")
+
     train_dir: str = option(None, "ImageFolder tree of training images (one folder per class)", check=text(),
                            identity=False)
     val_dir: str = option(None, "ImageFolder tree of validation images", check=text(), identity=False)
@@ -50,7 +57,15 @@ class ImagenetOptions(FfcvLoaderOptions):
     val_beton: str | None = option(None, "set by the workflow: the validation .beton", check=text(nullable=True),
                                    identity=False)
 
+    def beton_sources(self, stem):
+        return [self.train_dir if stem == "train" else self.val_dir]
+
+    def write_beton(self, stem, out, num_workers=None):
+        settings = BetonOptions.parse(self.beton, "data.beton").as_dict()
+        settings["max_resolution"] = settings["max_resolution"] or None  # 0 keeps the original size
+        return ffcv_io.write_imagenet_beton(*self.beton_sources(stem), out, num_workers=num_workers, **settings)
+
 
 @DATASETS.register("imagenet", options=ImagenetOptions)
 def build_imagenet(data: dict):
-    return vision.FfcvVisionTask(data)
+    return vision.FfcvVisionTask(data, ImagenetOptions)

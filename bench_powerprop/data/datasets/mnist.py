@@ -12,6 +12,7 @@ from bench_powerprop.data.datasets import DATASETS, DatasetOptions
 from bench_powerprop.lazy import LazyModule
 from bench_powerprop.options import integer, option, text
 
+arrays = LazyModule("bench_powerprop.data.arrays")
 tasks = LazyModule("bench_powerprop.data.tasks")
 
 
@@ -28,4 +29,4 @@ class MnistOptions(DatasetOptions):
 
 @DATASETS.register("mnist", options=MnistOptions)
 def build_mnist(data: dict):
-    return tasks.ArrayTask(data)
+    return tasks.ArrayTask(arrays.load_mnist(data))

@@ -1,52 +1,31 @@
-# Helpers of workflow/rules/ffcv.smk.
+# Helpers of workflow/rules/ffcv.smk: what the experiment's dataset declares about its .beton files.
 
 
-def beton_file(dataset, split):
-    """Output pattern of one .beton file (``{experiment}`` left in)."""
-    return f"{RESULTS}/datasets/{{experiment}}/{dataset}/{split}.beton"
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_]+",
+    stem=r"[A-Za-z0-9_]+",
 
 
-def experiment_data(wildcards):
-    """The experiment's data config with every dataset option filled in."""
-    from bench_powerprop.data.datasets import resolve_data_config
+def beton_dataset(wildcards):
+    """The experiment's data options (parsed, defaults filled in) as its dataset's module declares them."""
+    from bench_powerprop.data.datasets import DATASETS
 
-    return resolve_data_config(PLAN.experiment(wildcards.experiment)["data"])
-
-
-def cifar10_root(wildcards):
-    return experiment_data(wildcards)["root"]
+    data = PLAN.experiment(wildcards.experiment)["data"]
+    return DATASETS.options(wildcards.dataset).parse(data, "data")
 
 
-def cifar10_batch_files(wildcards):
-    """The six CIFAR-10 python pickles (inputs, so replacing them rewrites the .beton files)."""
-    from bench_powerprop.data.ffcv_io import CIFAR10_SPLIT_FILES, resolve_cifar10_dir
-
-    root = resolve_cifar10_dir(cifar10_root(wildcards))
-    return [
-        str(root / name) for names in CIFAR10_SPLIT_FILES.values() for name in names
-    ]
+def beton_sources(wildcards):
+    """The files the writer reads (inputs, so replacing them rewrites the .beton file)."""
+    return beton_dataset(wildcards).beton_sources(wildcards.stem)
 
 
-def imagenet_train_dir(wildcards):
-    return experiment_data(wildcards)["train_dir"]
-
-
-def imagenet_val_dir(wildcards):
-    return experiment_data(wildcards)["val_dir"]
-
-
-def imagenet_beton_options(wildcards):
-    """``write-imagenet`` options (a list: the rule's ``:q`` quotes each element) from the experiment's ``data.beton`` (FFCV's write settings, defaults filled in)."""
-    from bench_powerprop.data.datasets.imagenet import BetonOptions
-
-    options = BetonOptions.parse(
-        experiment_data(wildcards)["beton"], "data.beton"
-    ).as_dict()
-    return [
-        part
-        for name, value in sorted(options.items())
-        for part in (f"--{name.replace('_', '-')}", str(value))
-    ]
+def beton_writer_data(wildcards):
+    """The options the writer reads (``WRITER_OPTIONS``) as JSON, one argument (the rule's ``:q`` quotes it):
+    a change of any other data option (a loader setting) rewrites no .beton, so retrains no cell.
+    """
+    options = beton_dataset(wildcards)
+    written = {name: getattr(options, name) for name in options.WRITER_OPTIONS}
+    return json.dumps({"name": wildcards.dataset, **written}, sort_keys=True)
 
 
 beton_threads = experiment_resource("beton_threads", 8)
