@@ -2,9 +2,8 @@
 FFCV .beton rules into real training jobs (all on CPU, on tiny data written here).
 
 The data are real files: CIFAR-10-format python pickles and an ImageFolder of JPEGs of varying
-sizes. Snakemake (the real CLI) writes the .beton files with ``write_cifar10_beton`` /
-``write_imagenet_beton`` and trains one two-step sparse cell per dataset through the ``train``
-rule; the task is then read back through FFCV here.
+sizes. Snakemake (the real CLI) writes the .beton files with the datasets' own writers (rule
+``write_beton``) and trains one two-step sparse cell per dataset through the ``train`` rule; the task is then read back through FFCV here.
 """
 
 from __future__ import annotations
@@ -215,8 +214,8 @@ def test_imagenet_folder_betons_and_training_through_the_workflow(workdir, visio
     datasets = workdir / "results" / "datasets" / "tiny_imagenet" / "imagenet"
     assert beton_num_samples(datasets / "train.beton") == IMAGES_PER_CLASS["train"] * len(CLASSES)
     assert beton_num_samples(datasets / "val.beton") == IMAGES_PER_CLASS["val"] * len(CLASSES)
-    log = (workdir / "results" / "tiny_imagenet" / "logs" / "write_imagenet_beton.log").read_text()
-    assert "wrote" in log
+    for stem in ("train", "val"):
+        assert "wrote" in (workdir / "results" / "tiny_imagenet" / "logs" / "write_beton" / "imagenet" / f"{stem}.log").read_text()
     spec = check_trained_cell(workdir, run_dir, ["train_beton", "val_beton"])
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["mask_updates"] == 2  # after steps 0 and 1 (clock t + 1 = 1, 2 within begin 1, end 2), on captured dense gradients

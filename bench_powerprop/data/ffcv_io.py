@@ -544,6 +544,14 @@ def make_loader(
 # CLI
 
 
+def _write_command(commands, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+    """A subcommand that writes one .beton: ``--out`` and ``--num-workers``, then its own source arguments."""
+    command = commands.add_parser(name, help=help_text, description=description)
+    command.add_argument("--out", required=True, help="output .beton path")
+    command.add_argument("--num-workers", type=int, default=None, help="writer processes (default: CPU cores)")
+    return command
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench_powerprop.data.ffcv_io",
@@ -551,37 +559,35 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    write = commands.add_parser(
+    write = _write_command(
+        commands,
         "write",
-        help="one .beton of a registered FFCV dataset, written by the dataset's own writer",
-        description="Write the .beton file STEM of the dataset that the data config names (its data/datasets module "
+        "one .beton of a registered FFCV dataset, written by the dataset's own writer",
+        "Write the .beton file STEM of the dataset that the data config names (its data/datasets module "
         "declares the files and how to write them).",
     )
     write.add_argument("--data", required=True, help="the data config as JSON, e.g. '{\"name\": \"cifar10\", \"root\": DIR}'")
     write.add_argument("--stem", required=True, help="which of the dataset's .beton files (e.g. train, test)")
-    write.add_argument("--out", required=True, help="output .beton path")
-    write.add_argument("--num-workers", type=int, default=None, help="writer processes (default: CPU cores)")
 
-    cifar = commands.add_parser(
+    cifar = _write_command(
+        commands,
         "write-cifar10",
-        help="CIFAR-10 python pickles -> .beton",
-        description="Read the CIFAR-10 python batches (data_batch_1..5 or test_batch) and write "
+        "CIFAR-10 python pickles -> .beton",
+        "Read the CIFAR-10 python batches (data_batch_1..5 or test_batch) and write "
         "a .beton with fields image (raw 32x32 RGB) and label.",
     )
     cifar.add_argument("--src", required=True, help="directory with data_batch_1..5 and test_batch "
                        "(or its parent holding cifar-10-batches-py/)")
     cifar.add_argument("--split", required=True, choices=sorted(CIFAR10_SPLIT_FILES))
-    cifar.add_argument("--out", required=True, help="output .beton path")
-    cifar.add_argument("--num-workers", type=int, default=None, help="writer processes (default: CPU cores)")
 
-    imagenet = commands.add_parser(
+    imagenet = _write_command(
+        commands,
         "write-imagenet",
-        help="ImageFolder tree (SRC/<class>/<image>) -> .beton",
-        description="Read an ImageFolder tree and write a .beton with fields image and label "
+        "ImageFolder tree (SRC/<class>/<image>) -> .beton",
+        "Read an ImageFolder tree and write a .beton with fields image and label "
         "(label = index of the sorted class directory). Defaults are FFCV's ImageNet settings.",
     )
     imagenet.add_argument("--src", required=True, help="root directory with one sub-directory per class")
-    imagenet.add_argument("--out", required=True, help="output .beton path")
     imagenet.add_argument("--max-resolution", type=int, default=256,
                           help="resize so the longest side is at most this (default 256; 0 = keep)")
     imagenet.add_argument("--jpeg-quality", type=int, default=90, help="JPEG quality (default 90)")
@@ -589,7 +595,6 @@ def build_arg_parser() -> argparse.ArgumentParser:
                           help="share of images stored as JPEG in 'proportion' mode (default 0.5)")
     imagenet.add_argument("--write-mode", choices=IMAGE_WRITE_MODES, default="proportion",
                           help="raw pixels, jpg, smart or proportion (default proportion)")
-    imagenet.add_argument("--num-workers", type=int, default=None, help="writer processes (default: CPU cores)")
     imagenet.add_argument("--chunksize", type=int, default=100, help="samples per worker task (default 100)")
     return parser
 
