@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bench_powerprop.data.arrays import load_digits
+from bench_powerprop.data.tasks import build_task
 from bench_powerprop.masks import Mask
 from bench_powerprop.models import MODELS
 from bench_powerprop.scoring import ScoringInputs, scorer
@@ -33,7 +33,7 @@ KEEPS = (0.1, 0.02)
 
 def digits_mlp_and_batch():
     torch.manual_seed(0)
-    splits = load_digits({"name": "digits", "split_seed": 0})
+    splits = build_task({"name": "digits", "split_seed": 0}).splits
     model = MODELS.get("mlp")({"name": "mlp", "hidden": [300, 100]}, (splits.num_features,), splits.num_classes)
     return model, (splits.x_train[:100], splits.y_train[:100])
 
