@@ -2,7 +2,8 @@
 #               of the config and write Snakemake's HTML report of the run (<results_dir>/report.html).
 #               `make run CONFIG=configs/quickstart.yaml` (config files merged over configs/default.yaml),
 #               `make run SET='experiments.oneshot_digits.train.lr=0.05'` (overrides, see README),
-#               `make run TARGET=results/oneshot_digits/tables/oneshot_summary.md` (one output and what it needs).
+#               `make run TARGET=results/oneshot_digits/tables/oneshot_summary.md` (one output and what it needs),
+#               `make run SET='...' OUTPUT=lr05` (that run's tables, figures, claims and report in results/lr05/).
 # `make test` — set up everything (FFCV, the test tools), then lint and the whole test suite (what CI runs).
 # `make portability` — the numerics fingerprint under emulated Intel and AMD CPUs (qemu-user, docs/numerics.md).
 # Already have an environment with the dependencies? `snakemake -c all` runs everything;
@@ -25,14 +26,18 @@ CONFIG ?=
 SET ?=
 # Snakemake targets (files); default: everything the config's active experiments produce.
 TARGET ?=
-# These four reach the recipe as environment variables, never as shell text: `$(touch x)`, backticks or `;` in a
+# This run's own output folder <results_dir>/OUTPUT (the config's run_name): its tables, figures, claims page and
+# report; the cells stay shared below results_dir by spec hash (docs/usage.md). Default: results_dir itself.
+OUTPUT ?=
+# These five reach the recipe as environment variables, never as shell text: `$(touch x)`, backticks or `;` in a
 # value stay characters (SET is split into words by python's shlex, CONFIG and TARGET by the shell's plain word
 # splitting under set -f, each passed after `--`); make does not expand them either ($(value ...)).
 override REPORT := $(value REPORT)
 override CONFIG := $(value CONFIG)
 override SET := $(value SET)
 override TARGET := $(value TARGET)
-export REPORT CONFIG SET TARGET
+override OUTPUT := $(value OUTPUT)
+export REPORT CONFIG SET TARGET OUTPUT
 # validate writes the merged config (files + overrides) to a file of this run's own here, and Snakemake reads only it.
 MERGED_CONFIG_DIR := .snakemake/bench_powerprop
 
@@ -55,6 +60,8 @@ help:
 	@echo "  CONFIG  config files merged over configs/default.yaml  e.g. make run CONFIG=configs/quickstart.yaml"
 	@echo "  SET     overrides after the files (KEY=VALUE ...)       e.g. make run SET='experiments.oneshot_mnist.train.lr=0.05'"
 	@echo "  TARGET  one output file and what it needs               e.g. make run TARGET=results/oneshot_mnist/tables/oneshot_summary.md"
+	@echo "  OUTPUT  this run's own folder for tables, figures,      e.g. make run SET='...' OUTPUT=lr05  (results/lr05/)"
+	@echo "          claims and report (cells stay shared)"
 	@echo "  REPORT  where the HTML report goes                      e.g. make run REPORT=/tmp/report.html"
 
 # The base environment: torch, the package and its dependencies (enough for the in-memory datasets).
@@ -105,7 +112,7 @@ run: setup-base
 	@set -f; mkdir -p $(MERGED_CONFIG_DIR); \
 	  merged=$$(mktemp $(MERGED_CONFIG_DIR)/config.XXXXXXXX) || exit 1; \
 	  trap 'rm -f "$$merged" "$$merged.overrides.json"' EXIT; trap 'exit 130' INT TERM; \
-	  results=$$($(PY) -m bench_powerprop validate --set-line="$$SET" --print-results-dir --write-config "$$merged" \
+	  results=$$($(PY) -m bench_powerprop validate --set-line="$$SET" --output="$$OUTPUT" --print-results-dir --write-config "$$merged" \
 	    -- configs/default.yaml $$CONFIG) || exit 1; \
 	  extras=$$($(PY) -m bench_powerprop needs --set-line="$$SET" -- configs/default.yaml $$CONFIG) || exit 1; \
 	  if [ -z "$$extras" ]; then echo "==> no optional extras needed (no FFCV: no active experiment reads .beton files)"; fi; \

@@ -161,13 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "python -m bench_powerprop validate --set 'active_experiments=[sparse_digits]' "
                         "experiments.sparse_digits.train.lr=0.05 'experiments.sparse_digits.grid[1].seed=[0,1,2]'",
                         "python -m bench_powerprop validate configs/quickstart.yaml",
-                        "python -m bench_powerprop validate --set experiments.oneshot_digits.train.lr=0.05 configs/quickstart.yaml")
+                        "python -m bench_powerprop validate --set experiments.oneshot_digits.train.lr=0.05 configs/quickstart.yaml",
+                        "python -m bench_powerprop validate configs/quickstart.yaml --set experiments.oneshot_digits.train.lr=0.05 "
+                        "--output lr05 --print-results-dir")
     _config_arguments(validate)
     validate.add_argument("--write-config", type=Path, metavar="PATH",
                           help="also write the merged config (files and overrides) to PATH, for snakemake --configfile PATH, "
                                "and the overrides applied to PATH.overrides.json (what the provenance page lists)")
     validate.add_argument("--print-results-dir", action="store_true",
-                          help="print only the config's results_dir on stdout (the summary goes to stderr); for make run")
+                          help="print only the folder of the run's outputs on stdout (results_dir, or results_dir/NAME "
+                               "with --output NAME; the summary goes to stderr); for make run")
 
     needs = _command(commands, "needs", "the optional extras (vision, tensorboard) the active experiments need, one a line",
                      "python -m bench_powerprop needs configs/quickstart.yaml --set experiments.oneshot_digits.train.tensorboard=true")
@@ -176,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     status = _command(commands, "status", "count per experiment the cells up to date, missing, damaged or stale by code; "
                       "exit 1 when a run has work to do",
                       "python -m bench_powerprop status configs/quickstart.yaml",
-                      "python -m bench_powerprop status configs/quickstart.yaml --set experiments.oneshot_digits.train.lr=0.05")
+                      "python -m bench_powerprop status configs/quickstart.yaml --set experiments.oneshot_digits.train.lr=0.05",
+                      "python -m bench_powerprop status configs/quickstart.yaml --set experiments.oneshot_digits.train.lr=0.05 "
+                      "--output lr05")
     _config_arguments(status)
     status.add_argument("--verbose", "-v", action="store_true", help="list every cell that needs work (default: when at most 10)")
     status.add_argument("--stale-code-targets", action="store_true",
@@ -225,6 +230,10 @@ def _config_arguments(parser, required: bool = True) -> None:
                              "OmegaConf's dotlist syntax (as Hydra): "
                              "experiments.sparse_digits.train.lr=0.05 'experiments.sparse_digits.grid[1].seed=[0,1,2]'; "
                              "values are read as YAML (0.05 a number, [0,1] a list) and validated like the files")
+    parser.add_argument("--output", default=None, metavar="NAME",
+                        help="this run's own output folder, <results_dir>/NAME: its tables, figures, claims page and report "
+                             "(the config's run_name); the cells stay shared below results_dir by spec hash, so an unchanged "
+                             "cell is not retrained and no other name's report is replaced; empty: the config's run_name, if any")
     parser.add_argument("--set-line", default="", metavar="'KEY=VALUE ...'",
                         help="overrides in one string, split into words as a shell would (quotes keep spaces) but never "
                              "evaluated ($(...), backticks and ; stay text): how make run passes SET=...")
@@ -378,6 +387,8 @@ def validated_config(args) -> dict | None:
         args.configfiles = config_files(args)
         args.overrides = [*args.overrides, *split_overrides(args.set_line)]
         config = load_configs(args.configfiles, args.overrides)
+        if args.output:  # a string as typed (--set run_name=1e5 would read a number); empty: make run without OUTPUT
+            config["run_name"] = args.output
         validate_config(config)
     except ConfigError as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
@@ -392,10 +403,11 @@ def shared_results_warning(args, config: dict) -> str | None:
     default_path = REPO_ROOT / "configs" / "default.yaml"
     default_results = load_yaml(default_path).get("results_dir", "results")
     other = args.overrides or any(path.resolve() != default_path for path in args.configfiles)
-    if not other or config.get("results_dir", "results") != default_results:
+    if not other or config.get("results_dir", "results") != default_results or config.get("run_name"):
         return None
     return (f"bench_powerprop: warning: this config writes into {default_results}/, the default run's results (its claims page "
-            f"and tables would be replaced); give it its own results_dir (e.g. results_dir: {default_results}/mine)")
+            f"and tables would be replaced); give it its own output folder (make run OUTPUT=mine, or --output mine: "
+            f"{default_results}/mine/) or its own results_dir")
 
 
 def run_validate(args) -> int:
@@ -415,7 +427,9 @@ def run_validate(args) -> int:
     summary = f"config ok: {len(cells)} training cells in {', '.join(config['active_experiments'])}"
     print(summary, file=sys.stderr if args.print_results_dir else sys.stdout)
     if args.print_results_dir:
-        print(config.get("results_dir", "results"))
+        from bench_powerprop.config import outputs_dir
+
+        print(outputs_dir(config))
     return 0
 
 

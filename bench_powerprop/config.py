@@ -362,7 +362,7 @@ def validate_or_exit(config: dict, configfiles=(), schema_path=SCHEMA_PATH) -> N
 
 
 def semantic_errors(config: dict) -> list[str]:
-    errors = output_directory_errors(config) + option_like_errors(config)
+    errors = output_directory_errors(config) + run_name_errors(config) + option_like_errors(config)
     experiments = config["experiments"]
     for name in config["active_experiments"]:
         if name not in experiments:
@@ -410,6 +410,35 @@ def output_directory_errors(config: dict) -> list[str]:
                 f"({checkpoints} and {results} once symlinks are resolved); checkpoints live outside the results "
                 "(a damaged cell's repair deletes its run directory)"]
     return []
+
+
+#: A run name: one plain folder name (no separator, no leading dot or dash), so ``{results_dir}/{run_name}`` stays inside
+#: results_dir and no command reads it as an option.
+RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+#: Folders of results_dir that hold something else than a run's outputs (the experiments' own folders are checked too).
+RESERVED_RUN_NAMES = ("reproduction", "datasets", "logs")
+
+
+def run_name_errors(config: dict) -> list[str]:
+    """``run_name``: one plain folder name that is neither an experiment's folder nor another folder of results_dir."""
+    name = config.get("run_name")
+    if not isinstance(name, str) or name == "":
+        return []  # absent or empty: the outputs go to results_dir itself (the schema names a wrong type)
+    if not RUN_NAME_PATTERN.fullmatch(name):
+        return [f"run_name: {name!r} is not a plain folder name (letters, digits, '_', '.', '-', starting with a letter "
+                "or digit, at most 64 characters)"]
+    if name in config.get("experiments", {}) or name in RESERVED_RUN_NAMES:
+        return [f"run_name: {name!r} is the name of another folder of results_dir (an experiment's, or one of "
+                f"{', '.join(RESERVED_RUN_NAMES)}); choose another name"]
+    return []
+
+
+def outputs_dir(config: dict) -> str:
+    """Where a run writes its tables, figures, claims page and report: ``{results_dir}/{run_name}``, or results_dir
+    itself without a run name. The cells are always below results_dir (shared by every run name, by spec hash)."""
+    results = config.get("results_dir", OUTPUT_DIRECTORIES["results_dir"])
+    name = config.get("run_name")
+    return os.path.join(results, name) if name else results
 
 
 def option_like(key: str, path: str) -> str:

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from bench_powerprop.cells import Cell
-from bench_powerprop.config import FINAL, ExperimentGrid
+from bench_powerprop.config import FINAL, ExperimentGrid, outputs_dir
 from bench_powerprop.identity import cell_hash, folder_hash, hash_segment
 from bench_powerprop.io import write_json_atomic, write_text_atomic
 from bench_powerprop.pipelines import PIPELINES
@@ -32,6 +32,8 @@ class Plan:
     def __init__(self, config: dict):
         self.config = config
         self.results = config.get("results_dir", "results")
+        #: the tables, figures, claims and report of this run (``{results}/{run_name}`` with a run name); cells: ``results``
+        self.outputs = outputs_dir(config)
         self.checkpoints = config.get("checkpoint_dir", "checkpoints")
         self.grids = {name: ExperimentGrid(name, config["experiments"][name]) for name in config["active_experiments"]}
         self._by_axes = {(cell.experiment, cell.path): cell for grid in self.grids.values() for cell in grid.block_of}
@@ -212,7 +214,7 @@ class Plan:
         return [self.reference(experiment)["runs"]] if reference and reference["experiment"] in self.grids else []
 
     def experiment_file(self, experiment: str, name: str) -> str:
-        return f"{self.results}/{experiment}/{name}"
+        return f"{self.outputs}/{experiment}/{name}"
 
     def check_integrity(self, repair: bool) -> dict[Cell, str]:
         """Finished cells whose files were damaged afterwards (``bench_powerprop.integrity``).
@@ -253,7 +255,7 @@ class Plan:
         for experiment in experiments:
             outputs = PIPELINES[self.experiment(experiment)["kind"]].outputs
             removed |= any(Path(self.experiment_file(experiment, name)).exists() for name in outputs)
-            remove_outputs(f"{self.results}/{experiment}", outputs, keep_training=True)
+            remove_outputs(f"{self.outputs}/{experiment}", outputs, keep_training=True)
         if removed:
             for claims in Path(self.reproduction_dir).glob("claims*"):
                 claims.unlink()
@@ -261,7 +263,7 @@ class Plan:
     @property
     def reproduction_dir(self) -> str:
         """The claims and provenance pages, beside the experiments' folders."""
-        return f"{self.results}/reproduction"
+        return f"{self.outputs}/reproduction"
 
     def report_notice(self) -> str:
         """What a report built now must say on its front page (reStructuredText): the cells of the config without

@@ -10,6 +10,7 @@ import yaml
 
 from bench_powerprop.cli import extras_needed
 from bench_powerprop.config import ConfigError, grid_cells, load_configs, validate_config
+from bench_powerprop.plan import Plan
 from bench_powerprop.reporting.provenance import report_rows
 
 from conftest import REPO, run_snakemake
@@ -113,6 +114,30 @@ def test_a_config_writing_into_the_default_results_is_warned_about():
     assert "warning" not in cli("validate", DEFAULT).stderr
     quick = cli("validate", DEFAULT, QUICKSTART, "--print-results-dir")
     assert "warning" not in quick.stderr and quick.stdout == "results/quickstart\n"
+
+
+def test_an_output_name_moves_the_runs_outputs_but_not_its_cells():
+    named = cli("validate", QUICKSTART, "--set", "experiments.oneshot_digits.train.lr=0.05", "--output", "lr05",
+                "--print-results-dir")
+    assert named.returncode == 0 and named.stdout == "results/quickstart/lr05\n" and "warning" not in named.stderr
+    into_default = cli("validate", "--set", "experiments.oneshot_digits.train.lr=0.05", "--output", "lr05")
+    assert into_default.returncode == 0 and "warning" not in into_default.stderr  # its own report: nothing replaced
+    config = load_configs([DEFAULT, QUICKSTART], ["run_name=lr05"])
+    plain, own = Plan(load_configs([DEFAULT, QUICKSTART])), Plan(config)
+    cell = own.cells[0]
+    assert own.run_dir(cell) == plain.run_dir(cell)  # the cells: shared by spec hash
+    assert own.experiment_file("oneshot_digits", "tables/x.csv") == "results/quickstart/lr05/oneshot_digits/tables/x.csv"
+    assert own.reproduction_dir == "results/quickstart/lr05/reproduction" != plain.reproduction_dir
+
+
+@pytest.mark.parametrize("name, error", [
+    ("../up", "run_name: '../up' is not a plain folder name"), (".hidden", "is not a plain folder name"),
+    ("-x", "is not a plain folder name"), ("oneshot_digits", "run_name: 'oneshot_digits' is the name of another folder"),
+    ("reproduction", "is the name of another folder")])
+def test_an_output_name_is_one_plain_folder_of_its_own(name, error):
+    refused = cli("validate", QUICKSTART, f"--output={name}")
+    assert refused.returncode == 1 and refused.stderr.startswith("bench_powerprop: invalid config: ")
+    assert len(refused.stderr.splitlines()) == 1 and error in refused.stderr
 
 
 # -- needs ---------------------------------------------------------------------------------------

@@ -175,6 +175,38 @@ def test_an_override_trains_new_cells_beside_the_old_and_the_original_config_ret
     assert status_code(workdir, "grid.yaml", "switches.yaml") == 0
 
 
+def outputs(workdir, folder) -> dict:
+    """Every table and claims file of a run's output folder: {path below it: (bytes, mtime)}."""
+    root = workdir / folder
+    return {str(path.relative_to(root)): (path.read_bytes(), path.stat().st_mtime_ns)
+            for pattern in ("oneshot_digits/tables/*", "reproduction/claims*") for path in root.glob(pattern)}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_an_override_with_its_own_output_name_shares_the_unchanged_cells_and_replaces_no_report(workdir):
+    """make run's path (validate --output NAME --write-config, then snakemake on that file): the override's tables and
+    claims go to results/NAME/, its unchanged cells are not retrained, and the first run's outputs stay as they were."""
+    first, first_times = outputs(workdir, "results"), metrics_times(workdir)
+    more_seeds = ["--set", "experiments.oneshot_digits.grid[0].seed=[0,1]", "--output", "lr05"]
+    written = subprocess.run([PYTHON, "-m", "bench_powerprop", "validate", "grid.yaml", *more_seeds, "--print-results-dir",
+                              "--write-config", "merged.yaml"], cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert written.returncode == 0 and written.stdout == "results/lr05\n", written.stderr
+    run_snakemake("-c2", "--configfile", "merged.yaml", cwd=workdir)
+    overridden = metrics_times(workdir)
+    assert len(overridden) == 5 and all(overridden[path] == time for path, time in first_times.items())  # 2 new, 3 shared
+    named = pd.read_csv(workdir / "results/lr05/oneshot_digits/tables/oneshot_runs.csv")
+    assert named.groupby(["method", "alpha", "seed"]).ngroups == 5 and (workdir / "results/lr05/reproduction/claims.md").is_file()
+    assert outputs(workdir, "results") == first  # the first run's tables and claims: not rewritten
+    assert status_code(workdir, "grid.yaml", *more_seeds) == 0 and status_code(workdir, "grid.yaml") == 0
+    named_outputs = outputs(workdir, "results/lr05")
+
+    back = run_snakemake("-c2", "--configfile", "grid.yaml", cwd=workdir)
+    assert "rule train:" not in back.stdout + back.stderr and metrics_times(workdir) == overridden
+    assert outputs(workdir, "results") == first and outputs(workdir, "results/lr05") == named_outputs
+    assert status(workdir).startswith("oneshot_digits: 3 cells: 3 up to date")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_swapped_run_folders_are_found_by_status_and_repaired_by_one_make_run(workdir):

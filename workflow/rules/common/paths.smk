@@ -24,7 +24,9 @@ try:
     PLAN.check_integrity(repair=workflow.is_main_process and runs_jobs(sys.argv))
 except WriteError as error:  # a damaged cell in a read-only or full results tree
     sys.exit(f"bench_powerprop: {error}")
-RESULTS = PLAN.results
+RESULTS = PLAN.results  # the cells (shared by every run name)
+# this run's tables, figures, claims and report ({results_dir}/{run_name})
+OUTPUTS = PLAN.outputs
 CONDA_ENV = "../../environment.yml"
 
 
@@ -49,11 +51,11 @@ def cell_log(step):
 
 
 def experiment_file(name):
-    return f"{RESULTS}/{{experiment}}/{name}"
+    return f"{OUTPUTS}/{{experiment}}/{name}"
 
 
 def experiment_log(step):
-    return f"{RESULTS}/{{experiment}}/logs/{step}.log"
+    return f"{OUTPUTS}/{{experiment}}/logs/{step}.log"
 
 
 # -- lookups by wildcards ----------------------------------------------------------------------
@@ -62,7 +64,7 @@ def cell_of(wildcards):
 
 
 def experiment_dir(wildcards):
-    return f"{RESULTS}/{wildcards.experiment}"
+    return f"{OUTPUTS}/{wildcards.experiment}"
 
 
 def cell_files_of(name):

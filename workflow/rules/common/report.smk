@@ -15,6 +15,8 @@ GIT_COMMIT = git_commit()
 # front page (workflow/report/workflow.rst); after a run (--report-after-run) every cell has them.
 if any(arg.split("=")[0] == "--report" for arg in sys.argv) and not runs_jobs(sys.argv):
     config["report_notice"] = PLAN.report_notice()
+# the front page's claims table (workflow/report/workflow.rst), in this run's own outputs (run_name)
+config["claims_overview"] = f"{PLAN.reproduction_dir}/claims_overview.html"
 # the --set overrides of `make run SET=...`, shown on the provenance page: recorded by validate beside the merged
 # config it wrote (never a config key, which any file could set)
 OVERRIDE_ARGUMENTS = [
@@ -24,7 +26,7 @@ OVERRIDE_ARGUMENTS = [
 
 def reproduction_file(name):
     """A file of the reproduction summary (claims, provenance), beside the experiments' folders."""
-    return f"{RESULTS}/reproduction/{name}"
+    return f"{PLAN.reproduction_dir}/{name}"
 
 
 def active_manifests(wildcards):
