@@ -70,3 +70,22 @@ def saved_size_px(figure) -> tuple[int, int]:
     canvas.draw()
     box = figure.get_tightbbox(canvas.get_renderer())
     return round(box.width * SAVED_DPI), round(box.height * SAVED_DPI)
+
+
+def same_looking_lines(figure) -> list[tuple[str, str]]:
+    """Pairs of labelled lines of one panel drawn alike (colour, line style, marker): their legend entries name two
+    things the reader cannot tell apart on the plot."""
+    from matplotlib.colors import to_hex
+
+    pairs = []
+    for axis in figure.axes:
+        seen: dict[tuple, str] = {}
+        for line in axis.get_lines():
+            label = line.get_label()
+            if label.startswith("_") or not len(line.get_xdata()):
+                continue
+            look = (to_hex(line.get_color()), line.get_linestyle(), line.get_marker())
+            if look in seen and seen[look] != label:
+                pairs.append((seen[look], label))
+            seen.setdefault(look, label)
+    return pairs

@@ -18,7 +18,7 @@ from bench_powerprop.reporting.labels import ALPHA_COLOURS, alpha_label
 from bench_powerprop.reporting.rows import ROW_COLUMNS
 
 from conftest import REPO
-from figure_layout import MAX_SIDE_PX, drawn_texts, overlapping_texts, saved_size_px, texts_outside_the_canvas
+from figure_layout import MAX_SIDE_PX, drawn_texts, overlapping_texts, same_looking_lines, saved_size_px, texts_outside_the_canvas
 
 FIGURE_SPECS = [(kind, role) for kind, pipeline in PIPELINES.items() for role in pipeline.figures] + [("every kind", "training_curves")]
 
@@ -229,6 +229,7 @@ def test_no_text_overlaps_in_any_figure_of_the_report(drawn, kind, role):
     for key, figure in found.items():
         assert overlapping_texts(figure) == [], key
         assert texts_outside_the_canvas(figure) == [], key
+        assert same_looking_lines(figure) == [], key
         assert max(saved_size_px(figure)) <= MAX_SIDE_PX, (key, saved_size_px(figure))
         for axis in figure.axes:
             if "accuracy" in axis.get_ylabel():
@@ -269,6 +270,17 @@ def test_training_curves_draw_one_line_per_cell_group_with_the_mean_over_seeds(t
     assert overlapping_texts(figure) == []
 
 
+def test_training_curves_of_groups_that_differ_only_in_method_or_variant_are_told_apart():
+    """adaptive_alpha [default] vs [fixed] at one α (and static vs static + sparse-aware init) drew as one style."""
+    from bench_powerprop.training.progress import LOG_COLUMNS
+
+    logs = pd.DataFrame([{"experiment": "e", "method": "adaptive_alpha", "variant": variant, "alpha": 1.5, "sparsity": 0.0,
+                          "seed": 0, "level": None, "step": step, "phase": "train", "loss": 1.0 / step, "batch_accuracy": 0.5,
+                          "lr": 0.1, "val_accuracy": 0.8} for variant in ("default", "fixed") for step in (10, 20)])
+    figure = curves.training_curves_figure(logs[[*curves.AXIS_NAMES, *LOG_COLUMNS]], "e")
+    assert len(figure.axes[0].get_lines()) == 2 and same_looking_lines(figure) == []
+
+
 def test_training_curves_of_runs_that_logged_no_step_say_so(tmp_path):
     run_dir = tmp_path / "cell"
     run_dir.mkdir()
@@ -288,3 +300,14 @@ def test_pai_labels_name_a_reference_experiments_method_the_pai_experiment_does_
     label = reports.sparse_from_start_labels(manifest)
     assert label("static", "default") == figures.method_label("static", "default")
     assert label("pai", "snip") == "snip"
+
+
+def test_forest_rows_of_the_default_run_have_distinct_uncut_labels():
+    """Its L3 rows (variant = synflow vs variant = synflow_shuffled: sparsity = …) were cut to one label."""
+    from bench_powerprop.reporting import forest
+
+    claims = pd.read_csv(REPO / "docs" / "default_run" / "claims.csv", keep_default_na=False)
+    shown = claims[(claims["role"] == forest.SHOWN_ROLE) & (claims["effect"] != "")]
+    labels = [forest.row_label(row) for row in shown.to_dict("records")]
+    assert len(set(labels)) == len(labels) and not [label for label in labels if label.endswith("…")]
+    assert "L3b pai_digits [synflow vs synflow_shuffled_reinit, sparsity 0.98]" in labels

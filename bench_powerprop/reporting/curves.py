@@ -61,13 +61,14 @@ FACET_COLUMNS = 4
 REST_AXES = ("sparsity", "level")
 
 
-def curve_styles(keys: list[dict]) -> list[dict]:
+def curve_styles(keys: list[dict], rest_axes: tuple[str, ...] = REST_AXES) -> list[dict]:
     """One style per cell group, the same wherever the group's values recur: α's own colour (labels.ALPHA_COLOURS)
-    when α varies, line style and marker by (sparsity, level); tab10 by (sparsity, level) when α does not vary."""
+    when α varies, line style and marker by the ``rest_axes`` (sparsity, level; and method, variant where the groups
+    of several share one pair of panels); tab10 by the ``rest_axes`` when α does not vary."""
     from bench_powerprop.reporting.figures import LINE_STYLES, MARKERS, line_styles
 
     def rest(key: dict) -> tuple:  # an unset level is NaN, never equal to itself: None instead
-        return tuple(None if pd.isna(key[axis]) else key[axis] for axis in REST_AXES)
+        return tuple(None if pd.isna(key[axis]) else key[axis] for axis in rest_axes)
 
     import pandas as pd
 
@@ -134,7 +135,9 @@ def training_curves_figure(logs: pd.DataFrame, title: str):
     for index in range(len(names), rows * columns):
         figure.delaxes(axes[2 * (index // columns)][index % columns])
         figure.delaxes(axes[2 * (index // columns) + 1][index % columns])
-    for style, facet, key, (_, group) in zip(curve_styles(keys), facets, keys, groups):
+    # one pair of panels for every group: the method and variant tell lines apart too (split: each pair's title names them)
+    rest_axes = REST_AXES if len(names) > 1 else ("method", "variant", *REST_AXES)
+    for style, facet, key, (_, group) in zip(curve_styles(keys, rest_axes), facets, keys, groups):
         seeds = group["seed"].nunique()
         diverged = group.loc[~np.isfinite(group["loss"]), "seed"].nunique()
         name = label(key)

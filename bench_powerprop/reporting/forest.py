@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +29,7 @@ ROW_HEIGHT = 0.24
 PANEL_EXTRA = 0.9
 TITLE_HEIGHT = 0.3
 WIDTH = 10.0
-LABEL_CHARS = 56
+LABEL_CHARS = 72
 DPI = 110
 #: the roles shown (``claims.BESIDE`` rows are in the page's tables only)
 SHOWN_ROLE = "decides"
@@ -43,8 +44,15 @@ def _pyplot():
     return plt
 
 
+#: "variant = snip vs variant = snip_shuffled: sparsity = 0.98" is drawn "snip vs snip_shuffled, sparsity 0.98", so rows
+#: that differ only at the end are not cut to the same label
+SAME_AXIS_COMPARISON = re.compile(r"(\w+) = (\S+) vs \1 = (\S+)")
+
+
 def row_label(row: dict) -> str:
-    part = f" [{row['part']}]" if row["part"] else ""
+    part = row["part"] if isinstance(row["part"], str) else ""  # a part read back from claims.csv may be empty (NaN)
+    part = SAME_AXIS_COMPARISON.sub(r"\2 vs \3", part).replace(" = ", " ").replace(": ", ", ")
+    part = f" [{part}]" if part else ""
     label = f"{row['key']} {row['experiment']}{part}"
     return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
