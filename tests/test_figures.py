@@ -115,6 +115,20 @@ def test_pai_figure_at_one_sparsity_is_one_row_per_variant_with_alpha_side_by_si
     assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
 
 
+def test_pai_figure_of_the_default_grid_rows_at_its_one_sparsity_and_the_sweep_beside():
+    """configs/default.yaml: every variant at 98%, synflow also at 80-95%: the line figure stacked 8 variants' dots at 2%."""
+    rows = pd.concat([trained_rows([("pai", variant, 0.98) for variant in PAI_SCORERS], alphas=(1.0,)),
+                      trained_rows([("pai", "synflow", sparsity) for sparsity in (0.8, 0.9, 0.95)], alphas=(1.0,))])
+    reference = trained_rows([("dense", "default", 0.0), ("rigl", "default", 0.95)], alphas=(1.0,))
+    published = pub.load_curves(str(REPO / "configs" / "published_curves" / "synflow_cifar10.csv"))
+    figure = figures.pai_accuracy_vs_weights_remaining(rows, reference, pai_label, PAI_SCORERS, published, "pai")
+    rows_axis, sweep_axis = figure.axes
+    assert len(rows_axis.get_yticklabels()) == len(PAI_SCORERS) + 1  # every variant a row at 98%, and rigl at 95%
+    assert {line.get_label() for line in sweep_axis.get_lines()} >= {"synflow", "rigl (reference)"}
+    assert sweep_axis.get_xscale() == "log" and "published" not in " ".join(axis.get_title() for axis in figure.axes)
+    assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == [] and same_looking_lines(figure) == []
+
+
 def test_gradient_flow_figure_shows_dense_and_the_lines_on_it_and_stretches_the_first_steps():
     keys = [("dense", "default", 0.0), ("gmp", "default", 0.95), ("static", "default", 0.95), ("static", "sparse_init", 0.95),
             ("static", "ticket", 0.95), ("set", "default", 0.95), ("rigl", "default", 0.95)]

@@ -345,7 +345,8 @@ def pai_accuracy_vs_weights_remaining(rows: pd.DataFrame, reference: pd.DataFram
     ``curves`` (published per-run accuracies, other dataset/model) get panels of their own, the same
     colour per scorer, never mixed with ours. Every panel spans the same weights-remaining range, so
     where our sparsities sit among the published ones is seen; one legend below serves all our panels."""
-    if rows.loc[rows["method"] == "pai", "sparsity"].nunique() == 1:
+    swept = rows[rows["method"] == "pai"].groupby("variant")["sparsity"].nunique()
+    if 2 * (swept > 1).sum() < len(swept):  # most variants at one sparsity (the default grid): rows, not stacked dots
         return pai_accuracy_at_one_sparsity(rows, reference, labels, scorers, title)
     plt = _pyplot()
     alphas = sorted(rows["alpha"].unique())
@@ -394,8 +395,10 @@ def pai_accuracy_at_one_sparsity(rows: pd.DataFrame, reference: pd.DataFrame, la
     colour per α (labels.ALPHA_COLOURS) side by side; the reference experiment's sparse methods at their own
     sparsities below, its dense run the dashed black line."""
     plt = _pyplot()
-    pai = rows[rows["method"] == "pai"]
-    sparsity = float(pai["sparsity"].iloc[0])
+    every = rows[rows["method"] == "pai"]
+    sparsity = float(every.groupby("sparsity")["variant"].nunique().idxmax())  # the one most variants have
+    pai = every[every["sparsity"] == sparsity]
+    sweeps = [variant for variant, group in every.groupby("variant") if group["sparsity"].nunique() > 1]
     order = list(dict.fromkeys(scorers[variant] for variant in pai["variant"].drop_duplicates()))
     variants = sorted(pai["variant"].unique(), key=lambda variant: (order.index(scorers[variant]), labels("pai", variant)))
     entries = [(labels("pai", variant), pai[pai["variant"] == variant]) for variant in variants]
@@ -404,7 +407,13 @@ def pai_accuracy_at_one_sparsity(rows: pd.DataFrame, reference: pd.DataFrame, la
         entries.append((f"{labels(method, variant)} at {100 * at:g}% (reference)", group))
     alphas = sorted({*rows["alpha"], *theirs["alpha"]})
     offsets = {alpha: 0.5 * ((index + 0.5) / len(alphas) - 0.5) for index, alpha in enumerate(alphas)}
-    figure, axis = plt.subplots(figsize=(7.5, 1.6 + DOT_ROW_INCHES * len(entries)), layout="constrained")
+    height = 1.6 + DOT_ROW_INCHES * len(entries)
+    if sweeps:  # the variants also run at other sparsities: their sweep beside the rows
+        figure, (axis, sweep_axis) = plt.subplots(1, 2, figsize=(12.5, max(height, 4.5)), layout="constrained",
+                                                  width_ratios=(3, 2))
+        _pai_sweep_panel(sweep_axis, every[every["variant"].isin(sweeps)], reference, labels)
+    else:
+        figure, axis = plt.subplots(figsize=(7.5, height), layout="constrained")
     for position, (_, group) in enumerate(entries):
         for alpha, at_alpha in group.groupby("alpha"):
             _dot(axis, at_alpha, position + offsets[alpha], alpha_colour(alpha),
@@ -427,6 +436,31 @@ def pai_accuracy_at_one_sparsity(rows: pd.DataFrame, reference: pd.DataFrame, la
     shared_legend(figure, [axis])
     figure_title(figure, f"{title}: prune at init, then train the mask (point = mean over seeds, bar = min–max)")
     return figure
+
+
+def _pai_sweep_panel(axis, rows: pd.DataFrame, reference: pd.DataFrame, labels) -> None:
+    """The PaI variants run at several sparsities: accuracy against the weights remaining (log), one colour per
+    variant, a line style per α; the reference methods grey and dashed, dense the black dashed line; its own legend."""
+    plt = _pyplot()
+    keys = list(dict.fromkeys(zip(rows["variant"], rows["alpha"])))
+    variants = list(dict.fromkeys(variant for variant, _ in keys))
+    several_alphas = rows["alpha"].nunique() > 1
+    for variant, alpha in keys:
+        group = rows[(rows["variant"] == variant) & (rows["alpha"] == alpha)]
+        name = labels("pai", variant) + (f", {alpha_label(alpha)}" if several_alphas else "")
+        style = LINE_STYLES[sorted(rows["alpha"].unique()).index(alpha) % len(LINE_STYLES)]
+        _sparsity_line(axis, group, plt.get_cmap("tab10")(variants.index(variant) % 10), name, style)
+    theirs = [key for key in dict.fromkeys(zip(reference["method"], reference["variant"])) if key[0] != "dense"]
+    for colour, marker, (method, variant) in zip(REFERENCE_GREYS, REFERENCE_MARKERS, theirs):
+        group = reference[(reference["method"] == method) & (reference["variant"] == variant)]
+        _sparsity_line(axis, group, colour, f"{labels(method, variant)} (reference)", "--", marker)
+    _dense_lines(axis, reference[reference["method"] == "dense"])
+    _percent_log_axis(axis)
+    axis.set_xlabel("weights remaining (%)")
+    axis.set_ylabel(ACCURACY_LABEL)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.set_title("the variants run at several sparsities", fontsize=10)
+    axis.legend(fontsize=8, loc="lower right")
 
 
 def _dot(axis, group: pd.DataFrame, position: float, colour, label: str) -> None:
