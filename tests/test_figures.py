@@ -129,6 +129,24 @@ def test_pai_figure_of_the_default_grid_rows_at_its_one_sparsity_and_the_sweep_b
     assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == [] and same_looking_lines(figure) == []
 
 
+def test_lottery_figure_of_the_default_chain_has_a_tick_per_level_and_a_difference_label_that_fits():
+    """Levels 0-3 at 80% a level, the ticket, a replicate and the reinit controls: the difference panel's label ran
+    into the accuracy panel's ticks, its axis had no tick at -2 pp, and 80% and 64% had no tick."""
+    records = [{"method": method, "variant": variant, "level": level, "actual_sparsity": 1 - 0.8 ** level,
+                "test_accuracy": 0.96 - (0.01 if method == "lottery_reinit" else 0.002) * level - 0.001 * seed}
+               for method, variant in (("lottery", "default"), ("lottery", "replicate"), ("lottery_reinit", "default"))
+               for level in range(0 if (method, variant) == ("lottery", "default") else 1, 4) for seed in range(5)]
+    rows = pd.DataFrame([{**dict.fromkeys(ROW_COLUMNS), "experiment": "e", "alpha": 1.0, "sparsity": 0.0,
+                          "seed": index % 5, "evaluation": "trained", "status": "ok", **record}
+                         for index, record in enumerate(records)], columns=ROW_COLUMNS)
+    figure = figures.lottery_ticket_vs_controls(rows, figures.method_label, "lottery_digits (digits)")
+    bottom = figure.axes[1]
+    assert [label.get_text() for label in bottom.get_xticklabels()] == ["100", "80", "64", "51.2"]
+    low, high = bottom.get_ylim()
+    assert {tick for tick in bottom.get_yticks() if low <= tick <= high} >= {-2, -1, 0}
+    assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
+
+
 def test_gradient_flow_figure_shows_dense_and_the_lines_on_it_and_stretches_the_first_steps():
     keys = [("dense", "default", 0.0), ("gmp", "default", 0.95), ("static", "default", 0.95), ("static", "sparse_init", 0.95),
             ("static", "ticket", 0.95), ("set", "default", 0.95), ("rigl", "default", 0.95)]

@@ -533,11 +533,12 @@ def lottery_ticket_vs_controls(rows: pd.DataFrame, labels, title: str):
         _chance_legend(top, at_alpha)
         top.set_title(alpha_label(alpha), fontsize=10)
         _difference_axis(bottom)
-        bottom.set_ylabel("control − ticket (pp; linear within ±2)" if column == 0 else "")
+        bottom.set_ylabel(f"control − ticket (pp)\nlinear within ±{DIFFERENCE_LINEAR_PP:g}, log beyond" if column == 0 else "")
         for axis in (top, bottom):
             _percent_log_axis(axis)
             axis.grid(True, which="both", alpha=0.3)
-        bottom.set_xlabel("weights remaining (%), one point per level")
+        _level_ticks(bottom, pd.concat([start[start["alpha"] == alpha], ticket_rows]))
+        bottom.set_xlabel("weights remaining (%), a tick per level")
         bottom.invert_xaxis()
     axes[0][0].set_ylabel(ACCURACY_LABEL)
     shared_legend(figure, axes[0])
@@ -550,12 +551,30 @@ def lottery_ticket_vs_controls(rows: pd.DataFrame, labels, title: str):
 DIFFERENCE_LINEAR_PP = 2.0
 
 
+#: the difference panel's ticks (those in view are drawn): every pp in the linear part, 1-2-5 beyond
+DIFFERENCE_TICKS = (-100, -50, -20, -10, -5, -2, -1, 0, 1, 2, 5, 10, 20, 50, 100)
+#: at most this many level ticks on the lottery figure's x axis (every k-th level beyond)
+MAX_LEVEL_TICKS = 8
+
+
 def _difference_axis(axis) -> None:
-    from matplotlib.ticker import FuncFormatter, SymmetricalLogLocator
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
     axis.set_yscale("symlog", linthresh=DIFFERENCE_LINEAR_PP, linscale=1.5)
-    axis.yaxis.set_major_locator(SymmetricalLogLocator(linthresh=DIFFERENCE_LINEAR_PP, base=10, subs=(1.0,)))
+    axis.yaxis.set_major_locator(FixedLocator(DIFFERENCE_TICKS))  # the symlog locator skipped ±2 and 1 pp steps
+    axis.yaxis.set_minor_locator(NullLocator())
     axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:+g}" if value else "0"))
+
+
+def _level_ticks(axis, chain: pd.DataFrame) -> None:
+    """Ticks at the weights remaining of the chain's levels (the ticket's), at most MAX_LEVEL_TICKS of them."""
+    from matplotlib.ticker import NullLocator
+
+    kept = sorted({round(100 * value, 1) for value in chain.groupby("level")["weights_kept"].mean()}, reverse=True)
+    if kept:
+        shown = kept[::-(-len(kept) // MAX_LEVEL_TICKS)]
+        axis.set_xticks(shown, [f"{value:g}" for value in shown])
+        axis.xaxis.set_minor_locator(NullLocator())
 
 
 def _difference_line(axis, group: pd.DataFrame, ticket: pd.DataFrame, style: dict) -> None:
