@@ -76,4 +76,13 @@ def test_the_claims_page_is_fully_visible_at_1400_px(tmp_path, chromium):
         layout = page.evaluate(OVERFLOW)
         assert layout["out"] == [] and layout["scroll"] <= WIDTH
         verdicts = page.evaluate(VERDICT_CELLS)
+        cut = page.evaluate(HEADERS_CUT_INSIDE_A_WORD)
     assert verdicts[0] == ["verdict", True] and len(verdicts) > 5 and all(visible for _, visible in verdicts)
+    assert cut == []  # "clai|m", "stabilit|y" under overflow-wrap: anywhere
+    assert "— —" not in (out / "claims.md").read_text()  # a claim not run: one dash, not the effect's and the interval's
+
+
+#: the one-word headers of every table drawn on more than one line (a Range has one client rect per line it spans)
+HEADERS_CUT_INSIDE_A_WORD = """[...document.querySelectorAll('th')].filter(th => !/\\s/.test(th.textContent.trim()) && (() => {
+    const range = document.createRange(); range.selectNodeContents(th); return range.getClientRects().length > 1; })())
+  .map(th => th.textContent)"""

@@ -679,7 +679,10 @@ def first_rows(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_effect(row: Mapping, comparisons: int) -> str:
-    return f"{effect_text(row)} {interval_text(row)}" if comparisons == 1 else f"{comparisons} comparisons (Holm)"
+    if comparisons != 1:
+        return f"{comparisons} comparisons (Holm)"
+    interval = interval_text(row)
+    return effect_text(row) if interval == "—" else f"{effect_text(row)} {interval}"  # not run: "—", not "— —"
 
 
 def overview(results: pd.DataFrame) -> pd.DataFrame:
@@ -848,7 +851,8 @@ def write_claims(manifest_paths: Iterable[Path], csv: Path, overview_path: Path,
 #: the claims page at 1,400 px: tables take the page's width and wrap their cells instead of running off it
 CLAIMS_STYLE = """
 table { width: 100%; table-layout: auto; }
-td, th { overflow-wrap: anywhere; }
+td { overflow-wrap: anywhere; }
+th { overflow-wrap: normal; }  /* a header is one word or a few: never cut inside one ("clai m", "stabilit y") */
 blockquote { margin: 0.5rem 0 0.25rem; padding-left: 0.75rem; border-left: 3px solid #9aa5b1; max-width: 70rem; }
 img { max-width: 100%; height: auto; }
 """
