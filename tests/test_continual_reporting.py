@@ -52,3 +52,19 @@ def test_matrix_has_every_entry_with_its_capacity():
     assert matrix["mean_capacity"].notna().all() and matrix["mean_capacity_new"].notna().all()
     entry = matrix[(matrix["method"] == "packnet") & (matrix["trained_tasks"] == 2) & (matrix["evaluated_task"] == 2)]
     assert entry["mean"].item() == pytest.approx((0.70 + 0.60) / 2)
+
+
+def test_the_average_accuracy_figure_draws_alpha_in_its_colour_of_every_figure():
+    """One method at α = 1 and 2 (the default continual grids) in tab10 blue and orange, α = 1 black elsewhere."""
+    from matplotlib.colors import to_hex
+
+    from bench_powerprop.reporting.labels import ALPHA_COLOURS
+
+    rows = task_rows()
+    one_method = rows[rows["method"] == "efficient_packnet"]
+    rows = pd.concat([one_method, one_method.assign(alpha=1.0)], ignore_index=True)
+    figure = continual.average_accuracy_figure(rows, "e")
+    drawn = {to_hex(line.get_color()) for line in figure.axes[0].get_lines() if not line.get_label().startswith("_")}
+    assert drawn == {ALPHA_COLOURS[1.0], ALPHA_COLOURS[2.0]}
+    both = continual.colours_of([("packnet", "default", 2.0), ("efficient_packnet", "default", 2.0)])
+    assert len({to_hex(colour) for colour in both.values()}) == 2  # two methods at one α: told apart

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.reporting.figures import _pyplot, figure_title, line_label, plot_line
-from bench_powerprop.reporting.labels import STATUS_LEGEND, accuracy_text
+from bench_powerprop.reporting.labels import STATUS_LEGEND, accuracy_text, alpha_colour
 from bench_powerprop.reporting.rows import COLLAPSED, DIVERGED, OK
 from bench_powerprop.reporting.summaries import MEAN_COLUMNS, stat_columns, summarise
 from bench_powerprop.reporting.tables import row_label, setting_text
@@ -124,6 +124,10 @@ def markdown(rows: pd.DataFrame, summary: pd.DataFrame, manifest: dict, heading:
 
 # -- figures -----------------------------------------------------------------------------------
 def colours_of(keys: list[tuple]):
+    """``(method, variant, alpha)`` → colour: α's own (labels.ALPHA_COLOURS, as every other figure) when only α differs;
+    tab10 otherwise (two variants at one α would share α's colour)."""
+    if len({key[:2] for key in keys}) == 1:
+        return {key: alpha_colour(key[2]) for key in keys}
     plt = _pyplot()
     return dict(zip(keys, plt.get_cmap("tab10")(np.arange(len(keys)) % 10)))
 
