@@ -337,20 +337,30 @@ def deploy_figure(table, experiment: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench_powerprop.reporting.figures import configuration_styles, plain_log_ticks, shared_legend
+
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     at = table[table["batch_size"] == FIGURE_BATCH]
-    for (method, alpha, structure), group in at.groupby(["method", "alpha", "structure"]):
+    groups = list(at.groupby(["method", "alpha", "structure"]))
+    # α in its colour of every other figure when only α differs (configuration_styles' keys: method, variant, _, α)
+    styles = configuration_styles([(method, structure, "", alpha) for (method, alpha, structure), _ in groups])
+    for (method, alpha, structure), group in groups:
         line = group[group["form"] == deployed_form(structure)].sort_values("sparsity")
         label = f"{method} α={alpha:g} {structure} ({deployed_form(structure)})"
-        axes[0].plot(line["median_ms"], 100 * line["test_accuracy"], marker="o", label=label)
-        axes[1].plot(line["stored_bytes"] / 1024, 100 * line["test_accuracy"], marker="o", label=label)
+        style = styles[(method, structure, "", alpha)]
+        for axis, x in ((axes[0], line["median_ms"]), (axes[1], line["stored_bytes"] / 1024)):
+            axis.plot(x, 100 * line["test_accuracy"], color=style["colour"], linestyle=style["linestyle"],
+                      marker=style["marker"], label=label)
     dense = at[at["form"] == SIMULATED]
     if not dense.empty:
         axes[0].axvline(dense["median_ms"].iloc[0], color="grey", linestyle="--", label=SIMULATED)
         axes[1].axvline(dense["stored_bytes"].iloc[0] / 1024, color="grey", linestyle="--", label=SIMULATED)
     axes[0].set(xscale="log", xlabel=f"measured latency per call at batch {FIGURE_BATCH} (ms, median)", ylabel="test accuracy (%)")
     axes[1].set(xscale="log", xlabel="stored size (KiB)")
-    axes[1].legend(fontsize=6, loc="lower right")
+    for axis in axes:
+        plain_log_ticks(axis.xaxis)  # 0.05, 0.1 rather than 5×10⁻²
+        axis.grid(True, which="both", alpha=0.3)
+    shared_legend(figure, axes, fontsize=8)
     figure.suptitle(f"{experiment}: accuracy against the measured cost of the deployed sparse network")
     return figure
 

@@ -343,3 +343,23 @@ def test_forest_rows_of_the_default_run_have_distinct_uncut_labels():
     labels = [forest.row_label(row) for row in shown.to_dict("records")]
     assert len(set(labels)) == len(labels) and not [label for label in labels if label.endswith("…")]
     assert "L3b pai_digits [synflow vs synflow_shuffled_reinit, sparsity 0.98]" in labels
+
+
+def test_deploy_figure_draws_alpha_in_its_colour_with_plain_log_ticks():
+    """The quick start's deploy figure: α = 1 and 2 in tab10 blue and orange, ticks 4×10⁻², a 6 pt legend on one panel."""
+    from matplotlib.colors import to_hex
+
+    from bench_powerprop.deploy import FIGURE_BATCH, SIMULATED, deploy_figure, deployed_form
+
+    form = deployed_form("unstructured")
+    table = pd.DataFrame([{"batch_size": FIGURE_BATCH, "method": "dense", "alpha": alpha, "structure": "unstructured",
+                           "form": form, "sparsity": sparsity, "median_ms": 0.03 + sparsity / 10, "stored_bytes": 3e4 / sparsity,
+                           "test_accuracy": 0.9 - sparsity / 2} for alpha in (1.0, 2.0) for sparsity in (0.5, 0.9)]
+                         + [{"batch_size": FIGURE_BATCH, "method": "dense", "alpha": 1.0, "structure": "unstructured",
+                             "form": SIMULATED, "sparsity": 0.0, "median_ms": 0.09, "stored_bytes": 2e5, "test_accuracy": 0.95}])
+    figure = deploy_figure(table, "oneshot_digits")
+    drawn = {to_hex(line.get_color()) for line in figure.axes[0].get_lines() if line.get_label().startswith("dense α")}
+    assert drawn == {ALPHA_COLOURS[1.0], ALPHA_COLOURS[2.0]} and len(figure.legends) == 1
+    ticks = [text.get_text() for text, _ in drawn_texts(figure) if text in figure.axes[0].get_xticklabels()]
+    assert ticks and not [tick for tick in ticks if "10^" in tick or "×" in tick or "$" in tick]
+    assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
