@@ -60,8 +60,8 @@ help:
 	@echo "  CONFIG  config files merged over configs/default.yaml  e.g. make run CONFIG=configs/quickstart.yaml"
 	@echo "  SET     overrides after the files (KEY=VALUE ...)       e.g. make run SET='experiments.oneshot_mnist.train.lr=0.05'"
 	@echo "  TARGET  one output file and what it needs               e.g. make run TARGET=results/oneshot_mnist/tables/oneshot_summary.md"
-	@echo "  OUTPUT  this run's own folder for tables, figures,      e.g. make run SET='...' OUTPUT=lr05  (results/lr05/)"
-	@echo "          claims and report (cells stay shared)"
+	@echo "  OUTPUT  this run's own folder for its tables, claims    e.g. make run OUTPUT=lr05 SET='...'  (results/lr05/)"
+	@echo "          and report; the cells stay shared"
 	@echo "  REPORT  where the HTML report goes                      e.g. make run REPORT=/tmp/report.html"
 
 # The base environment: torch, the package and its dependencies (enough for the in-memory datasets).

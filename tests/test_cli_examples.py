@@ -133,5 +133,5 @@ def test_make_help_lists_the_targets_and_each_variable_with_an_example():
     text = subprocess.run(["make", "--no-print-directory", "help"], capture_output=True, text=True, cwd=REPO, check=True).stdout
     for target in ("run", "test", "test-fast", "setup", "lint", "clean", "help"):
         assert re.search(rf"^make {re.escape(target)}\s", text, re.MULTILINE), target
-    for variable in ("CONFIG", "SET", "TARGET", "REPORT"):
+    for variable in ("CONFIG", "SET", "TARGET", "OUTPUT", "REPORT"):
         assert re.search(rf"^  {variable}\s.*e\.g\. make run {variable}=\S", text, re.MULTILINE), variable

@@ -354,6 +354,8 @@ def shell_payloads(marker: Path) -> dict[str, dict]:
         "SET option": {"SET": "--write-config=Makefile"},
         "CONFIG ;": {"CONFIG": f"configs/quickstart.yaml;touch {marker}"},
         "CONFIG option": {"CONFIG": "--write-config Makefile"},
+        "OUTPUT $(...)": {"OUTPUT": f"x$(touch {marker})"},
+        "OUTPUT option": {"OUTPUT": "--write-config=Makefile"},
     }
 
 
@@ -378,6 +380,15 @@ def test_make_run_passes_targets_and_the_report_as_words_never_as_commands(tmp_p
     assert result.returncode != 0 and "MissingRuleException" in log  # the words were targets, none a command
     assert not marker.exists() and not (checkout / "out" / "oneshot_digits").exists()
     assert not list((checkout / ".snakemake" / "bench_powerprop").iterdir())
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
+def test_make_run_output_names_the_runs_own_folder(tmp_path):
+    """OUTPUT=NAME reaches the merged config as run_name: Snakemake's log (and every output) in <results_dir>/NAME/."""
+    checkout = make_checkout(tmp_path)
+    result = make_run(checkout, OUTPUT="named")
+    assert result.returncode != 0 and "MissingRuleException" in (checkout / "out" / "named" / "snakemake.log").read_text()
+    assert not (checkout / "out" / "snakemake.log").exists()
 
 
 @pytest.mark.skipif(not shutil.which("make"), reason="make is not installed")
