@@ -343,7 +343,8 @@ class Plan:
         except (OSError, ValueError, KeyError, TypeError):
             return "its manifest.json is missing or unreadable"
         if built_from != {self.spec_hash(cell) for cell in self.cells_of(experiment)}:
-            return "its tables and figures were built from other cells (another config or an override)"
+            return ("its tables and figures were built from other cells (another config or an override; an override "
+                    "with its own output name, make run OUTPUT=NAME, keeps both)")
         return None
 
 def write_manifest(path: str, log_path: str, manifest: dict) -> None:
