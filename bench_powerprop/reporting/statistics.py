@@ -129,18 +129,25 @@ def estimate(treatment: Sequence[float], baseline: Sequence[float], paired: bool
     return welch_estimate(treatment, baseline, level)
 
 
-def welch_df(spreads: tuple[float, float], n: int) -> float:
-    """Welch–Satterthwaite degrees of freedom with ``n`` seeds in each group."""
+def welch_df(spreads: tuple[float, float], n):
+    """Welch–Satterthwaite degrees of freedom with ``n`` seeds in each group (``n``: an int or an array of them)."""
     a, b = (s ** 2 / n for s in spreads)
     return (a + b) ** 2 / (a ** 2 / (n - 1) + b ** 2 / (n - 1))
 
 
-def half_width(spreads: tuple[float, ...], n: int, level: float, paired: bool) -> float:
-    """t_{(1+level)/2, df}·SE at ``n`` seeds per group: SE = s/√n, df = n − 1 (paired); SE = √((s²ₜ + s²ᵦ)/n), Welch df."""
+def half_widths(spreads: tuple[float, ...], n: np.ndarray, level: float, paired: bool) -> np.ndarray:
+    """t_{(1+level)/2, df}·SE for each seed count in ``n``: SE = s/√n, df = n − 1 (paired); SE = √((s²ₜ + s²ᵦ)/n), Welch
+    df. One vectorised quantile call: ``seeds_needed`` scans thousands of n for every resample of the stability bootstrap."""
     quantile = (1 + level) / 2
+    n = np.asarray(n, dtype=float)
     if paired:
-        return float(stats.t.ppf(quantile, n - 1)) * spreads[0] / math.sqrt(n)
-    return float(stats.t.ppf(quantile, welch_df(spreads, n))) * math.sqrt(sum(s ** 2 for s in spreads) / n)
+        return stats.t.ppf(quantile, n - 1) * spreads[0] / np.sqrt(n)
+    return stats.t.ppf(quantile, welch_df(spreads, n)) * np.sqrt(sum(s ** 2 for s in spreads) / n)
+
+
+def half_width(spreads: tuple[float, ...], n: int, level: float, paired: bool) -> float:
+    """``half_widths`` at one seed count."""
+    return float(half_widths(spreads, np.array([n]), level, paired)[0])
 
 
 def seeds_needed(distance: float, spreads: tuple[float, ...], level: float, paired: bool) -> int | None:
@@ -148,10 +155,9 @@ def seeds_needed(distance: float, spreads: tuple[float, ...], level: float, pair
     boundary the interval must clear), at the observed spreads; None when no n up to ``MAX_SEEDS`` does."""
     if not spreads or not math.isfinite(distance) or distance <= 0 or not all(map(math.isfinite, spreads)):
         return None
-    for n in range(MIN_SEEDS, MAX_SEEDS + 1):
-        if half_width(spreads, n, level, paired) < distance:
-            return n
-    return None
+    counts = np.arange(MIN_SEEDS, MAX_SEEDS + 1)
+    clears = np.flatnonzero(half_widths(spreads, counts, level, paired) < distance)
+    return int(counts[clears[0]]) if clears.size else None
 
 
 def p_above(estimate: Estimate, boundary: float) -> float:
