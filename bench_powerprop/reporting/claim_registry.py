@@ -78,6 +78,10 @@ CNN_EXPERIMENTS = (CNN_EXPERIMENT, CIFAR_CNN_EXPERIMENT)
 #: the structured sparse-training experiments (configs/structured_sparse.yaml) have claims of their own (H2a, H2b);
 #: the claims about unstructured sparse training skip them
 STRUCTURED_SPARSE_EXPERIMENTS = ("sparse_digits_2of4", "sparse_digits_channel")
+#: sparse-training experiments that run only the arms of the Powerprop claims (P3, P5: GMP, RigL, Top-KAST at α = 1 and
+#: α > 1), without the dense, static, SET and DSR rows that the method comparisons (G7, L1, L4, L6, L7) read
+POWERPROP_ARMS_EXPERIMENTS = ("sparse_mnist5k",)
+METHOD_COMPARISON_SKIP = STRUCTURED_SPARSE_EXPERIMENTS + POWERPROP_ARMS_EXPERIMENTS
 
 MLP_SCALE = ("LeNet-300-100 on the default run's data (mnist5k: 5,000 real MNIST images, or the 8×8 digits) for a few "
              "thousand steps; the source: full MNIST (60,000), 50,000 steps")
@@ -285,7 +289,7 @@ DECLARED: tuple[Claim, ...] = (
     Claim("G7", "Static sparse training (a random mask from initialisation) generalises significantly worse than dense "
           "training", f"{EVCI}, §1", kind="sparse_training", metric="test_accuracy",
           treatment={"method": "dense"}, baseline=tuple({"method": "static", "sparsity": sparsity} for sparsity in (0.95, 0.99)),
-          where={"alpha": 1, "variant": "default"}, scale_note=SPARSE_SCALE,
+          where={"alpha": 1, "variant": "default"}, scale_note=SPARSE_SCALE, skip_experiments=METHOD_COMPARISON_SKIP,
           sentence=EVCI_STATIC, quoted=True, min_effect=ACCURACY_EFFECT),
     Claim("G8", "Sparse-aware initialisation improves the test accuracy of static sparse training, not only its gradient "
           "flow", f"{EVCI}, sparsity-aware initialisation (static sparse training with the initialisation scaled by each "
@@ -305,7 +309,7 @@ DECLARED: tuple[Claim, ...] = (
           kind="sparse_training", metric="test_accuracy", treatment={"method": "gmp"},
           baseline=tuple({"method": method} for method in ("rigl", "set", "static", "topkast", "dsr")),
           where={"alpha": 1, "variant": "default", "sparsity": {">": 0}}, matched_on=("sparsity",),
-          margin=ACCURACY_MARGIN, skip_experiments=STRUCTURED_SPARSE_EXPERIMENTS, scale_note=SPARSE_SCALE),
+          margin=ACCURACY_MARGIN, skip_experiments=METHOD_COMPARISON_SKIP, scale_note=SPARSE_SCALE),
     Claim("L2", "Winning tickets: the IMP mask with the original initialisation matches the dense network's accuracy down "
           "to some sparsity (the sparsest level where it holds is in the note)",
           f"{PRICE}, 'lottery tickets' (Frankle & Carbin 2019)", kind="lottery", metric="test_accuracy",
@@ -330,7 +334,7 @@ DECLARED: tuple[Claim, ...] = (
           "(Evci et al. 2020, RigL)", kind="sparse_training", metric="test_accuracy",
           order=({"method": "rigl"}, {"method": "set"}, {"method": "static"}),
           where={"alpha": 1, "variant": "default", "sparsity": {">": 0}}, matched_on=("sparsity",),
-          skip_experiments=STRUCTURED_SPARSE_EXPERIMENTS,
+          skip_experiments=METHOD_COMPARISON_SKIP,
           scale_note=SPARSE_SCALE,
           margin=ACCURACY_MARGIN),
     Claim("L5", "SNIP, GraSP and SynFlow beat random pruning at initialisation at high sparsity (98%)",
@@ -342,7 +346,7 @@ DECLARED: tuple[Claim, ...] = (
           "accuracy) is more accurate than the dense network", f"{PRICE} (\"sparsifying can even improve "
           "performance\")", kind="sparse_training", metric="test_accuracy",
           treatment={"method": {"!=": "dense", "best": "val_accuracy"}, "sparsity": 0.95}, baseline={"method": "dense"},
-          where={"alpha": 1, "variant": "default"}, scale_note=SPARSE_SCALE,
+          where={"alpha": 1, "variant": "default"}, scale_note=SPARSE_SCALE, skip_experiments=METHOD_COMPARISON_SKIP,
           min_effect=ACCURACY_EFFECT),
     Claim("L6", "20× to even 100× compression without sacrificing much performance: the best sparse method (chosen on "
           "validation accuracy) within 1 pp of dense, one row per sparsity from 80% (5×) to 99% (100×)",
@@ -350,7 +354,7 @@ DECLARED: tuple[Claim, ...] = (
           treatment=tuple({"method": {"!=": "dense", "best": "val_accuracy"}, "sparsity": sparsity}
                           for sparsity in COMPRESSION_AXIS),
           baseline={"method": "dense"}, where={"alpha": 1, "variant": "default"}, margin=ACCURACY_MARGIN,
-          skip_experiments=STRUCTURED_SPARSE_EXPERIMENTS, scale_note=SPARSE_SCALE),
+          skip_experiments=METHOD_COMPARISON_SKIP, scale_note=SPARSE_SCALE),
 )
 
 
