@@ -539,3 +539,19 @@ def test_small_weight_movement_is_the_mean_move_of_the_lowest_quarter_of_initial
     spread = {"a": 0.5, "b": 2.0}
     # a: |0.3| / 0.5 = 0.6 and |−0.1| / 0.5 = 0.2; b: 0.4 / 2 = 0.2 and 0 / 2 = 0
     assert small_weight_movement(final, initial, spread) == pytest.approx((0.6 + 0.2 + 0.2 + 0.0) / 4)
+
+
+def test_powerprop_sparse_claims_read_sparse_mnist5k_and_the_method_comparisons_skip_it():
+    """sparse_mnist5k runs only P3's and P5's arms: those claims test it, the comparisons that need dense, static, SET
+    or DSR rows do not (each would otherwise be "not run" for it); the default grid holds both arms of each."""
+    from bench_powerprop.config import grid_cells, load_yaml
+
+    from conftest import REPO
+
+    by_key = {claim.key: claim for claim in CLAIMS}
+    assert all(by_key[key].tests_experiment("sparse_mnist5k") for key in ("P3", "P5"))
+    assert not any(by_key[key].tests_experiment("sparse_mnist5k") for key in ("G7", "L1", "L4", "L6", "L7"))
+    assert all(by_key[key].tests_experiment("sparse_digits") for key in ("P3", "P5", "G7", "L1", "L4", "L6", "L7"))
+    cells = [cell for cell in grid_cells(load_yaml(REPO / "configs" / "default.yaml")) if cell.experiment == "sparse_mnist5k"]
+    arms = {(cell.method, cell.alpha > 1, cell.sparsity) for cell in cells}
+    assert {("gmp", False, 0.95), ("gmp", True, 0.95), ("gmp", False, 0.99), ("gmp", True, 0.99)} <= arms

@@ -24,7 +24,7 @@ def test_dry_run_lists_the_default_grid(workdir):
     pruned = [cell for kind, pipeline in PIPELINES.items() if "oneshot_prune.csv" in pipeline.cell_files
               for name in plan.experiments_of_kind(kind) for cell in plan.cells_of(name)]
     assert int(counts["train"]) == len(plan.cells) and int(counts["prune_eval"]) == len(pruned)
-    assert counts["deploy"] == "2"  # oneshot_mnist and sparse_digits: the MLP experiments of those kinds
+    assert counts["deploy"] == "3"  # oneshot_mnist, sparse_digits and sparse_mnist5k: the MLP experiments of those kinds
 
 
 def test_lint_is_clean(workdir):
