@@ -38,25 +38,27 @@ MODELS = {
 }
 
 
-#: What is timed: a mode, less some of its variables (which of portable's pins costs what; only the first two
-#: are numerics the harness runs).
+#: What is timed: a mode, less some of its variables, with or without portable mode's oneDNN GEMM (which of
+#: portable's pins costs what; only the first two are numerics the harness runs).
 VARIANTS = {
-    "native": ("native", ()),
-    "portable": ("portable", ()),
-    "portable less MKL_CBWR": ("portable", ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS")),
-    "portable less oneDNN's ISA cap": ("portable", ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")),
-    "portable less ATen's AVX2": ("portable", ("ATEN_CPU_CAPABILITY",)),
+    "native": ("native", (), True),
+    "portable": ("portable", (), True),
+    "portable with MKL's GEMM": ("portable", (), False),
+    "portable less MKL_CBWR": ("portable", ("MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS"), True),
+    "portable less oneDNN's ISA cap": ("portable", ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"), True),
+    "portable less ATen's AVX2": ("portable", ("ATEN_CPU_CAPABILITY",), True),
 }
 
 
 def worker(variant: str) -> None:
     """Serve ``{"model": name, "steps": n}`` lines with the seconds those steps took, under ``variant``."""
-    mode, unset = VARIANTS[variant]
+    mode, unset, onednn_gemm = VARIANTS[variant]
     numerics.apply(mode, 1)
     for name in unset:
         os.environ.pop(name, None)
     import torch
 
+    from bench_powerprop import portable_gemm
     from bench_powerprop.models import build_model
     from bench_powerprop.powerprop import powerpropify
 
@@ -67,6 +69,8 @@ def worker(variant: str) -> None:
         model = powerpropify(build_model(config, (features,), 10), 2.0)
         x, y = torch.rand(batch, features), torch.randint(10, (batch,))
         models[name] = (model, torch.optim.SGD(model.parameters(), lr=0.01), x, y)
+    if not onednn_gemm:
+        portable_gemm.uninstall()
     print(json.dumps({"capability": torch.backends.cpu.get_cpu_capability()}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
@@ -149,16 +153,19 @@ def main() -> int:
     lines += ["", "step = forward + cross-entropy + zero_grad + backward + SGD step of a Powerprop α = 2 model, batch 60, "
               "one thread; each mode (and each breakdown variant) in its own worker process (the variables act when torch "
               "loads), alternated "
-              f"round by round; {rounds} rounds x {steps} steps; median over rounds; ±noise = half the inter-quartile "
+              f"round by round; {rounds} rounds x {steps} steps; median (and min) over rounds; ±noise = half the inter-quartile "
               "range of the round times.", "",
-              f"{'model':<32}{'native ms':>10}{'±noise':>8}{'portable ms':>13}{'±noise':>8}{'portable/native':>17}"]
+              f"{'model':<32}{'native ms':>10}{'(min)':>8}{'±noise':>8}{'portable ms':>13}{'(min)':>8}{'±noise':>8}"
+              f"{'portable/native':>17}{'(of mins)':>11}"]
     for model in MODELS:
         native, portable = times[(model, "native")], times[(model, "portable")]
         ratio = statistics.median(portable) / statistics.median(native)
-        lines.append(f"{model:<32}{1000 * statistics.median(native):>10.3f}{100 * noise(native):>7.1f}%"
-                     f"{1000 * statistics.median(portable):>13.3f}{100 * noise(portable):>7.1f}%{ratio:>16.2f}x")
-    lines += ["", "Which pin costs what: step time / native's, with one of portable's pins left out (not portable: "
-              "for the breakdown only)", "", f"{'model':<32}" + "".join(f"{name:>32}" for name in list(VARIANTS)[2:])]
+        lines.append(f"{model:<32}{1000 * statistics.median(native):>10.3f}{1000 * min(native):>8.3f}"
+                     f"{100 * noise(native):>7.1f}%{1000 * statistics.median(portable):>13.3f}{1000 * min(portable):>8.3f}"
+                     f"{100 * noise(portable):>7.1f}%{ratio:>16.2f}x{min(portable) / min(native):>10.2f}x")
+    lines += ["", "Which pin costs what: step time / native's, portable with MKL's (compatible) GEMM instead of oneDNN's "
+              "(before the oneDNN route), or with one of portable's pins left out (not portable: for the breakdown only)",
+              "", f"{'model':<32}" + "".join(f"{name:>32}" for name in list(VARIANTS)[2:])]
     for model in MODELS:
         native = statistics.median(times[(model, "native")])
         lines.append(f"{model:<32}" + "".join(f"{statistics.median(times[(model, name)]) / native:>31.2f}x"

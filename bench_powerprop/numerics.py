@@ -77,6 +77,15 @@ def activate(mode: str, threads: int) -> None:
                            "(ATEN_CPU_CAPABILITY was set after torch chose its kernels)")
 
 
+def install_kernels() -> None:
+    """In portable mode, route torch's CPU float32 GEMM through oneDNN (``portable_gemm``); call after torch is
+    imported, before computing (``build_model`` does)."""
+    if current_mode() == "portable":
+        from bench_powerprop import portable_gemm
+
+        portable_gemm.install()
+
+
 def current_mode() -> str | None:
     return os.environ.get(MODE_VARIABLE)
 

@@ -142,3 +142,39 @@ def test_native_cells_keep_their_identity_and_portable_cells_get_a_new_one():
     assert "numerics" not in spec_identity(native)["train"]
     assert spec_identity(portable)["train"]["numerics"] == "portable"
     assert cell_hash(native) != cell_hash(portable) == cell_hash(spec)  # portable is the default
+
+
+def test_portable_gemm_computes_the_products_and_falls_back_outside_float32():
+    """The oneDNN route (docs/numerics.md) computes mm and addmm — transposed operands (the gradients) included —
+    and leaves other dtypes and scalings to torch's kernel."""
+    from bench_powerprop import portable_gemm
+
+    generator = torch.Generator().manual_seed(0)
+    a, b, bias = (torch.randn(shape, generator=generator) for shape in ((7, 5), (5, 3), (3,)))
+    for x, y in ((a, b), (a.t().contiguous().t(), b.t().contiguous().t()), (b.t(), a.t())):
+        assert torch.allclose(portable_gemm.mm(x, y), (x.double() @ y.double()).float(), atol=1e-5)
+    assert torch.allclose(portable_gemm.addmm(bias, a, b), bias + a @ b, atol=1e-5)
+    assert torch.allclose(portable_gemm.addmm(bias, a, b, beta=0.5, alpha=2), 0.5 * bias + 2 * (a @ b), atol=1e-5)
+    assert portable_gemm.mm(a.double(), b.double()).dtype == torch.float64
+
+
+_ROUTE_PROBE = """
+import torch
+from bench_powerprop import numerics, portable_gemm
+from bench_powerprop.models import build_model
+model = build_model({"name": "mlp", "hidden": [4]}, (3,), 2)
+x, weight = torch.rand(5, 3), model[1].weight
+onednn = torch.ops.mkldnn._linear_pointwise(x, weight, None, "none", [], "")
+print(portable_gemm.installed(), torch.equal(x @ weight.t(), onednn))
+"""
+
+
+@pytest.mark.parametrize("mode, expected", [("portable", "True True"), ("native", "False")])
+def test_portable_mode_routes_the_gemm_through_onednn(mode, expected):
+    """Building a model in a portable process routes its products through oneDNN; a native process keeps MKL."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    numerics.apply(mode, 1, environment)
+    result = subprocess.run([sys.executable, "-c", _ROUTE_PROBE], capture_output=True, text=True, cwd=ROOT,
+                            env=environment, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[: len(expected.split())] == expected.split()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from bench_powerprop import numerics
 from bench_powerprop.options import Options
 from bench_powerprop.registry import Registry
 
@@ -30,5 +31,6 @@ def resolve_model_config(model_cfg: dict, where: str = "model") -> dict:
 
 
 def build_model(model_cfg: dict, input_shape: tuple[int, ...], num_classes: int):
+    numerics.install_kernels()  # every process that computes builds its model here
     resolved = resolve_model_config(model_cfg)
     return MODELS.get(resolved["name"])(resolved, input_shape, num_classes)
