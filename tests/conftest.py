@@ -16,6 +16,9 @@ SNAKEMAKE = [PYTHON, "-m", "snakemake"]
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+    from bench_powerprop import portable_gemm
+
+    portable_gemm.uninstall()  # a test that built a model in portable mode leaves torch's GEMM to the next one
 
 
 def run_snakemake(*args, cwd=REPO, timeout=600, check=True, env=None):
