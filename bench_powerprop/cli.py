@@ -287,10 +287,16 @@ def torchrun_command(argv: list[str], processes: int) -> list[str]:
 
 def run_train(args) -> int:
     from bench_powerprop import numerics
+    from bench_powerprop.cell_spec import CellSpec, SpecError
+    from bench_powerprop.options import OptionError
 
-    numerics.apply(*numerics.of_spec(args.spec))  # before torch is imported, here or in the server it is forked from
-    train_config = args.spec.get("train")
-    if args.processes <= 1 and isinstance(train_config, dict) and train_config.get("device", "cpu") == "cpu":
+    try:
+        spec = CellSpec.from_dict(args.spec)  # the job's one parse of its spec (torch-free)
+    except (SpecError, OptionError) as error:
+        print(f"bench_powerprop: {error}", file=sys.stderr)
+        return 2
+    numerics.apply(spec.train.numerics, spec.train.threads)  # before torch is imported, here or in the server it is forked from
+    if args.processes <= 1 and spec.train.device == "cpu":
         status = run_via_server(args.argv)
         if status is not None:
             return status
@@ -299,13 +305,12 @@ def run_train(args) -> int:
     if args.processes > 1 and not launched_by_torchrun():
         command = torchrun_command(sys.argv[1:], args.processes)
         os.execv(command[0], command)
-    from bench_powerprop.options import OptionError
     from bench_powerprop.training.checkpointing import CheckpointDirectoryError
     from bench_powerprop.training.lineage import LineageError
-    from bench_powerprop.training.trainer import SpecError, train_cell
+    from bench_powerprop.training.trainer import train_cell
 
     try:
-        metrics = train_cell(args.spec, args.run_dir, args.checkpoint_dir, progress=not args.no_progress)
+        metrics = train_cell(spec, args.run_dir, args.checkpoint_dir, progress=not args.no_progress)
     except (SpecError, OptionError, CheckpointDirectoryError, LineageError) as error:
         print(f"bench_powerprop: {error}", file=sys.stderr)
         return 2

@@ -219,16 +219,17 @@ def _oneshot_models(cell: dict, prune_cfg: dict):
     from pathlib import Path
 
     from bench_powerprop import masks
+    from bench_powerprop.config.prune import prune_options
     from bench_powerprop.reporting.rows import read_sweep
     from bench_powerprop.scoring import score
-    from bench_powerprop.structure import parse_structure
     from bench_powerprop.training.checkpointing import load_trained_model
 
     model, spec = load_trained_model(Path(cell["run_dir"]) / "model.pt")
     sweep = read_sweep(cell["run_dir"])
     sweep = sweep.assign(structure=sweep.get("structure", "unstructured"))
-    scores = score(prune_cfg.get("scorer", "magnitude"), model)
-    by_label = {parse_structure(value).label(): parse_structure(value) for value in prune_cfg.get("structures", ["unstructured"])}
+    prune = prune_options(prune_cfg)
+    scores = score(prune.scorer, model)
+    by_label = {structure.label(): structure for structure in prune.parsed_structures}
     trained = plain_model(model, spec)
     for label, rows in sweep.groupby("structure", sort=False):
         wanted = ONESHOT_KEEPS if label == "unstructured" else ONESHOT_KEEPS[:1]
@@ -236,8 +237,7 @@ def _oneshot_models(cell: dict, prune_cfg: dict):
         for index in sorted(chosen):
             row = sweep.loc[index]
             pruned = copy.deepcopy(trained)
-            mask = masks.prune(scores, float(row["keep"]), prune_cfg.get("scope", "layerwise"),
-                               prune_cfg.get("last_layer_keep_factor", 2.0), structure=by_label[label])
+            mask = masks.prune(scores, float(row["keep"]), prune.scope, prune.last_layer_keep_factor, structure=by_label[label])
             with torch.no_grad():
                 for name, layer in masks.weight_layers(pruned).items():
                     layer.weight.mul_(mask[name])

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench_powerprop import masks
-from bench_powerprop.config import keep_levels
+from bench_powerprop.config.prune import PruneOptions, prune_options
 from bench_powerprop.data.tasks import build_task
 from bench_powerprop.scoring import score
 from bench_powerprop.training.checkpointing import load_trained_model
@@ -28,33 +28,27 @@ SWEEP_COLUMNS = ["keep", "target_sparsity", "actual_sparsity", "zero_fraction", 
                  "structure"]
 
 
-def sweep_structures(prune_cfg: dict) -> list:
-    from bench_powerprop.structure import parse_structure
-
-    return [parse_structure(value) for value in prune_cfg.get("structures", ["unstructured"])]
-
-
 def structure_levels(structure, levels: list[float]) -> list[float]:
     """The keep levels a structure is swept at: N:M has one, n/m."""
     return [structure.n / structure.m] if structure.kind == "n_of_m" else levels
 
 
-def oneshot_sweep(model_path: Path, prune_cfg: dict) -> pd.DataFrame:
+def oneshot_sweep(model_path: Path, prune_cfg: dict | PruneOptions) -> pd.DataFrame:
     """Accuracy of the trained model pruned to every keep level (one row per level)."""
+    prune = prune_cfg if isinstance(prune_cfg, PruneOptions) else prune_options(prune_cfg)
     model, spec = load_trained_model(model_path)
     task = build_task(spec["data"])
-    scores = score(prune_cfg.get("scorer", "magnitude"), model)
+    scores = score(prune.scorer, model)
     rows = []
-    for structure in sweep_structures(prune_cfg):
-        for keep in structure_levels(structure, keep_levels(prune_cfg["keep_levels"])):
-            rows.append({**_pruned_row(model, spec, task, scores, keep, prune_cfg, structure), "structure": structure.label()})
+    for structure in prune.parsed_structures:
+        for keep in structure_levels(structure, prune.levels):
+            rows.append({**_pruned_row(model, spec, task, scores, keep, prune, structure), "structure": structure.label()})
     return pd.DataFrame(rows, columns=SWEEP_COLUMNS)
 
 
-def _pruned_row(model, spec, task, scores, keep, prune_cfg, structure) -> dict:
+def _pruned_row(model, spec, task, scores, keep, prune: PruneOptions, structure) -> dict:
     pruned = copy.deepcopy(model)
-    mask = masks.prune(scores, keep, prune_cfg.get("scope", "layerwise"), prune_cfg.get("last_layer_keep_factor", 2.0),
-                       structure=structure)
+    mask = masks.prune(scores, keep, prune.scope, prune.last_layer_keep_factor, structure=structure)
     masks.install(pruned, mask)
     return {
         "keep": keep,

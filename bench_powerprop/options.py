@@ -54,6 +54,22 @@ def fail(where: str, message: str, value: Any) -> OptionError:
     return OptionError(f"{where}: {message}, got {value!r}")
 
 
+def with_schema(check: Check, schema: dict, nullable: bool = False) -> Check:
+    """``check`` carrying the JSON schema of the values it accepts (``Options.json_schema`` assembles them, so a
+    config's schema is generated from the declarations instead of kept beside them)."""
+    check.schema = {"anyOf": [schema, {"type": "null"}]} if nullable else schema
+    return check
+
+
+def _bounds(minimum, maximum, exclusive_minimum=False, exclusive_maximum=False) -> dict:
+    bounds = {}
+    if minimum is not None:
+        bounds["exclusiveMinimum" if exclusive_minimum else "minimum"] = minimum
+    if maximum is not None:
+        bounds["exclusiveMaximum" if exclusive_maximum else "maximum"] = maximum
+    return bounds
+
+
 # -- checks --------------------------------------------------------------------------------
 def _is_bool(value) -> bool:
     return isinstance(value, bool)
@@ -70,7 +86,7 @@ def integer(minimum: int | None = None, maximum: int | None = None, nullable: bo
             raise fail(where, f"must be an integer{_bounds_text(minimum, maximum)}", value)
         return value
 
-    return check
+    return with_schema(check, {"type": "integer", **_bounds(minimum, maximum)}, nullable)
 
 
 def number(minimum: float | None = None, maximum: float | None = None, exclusive_minimum: bool = False,
@@ -90,7 +106,7 @@ def number(minimum: float | None = None, maximum: float | None = None, exclusive
             raise fail(where, text, value)
         return float(value)
 
-    return check
+    return with_schema(check, {"type": "number", **_bounds(minimum, maximum, exclusive_minimum, exclusive_maximum)}, nullable)
 
 
 def boolean() -> Check:
@@ -99,7 +115,7 @@ def boolean() -> Check:
             raise fail(where, "must be true or false", value)
         return value
 
-    return check
+    return with_schema(check, {"type": "boolean"})
 
 
 def one_of(*choices, nullable: bool = False) -> Check:
@@ -110,7 +126,7 @@ def one_of(*choices, nullable: bool = False) -> Check:
             raise fail(where, f"must be one of {list(choices)}", value)
         return value
 
-    return check
+    return with_schema(check, {"enum": list(choices)}, nullable)
 
 
 def text(pattern: str | None = None, nullable: bool = False) -> Check:
@@ -123,7 +139,8 @@ def text(pattern: str | None = None, nullable: bool = False) -> Check:
             raise fail(where, "must be a non-empty string" + (f" matching {pattern}" if pattern else ""), value)
         return value
 
-    return check
+    return with_schema(check, {"type": "string", "minLength": 1, **({"pattern": f"^(?:{pattern})$"} if pattern else {})},
+                       nullable)
 
 
 def step_or_fraction() -> Check:
@@ -136,7 +153,7 @@ def step_or_fraction() -> Check:
             return value
         raise fail(where, "must be a fraction of training (a float in [0, 1]) or a step (an integer >= 0)", value)
 
-    return check
+    return with_schema(check, {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0, "maximum": 1}]})
 
 
 def list_of(item: Check, min_items: int = 0, max_items: int | None = None) -> Check:
@@ -147,7 +164,9 @@ def list_of(item: Check, min_items: int = 0, max_items: int | None = None) -> Ch
             raise fail(where, f"must be a list of {size} item(s)", value)
         return tuple(item(element, f"{where}[{i}]") for i, element in enumerate(value))
 
-    return check
+    schema = {"type": "array", "items": getattr(item, "schema", {}), **({"minItems": min_items} if min_items else {}),
+              **({"maxItems": max_items} if max_items is not None else {})}
+    return with_schema(check, schema)
 
 
 def _bounds_text(minimum, maximum) -> str:
@@ -181,6 +200,8 @@ class Options:
     #: Which top-level key of a config section names the entry (e.g. a dataset's ``name``);
     #: such keys are not options and are skipped by ``parse``.
     RESERVED: ClassVar[tuple[str, ...]] = ()
+    #: Options a config must give (their declared default, None, only says "no default").
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def parse(cls, raw: Mapping | None, where: str, cell: CellFacts | None = None):
@@ -203,6 +224,8 @@ class Options:
             value = raw.get(f.name, f.default)
             check = f.metadata.get("check")
             unset = value is None and f.default is None  # an optional option left at "decide for me"
+            if unset and f.name in cls.REQUIRED:
+                raise OptionError(f"{where}.{f.name}: required")
             values[f.name] = check(value, f"{where}.{f.name}") if check and not unset else value
         return cls(**values)
 
@@ -211,6 +234,14 @@ class Options:
 
     def as_dict(self) -> dict:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def shared_dict(self) -> dict:
+        """``as_dict()``, made once per options object: the specs of the cells that share these options share it
+        (nobody edits it; the plan's spec hashes memoise a section's identity by its object)."""
+        cached = self.__dict__.get("_shared_dict")
+        if cached is None:
+            cached = self.__dict__["_shared_dict"] = self.as_dict()
+        return cached
 
     @classmethod
     def identity_of(cls, values: dict) -> dict:
@@ -232,6 +263,20 @@ class Options:
             cached = {f.name: {"identity": f.metadata.get("identity", True), **f.metadata} for f in dataclasses.fields(cls)}
             cls._metadata_cache = cached
         return cached
+
+    @classmethod
+    def json_schema(cls) -> dict:
+        """The JSON schema of a config section of these options (closed: an unknown key is an error), generated from
+        each option's check, documentation and default (``bench_powerprop.config.schema``)."""
+        properties = {}
+        for f in dataclasses.fields(cls):
+            schema = dict(getattr(f.metadata.get("check"), "schema", {}))
+            schema["description"] = f.metadata.get("doc", "")
+            if f.default is not None and f.name not in cls.REQUIRED:
+                schema["default"] = _plain(f.default)
+            properties[f.name] = schema
+        return {"type": "object", **({"required": list(cls.REQUIRED)} if cls.REQUIRED else {}),
+                "additionalProperties": False, "properties": properties}
 
     @classmethod
     def describe(cls) -> list[tuple[str, Any, str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
+from bench_powerprop.cell_spec import CellSpec
 from bench_powerprop.cells import Cell
 from bench_powerprop.config import FINAL, ExperimentGrid, outputs_dir
 from bench_powerprop.identity import cell_hash, folder_hash, hash_segment
@@ -37,11 +38,12 @@ class Plan:
         self.checkpoints = config.get("checkpoint_dir", "checkpoints")
         self.grids = {name: ExperimentGrid(name, config["experiments"][name]) for name in config["active_experiments"]}
         self._by_axes = {(cell.experiment, cell.path): cell for grid in self.grids.values() for cell in grid.block_of}
+        self._cell_specs: dict[Cell, CellSpec] = {}
         self._specs: dict[Cell, dict] = {}
         self._hashes: dict[Cell, str] = {}
         self._shared_identity: dict[int, dict] = {}
         self._parents: dict[Cell, dict] = {}
-        self._experiment_specs: dict[str, dict] = {}
+        self._experiment_sections: dict[str, dict] = {}
 
     # -- cells ---------------------------------------------------------------------------
     @cached_property
@@ -87,9 +89,16 @@ class Plan:
         return {f"{stem}_beton": self.beton_file(experiment, dataset, stem) for stem in DATASETS.options(dataset).beton_stems()}
 
     # -- specs and lineage -------------------------------------------------------------------
+    def cell_spec(self, cell: Cell) -> CellSpec:
+        """The cell's typed training spec, built once from the experiment's typed options."""
+        if cell not in self._cell_specs:
+            self._cell_specs[cell] = self._build_spec(cell)
+        return self._cell_specs[cell]
+
     def spec(self, cell: Cell) -> dict:
+        """The serialised spec (``CellSpec.as_dict``): what the training job is given and the spec hash is taken of."""
         if cell not in self._specs:
-            self._specs[cell] = self._build_spec(cell)
+            self._specs[cell] = self.cell_spec(cell).as_dict()
         return self._specs[cell]
 
     def spec_hash(self, cell: Cell) -> str:
@@ -97,41 +106,27 @@ class Plan:
             self._hashes[cell] = cell_hash(self.spec(cell), self._shared_identity)
         return self._hashes[cell]
 
-    def _build_spec(self, cell: Cell) -> dict:
+    def _build_spec(self, cell: Cell) -> CellSpec:
         grid = self.grids[cell.experiment]
-        spec = {
-            **cell.as_dict(),
-            **self._experiment_spec(cell.experiment),
-            "method_options": grid.method_options_dict(cell),
-        }
-        block = grid.block_of[cell]
-        if block.snapshot_steps:
-            spec["snapshot_steps"] = sorted(block.snapshot_steps)
         lineage = {relation: self._inherited(parent, step) for relation, (parent, step) in self.parents(cell).items()}
-        if lineage:
-            spec["lineage"] = lineage
-        return spec
+        return CellSpec(cell, **self._experiment_sections_of(cell.experiment), method_options=grid.method_options(cell),
+                        tasks=grid.tasks, structure=grid.structure, snapshot_steps=tuple(grid.block_of[cell].snapshot_steps),
+                        lineage=lineage)
 
-    def _experiment_spec(self, experiment: str) -> dict:
-        """The part of a spec every cell of ``experiment`` shares (resolved once; specs share it, nobody edits it)."""
-        if experiment not in self._experiment_specs:
-            self._experiment_specs[experiment] = self._resolve_experiment_spec(experiment)
-        return self._experiment_specs[experiment]
+    def _experiment_sections_of(self, experiment: str) -> dict:
+        """The typed sections every cell of ``experiment`` shares (resolved once; specs share them, nobody edits them)."""
+        if experiment not in self._experiment_sections:
+            from bench_powerprop.data.datasets import resolve_data_config
+            from bench_powerprop.models import resolve_model_config
+            from bench_powerprop.training.options import train_options
 
-    def _resolve_experiment_spec(self, experiment: str) -> dict:
-        from bench_powerprop.data.datasets import resolve_data_config
-        from bench_powerprop.models import resolve_model_config
-        from bench_powerprop.training.options import train_options
-
-        config = self.experiment(experiment)
-        structure = self.grids[experiment].structure
-        return {
-            "data": {**resolve_data_config(config["data"]), **self.beton_paths(experiment)},
-            "model": resolve_model_config(config["model"]),
-            "train": train_options(config["train"]).as_dict(),
-            # only where declared: the unstructured default leaves every existing spec (and its hash) as it was
-            **({} if structure.unstructured else {"structure": structure.as_config()}),
-        }
+            config = self.experiment(experiment)
+            self._experiment_sections[experiment] = {
+                "data": {**resolve_data_config(config["data"]), **self.beton_paths(experiment)},
+                "model": resolve_model_config(config["model"]),
+                "train": train_options(config["train"], f"experiments.{experiment}.train"),
+            }
+        return self._experiment_sections[experiment]
 
     def parents(self, cell: Cell) -> dict[str, tuple[Cell, int | str]]:
         if cell not in self._parents:

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from bench_powerprop import masks
+from bench_powerprop.cell_spec import CellSpec
 from bench_powerprop.methods import METHODS
 from bench_powerprop.options import CellFacts
 from bench_powerprop.powerprop import model_alpha, powerpropify, weight_layers
@@ -11,6 +12,8 @@ from bench_powerprop.structure import UNSTRUCTURED
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage
 from bench_powerprop.training.strategy import LocalStrategy
+
+from helpers import digits_spec
 
 
 def tiny_mlp(alpha=2.0, seed=0):
@@ -35,7 +38,7 @@ class MethodRun:
         method_class = METHODS.get(name)
         facts = CellFacts(sparsity, steps, model_alpha(self.model), structure=structure)
         self.method = method_class(method_class.Options.parse(options or {}, f"methods.{name}", facts), facts, seed)
-        self.ctx = TrainingContext(self.model, self.optimizer, {"seed": seed, "train": {"batch_size": 8}}, [],
+        self.ctx = TrainingContext(self.model, self.optimizer, CellSpec.from_dict(digits_spec(seed=seed, batch_size=8)), [],
                                    nn.functional.cross_entropy, None, Lineage(), LocalStrategy(torch.device("cpu")),
                                    self.method.phases())
         self.method.setup(self.ctx)

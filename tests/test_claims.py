@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench_powerprop.cell_spec import CellSpec
 from bench_powerprop.cells import CELL_COLUMNS
 from bench_powerprop.pipelines import PIPELINES
 from bench_powerprop.reporting import claims as c
@@ -452,10 +453,10 @@ def test_every_claim_names_a_known_kind_table_and_columns():
 
 
 # -- the per-cell weight statistics -----------------------------------------------------------
-def spec(alpha: float, seed: int) -> dict:
-    return {"experiment": "e", "method": "dense", "variant": "default", "alpha": alpha, "sparsity": 0.0, "seed": seed,
+def spec(alpha: float, seed: int) -> CellSpec:
+    return CellSpec.from_dict({"experiment": "e", "method": "dense", "variant": "default", "alpha": alpha, "sparsity": 0.0, "seed": seed,
             "data": {"name": "digits", "split_seed": 0}, "model": {"name": "mlp", "hidden": [8]},
-            "train": {"steps": 1, "batch_size": 4, "lr": 0.1}}
+            "train": {"steps": 1, "batch_size": 4, "lr": 0.1}})
 
 
 def test_init_fingerprint_is_the_seed_dense_init_and_batch_fingerprint_the_first_indices():

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from bench_powerprop import masks
+from bench_powerprop.cell_spec import CellSpec
 from bench_powerprop.config import load_yaml, validate_config
 from bench_powerprop.data.permuted import permute
 from bench_powerprop.methods import METHODS
@@ -28,7 +29,7 @@ from bench_powerprop.training.lineage import Lineage
 from bench_powerprop.training.strategy import LocalStrategy
 from bench_powerprop.training.trainer import Trainer, train_cell
 
-from helpers import REPO, continual_spec, kill_hard, start_training, train_command, wait_for_checkpoint
+from helpers import REPO, continual_spec, digits_spec, kill_hard, start_training, train_command, wait_for_checkpoint
 
 TASKS, STEPS = 4, 30
 STRESS = {"momentum": 0.9, "weight_decay": 1e-3}
@@ -157,7 +158,7 @@ class ToyTask:
 def toy_method_and_context(model, alpha, options):
     facts = CellFacts(steps=1, alpha=alpha, tasks=1)
     method = METHODS.get("efficient_packnet")(METHODS.options("efficient_packnet").parse(options, "m", facts), facts, 0)
-    ctx = TrainingContext(model, torch.optim.SGD(model.parameters(), lr=0.1), {"seed": 0, "train": {"batch_size": 4}},
+    ctx = TrainingContext(model, torch.optim.SGD(model.parameters(), lr=0.1), CellSpec.from_dict(digits_spec(seed=0, batch_size=4)),
                           [ToyTask()], nn.functional.cross_entropy, None, Lineage(), LocalStrategy(torch.device("cpu")),
                           method.phases())
     method.setup(ctx)

@@ -22,7 +22,7 @@ def probed_spec(method="static", alpha=2.0, sparsity=0.9, steps=30, **train):
 
 def independent_norms(trainer):
     """‖∂L/∂(parameters)‖ by an ordinary backward pass, and ‖m ⊙ ∂L/∂θ‖ by the chain rule ∂L/∂θ = ∂L/∂φ / (α|φ|^(α−1))."""
-    features, labels = trainer.ctx.tasks[0].held_out_batch(64, probe_seed(trainer.spec["seed"]))
+    features, labels = trainer.ctx.tasks[0].held_out_batch(64, probe_seed(trainer.spec.seed))
     model = trainer.model
     model.zero_grad(set_to_none=True)
     trainer.ctx.loss_fn(model(features), labels).backward()

@@ -57,7 +57,7 @@ def fresh_seed(seed: int, replicate: int = 0) -> int:
 def redraw_weights(ctx, seed: int, replicate: int = 0) -> None:
     """Replace the model's weights by a fresh draw of its own initialiser, decorrelated from the cell's ``seed``."""
     task = ctx.tasks[0]
-    sparse_init.redraw(ctx.model, lambda: models.build_model(ctx.spec["model"], task.input_shape, task.num_classes),
+    sparse_init.redraw(ctx.model, lambda: models.build_model(ctx.spec.model, task.input_shape, task.num_classes),
                        fresh_seed(seed, replicate))
 
 

@@ -86,7 +86,7 @@ class AdaptiveAlpha(Method):
             train_size = getattr(ctx.task, "train_size", None)
             if train_size is None:
                 raise ValueError(f"{self.registry_name}: the data does not say its training-set size; set steps_per_epoch")
-            self.steps_per_epoch = max(1, train_size // ctx.spec["train"]["batch_size"])
+            self.steps_per_epoch = max(1, train_size // ctx.spec.train.batch_size)
 
     def prepare(self, ctx):
         self.measure(ctx.model, 0)

@@ -10,6 +10,7 @@ import json
 
 import pandas as pd
 
+from bench_powerprop.config.prune import prune_options
 from bench_powerprop.reporting import published as pub
 from bench_powerprop.reporting.labels import (
     STATUS_LEGEND,
@@ -62,12 +63,12 @@ def oneshot_markdown(summary: pd.DataFrame, manifest: dict, heading: str) -> str
     order = list(dict.fromkeys(table.sort_values(["method", "variant", "sparsity", "alpha"])["column"]))
     pivot = table.pivot_table(index=["target_sparsity", "weights_kept"], columns="column", values="text", aggfunc="first")
     pivot = pivot.sort_index(ascending=False).droplevel("target_sparsity")[order]
-    prune = manifest["prune"]
+    prune = prune_options(manifest["prune"], "manifest.prune")
     header = (
         f"# {manifest['experiment']}: {heading}\n\n"
-        f"{setting_text(manifest)} Pruning: {prune.get('scope', 'layerwise')} {prune.get('scorer', 'magnitude')} "
+        f"{setting_text(manifest)} Pruning: {prune.scope} {prune.scorer} "
         f"ranking of the effective weights θ, no retraining; the output layer keeps "
-        f"min(1, {prune.get('last_layer_keep_factor', 2.0):g}×) the kept fraction.\n\n"
+        f"min(1, {prune.last_layer_keep_factor:g}×) the kept fraction.\n\n"
         f"Test accuracy in % (mean ± std over seeds). {STATUS_LEGEND}\n\n"
     )
     return header + pivot.rename_axis("weights kept").to_markdown() + "\n"

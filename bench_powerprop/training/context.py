@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from bench_powerprop.cell_spec import CellSpec
 from bench_powerprop.methods.base import Phase
 from bench_powerprop.powerprop import capture_dense_gradients, captured_dense_gradients
 from bench_powerprop.scoring import ScoringInputs
@@ -31,7 +32,7 @@ class TrainingContext:
 
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    spec: dict
+    spec: CellSpec
     tasks: list
     loss_fn: Any
     snapshots: SnapshotStore
@@ -78,10 +79,10 @@ class TrainingContext:
     def scoring_batches(self, count: int, batch_size: int | None = None, task_index: int | None = None):
         """``count`` batches from the scoring stream of a task (default: the current phase's)."""
         index = self.phase.task if task_index is None else task_index
-        size = batch_size or self.spec["train"]["batch_size"]
+        size = batch_size or self.spec.train.batch_size
         key = (index, size)
         if key not in self._scoring_sources:
-            self._scoring_sources[key] = self.tasks[index].train_batches(size, scoring_seed(self.spec["seed"]))
+            self._scoring_sources[key] = self.tasks[index].train_batches(size, scoring_seed(self.spec.seed))
         source = self._scoring_sources[key]
         return [tuple(tensor.to(self.device) for tensor in source.next_batch()) for _ in range(count)]
 
@@ -93,7 +94,7 @@ class TrainingContext:
 
     def load_scoring_state(self, state: dict) -> None:
         for (index, size), source_state in state.items():
-            source = self.tasks[index].train_batches(size, scoring_seed(self.spec["seed"]))
+            source = self.tasks[index].train_batches(size, scoring_seed(self.spec.seed))
             source.load_state_dict(source_state)
             self._scoring_sources[(index, size)] = source
 

@@ -130,8 +130,9 @@ class Lineage:
     mask_source: Inherited | None = None
 
     @classmethod
-    def from_spec(cls, spec: dict) -> Lineage:
-        declared = spec.get("lineage") or {}
+    def from_spec(cls, spec) -> Lineage:
+        """What a ``CellSpec``'s lineage names, loaded."""
+        declared = spec.lineage
         loaded = {relation: Inherited.load(declared[relation]["path"], declared[relation]["step"],
                                            declared[relation].get("parent_spec_hash"))
                   for relation in ("init_from", "mask_from") if relation in declared}

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from bench_powerprop.options import CellFacts, OptionError, Options, boolean, integer, list_of, number, one_of, option
 
-REQUIRED = ("steps", "batch_size", "lr")
-
 
 @dataclass(frozen=True)
 class TrainOptions(Options):
+    REQUIRED = ("steps", "batch_size", "lr")
+
     steps: int = option(None, "training steps of each phase (required)", check=integer(minimum=1, maximum=100_000_000))
     batch_size: int = option(None, "examples per step (required)", check=integer(minimum=1, maximum=1_000_000))
     lr: float = option(None, "base learning rate (required)", check=number(minimum=0, exclusive_minimum=True))
@@ -59,9 +59,6 @@ class TrainOptions(Options):
                                            "(at most the split)", check=integer(minimum=1))
 
     def check(self, where: str, cell: CellFacts) -> None:
-        for name in REQUIRED:
-            if getattr(self, name) is None:
-                raise OptionError(f"{where}.{name}: required")
         if len(set(self.gradient_norm_steps)) != len(self.gradient_norm_steps):
             raise OptionError(f"{where}.gradient_norm_steps: must not repeat a step, got {list(self.gradient_norm_steps)}")
 

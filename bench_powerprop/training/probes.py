@@ -28,7 +28,6 @@ from torch import nn
 from bench_powerprop import masks
 from bench_powerprop.powerprop import weight_layers
 from bench_powerprop.scoring._saliency import computing_with, leaves, masked_thetas
-from bench_powerprop.training.options import train_options
 
 
 def probe_seed(seed: int) -> int:
@@ -42,15 +41,16 @@ class GradientNormProbe:
         self.rows: list[dict] = []
 
     @classmethod
-    def from_spec(cls, spec: dict, task, loss_fn, device) -> GradientNormProbe | None:
-        train = train_options(spec["train"], "spec.train")
+    def from_spec(cls, spec, task, loss_fn, device) -> GradientNormProbe | None:
+        """The probe a cell's ``CellSpec`` asks for (None when its ``train`` section asks for none)."""
+        train = spec.train
         every, steps = train.gradient_norm_every, train.gradient_norm_steps
         if every is None and not steps:
             return None
         if not hasattr(task, "held_out_batch"):
-            raise ValueError(f"train.gradient_norm_every/steps: data {spec['data']['name']!r} has no in-memory validation split to probe")
+            raise ValueError(f"train.gradient_norm_every/steps: data {spec.data['name']!r} has no in-memory validation split to probe")
         size = train.gradient_norm_batch_size
-        batch = tuple(tensor.to(device) for tensor in task.held_out_batch(size, probe_seed(spec["seed"])))
+        batch = tuple(tensor.to(device) for tensor in task.held_out_batch(size, probe_seed(spec.seed)))
         return cls(batch, loss_fn, every, steps)
 
     def due(self, step: int) -> bool:

@@ -12,6 +12,6 @@ def batch_seed(seed: int, task_index: int, replicate: int = 0) -> int:
     return int(seed) if task_index == 0 else (int(seed) * 104_729 + task_index) % (2**63 - 1)
 
 
-def cell_batch_seed(spec: dict, task_index: int) -> int:
-    """``batch_seed`` of a cell's spec."""
-    return batch_seed(spec["seed"], task_index, (spec.get("method_options") or {}).get("replicate", 0))
+def cell_batch_seed(spec, task_index: int) -> int:
+    """``batch_seed`` of a cell's spec (a ``CellSpec``)."""
+    return batch_seed(spec.seed, task_index, getattr(spec.method_options, "replicate", 0))

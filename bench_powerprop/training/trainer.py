@@ -29,21 +29,17 @@ import torch
 from torch import nn
 
 from bench_powerprop import hardware, masks
-from bench_powerprop.data.datasets import task_count
+from bench_powerprop.cell_spec import CellSpec, SpecError
 from bench_powerprop.data.tasks import build_task
-from bench_powerprop.identity import cell_hash
 from bench_powerprop.integrity import clear_run_dir, code_version, fingerprint, written_files
 from bench_powerprop.io import provenance, write_bytes_atomic, write_json_atomic, write_text_atomic
 from bench_powerprop.methods import METHODS
 from bench_powerprop.models import build_model
-from bench_powerprop.options import CellFacts
 from bench_powerprop.powerprop import ThetaLeaves, compile_transforms, layer_alphas, powerprop_layers, powerpropify, restore_layer_alphas
-from bench_powerprop.structure import parse_structure
 from bench_powerprop.training.checkpointing import CellLock, load_latest_checkpoint, prepare_directory, save_checkpoint
 from bench_powerprop.training.context import TrainingContext
 from bench_powerprop.training.lineage import Lineage, SnapshotStore
 from bench_powerprop.training.optimizers import learning_rate_factor, make_optimizer
-from bench_powerprop.training.options import REQUIRED, train_options
 from bench_powerprop.training.precision import MixedPrecision
 from bench_powerprop.training.probes import GradientNormProbe
 from bench_powerprop.training.progress import (
@@ -69,23 +65,18 @@ class Preempted(SystemExit):
 
 
 # -- building a cell ------------------------------------------------------------------------
-def cell_facts(spec: dict) -> CellFacts:
-    return CellFacts(sparsity=spec["sparsity"], steps=spec["train"]["steps"], alpha=spec["alpha"], tasks=task_count(spec["data"]),
-                     structure=parse_structure(spec.get("structure"), "structure"))
+def build_method(spec: CellSpec | dict):
+    spec = CellSpec.of(spec)
+    return METHODS.get(spec.method)(spec.method_options, spec.facts, spec.seed)
 
 
-def build_method(spec: dict):
-    method_class = METHODS.get(spec["method"])
-    options = method_class.Options.parse(spec.get("method_options"), "method_options", cell_facts(spec))
-    return method_class(options, cell_facts(spec), spec["seed"])
-
-
-def build_cell(spec: dict):
+def build_cell(spec: CellSpec | dict):
     """Model (powerpropified), tasks (one per phase task index) and method, seeded so the init is reproducible."""
-    torch.manual_seed(spec["seed"])
-    task = build_task(spec["data"])
-    model = build_model(spec["model"], task.input_shape, task.num_classes)
-    powerpropify(model, spec["alpha"])
+    spec = CellSpec.of(spec)
+    torch.manual_seed(spec.seed)
+    task = build_task(spec.data)
+    model = build_model(spec.model, task.input_shape, task.num_classes)
+    powerpropify(model, spec.alpha)
     tasks = list(getattr(task, "tasks", [task]))
     return model, tasks, build_method(spec)
 
@@ -113,17 +104,17 @@ class PreemptionFlag:
 
 # -- the trainer ------------------------------------------------------------------------------
 class Trainer:
-    def __init__(self, spec: dict, checkpoint_dir: Path, strategy=None, progress: bool = True):
-        self.spec, self.train = spec, train_options(spec["train"], "spec.train")
-        self.hash = cell_hash(spec)
-        self.code = code_version(spec["method"])
+    def __init__(self, spec: CellSpec | dict, checkpoint_dir: Path, strategy=None, progress: bool = True):
+        self.spec = spec = CellSpec.of(spec)
+        self.train, self.hash = spec.train, spec.hash
+        self.code = code_version(spec.method)
         self.checkpoint_dir = Path(checkpoint_dir)
         self.progress = progress
         torch.set_num_threads(self.train.threads)
         self.strategy = strategy or LocalStrategy(torch.device("cpu"))
         model, tasks, self.method = build_cell(spec)
         lineage = Lineage.from_spec(spec)
-        lineage.apply_init(model, spec["alpha"])
+        lineage.apply_init(model, spec.alpha)
         self.powerprop_layers = powerprop_layers(model)
         if self.train.compile:
             compile_transforms(model)
@@ -132,7 +123,7 @@ class Trainer:
                                         and not self.train.compile else [])
         self._place_on_device(model, tasks)
         optimizer = make_optimizer(model, self.train, self.method)
-        snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.get("snapshot_steps", []), self.hash)
+        snapshots = SnapshotStore(self.checkpoint_dir / "snapshots", spec.snapshot_steps, self.hash)
         loss_fn = nn.CrossEntropyLoss(label_smoothing=self.train.label_smoothing)
         self.ctx = TrainingContext(model, optimizer, spec, tasks, loss_fn, snapshots, lineage, self.strategy, self.method.phases())
         self.precision = MixedPrecision(self.train.amp, self.strategy.device)
@@ -166,7 +157,7 @@ class Trainer:
         """Model on the strategy's device (channels-last with ``train.channels_last``); task batches there too."""
         device, channels_last = self.strategy.device, self.train.channels_last
         if device.type != "cpu" and not all(hasattr(task, "set_device") for task in tasks):
-            raise ValueError(f"train.device: data {self.spec['data']['name']!r} is held in CPU memory; use device: cpu")
+            raise ValueError(f"train.device: data {self.spec.data['name']!r} is held in CPU memory; use device: cpu")
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         if device.type != "cpu" or channels_last:
@@ -290,7 +281,7 @@ class Trainer:
     def run(self) -> dict:
         ctx = self.ctx
         spec = self.spec
-        label = f"{spec['experiment']} {spec['method']} α={spec['alpha']:g} s={spec['sparsity']:g} seed={spec['seed']}"
+        label = f"{spec.experiment} {spec.method} α={spec.alpha:g} s={spec.sparsity:g} seed={spec.seed}"
         bar = progress_bar(self.total_steps, ctx.step, label, enabled=self.progress and self.strategy.is_main)
         started = time.perf_counter()
         with PreemptionFlag() as preemption:
@@ -382,36 +373,18 @@ class Trainer:
 
 
 # -- one cell, end to end ---------------------------------------------------------------------
-SPEC_KEYS = ("experiment", "method", "alpha", "sparsity", "seed", "data", "model", "train")
-
-
-class SpecError(ValueError):
-    """A training spec that cannot be trained; ``str(error)`` is one line naming the field."""
-
-
-def check_spec(spec: dict) -> None:
+def check_spec(spec: CellSpec | dict) -> CellSpec:
     """Everything a training job needs is in the spec, checked before any work (options included)."""
-    from bench_powerprop.data.datasets import resolve_data_config
-    from bench_powerprop.models import resolve_model_config
-
-    missing = [key for key in SPEC_KEYS if key not in spec] + [f"train.{key}" for key in REQUIRED
-                                                               if key not in spec.get("train", {})]
-    if missing:
-        raise SpecError(f"spec: missing {', '.join(missing)} (the workflow writes specs; see `train --help` for an example)")
-    if spec["method"] not in METHODS:
-        raise SpecError(f"spec.method: unknown method {spec['method']!r} (registered: {', '.join(METHODS.names())})")
-    train = train_options(spec["train"], "spec.train")
-    if train.tensorboard and importlib.util.find_spec("tensorboard") is None:
+    spec = CellSpec.of(spec)
+    if spec.train.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise SpecError("spec.train.tensorboard: the tensorboard package is not installed "
                         "(pip install -e '.[tensorboard]'; `make run` installs it when a config asks for it)")
-    resolve_data_config(spec["data"], "spec.data")
-    resolve_model_config(spec["model"], "spec.model")
-    METHODS.options(spec["method"]).parse(spec.get("method_options"), "spec.method_options", cell_facts(spec))
+    return spec
 
 
 def model_payload(trainer: Trainer) -> dict:
     # spec_hash first: bench_powerprop.identity.recorded_spec_hash reads the pickle only as far as it
-    return {"spec_hash": trainer.hash, "spec": trainer.spec, "state_dict": trainer.model.state_dict(),
+    return {"spec_hash": trainer.hash, "spec": trainer.spec.as_dict(), "state_dict": trainer.model.state_dict(),
             "layer_alpha": layer_alphas(trainer.model)}
 
 
@@ -421,16 +394,16 @@ def output_fingerprints(run_dir: Path) -> dict[str, dict]:
     return {str(path.relative_to(run_dir)): fingerprint(path) for path in written_files(run_dir)}
 
 
-def train_cell(spec: dict, run_dir: Path, checkpoint_dir: Path, progress: bool = True) -> dict:
+def train_cell(spec: CellSpec | dict, run_dir: Path, checkpoint_dir: Path, progress: bool = True) -> dict:
     """Train one cell and write its outputs atomically; metrics.json is written last, and only on success.
 
     The cell's checkpoint directory is checked writable before any step and locked while the cell
     trains (a second process for the same cell fails at once). Started by torchrun, every process
     trains (DDP, see ``training.strategy``) and only rank 0 writes.
     """
-    check_spec(spec)
+    spec = check_spec(spec)
     run_dir, started = Path(run_dir), provenance()
-    with strategy_for(train_options(spec["train"], "spec.train").device) as strategy:
+    with strategy_for(spec.train.device) as strategy:
         lock = CellLock(prepare_directory(checkpoint_dir)) if strategy.is_main else contextlib.nullcontext()
         with lock:
             if strategy.is_main:
@@ -455,4 +428,5 @@ def write_outputs(trainer: Trainer, run_dir: Path, provenance_info: dict) -> Non
     torch.save(model_payload(trainer), buffer)
     write_bytes_atomic(run_dir / "model.pt", buffer.getvalue())
     trainer.ctx.snapshots.publish(run_dir)
-    write_json_atomic(run_dir / "run.json", {"spec": trainer.spec, "spec_hash": trainer.hash, "code": trainer.code, **provenance_info})
+    write_json_atomic(run_dir / "run.json", {"spec": trainer.spec.as_dict(), "spec_hash": trainer.hash, "code": trainer.code,
+                                             **provenance_info})

@@ -53,11 +53,11 @@ def digest(*arrays: np.ndarray) -> str:
     return hasher.hexdigest()
 
 
-def initial_thetas(spec: dict, task) -> dict[str, np.ndarray]:
+def initial_thetas(spec, task) -> dict[str, np.ndarray]:
     """The dense θ₀ of the cell's seed, drawn as ``build_cell`` draws it (before ``powerpropify``)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(spec["seed"])
-        model = build_model(spec["model"], task.input_shape, task.num_classes)
+        torch.manual_seed(spec.seed)
+        model = build_model(spec.model, task.input_shape, task.num_classes)
     return {name: layer.weight.detach().double().numpy() for name, layer in weight_layers(model).items()}
 
 
@@ -98,7 +98,8 @@ def small_weight_movement(thetas: dict[str, np.ndarray], initial: dict[str, np.n
     return float(np.concatenate(moved).mean())
 
 
-def weight_statistics(model: nn.Module, spec: dict, tasks: list) -> dict:
+def weight_statistics(model: nn.Module, spec, tasks: list) -> dict:
+    """``spec``: the cell's ``CellSpec``."""
     from bench_powerprop.training.seeds import cell_batch_seed
 
     initial = initial_thetas(spec, tasks[0])
@@ -109,7 +110,7 @@ def weight_statistics(model: nn.Module, spec: dict, tasks: list) -> dict:
     names = list(thetas)
     return {
         "init_fingerprint": digest(*initial.values()),
-        "batch_fingerprint": batch_fingerprint(tasks[0], spec["train"]["batch_size"], cell_batch_seed(spec, 0)),
+        "batch_fingerprint": batch_fingerprint(tasks[0], spec.train.batch_size, cell_batch_seed(spec, 0)),
         "near_zero_threshold": f"{NEAR_ZERO_FACTOR:g} x initial std of the layer",
         "near_zero_fraction": float(np.dot(counts, [near[name] for name in names]) / counts.sum()),
         "layer_near_zero_fraction": near,

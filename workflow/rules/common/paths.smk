@@ -8,7 +8,8 @@ import sys
 sys.path.insert(0, workflow.basedir)
 
 from bench_powerprop.cells import CELL_PATH_PATTERN, EXPERIMENT_PATTERN
-from bench_powerprop.config import export_job_environment, validate_or_exit
+from bench_powerprop.config import validate_or_exit
+from bench_powerprop.job_environment import export_job_environment
 from bench_powerprop.identity import RecordedAs
 from bench_powerprop.integrity import runs_jobs
 from bench_powerprop.io import WriteError
