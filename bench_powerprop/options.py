@@ -130,6 +130,7 @@ def one_of(*choices, nullable: bool = False) -> Check:
 
 
 def text(pattern: str | None = None, nullable: bool = False) -> Check:
+    """A non-empty string, all of it matching ``pattern`` (a pattern without a top-level ``|``: the schema anchors it)."""
     import re
 
     def check(value, where):
@@ -139,7 +140,7 @@ def text(pattern: str | None = None, nullable: bool = False) -> Check:
             raise fail(where, "must be a non-empty string" + (f" matching {pattern}" if pattern else ""), value)
         return value
 
-    return with_schema(check, {"type": "string", "minLength": 1, **({"pattern": f"^(?:{pattern})$"} if pattern else {})},
+    return with_schema(check, {"type": "string", "minLength": 1, **({"pattern": f"^{pattern}$"} if pattern else {})},
                        nullable)
 
 
@@ -156,16 +157,19 @@ def step_or_fraction() -> Check:
     return with_schema(check, {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "number", "minimum": 0, "maximum": 1}]})
 
 
-def list_of(item: Check, min_items: int = 0, max_items: int | None = None) -> Check:
+def list_of(item: Check, min_items: int = 0, max_items: int | None = None, unique: bool = False) -> Check:
     size = f"exactly {min_items}" if min_items == max_items else f"at least {min_items}"
 
     def check(value, where):
         if not isinstance(value, (list, tuple)) or len(value) < min_items or (max_items is not None and len(value) > max_items):
             raise fail(where, f"must be a list of {size} item(s)", value)
+        if unique and len({repr(element) for element in value}) != len(value):
+            raise fail(where, "must not repeat a value", list(value))
         return tuple(item(element, f"{where}[{i}]") for i, element in enumerate(value))
 
-    schema = {"type": "array", "items": getattr(item, "schema", {}), **({"minItems": min_items} if min_items else {}),
-              **({"maxItems": max_items} if max_items is not None else {})}
+    schema = {"type": "array", **({"minItems": min_items} if min_items else {}),
+              **({"maxItems": max_items} if max_items is not None else {}), **({"uniqueItems": True} if unique else {}),
+              "items": getattr(item, "schema", {})}
     return with_schema(check, schema)
 
 

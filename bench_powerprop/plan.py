@@ -118,13 +118,12 @@ class Plan:
         if experiment not in self._experiment_sections:
             from bench_powerprop.data.datasets import resolve_data_config
             from bench_powerprop.models import resolve_model_config
-            from bench_powerprop.training.options import train_options
 
             config = self.experiment(experiment)
             self._experiment_sections[experiment] = {
                 "data": {**resolve_data_config(config["data"]), **self.beton_paths(experiment)},
                 "model": resolve_model_config(config["model"]),
-                "train": train_options(config["train"], f"experiments.{experiment}.train"),
+                "train": self.grids[experiment].train,
             }
         return self._experiment_sections[experiment]
 

@@ -9,10 +9,54 @@ from functools import cached_property
 from bench_powerprop.cell_spec import cell_facts
 from bench_powerprop.cells import DEFAULT_VARIANT, Cell, coerce_axis, make_cell
 from bench_powerprop.config.loading import ConfigError
-from bench_powerprop.options import CellFacts, OptionError
+from bench_powerprop.options import CellFacts, OptionError, Options, integer, list_of, number, option, text, with_schema
 
 FINAL = "final"
 PREVIOUS = "previous"
+NAME = "[a-z0-9_]+"
+MAX_SEED = 2**32 - 1
+
+
+def _axis(item) -> object:
+    """The values of one grid axis: a non-empty list without repeats."""
+    return list_of(item, min_items=1, unique=True)
+
+
+def _lineage():
+    """``init_from`` / ``mask_from``: its shape is the schema's ``lineage`` (resolved by ``ExperimentGrid.parent``)."""
+
+    def check(value, where):
+        if not isinstance(value, dict):
+            raise OptionError(f"{where}: must be a mapping with cell and step, got {value!r}")
+        return value
+
+    return with_schema(check, {"$ref": "#/$defs/lineage"})
+
+
+@dataclass(frozen=True)
+class GridBlock(Options):
+    """One block of an experiment's ``grid``: the cartesian product of its axes' values, and what its cells declare.
+    The config schema's ``grid_block`` is generated from it."""
+
+    REQUIRED = ("method", "alpha", "sparsity", "seed")
+
+    method: tuple[str, ...] = option(None, "training methods (registered names)", check=_axis(text(NAME)))
+    variant: tuple[str, ...] = option((DEFAULT_VARIANT,), "variants of the methods (default: [default], the method's "
+                                      "options without a variant)", check=_axis(text(NAME)))
+    alpha: tuple[float, ...] = option(None, "Powerprop exponents α", check=_axis(number(minimum=0, exclusive_minimum=True)))
+    sparsity: tuple[float, ...] = option(None, "target sparsities", check=_axis(number(minimum=0, maximum=1, exclusive_maximum=True)))
+    seed: tuple[int, ...] = option(None, "seeds", check=_axis(integer(minimum=0, maximum=MAX_SEED)))
+    level: tuple[int, ...] | None = option(None, "levels of an iterative-pruning chain (lottery tickets); absent for every "
+                                           "other cell", check=_axis(integer(minimum=0, maximum=1000)))
+    snapshot_steps: tuple[int, ...] = option((), "steps at which these cells save weights + masks (Snakemake outputs "
+                                             "another cell can start from)", check=list_of(integer(minimum=0), unique=True))
+    init_from: dict | None = option(None, "start from another cell's weights at a step", check=_lineage())
+    mask_from: dict | None = option(None, "train under another cell's mask from a step", check=_lineage())
+
+    def cells(self, experiment: str) -> list[Cell]:
+        return [make_cell(experiment, method=method, variant=variant, alpha=alpha, sparsity=sparsity, seed=seed, level=level)
+                for method, variant, alpha, sparsity, seed, level in itertools.product(
+                    self.method, self.variant, self.alpha, self.sparsity, self.seed, self.level or (None,))]
 
 
 def check_structure(method_class, cell, structure, where: str) -> None:
@@ -52,14 +96,14 @@ class ExperimentGrid:
     _options: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        for index, block in enumerate(self.experiment["grid"]):
+        for index, raw in enumerate(self.experiment["grid"]):
             where = f"experiments.{self.name}.grid[{index}]"
-            variants = block.get("variant", [DEFAULT_VARIANT])
-            cells = [make_cell(self.name, method=method, variant=variant, alpha=alpha, sparsity=sparsity, seed=seed, level=level)
-                     for method, variant, alpha, sparsity, seed, level in itertools.product(
-                         block["method"], variants, block["alpha"], block["sparsity"], block["seed"], block.get("level", [None]))]
-            declared = BlockCells(index, cells, tuple(block.get("snapshot_steps", ())), block.get("init_from"),
-                                  block.get("mask_from"), where)
+            try:
+                block = GridBlock.parse(raw, where)
+            except OptionError as error:
+                raise ConfigError(str(error)) from None
+            cells = block.cells(self.name)
+            declared = BlockCells(index, cells, block.snapshot_steps, block.init_from, block.mask_from, where)
             self.blocks.append(declared)
             for cell in cells:
                 if cell in self.block_of:
@@ -89,9 +133,16 @@ class ExperimentGrid:
             self._tasks = task_count(resolve_data_config(self.experiment["data"]))
         return self._tasks
 
+    @cached_property
+    def train(self):
+        """The experiment's typed ``train`` section, every default filled in (parsed once: validation and plan read it)."""
+        from bench_powerprop.training.options import TrainOptions
+
+        return TrainOptions.parse(self.experiment["train"], f"experiments.{self.name}.train")
+
     def cell_facts(self, cell: Cell) -> CellFacts:
         """What option checks may know about a cell (validation, lineage checks, plan; ``cell_spec.cell_facts``)."""
-        return cell_facts(cell, self.experiment["train"]["steps"], self.tasks, self.structure)
+        return cell_facts(cell, self.train.steps, self.tasks, self.structure)
 
     @cached_property
     def structure(self):

@@ -11,10 +11,11 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 def generated_sections() -> dict:
     """``{$defs name: schema}`` of the config sections declared as typed options."""
+    from bench_powerprop.config.grid import GridBlock
     from bench_powerprop.config.prune import PruneOptions
     from bench_powerprop.training.options import TrainOptions
 
-    return {"train": TrainOptions.json_schema(), "prune": PruneOptions.json_schema()}
+    return {"train": TrainOptions.json_schema(), "prune": PruneOptions.json_schema(), "grid_block": GridBlock.json_schema()}
 
 
 def config_schema(path=SCHEMA_PATH) -> dict:

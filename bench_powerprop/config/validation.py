@@ -194,7 +194,6 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
     from bench_powerprop.data.datasets import resolve_data_config
     from bench_powerprop.models import resolve_model_config
     from bench_powerprop.pipelines import PIPELINES
-    from bench_powerprop.training.options import train_options
 
     where = f"experiments.{name}"
     pipeline = PIPELINES.get(experiment["kind"])
@@ -205,13 +204,13 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
             raise ConfigError(f"{where}.{section}: required by kind {experiment['kind']!r}")
     if pipeline.requires_train_any and not set(pipeline.requires_train_any) & set(experiment["train"]):
         raise ConfigError(f"{where}.train: kind {experiment['kind']!r} needs one of {', '.join(pipeline.requires_train_any)}")
-    train_options(experiment["train"], f"{where}.train")
+    grid = ExperimentGrid(name, experiment)
+    grid.train  # noqa: B018 (parsed and checked here, before the sections that depend on it)
     data = resolve_data_config(experiment["data"], f"{where}.data")
     check_batch_size(experiment, where)
     check_model_size(resolve_model_config(experiment["model"], f"{where}.model"), f"{where}.model")
     if "prune" in experiment:
         prune_options(experiment["prune"], f"{where}.prune")
-    grid = ExperimentGrid(name, experiment)
     grid.check_options()
     grid.check_lineage()
     if active:
