@@ -205,9 +205,9 @@ def check_experiment(name: str, experiment: dict, active: bool) -> None:
     if pipeline.requires_train_any and not set(pipeline.requires_train_any) & set(experiment["train"]):
         raise ConfigError(f"{where}.train: kind {experiment['kind']!r} needs one of {', '.join(pipeline.requires_train_any)}")
     grid = ExperimentGrid(name, experiment)
-    grid.train  # noqa: B018 (parsed and checked here, before the sections that depend on it)
+    batch_size = grid.train.batch_size  # the typed train section, checked before the sections that depend on it
     data = resolve_data_config(experiment["data"], f"{where}.data")
-    check_batch_size(experiment, where)
+    check_batch_size(experiment["data"], batch_size, where)
     check_model_size(resolve_model_config(experiment["model"], f"{where}.model"), f"{where}.model")
     if "prune" in experiment:
         prune_options(experiment["prune"], f"{where}.prune")
@@ -241,12 +241,10 @@ def check_model_size(model: dict, where: str) -> None:
                           f"{MAX_PARAMETERS:.3g}; make the layers narrower")
 
 
-def check_batch_size(experiment: dict, where: str) -> None:
+def check_batch_size(data: dict, batch_size: int, where: str) -> None:
     from bench_powerprop.data.datasets import DATASETS
 
-    data = experiment["data"]
     examples = DATASETS.options(data["name"]).parse(data, f"{where}.data").training_examples()
-    batch_size = experiment["train"]["batch_size"]
     if examples is not None and batch_size > examples:
         raise ConfigError(f"{where}.train.batch_size: {batch_size} exceeds the {examples} training examples of {data['name']}")
 
