@@ -8,22 +8,22 @@ import json
 import pytest
 
 from bench_powerprop.cell_spec import CellSpec, SpecError
-from bench_powerprop.config import ConfigError, load_configs, load_yaml, validate_config
+from bench_powerprop.config import ConfigError, load_configs, load_yaml, merge_configs, validate_config
 from bench_powerprop.config.prune import PruneOptions
 from bench_powerprop.config.schema import SCHEMA_PATH, config_schema, generated_sections
 from bench_powerprop.methods import METHODS
 from bench_powerprop.options import OptionError, number, option
+from bench_powerprop.pipelines import tiny_report_config
 from bench_powerprop.plan import Plan
 from bench_powerprop.training import options as train_options_module
 from bench_powerprop.training.options import TrainOptions
 
 from conftest import REPO
 
-TINY_REPORT = REPO / "tests" / "configs" / "tiny_report.yaml"  # every kind, lineage, a permuted base, variants
-
 
 def tiny_plan() -> Plan:
-    return Plan(load_configs([REPO / "configs" / "default.yaml", TINY_REPORT]))
+    """Every kind's tiny experiment (lineage, a permuted base, variants) over the default config."""
+    return Plan(merge_configs(load_configs([REPO / "configs" / "default.yaml"]), tiny_report_config()))
 
 
 def test_the_job_reads_back_exactly_the_spec_the_plan_serialised():
