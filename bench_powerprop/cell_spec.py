@@ -20,6 +20,7 @@ from bench_powerprop.training.options import TrainOptions
 
 #: keys a spec must have (the workflow writes specs; ``train --help`` shows one)
 SPEC_KEYS = ("experiment", "method", "alpha", "sparsity", "seed", "data", "model", "train")
+CELL_FIELDS = ("experiment", *AXIS_NAMES)
 OPTIONAL_KEYS = ("variant", "level", "structure", "method_options", "snapshot_steps", "lineage")
 
 
@@ -46,25 +47,11 @@ class CellSpec:
     #: ``{init_from|mask_from: {path, step, parent_spec_hash}}``
     lineage: dict = field(default_factory=dict)
 
-    @property
-    def experiment(self) -> str:
-        return self.cell.experiment
-
-    @property
-    def method(self) -> str:
-        return self.cell.method
-
-    @property
-    def alpha(self) -> float:
-        return self.cell.alpha
-
-    @property
-    def sparsity(self) -> float:
-        return self.cell.sparsity
-
-    @property
-    def seed(self) -> int:
-        return self.cell.seed
+    def __getattr__(self, name: str):
+        """The cell's axes read through to its ``Cell``: ``spec.seed``, ``spec.alpha``, ``spec.method``, ..."""
+        if name in CELL_FIELDS:
+            return getattr(self.cell, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @cached_property
     def facts(self) -> CellFacts:
