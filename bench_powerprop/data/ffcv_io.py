@@ -616,6 +616,7 @@ def write_declared_beton(data_json: str, stem: str, out: str, num_workers: int |
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
+    import ffcv.writer  # noqa: F401 -- a missing vision extra is named before any source data is read
     try:
         if args.command == "write":
             out = write_declared_beton(args.data, args.stem, args.out, args.num_workers)
