@@ -280,23 +280,18 @@ def _resolved(section: str, experiment: dict):
     return resolve(experiment[section]) if resolve else experiment[section]
 
 
-
-
-DATA_PATH_FIELDS = ("root", "train_dir", "val_dir")
-
-
 def check_data_paths(data: dict, where: str) -> None:
+    """The local inputs the dataset declares (``PATH_OPTIONS``) exist and pass its own ``path_problems``."""
+    from bench_powerprop.data.datasets import DATASETS
+
     if isinstance(data.get("base"), dict):  # a dataset built over another one (``permuted``)
         check_data_paths(data["base"], f"{where}.base")
-    for key in DATA_PATH_FIELDS:
-        if str(data.get(key, "")).startswith("-"):
-            raise ConfigError(option_like(f"{where}.{key}", data[key]))
-        if data.get(key) is not None and not Path(data[key]).exists():
-            raise ConfigError(f"{where}.{key}: path {data[key]!r} does not exist")
-    if data["name"] == "mnist":
-        from bench_powerprop.data.idx import check_mnist_root
-
-        problem = check_mnist_root(Path(data["root"]))
-        if problem:
-            raise ConfigError(f"{where}.root: {problem}")
-
+    options = DATASETS.options(data["name"]).parse(data, where)
+    for key in options.PATH_OPTIONS:
+        value = getattr(options, key)
+        if str(value or "").startswith("-"):
+            raise ConfigError(option_like(f"{where}.{key}", value))
+        if value is not None and not Path(value).exists():
+            raise ConfigError(f"{where}.{key}: path {value!r} does not exist")
+    for key, problem in options.path_problems().items():
+        raise ConfigError(f"{where}.{key}: {problem}")

@@ -30,6 +30,14 @@ class DatasetOptions(Options):
         """The .beton files the workflow writes for this dataset (``_ffcv.FfcvLoaderOptions``); none for the others."""
         return []
 
+    #: options naming local files or folders the dataset reads: each must exist before any job runs
+    PATH_OPTIONS: ClassVar[tuple[str, ...]] = ()
+
+    def path_problems(self) -> dict[str, str]:
+        """{option: problem} of what the dataset finds wrong in its existing input paths beyond their existence
+        (checked before any job runs, so cheap: file names and sizes, not contents)."""
+        return {}
+
     def training_examples(self) -> int | None:
         """Size of the training split when known without reading the data (None: unknown until loaded)."""
         return None

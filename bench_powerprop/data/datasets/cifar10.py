@@ -25,6 +25,7 @@ class Cifar10Options(FfcvLoaderOptions):
     STYLE = "cifar"
     IMAGE_SIZE = 32
     WRITER_OPTIONS = ("root",)
+    PATH_OPTIONS = ("root",)
 
     root: str = option(None, "directory of the CIFAR-10 python pickles (cifar-10-batches-py)", check=text(),
                        identity=False)

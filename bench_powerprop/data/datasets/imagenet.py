@@ -40,6 +40,7 @@ class ImagenetOptions(FfcvLoaderOptions):
     STYLE = "imagenet"
     IMAGE_SIZE = 224
     WRITER_OPTIONS = ("train_dir", "val_dir", "beton")
+    PATH_OPTIONS = ("train_dir", "val_dir")
 
     train_dir: str = option(None, "ImageFolder tree of training images (one folder per class)", check=text(),
                            identity=False)

@@ -19,12 +19,22 @@ tasks = LazyModule("bench_powerprop.data.tasks")
 @dataclass(frozen=True)
 class MnistOptions(DatasetOptions):
     IN_MEMORY = True
+    PATH_OPTIONS = ("root",)
 
     root: str = option(None, "directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte, "
                        "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (plain or .gz)", check=text(), identity=False)
     val_size: int = option(5000, "images of the official training set held out for validation",
                            check=integer(minimum=1, maximum=59999))
     split_seed: int = option(0, "seed of the train/val split", check=integer(minimum=0, maximum=2**32 - 1))
+
+
+    def path_problems(self) -> dict[str, str]:
+        from pathlib import Path
+
+        from bench_powerprop.data.idx import check_mnist_root
+
+        problem = check_mnist_root(Path(self.root))
+        return {"root": problem} if problem else {}
 
 
 @DATASETS.register("mnist", options=MnistOptions)
