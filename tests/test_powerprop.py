@@ -270,3 +270,58 @@ def test_the_gradient_is_finite_at_phi_zero_for_alpha_between_1_and_2():
     layer(torch.randn(4, 3)).sum().backward()
     grad = layer[0].weight.grad
     assert torch.isfinite(grad).all() and grad[0, 0] == 0
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 3.0, 4.0])
+@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
+def test_theta_and_its_gradient_are_autograds_definition_bitwise_at_alpha_one_and_from_two(alpha, masked):
+    """At α = 1 and α ≥ 2 (no backward mask, no dense-gradient capture) θ and ∂L/∂φ are autograd's own product rule
+    of θ = φ·|φ|^(α−1)·m, bit for bit: the rounding the harness's results were made with (the hand-written
+    backward computes α|φ|^(α−1)·g, which rounds differently at α ≥ 3)."""
+    torch.manual_seed(11)
+    layer = powerpropify(nn.Linear(40, 30), alpha)
+    mask = (torch.rand(30, 40) < 0.6).float() if masked else None
+    layer.weight_mask = mask
+    x = torch.randn(16, 40)
+    layer(x).pow(2).sum().backward()
+    phi = layer.weight.detach().clone().requires_grad_()
+    theta = phi * phi.abs().pow(alpha - 1) if alpha != 1 else phi
+    theta = theta if mask is None else theta * mask
+    nn.functional.linear(x, theta, layer.bias.detach()).pow(2).sum().backward()
+    assert torch.equal(layer.weight.grad, phi.grad)
+    assert torch.equal(layer.effective_weight(), theta)
+
+
+def test_reparameterise_keeps_theta_and_rejects_a_nonpositive_alpha():
+    from bench_powerprop.powerprop import reparameterise, theta_from_phi
+
+    torch.manual_seed(12)
+    net = powerpropify(nn.Sequential(nn.Linear(5, 4)), 2.0)
+    before = theta_from_phi(net[0].weight.detach(), 2.0)
+    reparameterise(net, 1.0)
+    assert net[0].alpha == 1.0
+    torch.testing.assert_close(net[0].weight.detach(), before, rtol=1e-6, atol=0)
+    for alpha in (0.0, -0.5):
+        with pytest.raises(ValueError, match="alpha must be > 0"):
+            reparameterise(net, alpha)
+
+
+def test_unmasked_effective_weights_are_theta_without_the_mask_and_plain_weights_as_they_are():
+    from bench_powerprop.powerprop import unmasked_effective_weights
+
+    torch.manual_seed(13)
+    plain = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert all(torch.equal(theta, layer.weight) for theta, layer in zip(unmasked_effective_weights(plain).values(), plain[::2]))
+    net = powerpropify(copy.deepcopy(plain), 2.0)
+    net[0].weight_mask = torch.zeros(4, 5)
+    phi = net[0].weight.detach()
+    assert torch.equal(unmasked_effective_weights(net)["0.weight"], phi * phi.abs())
+
+
+def test_alpha_one_keeps_every_weight_bit_even_a_negative_zero():
+    layer = nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight[0, 0] = -0.0
+    bits = layer.weight.detach().clone().view(torch.int32)
+    assert torch.equal(phi_from_theta(layer.weight.detach(), 1.0).view(torch.int32), bits)
+    assert torch.equal(powerpropify(layer, 1.0).weight.detach().view(torch.int32), bits)
