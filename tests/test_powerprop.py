@@ -316,6 +316,10 @@ def test_unmasked_effective_weights_are_theta_without_the_mask_and_plain_weights
     net[0].weight_mask = torch.zeros(4, 5)
     phi = net[0].weight.detach()
     assert torch.equal(unmasked_effective_weights(net)["0.weight"], phi * phi.abs())
+    one = powerpropify(copy.deepcopy(plain), 1.0)
+    before = one[0].weight.detach().clone()
+    unmasked_effective_weights(one)["0.weight"].add_(1.0)  # new tensors: editing θ leaves φ as it was
+    assert torch.equal(one[0].weight, before)
 
 
 def test_alpha_one_keeps_every_weight_bit_even_a_negative_zero():
