@@ -329,3 +329,28 @@ def test_alpha_one_keeps_every_weight_bit_even_a_negative_zero():
     bits = layer.weight.detach().clone().view(torch.int32)
     assert torch.equal(phi_from_theta(layer.weight.detach(), 1.0).view(torch.int32), bits)
     assert torch.equal(powerpropify(layer, 1.0).weight.detach().view(torch.int32), bits)
+
+
+def test_a_mask_loaded_from_a_state_dict_multiplies_theta_and_is_enforced_again():
+    """A forward mask that arrives by ``load_state_dict`` (not ``masks.install``, so φ may be non-zero where masked, as
+    Top-KAST keeps it): the forward pass computes with θ·m, and ``masks.enforce`` checks the layer again instead of
+    skipping it as it did for the mask before."""
+    from bench_powerprop import masks
+
+    torch.manual_seed(14)
+    source = powerpropify(nn.Sequential(nn.Linear(6, 5)), 2.0)
+    mask = (torch.rand(5, 6) < 0.5).float()
+    state = {**source.state_dict(), "0.weight_mask": mask}
+    fresh = powerpropify(nn.Sequential(nn.Linear(6, 5)), 2.0)
+    fresh.load_state_dict(state)
+    x, phi = torch.randn(4, 6), source[0].weight.detach()
+    assert torch.equal(fresh(x), nn.functional.linear(x, phi * phi.abs() * mask, source[0].bias))
+
+    net = powerpropify(nn.Sequential(nn.Linear(6, 5)), 2.0)
+    masks.install(net, masks.Mask({"0.weight": torch.rand(5, 6) < 0.5}))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    masks.enforce(net, optimizer)
+    assert net[0].masked_phi_stay_zero  # no optimizer state where masked: later enforces skip the layer
+    net.load_state_dict(state)
+    masks.enforce(net, optimizer)
+    assert torch.equal(net[0].weight.detach(), phi * mask)
