@@ -354,3 +354,31 @@ def test_a_mask_loaded_from_a_state_dict_multiplies_theta_and_is_enforced_again(
     net.load_state_dict(state)
     masks.enforce(net, optimizer)
     assert torch.equal(net[0].weight.detach(), phi * mask)
+
+
+def test_the_compile_hooks_hand_each_layer_its_theta_once_and_leave_none_behind(monkeypatch):
+    """``compile_transforms``' hooks, with the eager θ function in the compiled one's place (the compiled function's
+    own bits: test_the_compiled_transform_matches_the_eager_one): the logits are eager's, and no θ outlives the
+    forward pass, not even that of a layer the pass never called."""
+    from bench_powerprop import powerprop
+    from bench_powerprop.powerprop import compile_transforms, powerprop_layers
+
+    class UnusedHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.head, self.unused_head = nn.Linear(6, 6), nn.Linear(6, 3), nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.body(x)))
+
+    monkeypatch.setitem(powerprop._COMPILED, "square", powerprop._square_powers)
+    torch.manual_seed(15)
+    eager = powerpropify(UnusedHead(), 2.0)
+    hooked = copy.deepcopy(eager)
+    assert compile_transforms(hooked) == 3
+    x = torch.randn(4, 6)
+    expected = eager(x)
+    with monkeypatch.context() as patched:  # every θ must come from the hook, none from the layer's own path
+        patched.setattr(powerprop._SquarePowerWeight, "apply", None)
+        assert torch.equal(hooked(x), expected)
+    assert all(layer.fused_theta is None for layer in powerprop_layers(hooked))
