@@ -77,6 +77,41 @@ def test_welch_interval_uses_welch_satterthwaite_df():
         (var_t / 5 + var_b / 5) ** 2 / ((var_t / 5) ** 2 / 4 + (var_b / 5) ** 2 / 4))
 
 
+def test_welch_interval_is_scipys_welch_t_interval():
+    """Against scipy's own Welch test (``ttest_ind(equal_var=False)``), at spreads far from 1 and unequal group sizes."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    for n_t, n_b, scale in ((3, 5, 0.01), (6, 4, 7.0), (2, 9, 0.3)):
+        treatment, baseline = rng.normal(1.0, scale, n_t), rng.normal(0.0, 2.5 * scale, n_b)
+        ours = st.welch_estimate(treatment, baseline)
+        reference = stats.ttest_ind(treatment, baseline, equal_var=False)
+        assert (ours.low, ours.high) == pytest.approx(tuple(reference.confidence_interval(0.95)), rel=1e-9)
+        assert ours.df == pytest.approx(reference.df, rel=1e-12)
+
+
+def test_a_constant_effect_has_one_sided_p_values_of_exactly_0_or_1():
+    known = st.paired_estimate([0.5, 0.5, 0.5])  # zero spread: a known effect of 0.5
+    assert known.constant
+    assert (st.p_above(known, 0.0), st.p_below(known, 0.0)) == (0.0, 1.0)
+    assert (st.p_above(known, 1.0), st.p_below(known, 1.0)) == (1.0, 0.0)
+    assert (st.p_above(known, 0.5), st.p_below(known, 0.5)) == (1.0, 0.0)  # at the boundary: not above it
+    known_90 = st.paired_estimate([0.5, 0.5, 0.5], st.EQUIVALENCE_LEVEL)
+    inside = st.judge_equivalence(known_90, known, margin=1.0)
+    assert (inside.verdict, inside.p_reproduces, inside.p_fails) == (st.REPRODUCES, 0.0, 1.0)
+    outside = st.judge_equivalence(known_90, known, margin=0.25)
+    assert (outside.verdict, outside.p_reproduces, outside.p_fails) == (st.DOES_NOT_REPRODUCE, 1.0, 0.0)
+
+
+def test_a_p_value_equal_to_its_level_rejects_nothing():
+    """Both directions reject only strictly below their level (one-sided p < α)."""
+    just_below = float(np.nextafter(st.ALPHA, 0.0))
+    assert st.verdict_of(st.ALPHA, 1.0, st.ALPHA, st.ALPHA) == st.INCONCLUSIVE
+    assert st.verdict_of(1.0, st.ALPHA, st.ALPHA, st.ALPHA) == st.INCONCLUSIVE
+    assert st.verdict_of(just_below, 1.0, st.ALPHA, st.ALPHA) == st.REPRODUCES
+    assert st.verdict_of(1.0, just_below, st.ALPHA, st.ALPHA) == st.DOES_NOT_REPRODUCE
+
+
 def test_seeds_needed_is_the_smallest_n_whose_t_half_width_clears_the_effect():
     # d = 1, s = 2: t(0.975, n−1)·2/√n < 1 first at n = 18 (t table: 2.1314·2/4 = 1.066, 2.1199·2/√17 = 1.028,
     # 2.1098·2/√18 = 0.995)
