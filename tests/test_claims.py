@@ -101,6 +101,9 @@ def test_a_constant_effect_has_one_sided_p_values_of_exactly_0_or_1():
     assert (inside.verdict, inside.p_reproduces, inside.p_fails) == (st.REPRODUCES, 0.0, 1.0)
     outside = st.judge_equivalence(known_90, known, margin=0.25)
     assert (outside.verdict, outside.p_reproduces, outside.p_fails) == (st.DOES_NOT_REPRODUCE, 1.0, 0.0)
+    at_the_margin = st.judge_equivalence(known_90, known, margin=0.5)  # an effect at a margin is not inside it
+    assert (at_the_margin.verdict, at_the_margin.p_fails) == (st.DOES_NOT_REPRODUCE, 0.0)
+    assert st.welch_estimate([1.0, 1.0, 1.0], [0.0, 0.0]).spreads == (0.0, 0.0)
 
 
 def test_a_p_value_equal_to_its_level_rejects_nothing():
