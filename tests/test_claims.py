@@ -103,7 +103,31 @@ def test_a_constant_effect_has_one_sided_p_values_of_exactly_0_or_1():
     assert (outside.verdict, outside.p_reproduces, outside.p_fails) == (st.DOES_NOT_REPRODUCE, 1.0, 0.0)
     at_the_margin = st.judge_equivalence(known_90, known, margin=0.5)  # an effect at a margin is not inside it
     assert (at_the_margin.verdict, at_the_margin.p_fails) == (st.DOES_NOT_REPRODUCE, 0.0)
-    assert st.welch_estimate([1.0, 1.0, 1.0], [0.0, 0.0]).spreads == (0.0, 0.0)
+    known_welch = st.welch_estimate([1.0, 1.0, 1.0], [0.0, 0.0])
+    assert known_welch.spreads == (0.0, 0.0) and known_welch.se == 0.0 and known_welch.constant
+    assert st.judge_difference(known_welch).verdict == st.REPRODUCES
+
+
+def test_equivalence_p_values_are_scipys_one_sided_t_tests():
+    """p_reproduces: the larger TOST p of the 90% estimate; p_fails: the nearer one-sided p of the 95% one against ±m,
+    each scipy's ttest_1samp; equivalence needs both TOST p-values below 5% (the 90% interval inside ±m): here the
+    90% interval reaches below −m (p 0.092), so nothing is decided (it was "reproduces" at 10% per side)."""
+    from scipy import stats
+
+    differences, margin = np.array([-0.2, -1.3, -0.6, -0.9, -0.5]), 1.0
+    judgement = st.judge_equivalence(st.paired_estimate(differences, st.EQUIVALENCE_LEVEL), st.paired_estimate(differences),
+                                     margin)
+    def one_sided(mean, alternative):
+        return stats.ttest_1samp(differences, mean, alternative=alternative).pvalue
+
+    assert judgement.p_reproduces == pytest.approx(max(one_sided(-margin, "greater"), one_sided(margin, "less")), rel=1e-9)
+    assert judgement.p_fails == pytest.approx(min(one_sided(margin, "greater"), one_sided(-margin, "less")), rel=1e-9)
+    assert judgement.verdict == st.INCONCLUSIVE
+
+
+def test_holm_adjusted_p_values_are_capped_at_1():
+    assert st.holm([0.6, 0.7, math.nan]) == [1.0, 1.0, pytest.approx(math.nan, nan_ok=True)]
+    assert st.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
 
 
 def test_a_p_value_equal_to_its_level_rejects_nothing():
@@ -182,6 +206,7 @@ def test_spearman_per_seed_needs_two_distinct_values_on_each_side():
     assert st.spearman_per_seed([1, 2], [3.0, 1.0]) == pytest.approx(-1.0)
     assert st.spearman_per_seed([1, 2, 3], [1.0, 1.0, 1.0]) == 0.0  # no trend: a known ρ of 0
     assert math.isnan(st.spearman_per_seed([2, 2, 2], [1.0, 2.0, 3.0]))
+    assert math.isnan(st.spearman_per_seed([2], [1.0]))  # one level: no trend to measure, not a ρ of 0
 
 
 def test_estimate_edges_by_construction():
