@@ -19,6 +19,20 @@ from bench_powerprop import numerics
 MASK_BUFFERS = ("weight_mask", "weight_grad_mask")
 
 
+def power_theta(phi: torch.Tensor, alpha: float, magnitude: torch.Tensor | None = None) -> torch.Tensor:
+    """θ = φ·|φ|^(α−1), the one definition every path computes θ by (α = 1: φ itself, no copy).
+
+    The paths are strategies around it that differ only in how the gradient reaches φ: autograd's product
+    rule (``PowerpropMixin.effective_weight``), a hand-written backward (``_EffectiveWeight``,
+    ``_SquarePowerWeight``), θ as a leaf outside autograd (``ThetaLeaves``) and one compiled call for many
+    layers (``compile_transforms``). ``magnitude`` is |φ| where a path keeps it for its backward pass.
+    """
+    if alpha == 1:
+        return phi
+    magnitude = phi.abs() if magnitude is None else magnitude
+    return phi * (magnitude if alpha == 2 else magnitude.pow(alpha - 1))
+
+
 class _EffectiveWeight(torch.autograd.Function):
     """θ = φ·|φ|^(α−1)·m with gradient α|φ|^(α−1)·m_b·∂L/∂θ.
 
@@ -28,7 +42,7 @@ class _EffectiveWeight(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, phi, alpha, forward_mask, backward_mask, grad_sink):
-        theta = phi if alpha == 1 else phi * _abs_pow(phi, alpha - 1)
+        theta = power_theta(phi, alpha)
         if forward_mask is not None:
             theta = theta * forward_mask
         elif theta is phi:
@@ -84,7 +98,7 @@ class _SquarePowerWeight(torch.autograd.Function):
     def forward(ctx, phi):
         magnitude = phi.abs()
         ctx.save_for_backward(magnitude)
-        return phi * magnitude
+        return power_theta(phi, 2, magnitude)
 
     @staticmethod
     def backward(ctx, grad_theta):
@@ -93,7 +107,7 @@ class _SquarePowerWeight(torch.autograd.Function):
 
 
 def _square_powers(phis: list[torch.Tensor]) -> list[torch.Tensor]:
-    return [phi * phi.abs() for phi in phis]
+    return [power_theta(phi, 2) for phi in phis]
 
 
 _COMPILED: dict[str, object] = {}
@@ -171,7 +185,7 @@ class ThetaLeaves:
                 if layer.takes_square_path():
                     phi = layer._parameters["weight"]
                     magnitude = phi.abs()
-                    theta = (phi * magnitude).requires_grad_()
+                    theta = power_theta(phi, 2, magnitude).requires_grad_()
                     _hand_theta(layer, theta)
                     self.pending.append((layer, phi, theta, magnitude))
         return self
@@ -225,12 +239,9 @@ class PowerpropMixin:
         buffers = self._buffers
         mask, grad_mask, phi = buffers.get("weight_mask"), buffers.get("weight_grad_mask"), self._parameters["weight"]
         if grad_mask is None and not self.capture_dense_grad and (self.alpha == 1 or self.alpha >= 2):
-            if self.alpha == 1:
-                return phi if mask is None else phi * mask
-            if mask is None or self.zero_outside_mask:
-                # built-in autograd ops: exact here, the product rule has no 0·∞ at φ = 0 for α ≥ 2
-                return phi * _abs_pow(phi, self.alpha - 1)
-            return phi * _abs_pow(phi, self.alpha - 1) * mask
+            # built-in autograd ops: exact here, the product rule has no 0·∞ at φ = 0 for α ≥ 2
+            theta = power_theta(phi, self.alpha)
+            return theta if mask is None or (self.alpha != 1 and self.zero_outside_mask) else theta * mask
         sink = self if self.capture_dense_grad else None
         return _EffectiveWeight.apply(phi, self.alpha, mask, grad_mask, sink)
 
@@ -280,7 +291,7 @@ def phi_from_theta(theta: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 def theta_from_phi(phi: torch.Tensor, alpha: float) -> torch.Tensor:
-    return phi.clone() if alpha == 1 else phi * _abs_pow(phi, alpha - 1)
+    return phi.clone() if alpha == 1 else power_theta(phi, alpha)
 
 
 def convert_layer(module: nn.Module, alpha: float) -> nn.Module:

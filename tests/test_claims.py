@@ -77,6 +77,68 @@ def test_welch_interval_uses_welch_satterthwaite_df():
         (var_t / 5 + var_b / 5) ** 2 / ((var_t / 5) ** 2 / 4 + (var_b / 5) ** 2 / 4))
 
 
+def test_welch_interval_is_scipys_welch_t_interval():
+    """Against scipy's own Welch test (``ttest_ind(equal_var=False)``), at spreads far from 1 and unequal group sizes."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    for n_t, n_b, scale in ((3, 5, 0.01), (6, 4, 7.0), (2, 9, 0.3)):
+        treatment, baseline = rng.normal(1.0, scale, n_t), rng.normal(0.0, 2.5 * scale, n_b)
+        ours = st.welch_estimate(treatment, baseline)
+        reference = stats.ttest_ind(treatment, baseline, equal_var=False)
+        assert (ours.low, ours.high) == pytest.approx(tuple(reference.confidence_interval(0.95)), rel=1e-9)
+        assert ours.df == pytest.approx(reference.df, rel=1e-12)
+
+
+def test_a_constant_effect_has_one_sided_p_values_of_exactly_0_or_1():
+    known = st.paired_estimate([0.5, 0.5, 0.5])  # zero spread: a known effect of 0.5
+    assert known.constant
+    assert (st.p_above(known, 0.0), st.p_below(known, 0.0)) == (0.0, 1.0)
+    assert (st.p_above(known, 1.0), st.p_below(known, 1.0)) == (1.0, 0.0)
+    assert (st.p_above(known, 0.5), st.p_below(known, 0.5)) == (1.0, 0.0)  # at the boundary: not above it
+    known_90 = st.paired_estimate([0.5, 0.5, 0.5], st.EQUIVALENCE_LEVEL)
+    inside = st.judge_equivalence(known_90, known, margin=1.0)
+    assert (inside.verdict, inside.p_reproduces, inside.p_fails) == (st.REPRODUCES, 0.0, 1.0)
+    outside = st.judge_equivalence(known_90, known, margin=0.25)
+    assert (outside.verdict, outside.p_reproduces, outside.p_fails) == (st.DOES_NOT_REPRODUCE, 1.0, 0.0)
+    at_the_margin = st.judge_equivalence(known_90, known, margin=0.5)  # an effect at a margin is not inside it
+    assert (at_the_margin.verdict, at_the_margin.p_fails) == (st.DOES_NOT_REPRODUCE, 0.0)
+    known_welch = st.welch_estimate([1.0, 1.0, 1.0], [0.0, 0.0])
+    assert known_welch.spreads == (0.0, 0.0) and known_welch.se == 0.0 and known_welch.constant
+    assert st.judge_difference(known_welch).verdict == st.REPRODUCES
+
+
+def test_equivalence_p_values_are_scipys_one_sided_t_tests():
+    """p_reproduces: the larger TOST p of the 90% estimate; p_fails: the nearer one-sided p of the 95% one against ±m,
+    each scipy's ttest_1samp; equivalence needs both TOST p-values below 5% (the 90% interval inside ±m): here the
+    90% interval reaches below −m (p 0.092), so nothing is decided (it was "reproduces" at 10% per side)."""
+    from scipy import stats
+
+    differences, margin = np.array([-0.2, -1.3, -0.6, -0.9, -0.5]), 1.0
+    judgement = st.judge_equivalence(st.paired_estimate(differences, st.EQUIVALENCE_LEVEL), st.paired_estimate(differences),
+                                     margin)
+    def one_sided(mean, alternative):
+        return stats.ttest_1samp(differences, mean, alternative=alternative).pvalue
+
+    assert judgement.p_reproduces == pytest.approx(max(one_sided(-margin, "greater"), one_sided(margin, "less")), rel=1e-9)
+    assert judgement.p_fails == pytest.approx(min(one_sided(margin, "greater"), one_sided(-margin, "less")), rel=1e-9)
+    assert judgement.verdict == st.INCONCLUSIVE
+
+
+def test_holm_adjusted_p_values_are_capped_at_1():
+    assert st.holm([0.6, 0.7, math.nan]) == [1.0, 1.0, pytest.approx(math.nan, nan_ok=True)]
+    assert st.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_a_p_value_equal_to_its_level_rejects_nothing():
+    """Both directions reject only strictly below their level (one-sided p < α)."""
+    just_below = float(np.nextafter(st.ALPHA, 0.0))
+    assert st.verdict_of(st.ALPHA, 1.0, st.ALPHA, st.ALPHA) == st.INCONCLUSIVE
+    assert st.verdict_of(1.0, st.ALPHA, st.ALPHA, st.ALPHA) == st.INCONCLUSIVE
+    assert st.verdict_of(just_below, 1.0, st.ALPHA, st.ALPHA) == st.REPRODUCES
+    assert st.verdict_of(1.0, just_below, st.ALPHA, st.ALPHA) == st.DOES_NOT_REPRODUCE
+
+
 def test_seeds_needed_is_the_smallest_n_whose_t_half_width_clears_the_effect():
     # d = 1, s = 2: t(0.975, n−1)·2/√n < 1 first at n = 18 (t table: 2.1314·2/4 = 1.066, 2.1199·2/√17 = 1.028,
     # 2.1098·2/√18 = 0.995)
@@ -144,6 +206,7 @@ def test_spearman_per_seed_needs_two_distinct_values_on_each_side():
     assert st.spearman_per_seed([1, 2], [3.0, 1.0]) == pytest.approx(-1.0)
     assert st.spearman_per_seed([1, 2, 3], [1.0, 1.0, 1.0]) == 0.0  # no trend: a known ρ of 0
     assert math.isnan(st.spearman_per_seed([2, 2, 2], [1.0, 2.0, 3.0]))
+    assert math.isnan(st.spearman_per_seed([2], [1.0]))  # one level: no trend to measure, not a ρ of 0
 
 
 def test_estimate_edges_by_construction():

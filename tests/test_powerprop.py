@@ -270,3 +270,115 @@ def test_the_gradient_is_finite_at_phi_zero_for_alpha_between_1_and_2():
     layer(torch.randn(4, 3)).sum().backward()
     grad = layer[0].weight.grad
     assert torch.isfinite(grad).all() and grad[0, 0] == 0
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 3.0, 4.0])
+@pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
+def test_theta_and_its_gradient_are_autograds_definition_bitwise_at_alpha_one_and_from_two(alpha, masked):
+    """At α = 1 and α ≥ 2 (no backward mask, no dense-gradient capture) θ and ∂L/∂φ are autograd's own product rule
+    of θ = φ·|φ|^(α−1)·m, bit for bit: the rounding the harness's results were made with (the hand-written
+    backward computes α|φ|^(α−1)·g, which rounds differently at α ≥ 3)."""
+    torch.manual_seed(11)
+    layer = powerpropify(nn.Linear(40, 30), alpha)
+    mask = (torch.rand(30, 40) < 0.6).float() if masked else None
+    layer.weight_mask = mask
+    x = torch.randn(16, 40)
+    layer(x).pow(2).sum().backward()
+    phi = layer.weight.detach().clone().requires_grad_()
+    theta = phi * phi.abs().pow(alpha - 1) if alpha != 1 else phi
+    theta = theta if mask is None else theta * mask
+    nn.functional.linear(x, theta, layer.bias.detach()).pow(2).sum().backward()
+    assert torch.equal(layer.weight.grad, phi.grad)
+    assert torch.equal(layer.effective_weight(), theta)
+
+
+def test_reparameterise_keeps_theta_and_rejects_a_nonpositive_alpha():
+    from bench_powerprop.powerprop import reparameterise, theta_from_phi
+
+    torch.manual_seed(12)
+    net = powerpropify(nn.Sequential(nn.Linear(5, 4)), 2.0)
+    before = theta_from_phi(net[0].weight.detach(), 2.0)
+    reparameterise(net, 1.0)
+    assert net[0].alpha == 1.0
+    torch.testing.assert_close(net[0].weight.detach(), before, rtol=1e-6, atol=0)
+    for alpha in (0.0, -0.5):
+        with pytest.raises(ValueError, match="alpha must be > 0"):
+            reparameterise(net, alpha)
+
+
+def test_unmasked_effective_weights_are_theta_without_the_mask_and_plain_weights_as_they_are():
+    from bench_powerprop.powerprop import unmasked_effective_weights
+
+    torch.manual_seed(13)
+    plain = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 2))
+    assert all(torch.equal(theta, layer.weight) for theta, layer in zip(unmasked_effective_weights(plain).values(), plain[::2]))
+    net = powerpropify(copy.deepcopy(plain), 2.0)
+    net[0].weight_mask = torch.zeros(4, 5)
+    phi = net[0].weight.detach()
+    assert torch.equal(unmasked_effective_weights(net)["0.weight"], phi * phi.abs())
+    one = powerpropify(copy.deepcopy(plain), 1.0)
+    before = one[0].weight.detach().clone()
+    unmasked_effective_weights(one)["0.weight"].add_(1.0)  # new tensors: editing θ leaves φ as it was
+    assert torch.equal(one[0].weight, before)
+
+
+def test_alpha_one_keeps_every_weight_bit_even_a_negative_zero():
+    layer = nn.Linear(3, 2)
+    with torch.no_grad():
+        layer.weight[0, 0] = -0.0
+    bits = layer.weight.detach().clone().view(torch.int32)
+    assert torch.equal(phi_from_theta(layer.weight.detach(), 1.0).view(torch.int32), bits)
+    assert torch.equal(powerpropify(layer, 1.0).weight.detach().view(torch.int32), bits)
+
+
+def test_a_mask_loaded_from_a_state_dict_multiplies_theta_and_is_enforced_again():
+    """A forward mask that arrives by ``load_state_dict`` (not ``masks.install``, so φ may be non-zero where masked, as
+    Top-KAST keeps it): the forward pass computes with θ·m, and ``masks.enforce`` checks the layer again instead of
+    skipping it as it did for the mask before."""
+    from bench_powerprop import masks
+
+    torch.manual_seed(14)
+    source = powerpropify(nn.Sequential(nn.Linear(6, 5)), 2.0)
+    mask = (torch.rand(5, 6) < 0.5).float()
+    state = {**source.state_dict(), "0.weight_mask": mask}
+    fresh = powerpropify(nn.Sequential(nn.Linear(6, 5)), 2.0)
+    fresh.load_state_dict(state)
+    x, phi = torch.randn(4, 6), source[0].weight.detach()
+    assert torch.equal(fresh(x), nn.functional.linear(x, phi * phi.abs() * mask, source[0].bias))
+
+    net = powerpropify(nn.Sequential(nn.Linear(6, 5)), 2.0)
+    masks.install(net, masks.Mask({"0.weight": torch.rand(5, 6) < 0.5}))
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    masks.enforce(net, optimizer)
+    assert net[0].masked_phi_stay_zero  # no optimizer state where masked: later enforces skip the layer
+    net.load_state_dict(state)
+    masks.enforce(net, optimizer)
+    assert torch.equal(net[0].weight.detach(), phi * mask)
+
+
+def test_the_compile_hooks_hand_each_layer_its_theta_once_and_leave_none_behind(monkeypatch):
+    """``compile_transforms``' hooks, with the eager θ function in the compiled one's place (the compiled function's
+    own bits: test_the_compiled_transform_matches_the_eager_one): the logits are eager's, and no θ outlives the
+    forward pass, not even that of a layer the pass never called."""
+    from bench_powerprop import powerprop
+    from bench_powerprop.powerprop import compile_transforms, powerprop_layers
+
+    class UnusedHead(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body, self.head, self.unused_head = nn.Linear(6, 6), nn.Linear(6, 3), nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.body(x)))
+
+    monkeypatch.setitem(powerprop._COMPILED, "square", powerprop._square_powers)
+    torch.manual_seed(15)
+    eager = powerpropify(UnusedHead(), 2.0)
+    hooked = copy.deepcopy(eager)
+    assert compile_transforms(hooked) == 3
+    x = torch.randn(4, 6)
+    expected = eager(x)
+    with monkeypatch.context() as patched:  # every θ must come from the hook, none from the layer's own path
+        patched.setattr(powerprop._SquarePowerWeight, "apply", None)
+        assert torch.equal(hooked(x), expected)
+    assert all(layer.fused_theta is None for layer in powerprop_layers(hooked))

@@ -41,7 +41,7 @@ NOT_RUN = "not run"
 #: one-sided error rate of each direction: a 95% two-sided interval clears a boundary when its one-sided p < 0.025
 ALPHA = (1 - LEVEL) / 2
 #: TOST: both one-sided tests at 5% (the 90% interval inside the margins)
-EQUIVALENCE_ALPHA = 1 - EQUIVALENCE_LEVEL
+EQUIVALENCE_ALPHA = (1 - EQUIVALENCE_LEVEL) / 2
 
 DIFFERENCE, EQUIVALENCE = "difference", "equivalence"
 TESTS = (DIFFERENCE, EQUIVALENCE)
