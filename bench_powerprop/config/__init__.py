@@ -1,7 +1,7 @@
 """A workflow config: read with limits, overridden, validated, and expanded into grids of cells.
 
 One module per concern: ``loading`` (the YAML loader and its limits, the merge of files), ``overrides``
-(``--set`` and the merged config ``make run`` writes), ``validation`` (the schema, generated in part by
+(the files merged in order and ``--set`` on them, the merged config ``make run`` writes), ``validation`` (the schema, generated in part by
 ``schema`` from the typed options, and the checks a schema cannot express), ``prune`` (the typed one-shot
 pruning section) and ``grid`` (an experiment's cells and lineage). The names other modules use are
 re-exported here. Torch-free: Snakemake's parse imports it.
@@ -18,7 +18,6 @@ from bench_powerprop.config.loading import (
     LimitedLoader,
     check_raw_configfiles,
     field_path,
-    load_configs,
     load_yaml,
     merge_configs,
     read_regular_file,
@@ -26,6 +25,7 @@ from bench_powerprop.config.loading import (
 from bench_powerprop.config.overrides import (
     applied_overrides,
     apply_overrides,
+    load_configs,
     parse_override,
     split_overrides,
     write_config,

@@ -136,18 +136,6 @@ def merge_configs(base: dict, update: dict) -> dict:
     return base
 
 
-def load_configs(paths, overrides=()) -> dict:
-    """The config files merged in order, then the ``--set`` overrides (not recorded in the config: the provenance
-    page lists what was applied, passed beside the config, never a key a file could forge)."""
-    from bench_powerprop.config.overrides import apply_overrides
-
-    config: dict = {}
-    for path in paths:
-        merge_configs(config, load_yaml(path))
-    return apply_overrides(config, overrides)
-
-
-
 def check_raw_configfiles(paths) -> None:
     """The config files Snakemake was given (``--configfile``), re-read with the harness's loader: its limits, its
     refusal of YTE and duplicate keys apply on the by-hand path too (Snakemake has already loaded them its own way)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bench_powerprop.config.loading import ConfigError, field_path, merge_configs
+from bench_powerprop.config.loading import ConfigError, field_path, load_yaml, merge_configs
 
 # -- command-line overrides (``--set``, ``make run SET=...``) ----------------------------------
 OVERRIDE_EXAMPLE = "experiments.sparse_digits.train.lr=0.05"
@@ -34,6 +34,15 @@ def parse_override(text: str) -> tuple[list[str], object]:
     if path_tree is not None or not all(parts):
         raise ConfigError(f"--set {text}: cannot read the key {key!r}, e.g. {OVERRIDE_EXAMPLE}")
     return parts, value
+
+
+def load_configs(paths, overrides=()) -> dict:
+    """The config files merged in order, then the ``--set`` overrides (not recorded in the config: the provenance
+    page lists what was applied, passed beside the config, never a key a file could forge)."""
+    config: dict = {}
+    for path in paths:
+        merge_configs(config, load_yaml(path))
+    return apply_overrides(config, overrides)
 
 
 def apply_overrides(config: dict, overrides) -> dict:
