@@ -227,6 +227,21 @@ def test_training_curves_of_many_groups_get_a_pair_of_panels_per_method_and_one_
     assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
 
 
+def test_training_curves_of_ten_method_facets_fit_the_size_limit():
+    """The default's pai_digits draws ten method [variant] pairs (three rows of four): 2,715 px tall before."""
+    from bench_powerprop.training.progress import LOG_COLUMNS
+
+    variants = [f"v{index}" for index in range(10)]
+    logs = pd.DataFrame([{"experiment": "e", "method": "pai", "variant": variant, "alpha": 1.0, "sparsity": sparsity,
+                          "seed": 0, "level": None, "step": step, "phase": "train", "loss": 1.0 / step + sparsity,
+                          "batch_accuracy": 0.5, "lr": 0.1, "val_accuracy": 0.9 - sparsity / 10}
+                         for variant in variants for sparsity in (0.8, 0.9, 0.95, 0.98) for step in (10, 20, 30)])
+    figure = curves.training_curves_figure(logs[[*curves.AXIS_NAMES, *LOG_COLUMNS]], "e")
+    assert len(figure.axes) == 2 * len(variants)
+    assert max(saved_size_px(figure)) <= MAX_SIDE_PX, saved_size_px(figure)
+    assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
+
+
 # -- every figure of a real tiny run ---------------------------------------------------------------
 @pytest.fixture(scope="module")
 def drawn(report_run):

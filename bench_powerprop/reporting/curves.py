@@ -58,6 +58,8 @@ def group_labeller(logs: pd.DataFrame, skip: frozenset = frozenset()):
 MAX_LINES = 8
 #: pairs of panels a row when split by method
 FACET_COLUMNS = 4
+#: the tallest a training-curves figure is drawn (inches; its saved PNG stays under 2,400 px with the title and legend)
+MAX_FIGURE_HEIGHT_IN = 14.5
 REST_AXES = ("sparsity", "level")
 
 
@@ -128,7 +130,9 @@ def training_curves_figure(logs: pd.DataFrame, title: str):
     label = group_labeller(logs, frozenset({"method", "variant"}) if len(names) > 1 else frozenset())
     columns = min(FACET_COLUMNS, len(names))
     rows = -(-len(names) // columns)
-    figure, axes = plt.subplots(2 * rows, columns, figsize=(9 if columns == 1 else 3.6 * columns, 6.0 * rows),
+    # a pair of panels is 6 in tall, less when the rows would pass the 16 in (2,400 px at dpi 150) a report shows
+    pair_height = min(6.0, MAX_FIGURE_HEIGHT_IN / rows)
+    figure, axes = plt.subplots(2 * rows, columns, figsize=(9 if columns == 1 else 3.6 * columns, pair_height * rows),
                                 squeeze=False, sharex="col", layout="constrained")
     pairs = {name: (axes[2 * (index // columns)][index % columns], axes[2 * (index // columns) + 1][index % columns])
              for index, name in enumerate(names)}
