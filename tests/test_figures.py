@@ -18,7 +18,15 @@ from bench_powerprop.reporting.labels import ALPHA_COLOURS, alpha_label
 from bench_powerprop.reporting.rows import ROW_COLUMNS
 
 from conftest import REPO
-from figure_layout import MAX_SIDE_PX, drawn_texts, overlapping_texts, same_looking_lines, saved_size_px, texts_outside_the_canvas
+from figure_layout import (
+    MAX_SIDE_PX,
+    SAVED_DPI,
+    drawn_texts,
+    overlapping_texts,
+    same_looking_lines,
+    saved_size_px,
+    texts_outside_the_canvas,
+)
 
 FIGURE_SPECS = [(kind, role) for kind, pipeline in PIPELINES.items() for role in pipeline.figures] + [("every kind", "training_curves")]
 
@@ -358,6 +366,20 @@ def test_forest_rows_of_the_default_run_have_distinct_uncut_labels():
     labels = [forest.row_label(row) for row in shown.to_dict("records")]
     assert len(set(labels)) == len(labels) and not [label for label in labels if label.endswith("…")]
     assert "L3b pai_digits [synflow vs synflow_shuffled_reinit, sparsity 0.98]" in labels
+
+
+def test_the_forest_of_the_default_run_fits_the_size_limit_without_overlaps():
+    """68 rows in 6 units drew 2,435 px tall at the forest's dpi."""
+    from bench_powerprop.reporting import forest
+
+    claims = pd.read_csv(REPO / "docs" / "default_run" / "claims.csv", keep_default_na=False)
+    claims["effect"] = pd.to_numeric(claims["effect"], errors="coerce")
+    for column in ("low", "high", "margin", "min_effect_value"):
+        claims[column] = pd.to_numeric(claims[column], errors="coerce")
+    figure = forest.forest_figure(claims)
+    width, height = saved_size_px(figure)
+    assert max(width, height) * forest.DPI / SAVED_DPI <= MAX_SIDE_PX, (width, height)
+    assert overlapping_texts(figure) == [] and texts_outside_the_canvas(figure) == []
 
 
 def test_deploy_figure_draws_alpha_in_its_colour_with_plain_log_ticks():

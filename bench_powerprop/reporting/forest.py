@@ -31,6 +31,8 @@ TITLE_HEIGHT = 0.3
 WIDTH = 10.0
 LABEL_CHARS = 72
 DPI = 110
+#: inches: the tallest the figure is drawn (2,310 px at DPI, under the report's 2,400 px with the tight bounding box)
+MAX_HEIGHT = 21.0
 #: the roles shown (``claims.BESIDE`` rows are in the page's tables only)
 SHOWN_ROLE = "decides"
 
@@ -113,7 +115,9 @@ def forest_figure(results: pd.DataFrame):
     groups: dict[str, list[dict]] = {}
     for row in rows:
         groups.setdefault(unit_of(row), []).append(row)
-    heights = [ROW_HEIGHT * len(group) + PANEL_EXTRA for group in groups.values()]
+    # rows get thinner past MAX_HEIGHT (a report shows a PNG of at most 2,400 px tall readably)
+    row_height = min(ROW_HEIGHT, (MAX_HEIGHT - TITLE_HEIGHT - PANEL_EXTRA * len(groups)) / len(rows))
+    heights = [row_height * len(group) + PANEL_EXTRA for group in groups.values()]
     height = TITLE_HEIGHT + sum(heights)
     figure, axes = plt.subplots(len(groups), 1, figsize=(WIDTH, height), squeeze=False, layout="constrained",
                                 gridspec_kw={"height_ratios": heights})
