@@ -3,8 +3,11 @@ resume loads (the newest that verifies, loads as data and is this run's), the di
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import logging
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +20,16 @@ from bench_powerprop.training.checkpointing import (
     prepare_directory,
     save_checkpoint,
 )
+
+
+class Planted:
+    """Unpickled, it would create ``marker``: what a checkpoint that runs code does."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
 
 
 def names(directory) -> list[str]:
@@ -74,8 +87,10 @@ def test_prepare_directory_creates_it_and_names_it_when_it_cannot(tmp_path):
     (directory / "step_00000001.pt").write_bytes(b"kept")
     assert prepare_directory(directory) == directory and names(directory) == ["step_00000001.pt"]  # it may exist
     (tmp_path / "file").write_text("x")
-    with pytest.raises(CheckpointDirectoryError, match=f"checkpoint_dir: cannot write checkpoints to {tmp_path / 'file'} "):
-        prepare_directory(tmp_path / "file")
+    for path, code in ((tmp_path / "file", errno.EEXIST), (tmp_path / "file" / "sub", errno.ENOTDIR)):
+        with pytest.raises(CheckpointDirectoryError) as error:
+            prepare_directory(path)
+        assert str(error.value) == f"checkpoint_dir: cannot write checkpoints to {path} ({os.strerror(code)})"
 
 
 def test_the_cell_lock_records_its_holder_refuses_a_second_one_and_is_released(tmp_path):
@@ -87,3 +102,18 @@ def test_the_cell_lock_records_its_holder_refuses_a_second_one_and_is_released(t
     assert lock._handle is None
     with CellLock(tmp_path):  # released: a later run takes it
         assert (tmp_path / "train.lock").read_text() == f"{os.getpid()}\n"
+
+
+def test_a_checkpoint_whose_pickle_would_run_code_is_skipped_naming_the_first_line_of_the_reason(tmp_path, caplog):
+    marker = tmp_path / "ran"
+    save_checkpoint(tmp_path / "ck", 1, {"step": 1})
+    planted = save_checkpoint(tmp_path / "ck", 2, {"step": 2, "payload": Planted(marker)})  # signed: the checksum passes
+    with pytest.raises(Exception) as reason:
+        torch.load(planted, weights_only=True)
+    first, *rest = str(reason.value).splitlines()
+    assert rest and not marker.exists()
+    with caplog.at_level(logging.WARNING):
+        assert load_latest_checkpoint(tmp_path / "ck") == {"step": 1}
+    assert not marker.exists()
+    messages = [record.getMessage() for record in caplog.records]
+    assert f"checkpoint {planted} does not load as data (UnpicklingError: {first}); falling back to an older one" in messages
