@@ -41,6 +41,7 @@ HASH = "0123456789abcdef"
     (["snakemake", "--report", "r.html", "--report-after-run"], True),
     (["snakemake", "--report-stylesheet", "s.css"], True),
     (["snakemake", "--touch"], False),
+    (["snakemake", "--report-stylesheet", "s.css", "-n"], False),  # a report setting, then a dry run
     (["snakemake", "--config", "n=1"], True),  # an option's value is no flag
     (["snakemake", "-j2"], True),  # not letters only: a count, not flags
     (["-n"], True),  # argv[0] is the program
@@ -190,6 +191,19 @@ def test_a_read_only_results_tree_is_one_line_naming_the_file_and_another_error_
     monkeypatch.setattr(type(run_dir), "unlink", failing(errno.EROFS))
     with pytest.raises(WriteError, match=f"^cannot remove {run_dir / 'metrics.json'}: Read-only file system "):
         remove_outputs(run_dir, ())
+    inner = run_dir / "snapshots" / "step_00000000.pt"
+
+    def failing_rmtree(filename):
+        def rmtree(*args, **kwargs):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), *([str(filename)] if filename else []))
+        return rmtree
+
+    monkeypatch.setattr(integrity.shutil, "rmtree", failing_rmtree(inner))
+    with pytest.raises(WriteError, match=f"^cannot remove {inner}: Read-only file system "):  # the file that failed
+        remove_outputs(run_dir, ("snapshots",), keep_training=True)
+    monkeypatch.setattr(integrity.shutil, "rmtree", failing_rmtree(None))
+    with pytest.raises(WriteError, match=f"^cannot remove {run_dir / 'snapshots'}: Read-only file system "):  # no file named
+        remove_outputs(run_dir, ("snapshots",), keep_training=True)
     monkeypatch.setattr(type(run_dir), "unlink", failing(errno.EIO))
     with pytest.raises(OSError) as error:
         remove_outputs(run_dir, ())
@@ -240,3 +254,17 @@ def test_the_real_method_files_and_the_recorded_code_version(tmp_path):
     assert recorded_code_version(tmp_path) is None
     (tmp_path / "run.json").write_text("{")
     assert recorded_code_version(tmp_path) is None
+
+
+def test_the_sources_are_hashed_once_per_process_however_many_cells_ask(monkeypatch):
+    """One snapshot of the package for every cell a workflow plans (and no rehashing per cell)."""
+    hashed = []
+    real = integrity.file_sha256
+    monkeypatch.setattr(integrity, "file_sha256", lambda path: hashed.append(path) or real(path))
+    integrity._source_digests.cache_clear()
+    try:
+        first = [source_hash(method) for method in ("dense", "lottery", "dense")]
+        assert len(hashed) == len(list(integrity.PACKAGE.rglob("*.py")))
+        assert first[0] == first[2] != first[1]
+    finally:
+        integrity._source_digests.cache_clear()
