@@ -11,6 +11,7 @@ from bench_powerprop import masks
 from bench_powerprop.masks import Mask, kept_count
 from bench_powerprop.powerprop import effective_weights, powerpropify, weight_layers
 from bench_powerprop.scoring import SCORERS, score
+from bench_powerprop.structure import Structure
 
 
 def mlp(alpha=2.0):
@@ -307,3 +308,19 @@ def test_install_on_a_plain_model_converts_with_alpha_one_and_clear_removes():
     assert masks.backward_mask(net).count() == 16 and masks.forward_mask(net).count() == 12
     masks.clear(net, masks.BACKWARD)
     assert masks.backward_mask(net) is None
+
+
+def test_unstructured_grouping_is_one_weight_per_group_and_ungrouped_inverts_it():
+    weights = torch.arange(24.0).reshape(2, 3, 4)
+    groups = masks.grouped(weights, masks.UNSTRUCTURED)  # what drop-and-grow pools when a run is unstructured
+    assert groups.shape == (24, 1) and torch.equal(groups[:, 0], weights.flatten())
+    assert torch.equal(masks.ungrouped(groups, (2, 3, 4), masks.UNSTRUCTURED), weights)
+
+
+@pytest.mark.parametrize("structure", [Structure("channel"), Structure("n_of_m", n=2, m=4), Structure("block", rows=2, cols=2)])
+def test_a_fully_kept_structured_layer_draws_nothing_from_the_generator(structure):
+    """A layer kept whole (e.g. an exempt output layer) leaves the other layers' random masks as drawn without it."""
+    shapes, counts = {"a": (4, 8), "b": (4, 8)}, {"a": 32, "b": 16}
+    both = masks.random_mask(shapes, counts, torch.Generator().manual_seed(3), structure)
+    alone = masks.random_mask({"b": (4, 8)}, {"b": 16}, torch.Generator().manual_seed(3), structure)
+    assert bool(both["a"].all()) and torch.equal(both["b"], alone["b"]) and int(both["b"].sum()) == 16
