@@ -324,3 +324,19 @@ def test_a_fully_kept_structured_layer_draws_nothing_from_the_generator(structur
     both = masks.random_mask(shapes, counts, torch.Generator().manual_seed(3), structure)
     alone = masks.random_mask({"b": (4, 8)}, {"b": 16}, torch.Generator().manual_seed(3), structure)
     assert bool(both["a"].all()) and torch.equal(both["b"], alone["b"]) and int(both["b"].sum()) == 16
+
+
+def test_block_tiling_needs_both_dimensions_and_a_channel_layer_keeps_at_least_one_channel():
+    block = Structure("block", rows=2, cols=4)
+    assert masks.check_divisible((4, 8), block) is None
+    assert masks.check_divisible((4, 6), block) == "its 4×6 weight matrix is not tiled by 2×4 blocks"  # inputs only
+    assert masks.check_divisible((3, 8), block) == "its 3×8 weight matrix is not tiled by 2×4 blocks"  # outputs only
+    channel = Structure("channel")
+    assert masks.realisable((4, 8), 1, channel) == 8 and masks.realisable((4, 8), 13, channel) == 16
+
+
+def test_a_random_n_of_m_mask_reduces_exactly_the_groups_its_count_needs():
+    structure = Structure("n_of_m", n=2, m=4)
+    kept = masks.random_mask({"w": (4, 8)}, {"w": 24}, torch.Generator().manual_seed(0), structure)["w"]
+    per_group = kept.reshape(-1, 4).sum(1)  # consecutive inputs of one output: the groups of m = 4
+    assert int(kept.sum()) == 24 and sorted(per_group.tolist()) == [2] * 4 + [4] * 4
