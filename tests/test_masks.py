@@ -1,6 +1,7 @@
 """The Mask type, exact selection from scores, and masks held on a model through optimizer steps."""
 
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -340,3 +341,19 @@ def test_a_random_n_of_m_mask_reduces_exactly_the_groups_its_count_needs():
     kept = masks.random_mask({"w": (4, 8)}, {"w": 24}, torch.Generator().manual_seed(0), structure)["w"]
     per_group = kept.reshape(-1, 4).sum(1)  # consecutive inputs of one output: the groups of m = 4
     assert int(kept.sum()) == 24 and sorted(per_group.tolist()) == [2] * 4 + [4] * 4
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_mask_file_whose_pickle_would_run_code_is_refused(tmp_path):
+    marker, path = tmp_path / "ran", tmp_path / "mask.pt"
+    torch.save({"0.weight": _RunsCode(marker)}, path)
+    with pytest.raises(Exception, match="Weights only load failed"):
+        Mask.load(path)
+    assert not marker.exists()
